@@ -1,0 +1,4 @@
+#include "registry.h"
+namespace dflow_py {
+void init_arrow(pybind11::module_& m) {}
+}  // namespace dflow_py
