@@ -1,4 +1,193 @@
+// Arrow exchange with pyarrow and fast conversions between Python lists and core arrays.
+#include <pybind11/stl.h>
+
+#include "arrow_py.h"
 #include "registry.h"
+#include "dflow/runtime/batch.h"
+
 namespace dflow_py {
-void init_arrow(pybind11::module_& m) {}
+using dflow::Array;
+using dflow::ArrayPtr;
+
+namespace {
+
+void ReleaseSchemaCapsule(PyObject* capsule) {
+  auto* s = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
+  if (s->release) s->release(s);
+  delete s;
+}
+void ReleaseArrayCapsule(PyObject* capsule) {
+  auto* a = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
+  if (a->release) a->release(a);
+  delete a;
+}
+
+py::tuple ExportCapsules(const ArrayPtr& array) {
+  auto* s = new ArrowSchema();
+  auto* a = new ArrowArray();
+  array->Export(s, a);
+  py::capsule sc(s, "arrow_schema", &ReleaseSchemaCapsule);
+  py::capsule ac(a, "arrow_array", &ReleaseArrayCapsule);
+  return py::make_tuple(sc, ac);
+}
+
+// Converts a Python list to a canonical core array. Raises TypeError naming the first bad index.
+ArrayPtr FromPyList(const py::list& values, const std::string& format) {
+  const Py_ssize_t n = PyList_GET_SIZE(values.ptr());
+  auto bad = [&](Py_ssize_t i, const char* expected) {
+    PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+    throw py::type_error("item " + std::to_string(i) + " is " + Py_TYPE(v)->tp_name + ", expected " + expected);
+  };
+  if (format == "U" || format == "Z") {
+    bool utf8 = format == "U";
+    dflow::BinaryBuilder b(utf8, n);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      if (v == Py_None) { b.AppendNull(); continue; }
+      if (utf8) {
+        if (!PyUnicode_Check(v)) bad(i, "str");
+        Py_ssize_t len;
+        const char* s = PyUnicode_AsUTF8AndSize(v, &len);
+        if (!s) throw py::error_already_set();
+        b.Append(s, static_cast<size_t>(len));
+      } else {
+        if (PyBytes_Check(v)) b.Append(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        else if (PyByteArray_Check(v)) b.Append(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
+        else bad(i, "bytes");
+      }
+    }
+    return b.Finish();
+  }
+  if (format == "l") {
+    dflow::PrimitiveBuilder<int64_t> b("l", n);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      if (v == Py_None) { b.AppendNull(); continue; }
+      if (!PyLong_Check(v)) bad(i, "int");
+      long long x = PyLong_AsLongLong(v);
+      if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
+      b.Append(x);
+    }
+    return b.Finish();
+  }
+  if (format == "g") {
+    dflow::PrimitiveBuilder<double> b("g", n);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      if (v == Py_None) { b.AppendNull(); continue; }
+      if (PyFloat_Check(v)) b.Append(PyFloat_AS_DOUBLE(v));
+      else if (PyLong_Check(v)) {
+        double x = PyLong_AsDouble(v);
+        if (x == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+        b.Append(x);
+      } else bad(i, "float");
+    }
+    return b.Finish();
+  }
+  if (format == "b") {
+    dflow::BoolBuilder b;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      if (v == Py_None) { b.AppendNull(); continue; }
+      if (!PyBool_Check(v)) bad(i, "bool");
+      b.Append(v == Py_True);
+    }
+    return b.Finish();
+  }
+  throw py::value_error("from_pylist: no fast conversion for Arrow format '" + format + "'");
+}
+
+// Stable ids for root rows: a hash of each value's bytes (null hashes as a fixed marker).
+ArrayPtr HashRows(const Array& a) {
+  dflow::PrimitiveBuilder<uint64_t> b("L", a.length());
+  for (int64_t i = 0; i < a.length(); ++i) {
+    if (!a.IsValid(i)) { b.Append(0x6E756C6C6E756C6Cull); continue; }
+    if (a.is_string_like()) {
+      auto v = a.View(i);
+      b.Append(dflow::HashBytes(v.data(), v.size()));
+    } else if (a.format() == "l") {
+      int64_t x = a.Int64(i);
+      b.Append(dflow::HashBytes(&x, 8));
+    } else if (a.format() == "g") {
+      double x = a.Float64(i);
+      b.Append(dflow::HashBytes(&x, 8));
+    } else if (a.format() == "b") {
+      uint8_t x = a.Bool(i);
+      b.Append(dflow::HashBytes(&x, 1));
+    } else {
+      throw py::value_error("hash_rows: unsupported Arrow format '" + a.format() + "'");
+    }
+  }
+  return b.Finish();
+}
+
+}  // namespace
+
+bool IsFastFormat(const std::string& f) {
+  return f == "U" || f == "u" || f == "Z" || f == "z" || f == "l" || f == "g" || f == "b";
+}
+
+PyObject* ValueToPy(const Array& a, int64_t i) {
+  if (!a.IsValid(i)) Py_RETURN_NONE;
+  const std::string& f = a.format();
+  switch (f[0]) {
+    case 'U': case 'u': {
+      auto v = a.View(i);
+      return PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "strict");
+    }
+    case 'Z': case 'z': {
+      auto v = a.View(i);
+      return PyBytes_FromStringAndSize(v.data(), static_cast<Py_ssize_t>(v.size()));
+    }
+    case 'l': return PyLong_FromLongLong(a.Int64(i));
+    case 'g': return PyFloat_FromDouble(a.Float64(i));
+    case 'b': return PyBool_FromLong(a.Bool(i));
+  }
+  PyErr_Format(PyExc_TypeError, "no fast conversion for Arrow format '%s'", f.c_str());
+  return nullptr;
+}
+
+ArrayPtr ImportArray(py::handle obj) {
+  if (py::isinstance<Column>(obj)) return obj.cast<Column&>().array;
+  py::tuple caps = obj.attr("__arrow_c_array__")();
+  PyObject* sc = caps[0].ptr();
+  PyObject* ac = caps[1].ptr();
+  auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(sc, "arrow_schema"));
+  auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(ac, "arrow_array"));
+  if (!schema || !array) throw py::error_already_set();
+  // Move the structs out; the capsules' destructors then see released structs and do nothing.
+  ArrowSchema s = *schema;
+  schema->release = nullptr;
+  ArrowArray a = *array;
+  array->release = nullptr;
+  return Array::Import(&s, &a);
+}
+
+py::object ToPyArrow(const ArrayPtr& array) {
+  static py::object import_capsules =
+      py::module_::import("pyarrow").attr("Array").attr("_import_from_c_capsule");
+  py::tuple caps = ExportCapsules(array);
+  return import_capsules(caps[0], caps[1]);
+}
+
+void init_arrow(py::module_& m) {
+  py::class_<Column>(m, "Column", "A core Arrow array; pass it to pyarrow.array() for a zero-copy view.")
+      .def("__len__", [](const Column& c) { return c.array->length(); })
+      .def_property_readonly("format", [](const Column& c) { return c.array->format(); })
+      .def_property_readonly("nbytes", [](const Column& c) { return c.array->nbytes(); })
+      .def("__arrow_c_array__", [](const Column& c, py::object requested_schema) { return ExportCapsules(c.array); },
+           py::arg("requested_schema") = py::none())
+      .def("to_pyarrow", [](const Column& c) { return ToPyArrow(c.array); });
+  m.def("import_array", [](py::handle obj) { return Column{ImportArray(obj)}; },
+        "Import any object implementing __arrow_c_array__.");
+  m.def("from_pylist", [](const py::list& values, const std::string& format) { return Column{FromPyList(values, format)}; },
+        py::arg("values"), py::arg("format"),
+        "Convert a list of str/bytes/int/float/bool (or None) to a canonical Arrow array.");
+  m.def("hash_rows", [](py::handle obj) {
+        ArrayPtr a = ImportArray(obj);
+        py::gil_scoped_release release;
+        return Column{HashRows(*a)};
+      }, "Stable 64-bit ids for root rows, hashing each value.");
+}
+
 }  // namespace dflow_py

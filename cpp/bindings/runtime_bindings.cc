@@ -1,4 +1,193 @@
+// Binds the streaming pipeline: a source pulling Python iterables, Python and native stages,
+// and a Run handle that Python polls (GIL released while waiting, so Ctrl-C stays responsive).
+#include <pybind11/stl.h>
+
+#include <chrono>
+
+#include "arrow_py.h"
+#include "python_ops.h"
 #include "registry.h"
+#include "dflow/runtime/pipeline.h"
+
 namespace dflow_py {
-void init_runtime(pybind11::module_& m) {}
+using dflow::ArrayPtr;
+using dflow::Batch;
+
+namespace {
+
+// Calls next_batch() -> None | (first_input, num_rows, {node: column}, row_ids) with the GIL held.
+class PythonSource : public dflow::Source {
+ public:
+  explicit PythonSource(py::object next_batch) : next_batch_(std::move(next_batch)) {}
+  ~PythonSource() override {
+    py::gil_scoped_acquire gil;
+    next_batch_ = py::object();
+  }
+  std::unique_ptr<Batch> Next() override {
+    py::gil_scoped_acquire gil;
+    py::object item = next_batch_();
+    if (item.is_none()) return nullptr;
+    py::tuple t = item.cast<py::tuple>();
+    auto batch = std::make_unique<Batch>();
+    batch->seq = seq_++;
+    batch->first_input = t[0].cast<int64_t>();
+    batch->levels.resize(1);
+    dflow::Level& root = batch->levels[0];
+    root.materialized = true;
+    root.num_rows = t[1].cast<int64_t>();
+    for (auto kv : t[2].cast<py::dict>()) root.columns[kv.first.cast<int32_t>()] = ImportArray(kv.second);
+    ArrayPtr ids = ImportArray(t[3]);
+    root.row_ids.resize(root.num_rows);
+    for (int64_t i = 0; i < root.num_rows; ++i) root.row_ids[i] = static_cast<uint64_t>(ids->Int64(i));
+    return batch;
+  }
+
+ private:
+  py::object next_batch_;
+  int64_t seq_ = 0;
+};
+
+// A finished batch handed to Python, which turns the output level into rows and failures.
+struct PyBatch {
+  std::shared_ptr<Batch> batch;
+
+  const dflow::Level& level(int32_t l) const {
+    if (l < 0 || l >= static_cast<int32_t>(batch->levels.size()) || !batch->levels[l].materialized)
+      throw py::index_error("level " + std::to_string(l) + " is not materialized in this batch");
+    return batch->levels[l];
+  }
+};
+
+class PyRun {
+ public:
+  PyRun(py::object next_batch, int64_t memory_budget, bool ordered)
+      : errors_(std::make_shared<ErrorTable>()) {
+    dflow::PipelineOptions options;
+    options.memory_budget = memory_budget;
+    options.ordered = ordered;
+    pipeline_ = std::make_unique<dflow::Pipeline>(std::make_unique<PythonSource>(std::move(next_batch)), options);
+  }
+  ~PyRun() { Close(); }
+
+  void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
+                    py::object build) {
+    pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
+                                                            std::move(convert), std::move(build), errors_),
+                        {1});
+  }
+  void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency) {
+    pipeline_->AddStage(std::make_unique<PythonBatchOperator>(std::move(info), std::move(runner), errors_),
+                        {concurrency});
+  }
+  void AddExplode(int32_t parent, int32_t level, int32_t source_node, int32_t element_node, bool one_to_one) {
+    pipeline_->AddStage(std::make_unique<dflow::ExplodeOperator>(parent, level, source_node, element_node, one_to_one),
+                        {1});
+  }
+  void Start() { pipeline_->Start(); }
+
+  // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
+  py::object Next() {
+    if (!pipeline_) throw std::runtime_error("run is closed");
+    while (true) {
+      std::unique_ptr<Batch> out;
+      dflow::Pipeline::PollStatus status;
+      {
+        py::gil_scoped_release release;
+        status = pipeline_->Next(std::chrono::milliseconds(50), &out);
+      }
+      if (status == dflow::Pipeline::PollStatus::kBatch) return py::cast(PyBatch{std::shared_ptr<Batch>(std::move(out))});
+      if (status == dflow::Pipeline::PollStatus::kEnd) return py::none();
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+  }
+  void Release(const PyBatch& b) { pipeline_->Release(b.batch->bytes); }
+  py::object TakeError(int64_t handle) { return errors_->Take(handle); }
+
+  // Cancels the pipeline (threads joined with the GIL released), then drops Python state.
+  void Close() {
+    if (!pipeline_) return;
+    {
+      py::gil_scoped_release release;
+      pipeline_->Cancel();
+    }
+    pipeline_.reset();
+    errors_->Clear();
+  }
+  py::dict Stats() const {
+    py::dict d;
+    if (!pipeline_) return d;
+    auto s = pipeline_->stats();
+    d["batches"] = s.batches;
+    d["peak_budget_bytes"] = s.peak_budget_bytes;
+    return d;
+  }
+
+ private:
+  std::unique_ptr<dflow::Pipeline> pipeline_;
+  std::shared_ptr<ErrorTable> errors_;
+};
+
+py::object IndexColumn(const std::vector<int64_t>& v) {
+  dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(v.size()));
+  for (int64_t x : v) b.Append(x);
+  return ToPyArrow(b.Finish());
+}
+
+}  // namespace
+
+void init_runtime(py::module_& m) {
+  py::class_<ArgSpec>(m, "ArgSpec")
+      .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
+  py::class_<PythonOpInfo>(m, "OpInfo")
+      .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
+                       std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),
+           py::arg("node"), py::arg("level"), py::arg("args"), py::arg("op"), py::arg("field"), py::arg("flow"));
+
+  py::class_<PyBatch>(m, "Batch")
+      .def_property_readonly("seq", [](const PyBatch& b) { return b.batch->seq; })
+      .def_property_readonly("first_input", [](const PyBatch& b) { return b.batch->first_input; })
+      .def_property_readonly("nbytes", [](const PyBatch& b) { return b.batch->bytes; })
+      .def("num_rows", [](const PyBatch& b, int32_t l) { return b.level(l).num_rows; })
+      .def("column", [](const PyBatch& b, int32_t l, int32_t node) {
+        const auto& cols = b.level(l).columns;
+        auto it = cols.find(node);
+        if (it == cols.end()) throw py::key_error("node " + std::to_string(node) + " not computed at level " + std::to_string(l));
+        return ToPyArrow(it->second);
+      })
+      .def("row_ids", [](const PyBatch& b, int32_t l) {
+        const auto& ids = b.level(l).row_ids;
+        dflow::PrimitiveBuilder<uint64_t> builder("L", static_cast<int64_t>(ids.size()));
+        for (uint64_t x : ids) builder.Append(x);
+        return ToPyArrow(builder.Finish());
+      })
+      .def("ancestor_index", [](const PyBatch& b, int32_t l, int32_t ancestor) {
+        return IndexColumn(b.batch->AncestorIndex(l, ancestor));
+      })
+      .def("child_index", [](const PyBatch& b, int32_t l) { return IndexColumn(b.level(l).child_index); })
+      .def("failed_mask", [](const PyBatch& b, int32_t l) {
+        const auto& f = b.level(l).failed;
+        return py::bytes(reinterpret_cast<const char*>(f.data()), f.size());
+      })
+      .def("failures", [](const PyBatch& b, int32_t l) {
+        py::list out;
+        for (const auto& f : b.level(l).failures)
+          out.append(py::make_tuple(f.row, f.node, f.op, f.field, f.message, f.handle));
+        return out;
+      });
+
+  py::class_<PyRun>(m, "Run")
+      .def(py::init<py::object, int64_t, bool>(), py::arg("next_batch"), py::arg("memory_budget"), py::arg("ordered"))
+      .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
+           py::arg("convert"), py::arg("build"))
+      .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1)
+      .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),
+           py::arg("element_node"), py::arg("one_to_one"))
+      .def("start", &PyRun::Start)
+      .def("next", &PyRun::Next)
+      .def("release", &PyRun::Release)
+      .def("take_error", &PyRun::TakeError)
+      .def("close", &PyRun::Close)
+      .def("stats", &PyRun::Stats);
+}
+
 }  // namespace dflow_py

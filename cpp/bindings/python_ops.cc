@@ -1,0 +1,286 @@
+#include "python_ops.h"
+
+#include <pybind11/stl.h>
+
+#include "arrow_py.h"
+
+namespace dflow_py {
+using dflow::ArrayPtr;
+using dflow::Batch;
+using dflow::Level;
+
+namespace {
+
+// Reads one argument for every row of the operator's level, by reference into its own level.
+struct ArgReader {
+  ArrayPtr column;
+  std::vector<int64_t> index;  // empty: same level (row r reads row r)
+  py::list converted;          // set when the column has no fast conversion
+  bool generic = false;
+  int64_t cached_row = -1;     // consecutive children share their ancestor's Python object
+  PyObject* cached = nullptr;
+
+  int64_t Row(int64_t r) const { return index.empty() ? r : index[r]; }
+
+  // New reference, or nullptr with a Python error set.
+  PyObject* Get(int64_t r) {
+    int64_t row = Row(r);
+    if (!index.empty() && row == cached_row) {
+      Py_INCREF(cached);
+      return cached;
+    }
+    PyObject* v;
+    if (generic) {
+      v = PyList_GET_ITEM(converted.ptr(), row);
+      Py_INCREF(v);
+    } else {
+      v = ValueToPy(*column, row);
+      if (!v) return nullptr;
+    }
+    if (!index.empty()) {
+      Py_XDECREF(cached);
+      cached = v;
+      Py_INCREF(cached);
+      cached_row = row;
+    }
+    return v;
+  }
+  ~ArgReader() { Py_XDECREF(cached); }
+};
+
+std::vector<ArgReader> MakeReaders(const Batch& batch, const PythonOpInfo& info) {
+  std::vector<ArgReader> readers(info.args.size());
+  for (size_t k = 0; k < info.args.size(); ++k) {
+    const ArgSpec& a = info.args[k];
+    readers[k].column = batch.levels.at(a.level).columns.at(a.node);
+    if (a.level != info.level) readers[k].index = batch.AncestorIndex(info.level, a.level);
+  }
+  return readers;
+}
+
+const char* TypeName(PyObject* o) { return Py_TYPE(o)->tp_name; }
+
+// Appends a Python result to the builder for `format`; returns an error message on a type mismatch.
+struct ResultBuilder {
+  std::string format;
+  std::unique_ptr<dflow::BinaryBuilder> bin;
+  std::unique_ptr<dflow::PrimitiveBuilder<int64_t>> i64;
+  std::unique_ptr<dflow::PrimitiveBuilder<double>> f64;
+  std::unique_ptr<dflow::BoolBuilder> boolean;
+
+  ResultBuilder(const std::string& f, int64_t n) : format(f) {
+    if (f == "U" || f == "Z") bin = std::make_unique<dflow::BinaryBuilder>(f == "U", n);
+    else if (f == "l") i64 = std::make_unique<dflow::PrimitiveBuilder<int64_t>>("l", n);
+    else if (f == "g") f64 = std::make_unique<dflow::PrimitiveBuilder<double>>("g", n);
+    else if (f == "b") boolean = std::make_unique<dflow::BoolBuilder>();
+    else throw std::invalid_argument("no fast builder for format " + f);
+  }
+  void AppendNull() {
+    if (bin) bin->AppendNull(); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
+  }
+  // Returns "" on success, else a description of what was wrong.
+  std::string Append(PyObject* v) {
+    if (v == Py_None) { AppendNull(); return ""; }
+    if (bin) {
+      if (format == "U") {
+        if (!PyUnicode_Check(v)) return std::string("returned ") + TypeName(v) + ", expected str";
+        Py_ssize_t len;
+        const char* s = PyUnicode_AsUTF8AndSize(v, &len);
+        if (!s) {
+          PyErr_Clear();
+          return "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
+        }
+        bin->Append(s, static_cast<size_t>(len));
+      } else {
+        if (PyBytes_Check(v)) bin->Append(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        else if (PyByteArray_Check(v)) bin->Append(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
+        else return std::string("returned ") + TypeName(v) + ", expected bytes";
+      }
+      return "";
+    }
+    if (i64) {
+      if (!PyLong_Check(v) || PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected int";
+      long long x = PyLong_AsLongLong(v);
+      if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return "returned an int that does not fit in 64 bits";
+      }
+      i64->Append(x);
+      return "";
+    }
+    if (f64) {
+      if (PyFloat_Check(v)) f64->Append(PyFloat_AS_DOUBLE(v));
+      else if (PyLong_Check(v) && !PyBool_Check(v)) f64->Append(PyLong_AsDouble(v));
+      else return std::string("returned ") + TypeName(v) + ", expected float";
+      return "";
+    }
+    if (!PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected bool";
+    boolean->Append(v == Py_True);
+    return "";
+  }
+  ArrayPtr Finish() {
+    if (bin) return bin->Finish();
+    if (i64) return i64->Finish();
+    if (f64) return f64->Finish();
+    return boolean->Finish();
+  }
+};
+
+// Records the pending Python exception as a row failure, unless it must stop the whole run
+// (KeyboardInterrupt, SystemExit, ...), in which case it is rethrown to the pipeline.
+void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors) {
+  if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
+  py::error_already_set err;
+  py::object value = err.value();
+  std::string message = py::str(value).cast<std::string>();
+  dflow::RowFailure f;
+  f.row = row;
+  f.node = info.node;
+  f.op = info.op;
+  f.field = info.field;
+  f.message = std::string(TypeName(value.ptr())) + ": " + message;
+  f.handle = errors.Put(value);
+  level.Fail(std::move(f));
+}
+
+}  // namespace
+
+PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format,
+                                     std::vector<py::object> convert, py::object build,
+                                     std::shared_ptr<ErrorTable> errors)
+    : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), convert_(std::move(convert)),
+      out_format_(std::move(out_format)), errors_(std::move(errors)) {}
+
+// Destroyed by the run with the GIL held (see runtime_bindings.cc), so py::object members are safe.
+PythonRowOperator::~PythonRowOperator() = default;
+
+void PythonRowOperator::Process(Batch& batch) {
+  Level& level = batch.levels.at(info_.level);
+  const int64_t n = level.num_rows;
+  // Everything below owns Python references, so the GIL is taken first and released last.
+  py::gil_scoped_acquire gil;
+  std::vector<ArgReader> readers = MakeReaders(batch, info_);
+  for (size_t k = 0; k < readers.size(); ++k) {
+    if (!IsFastFormat(readers[k].column->format())) {
+      if (k >= convert_.size() || convert_[k].is_none())
+        throw std::runtime_error(info_.op + ": no converter for argument format " + readers[k].column->format());
+      readers[k].generic = true;
+      readers[k].converted = convert_[k](ToPyArrow(readers[k].column));
+    }
+  }
+  const bool fast_out = !out_format_.empty();
+  std::unique_ptr<ResultBuilder> builder;
+  py::list results;
+  if (fast_out) builder = std::make_unique<ResultBuilder>(out_format_, n);
+  std::vector<PyObject*> args(readers.size());
+  PyObject* fn = fn_.ptr();
+  for (int64_t r = 0; r < n; ++r) {
+    if ((r & 1023) == 0 && cancelled()) throw std::runtime_error("run cancelled");
+    if (level.Failed(r)) {
+      if (fast_out) builder->AppendNull(); else results.append(py::none());
+      continue;
+    }
+    bool ok = true;
+    size_t made = 0;
+    for (; made < readers.size(); ++made) {
+      args[made] = readers[made].Get(r);
+      if (!args[made]) { ok = false; break; }
+    }
+    PyObject* res = ok ? PyObject_Vectorcall(fn, args.data(), readers.size(), nullptr) : nullptr;
+    for (size_t k = 0; k < made; ++k) Py_DECREF(args[k]);
+    if (res == nullptr) {
+      RecordPythonError(level, r, info_, *errors_);
+      if (fast_out) builder->AppendNull(); else results.append(py::none());
+      continue;
+    }
+    if (fast_out) {
+      std::string problem = builder->Append(res);
+      Py_DECREF(res);
+      if (!problem.empty()) {
+        builder->AppendNull();
+        dflow::RowFailure f;
+        f.row = r;
+        f.node = info_.node;
+        f.op = info_.op;
+        f.field = info_.field;
+        f.message = "TypeError: " + info_.op + " " + problem + " for field \"" + info_.field + "\" of flow \"" +
+                    info_.flow + "\"";
+        level.Fail(std::move(f));
+      }
+    } else {
+      results.append(py::reinterpret_steal<py::object>(res));
+    }
+  }
+  ArrayPtr out;
+  if (fast_out) {
+    out = builder->Finish();
+  } else {
+    // Python validates and converts the values; it reports rows whose value has the wrong type.
+    py::tuple built = build_(results);
+    out = ImportArray(built[0]);
+    for (auto item : py::list(built[1])) {
+      py::tuple t = item.cast<py::tuple>();
+      dflow::RowFailure f;
+      f.row = t[0].cast<int64_t>();
+      f.node = info_.node;
+      f.op = info_.op;
+      f.field = info_.field;
+      f.message = "TypeError: " + info_.op + " " + t[1].cast<std::string>() + " for field \"" + info_.field +
+                  "\" of flow \"" + info_.flow + "\"";
+      level.Fail(std::move(f));
+    }
+  }
+  level.columns[info_.node] = std::move(out);
+}
+
+PythonBatchOperator::PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors)
+    : info_(std::move(info)), runner_(std::move(runner)), errors_(std::move(errors)) {}
+
+PythonBatchOperator::~PythonBatchOperator() = default;
+
+void PythonBatchOperator::Process(Batch& batch) {
+  Level& level = batch.levels.at(info_.level);
+  std::vector<std::pair<ArrayPtr, std::vector<int64_t>>> inputs;
+  for (const ArgSpec& a : info_.args) {
+    std::vector<int64_t> index;
+    if (a.level != info_.level) index = batch.AncestorIndex(info_.level, a.level);
+    inputs.emplace_back(batch.levels.at(a.level).columns.at(a.node), std::move(index));
+  }
+  std::string mask(level.num_rows, '\0');
+  for (int64_t r = 0; r < level.num_rows; ++r) mask[r] = level.Failed(r) ? 1 : 0;
+  py::gil_scoped_acquire gil;
+  py::list args;
+  for (auto& [col, index] : inputs) {
+    py::object idx = py::none();
+    if (!index.empty() || (col->length() != level.num_rows)) {
+      dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(index.size()));
+      for (int64_t i : index) b.Append(i);
+      idx = ToPyArrow(b.Finish());
+    }
+    args.append(py::make_tuple(ToPyArrow(col), idx));
+  }
+  py::tuple result = runner_(args, py::bytes(mask), level.num_rows);
+  ArrayPtr out = ImportArray(result[0]);
+  if (out->length() != level.num_rows)
+    throw std::runtime_error(info_.op + ": runner returned " + std::to_string(out->length()) + " values for " +
+                             std::to_string(level.num_rows) + " rows");
+  for (auto item : py::list(result[1])) {
+    py::tuple t = item.cast<py::tuple>();
+    dflow::RowFailure f;
+    f.row = t[0].cast<int64_t>();
+    f.node = info_.node;
+    f.op = info_.op;
+    f.field = info_.field;
+    py::object err = t[1];
+    if (py::isinstance<py::str>(err)) {
+      f.message = err.cast<std::string>();
+    } else {
+      f.message = py::str(err.get_type().attr("__name__")).cast<std::string>() + ": " + py::str(err).cast<std::string>();
+      f.handle = errors_->Put(err);
+    }
+    level.Fail(std::move(f));
+  }
+  level.columns[info_.node] = std::move(out);
+}
+
+}  // namespace dflow_py

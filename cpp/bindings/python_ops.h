@@ -1,0 +1,87 @@
+// Operators that call Python: the row-wise fast path (a C++ loop over Arrow buffers calling the
+// function with the GIL held only for the loop) and a generic operator that delegates a whole
+// batch to a Python runner (batch functions, async functions, types without a fast path).
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dflow/runtime/operator.h"
+
+namespace dflow_py {
+namespace py = pybind11;
+
+// Python exception objects referenced by RowFailure::handle. Only touched with the GIL held.
+class ErrorTable {
+ public:
+  int64_t Put(py::object error) {
+    int64_t h = next_++;
+    errors_[h] = std::move(error);
+    return h;
+  }
+  py::object Take(int64_t handle) {
+    auto it = errors_.find(handle);
+    if (it == errors_.end()) return py::none();
+    py::object e = std::move(it->second);
+    errors_.erase(it);
+    return e;
+  }
+  void Clear() { errors_.clear(); }
+
+ private:
+  int64_t next_ = 0;
+  std::unordered_map<int64_t, py::object> errors_;
+};
+
+// Where an operator reads one argument: a node's column at the operator's level or an ancestor.
+struct ArgSpec {
+  int32_t node;
+  int32_t level;
+};
+
+struct PythonOpInfo {
+  int32_t node;    // output node id
+  int32_t level;   // level the output column belongs to
+  std::vector<ArgSpec> args;
+  std::string op;     // for messages: "run_python(fn)"
+  std::string field;  // output field name
+  std::string flow;   // flow name
+};
+
+class PythonRowOperator : public dflow::Operator {
+ public:
+  // out_format: canonical Arrow format of the result, or "" to hand results to `build` (Python).
+  // `convert[k]`: for arguments without a fast conversion, a callable pa.Array -> list.
+  PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
+                    py::object build, std::shared_ptr<ErrorTable> errors);
+  ~PythonRowOperator() override;
+  std::string name() const override { return info_.op; }
+  void Process(dflow::Batch& batch) override;
+
+ private:
+  PythonOpInfo info_;
+  py::object fn_, build_;
+  std::vector<py::object> convert_;
+  std::string out_format_;
+  std::shared_ptr<ErrorTable> errors_;
+};
+
+// Calls runner(args, failed_mask) -> (column, [(row, error_or_message), ...]) with the GIL held.
+// args[k] is (pyarrow.Array, ancestor_index pyarrow.Array or None).
+class PythonBatchOperator : public dflow::Operator {
+ public:
+  PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors);
+  ~PythonBatchOperator() override;
+  std::string name() const override { return info_.op; }
+  void Process(dflow::Batch& batch) override;
+
+ private:
+  PythonOpInfo info_;
+  py::object runner_;
+  std::shared_ptr<ErrorTable> errors_;
+};
+
+}  // namespace dflow_py

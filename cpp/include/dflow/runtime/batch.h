@@ -1,0 +1,67 @@
+// A Batch is a morsel of root input rows plus every child row derived from them so far.
+// Each flow level (root, chunks of the root, ...) is a table whose columns are keyed by IR node id;
+// child rows point at their parent row by index, so ancestor values are read by reference, never copied.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dflow/arrow/array.h"
+
+namespace dflow {
+
+// Why one row did not produce output. `handle` refers to an error object owned by the embedding
+// layer (the original Python exception, say); the core never interprets it.
+struct RowFailure {
+  int64_t row = 0;
+  int32_t node = -1;
+  std::string op;
+  std::string field;
+  std::string message;
+  int64_t handle = -1;
+};
+
+struct Level {
+  bool materialized = false;
+  int32_t parent = -1;
+  int64_t num_rows = 0;
+  std::vector<int64_t> parent_index;  // row -> row of the parent level (empty for the root)
+  std::vector<int64_t> child_index;   // row -> its position among its parent's children
+  std::vector<uint64_t> row_ids;
+  // Per row: 0 ok, 1 failed (listed in failures), 2 skipped because an ancestor failed.
+  // Empty means no row failed.
+  std::vector<uint8_t> failed;
+  std::vector<RowFailure> failures;
+  std::map<int32_t, ArrayPtr> columns;
+
+  bool Failed(int64_t row) const { return !failed.empty() && failed[row]; }
+  void Fail(RowFailure f) {
+    if (failed.empty()) failed.assign(num_rows, 0);
+    if (failed[f.row]) return;  // first failure wins; skipped rows stay skipped
+    failed[f.row] = 1;
+    failures.push_back(std::move(f));
+  }
+};
+
+struct Batch {
+  int64_t seq = 0;          // position of this batch in the input stream
+  int64_t first_input = 0;  // input index of the first root row
+  int64_t bytes = 0;        // bytes charged against the memory budget
+  std::vector<Level> levels;
+
+  // Maps every row of `level` to the row of ancestor level `ancestor` it descends from.
+  std::vector<int64_t> AncestorIndex(int32_t level, int32_t ancestor) const;
+  int64_t ComputeBytes() const;
+};
+
+// Stable 64-bit row ids: root ids hash the input value; child ids mix the parent id and child index.
+uint64_t HashBytes(const void* data, size_t n, uint64_t seed = 0x9E3779B97F4A7C15ull);
+uint64_t ChildRowId(uint64_t parent, int64_t index);
+
+// Creates level `level` as children of `parent`: one row per element of the large-list column
+// `lists` (one_to_one=false) or one row per parent row whose value is `lists` itself (one_to_one=true).
+// Children of failed parents are marked skipped. Returns the element column of the new level.
+ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr& lists, bool one_to_one);
+
+}  // namespace dflow

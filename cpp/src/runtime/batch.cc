@@ -1,0 +1,105 @@
+#include "dflow/runtime/batch.h"
+
+#include <stdexcept>
+
+#include "dflow/runtime/operator.h"
+
+namespace dflow {
+
+std::vector<int64_t> Batch::AncestorIndex(int32_t level, int32_t ancestor) const {
+  const Level& start = levels.at(level);
+  std::vector<int64_t> index(start.num_rows);
+  for (int64_t i = 0; i < start.num_rows; ++i) index[i] = i;
+  int32_t current = level;
+  while (current != ancestor) {
+    const Level& l = levels.at(current);
+    if (l.parent < 0) throw std::logic_error("AncestorIndex: level is not a descendant");
+    for (auto& i : index) i = l.parent_index[i];
+    current = l.parent;
+  }
+  return index;
+}
+
+int64_t Batch::ComputeBytes() const {
+  int64_t bytes = 0;
+  for (const auto& l : levels) {
+    bytes += static_cast<int64_t>(l.parent_index.size() * 8 + l.child_index.size() * 8 + l.row_ids.size() * 8 +
+                                  l.failed.size());
+    for (const auto& [id, col] : l.columns) bytes += col->nbytes();
+  }
+  return bytes;
+}
+
+// FNV-1a over 8-byte words with a final avalanche: fast, stable across runs and platforms.
+uint64_t HashBytes(const void* data, size_t n, uint64_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = seed ^ (n * 0x100000001B3ull);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001B3ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
+uint64_t ChildRowId(uint64_t parent, int64_t index) {
+  uint64_t buf[2] = {parent, static_cast<uint64_t>(index)};
+  return HashBytes(buf, sizeof(buf), 0xC2B2AE3D27D4EB4Full);
+}
+
+ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr& lists, bool one_to_one) {
+  if (static_cast<int32_t>(batch.levels.size()) <= level) batch.levels.resize(level + 1);
+  const Level& p = batch.levels.at(parent);
+  Level out;
+  out.materialized = true;
+  out.parent = parent;
+  // Children of failed parents (or of null lists) are created but marked skipped (2): operators
+  // pass over them and they never reach the output, which keeps the element column zero-copy.
+  auto add_child = [&](int64_t parent_row, int64_t index, bool skipped) {
+    out.parent_index.push_back(parent_row);
+    out.child_index.push_back(index);
+    out.row_ids.push_back(ChildRowId(p.row_ids[parent_row], index));
+    if (skipped) {
+      out.failed.resize(out.parent_index.size(), 0);
+      out.failed.back() = 2;
+    }
+  };
+  ArrayPtr element;
+  if (one_to_one) {
+    for (int64_t i = 0; i < p.num_rows; ++i) add_child(i, 0, p.Failed(i));
+    element = lists;
+  } else {
+    if (lists->format() != "+L") throw std::invalid_argument("flat_map source column must be a large_list");
+    if (p.num_rows == 0) {
+      element = lists->children().at(0)->Slice(0, 0);
+    } else {
+      for (int64_t i = 0; i < p.num_rows; ++i) {
+        auto [begin, end] = lists->ListRange(i);
+        bool skipped = p.Failed(i) || !lists->IsValid(i);
+        for (int64_t k = begin; k < end; ++k) add_child(i, k - begin, skipped);
+      }
+      int64_t first = lists->ListRange(0).first, last = lists->ListRange(p.num_rows - 1).second;
+      element = lists->children().at(0)->Slice(first, last - first);
+    }
+  }
+  out.num_rows = static_cast<int64_t>(out.parent_index.size());
+  if (!out.failed.empty()) out.failed.resize(out.num_rows, 0);
+  batch.levels[level] = std::move(out);
+  return element;
+}
+
+void ExplodeOperator::Process(Batch& batch) {
+  const ArrayPtr& source = batch.levels.at(parent_).columns.at(source_node_);
+  ArrayPtr element = ExplodeInto(batch, parent_, level_, source, one_to_one_);
+  batch.levels[level_].columns[element_node_] = element;
+}
+
+}  // namespace dflow

@@ -1,0 +1,140 @@
+#include "dflow/runtime/pipeline.h"
+
+#include <stdexcept>
+
+namespace dflow {
+
+Pipeline::Pipeline(std::unique_ptr<Source> source, PipelineOptions options)
+    : source_(std::move(source)), options_(options), budget_(options.memory_budget) {}
+
+Pipeline::~Pipeline() { Cancel(); }
+
+void Pipeline::AddStage(std::unique_ptr<Operator> op, StageOptions options) {
+  if (started_) throw std::logic_error("Pipeline::AddStage after Start");
+  op->set_cancel_flag(&cancelled_);
+  ops_.push_back(std::move(op));
+  stage_options_.push_back(options);
+}
+
+void Pipeline::Start() {
+  if (started_) throw std::logic_error("Pipeline::Start called twice");
+  started_ = true;
+  for (size_t i = 0; i <= ops_.size(); ++i) {
+    size_t cap = options_.queue_capacity;
+    if (i < ops_.size()) cap += stage_options_[i].concurrency;  // keep every worker busy
+    queues_.push_back(std::make_unique<Queue>(cap));
+  }
+  for (size_t i = 0; i < ops_.size(); ++i)
+    live_workers_.push_back(std::make_unique<std::atomic<int>>(std::max(1, stage_options_[i].concurrency)));
+  threads_.emplace_back([this] { RunSource(); });
+  for (size_t i = 0; i < ops_.size(); ++i)
+    for (int w = 0; w < std::max(1, stage_options_[i].concurrency); ++w)
+      threads_.emplace_back([this, i] { RunStage(i); });
+}
+
+void Pipeline::Fail(std::exception_ptr error) {
+  {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (!error_) error_ = error;
+  }
+  cancelled_ = true;
+  budget_.Cancel();
+  for (auto& q : queues_) q->Close(/*discard=*/true);
+}
+
+void Pipeline::RunSource() {
+  try {
+    while (!cancelled_) {
+      std::unique_ptr<Batch> batch = source_->Next();
+      if (!batch) break;
+      batch->bytes = batch->ComputeBytes();
+      if (!budget_.Acquire(batch->bytes)) break;
+      if (!queues_[0]->Push(std::move(batch))) break;
+    }
+  } catch (...) {
+    Fail(std::current_exception());
+  }
+  queues_[0]->Close();
+}
+
+void Pipeline::RunStage(size_t index) {
+  Operator& op = *ops_[index];
+  try {
+    while (auto item = queues_[index]->Pop()) {
+      std::unique_ptr<Batch> batch = std::move(*item);
+      if (cancelled_) break;
+      op.Process(*batch);
+      int64_t bytes = batch->ComputeBytes();
+      budget_.Add(bytes - batch->bytes);
+      batch->bytes = bytes;
+      batches_ += (index + 1 == ops_.size());
+      if (!queues_[index + 1]->Push(std::move(batch))) break;
+    }
+  } catch (...) {
+    Fail(std::current_exception());
+  }
+  if (--*live_workers_[index] == 0) queues_[index + 1]->Close();
+}
+
+Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out) {
+  if (!started_) throw std::logic_error("Pipeline::Next before Start");
+  auto rethrow_if_failed = [&] {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (error_) std::rethrow_exception(error_);
+  };
+  rethrow_if_failed();
+  if (ended_) return PollStatus::kEnd;
+  Queue& results = *queues_.back();
+  while (true) {
+    if (!options_.ordered || ops_.empty()) {
+      // Unordered (or nothing to reorder): hand over whatever finished first.
+    } else {
+      auto it = reorder_.find(next_seq_);
+      if (it != reorder_.end()) {
+        *out = std::move(it->second);
+        reorder_.erase(it);
+        ++next_seq_;
+        return PollStatus::kBatch;
+      }
+    }
+    bool timed_out = false;
+    auto item = results.PopFor(timeout, &timed_out);
+    if (timed_out) return PollStatus::kTimeout;
+    rethrow_if_failed();
+    if (!item) {
+      if (options_.ordered && !reorder_.empty()) {
+        // Drain in order; a gap can only mean a cancelled run, which rethrow_if_failed reported.
+        auto it = reorder_.begin();
+        *out = std::move(it->second);
+        reorder_.erase(it);
+        return PollStatus::kBatch;
+      }
+      ended_ = true;
+      return PollStatus::kEnd;
+    }
+    if (!options_.ordered || ops_.empty()) {
+      *out = std::move(*item);
+      return PollStatus::kBatch;
+    }
+    int64_t seq = (*item)->seq;
+    reorder_[seq] = std::move(*item);
+  }
+}
+
+void Pipeline::Cancel() {
+  cancelled_ = true;
+  budget_.Cancel();
+  for (auto& q : queues_) q->Close(/*discard=*/true);
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+PipelineStats Pipeline::stats() const {
+  PipelineStats s;
+  s.batches = batches_;
+  s.peak_budget_bytes = budget_.peak();
+  return s;
+}
+
+}  // namespace dflow
