@@ -1,1 +1,23 @@
+"""daft_flow: a Python-first data engine for non-tabular, LLM-centric data.
 
+>>> import daft_flow as dflow
+>>> doc = dflow.Flow("document", str)
+>>> doc["words"] = doc["document"].run_python(lambda s: len(s.split()), return_type=int)
+>>> doc.collect("the quick brown fox")
+{'document': 'the quick brown fox', 'words': 4}
+"""
+from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.expressions import Field
+from daft_flow.files import File
+from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Flow", "Field", "DEFAULT_FIELD",
+    "DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding",
+    "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
+    "ExecutionOptions", "set_options",
+]

@@ -275,7 +275,7 @@ void PythonBatchOperator::Process(Batch& batch) {
     if (py::isinstance<py::str>(err)) {
       f.message = err.cast<std::string>();
     } else {
-      f.message = py::str(err.get_type().attr("__name__")).cast<std::string>() + ": " + py::str(err).cast<std::string>();
+      f.message = py::str(py::type::handle_of(err).attr("__name__")).cast<std::string>() + ": " + py::str(err).cast<std::string>();
       f.handle = errors_->Put(err);
     }
     level.Fail(std::move(f));

@@ -15,7 +15,8 @@ using dflow::Batch;
 
 namespace {
 
-// Calls next_batch() -> None | (first_input, num_rows, {node: column}, row_ids) with the GIL held.
+// Calls next_batch() -> None | (first_input, num_rows, {node: column}, row_ids, failures) with the
+// GIL held; failures are (row, node, field, message) for inputs of the wrong type.
 class PythonSource : public dflow::Source {
  public:
   explicit PythonSource(py::object next_batch) : next_batch_(std::move(next_batch)) {}
@@ -39,6 +40,17 @@ class PythonSource : public dflow::Source {
     ArrayPtr ids = ImportArray(t[3]);
     root.row_ids.resize(root.num_rows);
     for (int64_t i = 0; i < root.num_rows; ++i) root.row_ids[i] = static_cast<uint64_t>(ids->Int64(i));
+    // Inputs that are not of the root field's type fail here, by row, and the rest go on.
+    for (auto item : t[4].cast<py::list>()) {
+      py::tuple f = item.cast<py::tuple>();
+      dflow::RowFailure failure;
+      failure.row = f[0].cast<int64_t>();
+      failure.node = f[1].cast<int32_t>();
+      failure.op = "input";
+      failure.field = f[2].cast<std::string>();
+      failure.message = f[3].cast<std::string>();
+      root.Fail(std::move(failure));
+    }
     return batch;
   }
 

@@ -1,0 +1,116 @@
+"""Conversions between Python values and the canonical Arrow layout of each daft_flow type."""
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pyarrow as pa
+
+from daft_flow import _core
+from daft_flow.files import File
+from daft_flow.types import DataType
+
+Failures = list[tuple[int, str]]
+
+
+def _needs_element_conversion(t: DataType) -> bool:
+    return t.kind in ("JSON", "any", "File") or (t.is_list and t.element is not None
+                                                   and _needs_element_conversion(t.element))
+
+
+def _to_storage(value: Any, t: DataType) -> Any:
+    """A checked value -> what pyarrow stores for type ``t``."""
+    if value is None:
+        return None
+    k = t.kind
+    if k == "JSON":
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if k == "any":
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            import cloudpickle
+
+            return cloudpickle.dumps(value)
+    if k == "File":
+        return {"url": value.url if isinstance(value, File) else value}
+    if k == "Embedding":
+        return [float(x) for x in value]
+    if k == "list":
+        assert t.element is not None
+        return [_to_storage(v, t.element) for v in value]
+    if k in ("bytes", "Image", "Video", "Audio", "PDF") and not isinstance(value, bytes):
+        return bytes(value)
+    return value
+
+
+def _from_storage(value: Any, t: DataType) -> Any:
+    if value is None:
+        return None
+    k = t.kind
+    if k == "JSON":
+        return json.loads(value)
+    if k == "any":
+        return pickle.loads(value)
+    if k == "File":
+        return File(value["url"])
+    if k == "list" and t.element is not None and _needs_element_conversion(t.element):
+        return [_from_storage(v, t.element) for v in value]
+    return value
+
+
+def values_to_arrow(values: list[Any], t: DataType) -> tuple[Any, Failures]:
+    """Converts Python values to an array of type ``t``; invalid values become null + a failure."""
+    failures: Failures = []
+    fmt = t.arrow_format
+    if fmt:
+        try:
+            return _core.from_pylist(values, fmt), failures
+        except (TypeError, OverflowError, UnicodeEncodeError):
+            pass  # fall through to the checked path, which names each bad row
+    clean: list[Any] = []
+    for i, v in enumerate(values):
+        problem = t.check_value(v)
+        if problem is None:
+            try:
+                clean.append(_to_storage(v, t))
+                continue
+            except (TypeError, ValueError, OverflowError) as e:
+                problem = f"returned a value that cannot be stored as {t}: {type(e).__name__}: {e}"
+        failures.append((i, problem))
+        clean.append(None)
+    if fmt:
+        try:
+            return _core.from_pylist(clean, fmt), failures
+        except (TypeError, OverflowError, UnicodeEncodeError) as e:
+            # Values that pass the type check but still cannot be stored (an int over 64 bits, a lone surrogate).
+            out = []
+            for i, v in enumerate(clean):
+                try:
+                    _core.from_pylist([v], fmt)
+                    out.append(v)
+                except (TypeError, OverflowError, UnicodeEncodeError) as err:
+                    failures.append((i, f"returned a value that cannot be stored as {t}: {err}"))
+                    out.append(None)
+            return _core.from_pylist(out, fmt), failures
+    return pa.array(clean, type=t.to_arrow()), failures
+
+
+def arrow_to_values(array: pa.Array, t: DataType) -> list[Any]:
+    """The Python values of an array of type ``t``."""
+    values = array.to_pylist()
+    if _needs_element_conversion(t):
+        return [_from_storage(v, t) for v in values]
+    return values
+
+
+def root_row_ids(array: Any, t: DataType) -> Any:
+    """Stable 64-bit ids for root inputs: a hash of each input value (its JSON/URL/pickle for others)."""
+    if t.arrow_format:
+        return _core.hash_rows(array)
+    arr = pa.array(array) if not isinstance(array, pa.Array) else array
+    if t.kind in ("JSON", "any") or pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type):
+        return _core.hash_rows(arr)
+    texts = [None if v is None else json.dumps(v, sort_keys=True, default=str) for v in arr.to_pylist()]
+    return _core.hash_rows(_core.from_pylist(texts, "U"))

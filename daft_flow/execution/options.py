@@ -1,0 +1,63 @@
+"""Execution options: defaults, and parsing of user-supplied values."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_bytes(value: Any, what: str = "memory_budget") -> int:
+    """``256 * 2**20``, ``"256MB"``, ``"1GiB"`` -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"{what} must be bytes (int) or a size like '512MB' or '1GiB', got {value!r}")
+        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    else:
+        raise TypeError(f"{what} must be an int or a str like '512MB', got {type(value).__name__}")
+    if n <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return n
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How a run executes. Set per call (``flow.collect_batch(xs, memory_budget="1GB")``) or for
+    the process with ``dflow.set_options(...)``."""
+
+    memory_budget: int = 256 * 2**20  # bytes of batches in flight; the source waits beyond it
+    batch_rows: int = 8192  # most root rows per batch
+    batch_bytes: int = 4 * 2**20  # a batch closes early once its input values reach this size
+    first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
+    async_concurrency: int = 4  # batches an async op works on at once
+
+    def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
+        unknown = set(kwargs) - set(self.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown execution option(s): {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(self.__dataclass_fields__)}")
+        if "memory_budget" in kwargs:
+            kwargs["memory_budget"] = parse_bytes(kwargs["memory_budget"])
+        if "batch_bytes" in kwargs:
+            kwargs["batch_bytes"] = parse_bytes(kwargs["batch_bytes"], "batch_bytes")
+        for k in ("batch_rows", "first_batch_rows", "async_concurrency"):
+            if k in kwargs and (not isinstance(kwargs[k], int) or kwargs[k] <= 0):
+                raise ValueError(f"{k} must be a positive int, got {kwargs[k]!r}")
+        return replace(self, **kwargs)
+
+
+_defaults = ExecutionOptions()
+
+
+def set_options(**kwargs: Any) -> None:
+    """Sets process-wide execution defaults (``memory_budget``, ``batch_rows``, ...)."""
+    global _defaults
+    _defaults = _defaults.with_overrides(**kwargs)
+
+
+def get_options(**overrides: Any) -> ExecutionOptions:
+    return _defaults.with_overrides(**overrides) if overrides else _defaults

@@ -1,0 +1,52 @@
+"""Lowering: a traced plan -> native pipeline stages, with each operator's batching and concurrency.
+
+Row-wise Python functions run in the native loop over Arrow buffers (one stage, the GIL bounds
+them anyway); batch functions get whole batches; async functions run as coroutines on the
+runtime's event loop, several batches at once so ``max_in_flight`` stays filled; flat_map and
+chain materialise child levels natively.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from daft_flow import _core
+from daft_flow.execution.options import ExecutionOptions
+from daft_flow.execution.python_runners import AsListRunner, AsyncRunner, BatchRunner, row_builder, row_converter
+from daft_flow.plan import flow_pb2 as ir
+from daft_flow.plan.trace import TracedPlan, dtype_from_ir
+
+
+def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool) -> Any:
+    plan = traced.plan
+    run = _core.Run(source, options.memory_budget, ordered)
+    nodes = plan.nodes
+    for node in nodes:
+        op = node.WhichOneof("op")
+        level = plan.levels[node.level]
+        if op == "level_input":
+            if level.parent >= 0:
+                run.add_explode(parent=level.parent, level=level.id, source_node=level.source_node,
+                                element_node=node.id, one_to_one=level.one_to_one)
+            continue
+        out = dtype_from_ir(node.type)
+        arg_types = [dtype_from_ir(nodes[i].type) for i in node.inputs]
+        args = [_core.ArgSpec(i, nodes[i].level) for i in node.inputs]
+        if op == "as_list":
+            name = "flat_map"
+            info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
+            run.add_python_batch(info, AsListRunner(name, arg_types[0], out), 1)
+            continue
+        udf = node.python_udf
+        fn = traced.callables[udf.fn.ref]
+        name = f"run_python({udf.fn.qualname})"
+        info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
+        if udf.mode == ir.PythonUdf.ROW:
+            converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
+            run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out))
+        elif udf.mode == ir.PythonUdf.BATCH:
+            runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
+            run.add_python_batch(info, runner, 1)
+        else:
+            runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100)
+            run.add_python_batch(info, runner, options.async_concurrency)
+    return run

@@ -1,0 +1,146 @@
+"""Python halves of the Python operators: batch functions, async functions and flat_map's list
+conversion. The native operator hands each runner a batch's arguments and which rows already
+failed; the runner returns the result column and the rows that failed, with their exceptions."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from daft_flow.errors import BatchError
+from daft_flow.execution import event_loop
+from daft_flow.execution.convert import arrow_to_values, values_to_arrow
+from daft_flow.types import DataType
+
+Args = list[tuple[pa.Array, "pa.Array | None"]]
+
+
+def _arg_values(args: Args, arg_types: list[DataType]) -> list[list[Any]]:
+    out = []
+    for (array, index), t in zip(args, arg_types):
+        values = arrow_to_values(array, t)
+        if index is not None:
+            values = [values[i] for i in index.to_pylist()]
+        out.append(values)
+    return out
+
+
+def _alive(mask: bytes, n: int) -> list[int]:
+    return [i for i in range(n) if not mask[i]]
+
+
+class BatchRunner:
+    """``run_python(fn, batch=True)``: one call per batch (or per ``batch_size`` rows)."""
+
+    def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType,
+                 arg_kind: str, batch_size: int) -> None:
+        self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
+        self.arg_kind, self.batch_size = arg_kind, batch_size
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+        rows = _alive(mask, n)
+        failures: list[tuple[int, Any]] = []
+        results: list[Any] = [None] * n
+        if self.arg_kind == "arrow":
+            columns = [array.take(pa.array(rows)) if index is None else array.take(index.take(pa.array(rows)))
+                       for array, index in args]
+        else:
+            values = _arg_values(args, self.arg_types)
+            columns = [[v[i] for i in rows] for v in values]
+        step = self.batch_size or max(len(rows), 1)
+        for start in range(0, len(rows), step):
+            chunk_rows = rows[start:start + step]
+            chunk = [c[start:start + step] for c in columns]
+            try:
+                out = self.fn(*chunk)
+                out = out.to_pylist() if hasattr(out, "to_pylist") else list(out)
+                if len(out) != len(chunk_rows):
+                    raise BatchError(f"{self.name} returned {len(out)} values for a batch of {len(chunk_rows)} rows",
+                                     batch_size=len(chunk_rows))
+            except BatchError as e:
+                failures.extend((r, e) for r in chunk_rows)
+                continue
+            except Exception as e:
+                err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: {type(e).__name__}: {e}",
+                                 batch_size=len(chunk_rows), index=getattr(e, "index", None))
+                err.__cause__ = e
+                failures.extend((r, err) for r in chunk_rows)
+                continue
+            for r, v in zip(chunk_rows, out):
+                results[r] = v
+        array, problems = values_to_arrow(results, self.out)
+        failures.extend((r, msg) for r, msg in problems)
+        return array, failures
+
+
+class AsyncRunner:
+    """``async def`` functions: every row of the batch is a coroutine on the runtime's event loop,
+    at most ``max_in_flight`` running at once across all batches of this op."""
+
+    def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType,
+                 max_in_flight: int) -> None:
+        self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
+        self.max_in_flight = max_in_flight
+        self._semaphore: asyncio.Semaphore | None = None
+
+    async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.max_in_flight)
+        sem = self._semaphore
+
+        async def one(call_args: list[Any]) -> Any:
+            async with sem:
+                return await self.fn(*call_args)
+
+        return await asyncio.gather(*(one(a) for _, a in calls), return_exceptions=True)
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+        values = _arg_values(args, self.arg_types)
+        calls = [(r, [v[r] for v in values]) for r in _alive(mask, n)]
+        outcomes = event_loop.submit(self._run(calls)).result()
+        failures: list[tuple[int, Any]] = []
+        results: list[Any] = [None] * n
+        for (r, _), outcome in zip(calls, outcomes):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome  # KeyboardInterrupt, SystemExit: stop the run
+                failures.append((r, outcome))
+            else:
+                results[r] = outcome
+        array, problems = values_to_arrow(results, self.out)
+        failures.extend((r, msg) for r, msg in problems)
+        return array, failures
+
+
+class AsListRunner:
+    """flat_map's input: each value as a list of elements of the target type."""
+
+    def __init__(self, name: str, arg_type: DataType, out: DataType) -> None:
+        self.name, self.arg_type, self.out = name, arg_type, out
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+        (values,) = _arg_values(args, [self.arg_type])
+        failures: list[tuple[int, Any]] = []
+        lists: list[Any] = [None] * n
+        for r in _alive(mask, n):
+            v = values[r]
+            if v is None:
+                continue
+            if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+                failures.append((r, TypeError(f"{self.name} needs a list (or iterable) value, got {type(v).__name__}")))
+                continue
+            lists[r] = list(v.tolist() if hasattr(v, "tolist") else v)
+        array, problems = values_to_arrow(lists, self.out)
+        failures.extend((r, TypeError(f"{self.name} {msg}")) for r, msg in problems)
+        return array, failures
+
+
+def row_converter(t: DataType) -> Callable[[pa.Array], list[Any]]:
+    """For the native row loop: values of an argument type without a fast native conversion."""
+    return lambda array: arrow_to_values(array, t)
+
+
+def row_builder(t: DataType) -> Callable[[list[Any]], tuple[Any, list[tuple[int, str]]]]:
+    """For the native row loop: results of a type without a fast native builder."""
+    return lambda values: values_to_arrow(values, t)

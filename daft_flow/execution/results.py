@@ -1,0 +1,132 @@
+"""Turning finished batches into what the user asked for: rows, failures, Arrow tables."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from daft_flow.errors import RowFailure
+from daft_flow.execution.convert import arrow_to_values
+from daft_flow.plan.trace import TracedPlan, dtype_from_ir
+
+_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}
+
+
+def _exception_from_message(message: str) -> BaseException:
+    kind, _, text = message.partition(": ")
+    return _BUILTIN_ERRORS.get(kind, RuntimeError)(text if kind in _BUILTIN_ERRORS else message)
+
+
+@dataclass
+class BatchOutput:
+    """The output level's rows of one batch: values per output field, for the rows that survived."""
+
+    first_input: int
+    num_inputs: int
+    input_index: np.ndarray  # per surviving row
+    row_ids: np.ndarray  # per surviving row
+    columns: list[pa.Array]  # per output field, surviving rows only (ancestor values broadcast)
+    failures: list[RowFailure]
+    row_positions: np.ndarray  # per surviving row: its position among all rows of the batch
+
+
+class OutputReader:
+    def __init__(self, traced: TracedPlan, run: Any) -> None:
+        plan = traced.plan
+        self.run = run
+        self.level = plan.output_level
+        self.names = list(plan.output_names)
+        self.nodes = list(plan.output_nodes)
+        self.node_levels = [plan.nodes[n].level for n in self.nodes]
+        self.types = [dtype_from_ir(plan.nodes[n].type) for n in self.nodes]
+        self.flows = [lvl.flow for lvl in plan.levels]
+        path, lvl = [], self.level
+        while lvl >= 0:
+            path.append(lvl)
+            lvl = plan.levels[lvl].parent
+        self.path = path[::-1]
+        self._noted: set[int] = set()
+
+    def read(self, batch: Any) -> BatchOutput:
+        out = self.level
+        n = batch.num_rows(out)
+        first = batch.first_input
+        ancestor = {lvl: (np.arange(n) if lvl == out else batch.ancestor_index(out, lvl).to_numpy())
+                    for lvl in self.path}
+        dead = np.zeros(n, dtype=bool)
+        for lvl in self.path:
+            mask = np.frombuffer(batch.failed_mask(lvl), dtype=np.uint8)
+            if len(mask):
+                dead |= mask[ancestor[lvl]] != 0
+        keep = np.flatnonzero(~dead)
+        input_index = first + ancestor[self.path[0]][keep]
+        row_ids = batch.row_ids(out).to_numpy()[keep]
+        columns = []
+        for node, lvl in zip(self.nodes, self.node_levels):
+            col = batch.column(lvl, node)
+            index = ancestor[lvl][keep]
+            if lvl == out and len(keep) == n:
+                columns.append(col)
+            else:
+                columns.append(col.take(pa.array(index, type=pa.int64())))
+        return BatchOutput(first, batch.num_rows(0), input_index, row_ids, columns, self._failures(batch),
+                           keep)
+
+    def _failures(self, batch: Any) -> list[RowFailure]:
+        failures = []
+        for lvl in self.path:
+            entries = batch.failures(lvl)
+            if not entries:
+                continue
+            ids = batch.row_ids(lvl).to_numpy()
+            to_root = None if lvl == 0 else batch.ancestor_index(lvl, 0).to_numpy()
+            for row, _node, op, field, message, handle in entries:
+                error = self.run.take_error(handle) if handle >= 0 else None
+                if error is None:
+                    error = _exception_from_message(message)
+                input_index = batch.first_input + (row if to_root is None else int(to_root[row]))
+                row_id = f"{int(ids[row]):016x}"
+                if id(error) not in self._noted and hasattr(error, "add_note"):
+                    self._noted.add(id(error))
+                    error.add_note(f"[daft_flow] row {row_id} (input {input_index}) of flow {self.flows[lvl]!r} "
+                                   f"failed in {op} computing field {field!r}")
+                failures.append(RowFailure(input_index, row_id, self.flows[lvl], op, field, error))
+        failures.sort(key=lambda f: f.input_index)
+        return failures
+
+    def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
+        values = [arrow_to_values(col, t) for col, t in zip(output.columns, self.types)]
+        names = self.names
+        return [dict(zip(names, vals)) for vals in zip(*values)] if values else []
+
+
+class FlowStream:
+    """An iterator over a flow's rows as they finish. ``failures`` collects failed rows when the
+    stream was opened with ``on_error="skip"``. Closing it (or breaking out of a for loop over it)
+    stops the run."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]], failures: list[RowFailure]) -> None:
+        self._rows = rows
+        self.failures = failures
+
+    def __iter__(self) -> "FlowStream":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._rows)
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "FlowStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()

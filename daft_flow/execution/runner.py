@@ -1,0 +1,153 @@
+"""collect / collect_batch / stream / collect_arrow: one run of the native pipeline each."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import pyarrow as pa
+
+from daft_flow.errors import FlowRunError, RowFailure
+from daft_flow.execution.options import get_options
+from daft_flow.execution.physical import build_run
+from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
+from daft_flow.execution.source import InputSource
+from daft_flow.plan.trace import dtype_from_ir, trace
+
+if TYPE_CHECKING:
+    from daft_flow.flow import Flow
+
+_ON_ERROR = ("raise", "return", "skip")
+
+
+def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
+             **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    if isinstance(values, (str, bytes)):
+        raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
+    try:
+        iterator = iter(values)
+    except TypeError:
+        raise TypeError(f"inputs must be iterable, got {type(values).__name__}") from None
+    opts = get_options(**options)
+    traced = trace(flow)
+    plan = traced.plan
+    root = plan.levels[0]
+    source = InputSource(iterator, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    run = build_run(traced, source, opts, ordered)
+    reader = OutputReader(traced, run)
+    run.start()
+    try:
+        while (batch := run.next()) is not None:
+            output = reader.read(batch)
+            run.release(batch)
+            yield reader, output
+    finally:
+        run.close()
+
+
+def _is_root(flow: "Flow") -> bool:
+    return flow._level.parent is None
+
+
+def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
+    _check_on_error(on_error, ("raise", "return"))
+    root = _is_root(flow)
+    results: list[Any] = []
+    failures: list[RowFailure] = []
+    for reader, out in _execute(flow, values, **options):
+        base = len(results)
+        rows = reader.rows(out)
+        if root:
+            results.extend([None] * out.num_inputs)
+            for i, row in zip(out.input_index, rows):
+                results[int(i)] = row
+        else:
+            results.extend([] for _ in range(out.num_inputs))
+            if on_error == "return":
+                # Keep failed child rows in place among their siblings, as RowFailure entries.
+                entries = [(int(i), ("row", int(p)), row) for i, p, row in zip(out.input_index, out.row_positions, rows)]
+                results_by_input: dict[int, list[tuple[Any, Any]]] = {}
+                for i, key, row in entries:
+                    results_by_input.setdefault(i, []).append((key, row))
+                for i, items in results_by_input.items():
+                    results[i] = [row for _, row in items]
+            else:
+                for i, row in zip(out.input_index, rows):
+                    results[int(i)].append(row)
+        for f in out.failures:
+            assert f.input_index >= base
+            failures.append(f)
+            if on_error == "return":
+                if root:
+                    results[f.input_index] = f
+                else:
+                    results[f.input_index].append(f)
+    if failures and on_error == "raise":
+        if root:
+            for f in failures:
+                results[f.input_index] = None
+        n_inputs = len({f.input_index for f in failures})
+        raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
+                           failures, results)
+    return results
+
+
+def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
+    try:
+        (result,) = collect_batch(flow, [value], **options)
+    except FlowRunError as e:
+        raise e.failures[0].error from None
+    return result
+
+
+def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
+           **options: Any) -> FlowStream:
+    _check_on_error(on_error, ("raise", "skip"))
+    failures: list[RowFailure] = []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for reader, out in _execute(flow, values, ordered=ordered, **options):
+            if out.failures:
+                if on_error == "raise":
+                    raise out.failures[0].error
+                failures.extend(out.failures)
+            yield from reader.rows(out)
+
+    return FlowStream(rows(), failures)
+
+
+def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
+                  **options: Any) -> pa.Table:
+    _check_on_error(on_error, ("raise", "skip"))
+    tables = []
+    failures: list[RowFailure] = []
+    names: list[str] = []
+    schema = None
+    for reader, out in _execute(flow, values, **options):
+        names = reader.names
+        failures.extend(out.failures)
+        arrays = list(out.columns)
+        cols = list(names)
+        if lineage:
+            arrays += [pa.array(out.input_index, type=pa.int64()),
+                       pa.array([f"{int(x):016x}" for x in out.row_ids], type=pa.string())]
+            cols += ["_input_index", "_row_id"]
+        table = pa.Table.from_arrays(arrays, names=cols)
+        schema = table.schema
+        tables.append(table)
+    if failures and on_error == "raise":
+        partial = pa.concat_tables(tables) if tables else None
+        n_inputs = len({f.input_index for f in failures})
+        raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
+                           failures, [partial])
+    if not tables:
+        plan = trace(flow).plan
+        fields = [pa.field(n, dtype_from_ir(plan.nodes[i].type).to_arrow())
+                  for n, i in zip(plan.output_names, plan.output_nodes)]
+        if lineage:
+            fields += [pa.field("_input_index", pa.int64()), pa.field("_row_id", pa.string())]
+        return pa.schema(fields).empty_table()
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]

@@ -1,0 +1,173 @@
+"""Field expressions: what a field is computed from. Pure builders, no execution."""
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Callable
+
+from daft_flow.ops.python_udf import PythonUdf, check_arguments, make_udf
+from daft_flow.types import DataType
+
+if TYPE_CHECKING:
+    from daft_flow.flow import Flow
+
+_ids = itertools.count()
+
+
+class LevelDef:
+    """One flow level: a set of rows. The root has one row per input; a child level has zero or
+    more rows per row of its parent, made from the parent's ``source`` value (a list, or a single
+    value when ``one_to_one``)."""
+
+    def __init__(self, name: str, input_field: str, input_type: DataType, parent: "LevelDef | None" = None,
+                 source: "Expr | None" = None, one_to_one: bool = False) -> None:
+        self.uid = next(_ids)
+        self.name = name
+        self.input_field = input_field
+        self.input_type = input_type
+        self.parent = parent
+        self.source = source
+        self.one_to_one = one_to_one
+
+    def ancestors(self) -> list["LevelDef"]:
+        """This level and its ancestors, nearest first."""
+        out, level = [], self
+        while level is not None:
+            out.append(level)
+            level = level.parent
+        return out
+
+    def __repr__(self) -> str:
+        return f"LevelDef({self.name!r}#{self.uid})"
+
+
+class Expr:
+    """A node of the expression graph. ``dtype`` is known when the expression is built."""
+
+    dtype: DataType
+
+    def label(self) -> str:
+        raise NotImplementedError
+
+
+class LevelInput(Expr):
+    """The value each row of a level was made from (the root input, a list element, a chained value)."""
+
+    def __init__(self, level: LevelDef) -> None:
+        self.level = level
+        self.dtype = level.input_type
+
+    def label(self) -> str:
+        return self.level.input_field
+
+
+class PythonCall(Expr):
+    def __init__(self, udf: PythonUdf, args: tuple[Expr, ...]) -> None:
+        self.udf = udf
+        self.args = args
+        self.dtype = udf.return_type
+
+    def label(self) -> str:
+        return self.udf.name
+
+
+class AsList(Expr):
+    """Any iterable value as a list with elements of ``element`` type (flat_map's input)."""
+
+    def __init__(self, arg: Expr, element: DataType) -> None:
+        self.arg = arg
+        self.dtype = DataType.list_of(element)
+
+    def label(self) -> str:
+        return "as_list"
+
+
+class Mapped(Expr):
+    """``expr`` as seen from a chained copy of its flow: its levels are replaced per ``mapping``."""
+
+    def __init__(self, expr: Expr, mapping: dict[LevelDef, LevelDef]) -> None:
+        self.expr = expr
+        self.mapping = mapping
+        self.dtype = expr.dtype
+
+    def label(self) -> str:
+        return self.expr.label()
+
+
+class Field:
+    """A field of a flow, or a value computed from fields, usable in other fields' definitions.
+
+    ``flow["x"]`` returns a Field; ops on it (``run_python``, ...) return new Fields to assign with
+    ``flow["y"] = ...``.
+    """
+
+    def __init__(self, expr: Expr, flow: "Flow", name: str) -> None:
+        self._expr = expr
+        self._flow = flow
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The field's name, or the op that computes it for unnamed values."""
+        return self._name
+
+    @property
+    def dtype(self) -> DataType:
+        return self._expr.dtype
+
+    @property
+    def flow(self) -> "Flow":
+        return self._flow
+
+    def __repr__(self) -> str:
+        return f"Field({self._name!r} of flow {self._flow.name!r}: {self.dtype})"
+
+    def __format__(self, spec: str) -> str:
+        raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} cannot be formatted into a plain "
+                        "string; use it in a prompt template (flow.prompt) or run_python")
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} has no truth value when the flow is "
+                        "built; use run_python to compute on its values")
+
+    def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
+                   max_in_flight: int | None = None, batch_size: int | None = None) -> "Field":
+        """Applies ``fn`` to this field's value (and to ``others``) for every row.
+
+        - Row-wise (default): ``fn(value) -> result`` per row.
+        - ``batch=True``: ``fn(values) -> results`` per batch; ``values`` is a ``list`` (or a
+          ``pyarrow.Array`` if the parameter is annotated so) and ``results`` must have equal length.
+        - ``async def fn``: coroutines run concurrently on the runtime's event loop, at most
+          ``max_in_flight`` at once (default 100).
+
+        The result type comes from ``return_type=`` or ``fn``'s return annotation (else any Python
+        value). Annotated parameters are checked against the fields' types now: a mismatch is a
+        ``TypeError`` naming the flow, field and op.
+        """
+        fields = (self, *others)
+        for f in others:
+            if not isinstance(f, Field):
+                raise TypeError(f"run_python() extra arguments must be fields, got {type(f).__name__}")
+        where = f"field {self._name!r} of flow {self._flow.name!r}"
+        udf = make_udf(fn, return_type=return_type, batch=batch, max_in_flight=max_in_flight,
+                       batch_size=batch_size, where=where)
+        check_arguments(udf, [(f._flow.name, f._name, f.dtype) for f in fields], where)
+        target = _deepest_flow(fields)
+        return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
+
+    def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", **kwargs: Any) -> "Flow":
+        """A child flow with one row per element of ``fn(value)`` (a list), or, given a flow,
+        one run of that flow per element of this field's (list) value. See ``Flow.flat_map``."""
+        return self._flow._with_current(self).flat_map(fn_or_flow, **kwargs)
+
+    def chain(self, flow: "Flow") -> "Flow":
+        """Runs ``flow`` on this field's value: ``flow``'s initial field is bound to it."""
+        return self._flow._with_current(self).chain(flow)
+
+
+def _deepest_flow(fields: tuple[Field, ...]) -> "Flow":
+    """The flow (level) an expression over ``fields`` belongs to: the deepest of their levels."""
+    best = fields[0]._flow
+    for f in fields[1:]:
+        if len(f._flow._level.ancestors()) > len(best._level.ancestors()):
+            best = f._flow
+    return best

@@ -1,0 +1,287 @@
+"""The Flow DSL: typed fields, row-wise functions, one-to-many child flows and composition.
+
+A ``Flow`` is a builder. ``flow["x"] = expr`` adds a field to that flow object; every other op
+(``run_python``, ``flat_map``, ``chain``) returns a new object and leaves its receiver unchanged.
+Nothing runs until ``collect``, ``collect_batch``, ``stream`` or ``collect_arrow``.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from daft_flow.expressions import AsList, Expr, Field, LevelDef, LevelInput, Mapped, PythonCall
+from daft_flow.ops.python_udf import callable_name, make_udf, positional_params
+from daft_flow.types import ANY, DataType, dtype_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from daft_flow.execution.results import FlowStream
+
+DEFAULT_FIELD = "input"
+"""The initial field's name when a flow is created as ``Flow(type)``."""
+
+_MISSING: Any = object()
+
+
+class Flow:
+    """A typed flow of rows.
+
+    ``Flow("document", str)`` makes a root flow whose initial field ``document`` holds each input;
+    ``Flow(str)`` names it ``"input"``. The initial field is assumed unique per input: it keys the
+    stable row id used by errors, caching and checkpoints.
+    """
+
+    def __init__(self, name_or_type: Any, dtype: Any = _MISSING) -> None:
+        if dtype is _MISSING:
+            name, dtype = DEFAULT_FIELD, name_or_type
+        else:
+            name = name_or_type
+        _check_field_name(name, "Flow()")
+        ftype = dtype_of(dtype, where=f"type of flow {name!r}")
+        level = LevelDef(name=name, input_field=name, input_type=ftype)
+        self._init(level, {name: LevelInput(level)}, name)
+
+    # -- construction helpers -----------------------------------------------------------------
+    def _init(self, level: LevelDef, fields: dict[str, Expr], current: str | Expr) -> None:
+        self._level = level
+        self._fields = dict(fields)
+        self._current = current
+
+    @classmethod
+    def _make(cls, level: LevelDef, fields: dict[str, Expr], current: str | Expr) -> "Flow":
+        flow = cls.__new__(cls)
+        flow._init(level, fields, current)
+        return flow
+
+    def _derive(self, name: str, expr: Expr) -> "Flow":
+        fields = dict(self._fields)
+        fields[name] = expr
+        return Flow._make(self._level, fields, name)
+
+    def _with_current(self, field: Field) -> "Flow":
+        return Flow._make(self._level, self._fields, field._expr)
+
+    def _current_field(self) -> Field:
+        if isinstance(self._current, str):
+            return self[self._current]
+        return Field(self._current, self, self._current.label())
+
+    # -- introspection ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The flow's name: its initial field for a root flow, ``parent.child`` for a child flow."""
+        return self._level.name
+
+    @property
+    def fields(self) -> dict[str, DataType]:
+        """This flow's own fields and their types, in definition order."""
+        return {k: v.dtype for k, v in self._fields.items()}
+
+    @property
+    def parent(self) -> "str | None":
+        """The name of the parent flow, or None for a root flow."""
+        return self._level.parent.name if self._level.parent else None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}: {v}" for k, v in self.fields.items())
+        return f"Flow({self.name!r}: {fields})"
+
+    # -- fields -------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Field:
+        if not isinstance(name, str):
+            raise TypeError(f"field names are str, got {type(name).__name__}")
+        if name not in self._fields:
+            known = ", ".join(repr(k) for k in self._fields)
+            raise KeyError(f"flow {self.name!r} has no field {name!r}; its fields are: {known}")
+        return Field(self._fields[name], self, name)
+
+    def __setitem__(self, name: str, value: Field) -> None:
+        _check_field_name(name, f"flow {self.name!r}")
+        if not isinstance(value, Field):
+            raise TypeError(f"flow[{name!r}] = ... needs a field expression (e.g. flow['x'].run_python(fn)), "
+                            f"got {type(value).__name__}")
+        if name == self._level.input_field:
+            raise ValueError(f"cannot replace {name!r}, the initial field of flow {self.name!r}")
+        if value._flow._level not in self._level.ancestors():
+            raise ValueError(f"field {value.name!r} belongs to flow {value._flow.name!r}, which is neither flow "
+                             f"{self.name!r} nor one of its parents")
+        self._fields[name] = value._expr
+        self._current = name
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields
+
+    # -- ops ----------------------------------------------------------------------------------
+    def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
+                   max_in_flight: int | None = None, batch_size: int | None = None,
+                   name: str | None = None) -> "Flow":
+        """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
+
+        ``fn`` receives the current field (the last one added), or, if all its parameter names are
+        fields of this flow, those fields by name. See ``Field.run_python`` for the modes.
+        """
+        params = positional_params(fn) if callable(fn) else []
+        names = [p.name for p in params]
+        if names and all(n in self._fields for n in names) and (len(names) > 1 or names[0] != "args"):
+            args = [self[n] for n in names]
+        else:
+            args = [self._current_field()]
+        value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
+                                   max_in_flight=max_in_flight, batch_size=batch_size)
+        field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
+        return self._derive(field_name, value._expr)
+
+    def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", *, field: str = "item", **kwargs: Any) -> "Flow":
+        """One-to-many: a child flow with a row per element.
+
+        - ``flat_map(fn)``: ``fn(current value)`` returns a list; each element becomes a row of the
+          child flow in field ``field`` (default ``"item"``).
+        - ``flat_map(other_flow)``: the current value is a list (or any iterable); ``other_flow``
+          runs once per element, with its initial field bound to the element. Returns ``other_flow``
+          as seen from here: collecting it yields its rows.
+        """
+        current = self._current_field()
+        if isinstance(fn_or_flow, Flow):
+            other = fn_or_flow
+            if kwargs:
+                raise TypeError(f"flat_map(flow) takes no options, got {sorted(kwargs)}")
+            root = other._level.ancestors()[-1]
+            source = _as_list(current._expr, root.input_type, current, f"flat_map({other.name})")
+            return self._bind(other, source, one_to_one=False)
+        if not callable(fn_or_flow):
+            raise TypeError(f"flat_map() needs a function or a Flow, got {type(fn_or_flow).__name__}")
+        _check_field_name(field, "flat_map()")
+        value = current.run_python(fn_or_flow, **kwargs)
+        element = value.dtype.element if value.dtype.is_list else ANY
+        assert element is not None
+        source = _as_list(value._expr, element, value, f"flat_map({callable_name(fn_or_flow)})")
+        level = LevelDef(name=f"{self.name}.{field}", input_field=field, input_type=element, parent=self._level,
+                         source=source)
+        return Flow._make(level, {field: LevelInput(level)}, field)
+
+    def chain(self, flow: "Flow") -> "Flow":
+        """Runs ``flow`` on the current value: its initial field is bound to this flow's current field.
+
+        ``Flow(str).run_python(fetch).chain(chunk_flow)`` runs ``chunk_flow`` (and its parents) on
+        each fetched value and returns ``chunk_flow`` as seen from here.
+        """
+        if not isinstance(flow, Flow):
+            raise TypeError(f"chain() needs a Flow, got {type(flow).__name__}")
+        current = self._current_field()
+        root = flow._level.ancestors()[-1]
+        if not root.input_type.accepts(current.dtype):
+            raise TypeError(f"chain({flow.name}) needs {root.input_type} for field {root.input_field!r}, but field "
+                            f"{current.name!r} of flow {self.name!r} is {current.dtype}")
+        return self._bind(flow, current._expr, one_to_one=True)
+
+    def _bind(self, other: "Flow", source: Expr, one_to_one: bool) -> "Flow":
+        """A copy of ``other`` (and its parents) whose root rows are made from ``source`` here."""
+        path = other._level.ancestors()[::-1]
+        mapping: dict[LevelDef, LevelDef] = {}
+        parent, src, oto = self._level, source, one_to_one
+        for lvl in path:
+            copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
+                            source=src, one_to_one=oto)
+            mapping[lvl] = copy
+            parent = copy
+        # Sources of non-root levels are expressions in the original graph: view them through the mapping.
+        for lvl in path[1:]:
+            assert lvl.source is not None
+            mapping[lvl].source = Mapped(lvl.source, mapping)
+            mapping[lvl].one_to_one = lvl.one_to_one
+        fields = {k: Mapped(v, mapping) for k, v in other._fields.items()}
+        current = other._current if isinstance(other._current, str) else Mapped(other._current, mapping)
+        return Flow._make(mapping[other._level], fields, current)
+
+    def _fresh_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._fields:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    # -- plans ----------------------------------------------------------------------------------
+    def to_ir(self) -> Any:
+        """The traced plan as a protobuf ``daft_flow.ir.Plan`` (see proto/flow.proto)."""
+        from daft_flow.plan.trace import trace
+
+        return trace(self).plan
+
+    def explain(self) -> str:
+        """A readable description of the plan that would run."""
+        from daft_flow.plan.explain import explain
+        from daft_flow.plan.trace import trace
+
+        return explain(trace(self).plan)
+
+    # -- execution ------------------------------------------------------------------------------
+    def collect(self, value: Any, **options: Any) -> Any:
+        """Runs the flow on one input. Returns a dict for a root flow, a list of dicts for a child flow.
+
+        If a row fails, its original exception is raised, with notes naming the row id, op and field.
+        """
+        from daft_flow.execution.runner import collect_one
+
+        return collect_one(self, value, **options)
+
+    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
+        """Runs the flow on many inputs (any iterable, generators included); one result per input.
+
+        With ``on_error="raise"`` (default), failures raise ``dflow.FlowRunError`` after every input
+        has run: it carries ``results`` (``None`` for failed inputs), ``failures`` and
+        ``failed_inputs``. With ``on_error="return"``, failed inputs hold a ``dflow.RowFailure``.
+        """
+        from daft_flow.execution.runner import collect_batch
+
+        return collect_batch(self, values, on_error=on_error, **options)
+
+    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
+               **options: Any) -> "FlowStream":
+        """Yields this flow's rows as they finish (input order by default; ``ordered=False`` for
+        completion order). Breaking out of the loop stops the run and frees its memory.
+
+        ``on_error="raise"`` raises the first failure; ``"skip"`` records failures on the stream's
+        ``failures`` list and goes on.
+        """
+        from daft_flow.execution.runner import stream
+
+        return stream(self, values, ordered=ordered, on_error=on_error, **options)
+
+    def collect_arrow(self, values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
+                      **options: Any) -> "pa.Table":
+        """Runs the flow on many inputs and returns its rows as one ``pyarrow.Table`` (bulk form).
+
+        ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns.
+        """
+        from daft_flow.execution.runner import collect_arrow
+
+        return collect_arrow(self, values, on_error=on_error, lineage=lineage, **options)
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")
+
+
+def _as_list(expr: Expr, element: DataType, field: Field, op: str) -> Expr:
+    """A list-typed expression for flat_map, checking element types where they are known."""
+    if expr.dtype.is_list:
+        assert expr.dtype.element is not None
+        if not element.accepts(expr.dtype.element):
+            raise TypeError(f"{op} needs elements of type {element}, but field {field.name!r} of flow "
+                            f"{field.flow.name!r} is {expr.dtype}")
+        if expr.dtype.element.kind != "any" or element.kind == "any":
+            return expr
+    elif expr.dtype.kind not in ("any", "JSON"):
+        raise TypeError(f"{op} needs a list, but field {field.name!r} of flow {field.flow.name!r} is {expr.dtype}")
+    return AsList(expr, element)
+
+
+def _identifier(name: str) -> str:
+    name = name.split(".")[-1]
+    return re.sub(r"\W", "_", name).strip("_") if name != "<lambda>" else ""
+
+
+def _check_field_name(name: Any, where: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}: field names must be non-empty str, got {name!r}")
+    if name.startswith("_"):
+        raise ValueError(f"{where}: field names starting with '_' are reserved, got {name!r}")

@@ -1,0 +1,1 @@
+"""Op specifications: what each op is, independent of how it runs."""

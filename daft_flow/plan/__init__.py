@@ -1,0 +1,1 @@
+"""The traced plan (IR): tracing flows into protobuf, reading it back, and explaining it."""

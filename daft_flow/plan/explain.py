@@ -1,0 +1,46 @@
+"""A readable rendering of a traced plan (what ``Flow.explain()`` returns)."""
+from __future__ import annotations
+
+from daft_flow.plan import flow_pb2 as ir
+from daft_flow.plan.trace import dtype_from_ir
+
+_MODE_NAMES = {ir.PythonUdf.ROW: "row-wise", ir.PythonUdf.BATCH: "batch", ir.PythonUdf.ASYNC: "async"}
+
+
+def _op(node: ir.Node) -> str:
+    which = node.WhichOneof("op")
+    if which == "level_input":
+        return "input"
+    if which == "as_list":
+        return "as_list"
+    udf = node.python_udf
+    detail = _MODE_NAMES[udf.mode]
+    if udf.mode == ir.PythonUdf.ASYNC:
+        detail += f", max_in_flight={udf.max_in_flight}"
+    if udf.mode == ir.PythonUdf.BATCH and udf.batch_size:
+        detail += f", batch_size={udf.batch_size}"
+    name = f"{udf.fn.module}.{udf.fn.qualname}" if udf.fn.module else udf.fn.qualname
+    return f"run_python({name}) [{detail}]"
+
+
+def explain(plan: ir.Plan) -> str:
+    lines = [f"daft_flow plan (IR v{plan.ir_version})",
+             f"output: flow {plan.levels[plan.output_level].flow!r} fields "
+             + ", ".join(plan.output_names)]
+    by_level: dict[int, list[ir.Node]] = {}
+    for node in plan.nodes:
+        by_level.setdefault(node.level, []).append(node)
+    for level in plan.levels:
+        if level.parent < 0:
+            how = "root: one row per input"
+        elif level.one_to_one:
+            how = f"child of {plan.levels[level.parent].flow!r}: one row per row, from #{level.source_node} (chain)"
+        else:
+            how = f"child of {plan.levels[level.parent].flow!r}: one row per element of #{level.source_node} (flat_map)"
+        lines.append(f"flow {level.flow!r} [level {level.id}] {how}")
+        for node in by_level.get(level.id, []):
+            name = node.name or "_"
+            args = ", ".join(f"#{i}" for i in node.inputs)
+            call = _op(node) + (f"({args})" if args else "")
+            lines.append(f"  #{node.id} {name}: {dtype_from_ir(node.type)} = {call}")
+    return "\n".join(lines)
