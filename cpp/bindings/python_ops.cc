@@ -146,9 +146,10 @@ void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, Erro
 }  // namespace
 
 PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format,
-                                     std::vector<py::object> convert, py::object build,
-                                     std::shared_ptr<ErrorTable> errors)
-    : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), convert_(std::move(convert)),
+                                     std::vector<py::object> convert, py::object build, py::object root_objects,
+                                     int32_t root_node, std::shared_ptr<ErrorTable> errors)
+    : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), root_objects_(std::move(root_objects)),
+      root_node_(root_node), convert_(std::move(convert)),
       out_format_(std::move(out_format)), errors_(std::move(errors)) {}
 
 // Destroyed by the run with the GIL held (see runtime_bindings.cc), so py::object members are safe.
@@ -161,6 +162,15 @@ void PythonRowOperator::Process(Batch& batch) {
   py::gil_scoped_acquire gil;
   std::vector<ArgReader> readers = MakeReaders(batch, info_);
   for (size_t k = 0; k < readers.size(); ++k) {
+    if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none()) {
+      // The caller's own input objects: no need to decode them again from Arrow.
+      py::object objects = root_objects_(batch.first_input);
+      if (PyList_Check(objects.ptr()) && PyList_GET_SIZE(objects.ptr()) == readers[k].column->length()) {
+        readers[k].generic = true;
+        readers[k].converted = py::reinterpret_borrow<py::list>(objects);
+        continue;
+      }
+    }
     if (!IsFastFormat(readers[k].column->format())) {
       if (k >= convert_.size() || convert_[k].is_none())
         throw std::runtime_error(info_.op + ": no converter for argument format " + readers[k].column->format());

@@ -55,15 +55,19 @@ class PythonRowOperator : public dflow::Operator {
  public:
   // out_format: canonical Arrow format of the result, or "" to hand results to `build` (Python).
   // `convert[k]`: for arguments without a fast conversion, a callable pa.Array -> list.
+  // `root_objects(first_input)` may return the Python objects the batch's root inputs were made
+  // from (or None); arguments reading root node `root_node` then use them instead of decoding.
   PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
-                    py::object build, std::shared_ptr<ErrorTable> errors);
+                    py::object build, py::object root_objects, int32_t root_node,
+                    std::shared_ptr<ErrorTable> errors);
   ~PythonRowOperator() override;
   std::string name() const override { return info_.op; }
   void Process(dflow::Batch& batch) override;
 
  private:
   PythonOpInfo info_;
-  py::object fn_, build_;
+  py::object fn_, build_, root_objects_;
+  int32_t root_node_;
   std::vector<py::object> convert_;
   std::string out_format_;
   std::shared_ptr<ErrorTable> errors_;

@@ -82,9 +82,10 @@ class PyRun {
   ~PyRun() { Close(); }
 
   void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
-                    py::object build) {
+                    py::object build, py::object root_objects, int32_t root_node) {
     pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
-                                                            std::move(convert), std::move(build), errors_),
+                                                            std::move(convert), std::move(build),
+                                                            std::move(root_objects), root_node, errors_),
                         {1});
   }
   void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency) {
@@ -190,7 +191,7 @@ void init_runtime(py::module_& m) {
   py::class_<PyRun>(m, "Run")
       .def(py::init<py::object, int64_t, bool>(), py::arg("next_batch"), py::arg("memory_budget"), py::arg("ordered"))
       .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
-           py::arg("convert"), py::arg("build"))
+           py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1)
       .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1)
       .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),
            py::arg("element_node"), py::arg("one_to_one"))

@@ -30,7 +30,7 @@ class ExecutionOptions:
     the process with ``dflow.set_options(...)``."""
 
     memory_budget: int = 256 * 2**20  # bytes of batches in flight; the source waits beyond it
-    batch_rows: int = 8192  # most root rows per batch
+    batch_rows: int = 65536  # most root rows per batch
     batch_bytes: int = 4 * 2**20  # a batch closes early once its input values reach this size
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once

@@ -42,7 +42,8 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
         info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
         if udf.mode == ir.PythonUdf.ROW:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
-            run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out))
+            run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out),
+                               getattr(source, "objects_for", None), plan.levels[0].element_node)
         elif udf.mode == ir.PythonUdf.BATCH:
             runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
             run.add_python_batch(info, runner, 1)

@@ -1,7 +1,6 @@
 """Turning finished batches into what the user asked for: rows, failures, Arrow tables."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -19,17 +18,38 @@ def _exception_from_message(message: str) -> BaseException:
     return _BUILTIN_ERRORS.get(kind, RuntimeError)(text if kind in _BUILTIN_ERRORS else message)
 
 
-@dataclass
 class BatchOutput:
-    """The output level's rows of one batch: values per output field, for the rows that survived."""
+    """The output level's rows of one batch: values per output field, for the rows that survived.
 
-    first_input: int
-    num_inputs: int
-    input_index: np.ndarray  # per surviving row
-    row_ids: np.ndarray  # per surviving row
-    columns: list[pa.Array]  # per output field, surviving rows only (ancestor values broadcast)
-    failures: list[RowFailure]
-    row_positions: np.ndarray  # per surviving row: its position among all rows of the batch
+    Lineage (input index, row ids) is computed on first use: the bulk path never pays for it.
+    """
+
+    def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int, columns: list[pa.Array],
+                 failures: list[RowFailure]) -> None:
+        self._batch, self._level, self._keep, self._n = batch, level, keep, n
+        self.first_input: int = batch.first_input
+        self.num_inputs: int = batch.num_rows(0)
+        self.columns = columns
+        self.failures = failures
+
+    @property
+    def row_positions(self) -> np.ndarray:
+        """Per surviving row: its position among all rows of the batch's output level."""
+        return np.arange(self._n) if self._keep is None else self._keep
+
+    @property
+    def input_index(self) -> np.ndarray:
+        """Per surviving row: the index of the input it came from."""
+        if self._level == 0:
+            base = np.arange(self._n)
+        else:
+            base = self._batch.ancestor_index(self._level, 0).to_numpy()
+        return self.first_input + (base if self._keep is None else base[self._keep])
+
+    @property
+    def row_ids(self) -> np.ndarray:
+        ids = self._batch.row_ids(self._level).to_numpy()
+        return ids if self._keep is None else ids[self._keep]
 
 
 class OutputReader:
@@ -52,27 +72,31 @@ class OutputReader:
     def read(self, batch: Any) -> BatchOutput:
         out = self.level
         n = batch.num_rows(out)
-        first = batch.first_input
-        ancestor = {lvl: (np.arange(n) if lvl == out else batch.ancestor_index(out, lvl).to_numpy())
-                    for lvl in self.path}
-        dead = np.zeros(n, dtype=bool)
-        for lvl in self.path:
-            mask = np.frombuffer(batch.failed_mask(lvl), dtype=np.uint8)
-            if len(mask):
-                dead |= mask[ancestor[lvl]] != 0
-        keep = np.flatnonzero(~dead)
-        input_index = first + ancestor[self.path[0]][keep]
-        row_ids = batch.row_ids(out).to_numpy()[keep]
+        masks = [(lvl, np.frombuffer(batch.failed_mask(lvl), dtype=np.uint8)) for lvl in self.path]
+        ancestor: dict[int, np.ndarray] = {}
+
+        def index_to(lvl: int) -> np.ndarray:
+            if lvl not in ancestor:
+                ancestor[lvl] = np.arange(n) if lvl == out else batch.ancestor_index(out, lvl).to_numpy()
+            return ancestor[lvl]
+
+        keep = None
+        if any(len(mask) for _, mask in masks):
+            dead = np.zeros(n, dtype=bool)
+            for lvl, mask in masks:
+                if len(mask):
+                    dead |= mask[index_to(lvl)] != 0
+            keep = np.flatnonzero(~dead)
         columns = []
         for node, lvl in zip(self.nodes, self.node_levels):
             col = batch.column(lvl, node)
-            index = ancestor[lvl][keep]
-            if lvl == out and len(keep) == n:
+            if lvl == out and keep is None:
                 columns.append(col)
             else:
+                index = index_to(lvl) if keep is None else index_to(lvl)[keep]
                 columns.append(col.take(pa.array(index, type=pa.int64())))
-        return BatchOutput(first, batch.num_rows(0), input_index, row_ids, columns, self._failures(batch),
-                           keep)
+        failures = self._failures(batch) if keep is not None else []
+        return BatchOutput(batch, out, keep, n, columns, failures)
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []

@@ -27,21 +27,20 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     if isinstance(values, (str, bytes)):
         raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
-    try:
-        iterator = iter(values)
-    except TypeError:
-        raise TypeError(f"inputs must be iterable, got {type(values).__name__}") from None
+    if not hasattr(values, "__iter__"):
+        raise TypeError(f"inputs must be iterable, got {type(values).__name__}")
     opts = get_options(**options)
     traced = trace(flow)
     plan = traced.plan
     root = plan.levels[0]
-    source = InputSource(iterator, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
     run = build_run(traced, source, opts, ordered)
     reader = OutputReader(traced, run)
     run.start()
     try:
         while (batch := run.next()) is not None:
             output = reader.read(batch)
+            source.release(batch.first_input)
             run.release(batch)
             yield reader, output
     finally:

@@ -81,10 +81,16 @@ class Array : public std::enable_shared_from_this<Array> {
   void Init();
 };
 
-// Growable validity bitmap shared by the builders; omitted from the result when nothing is null.
+// Growable validity bitmap shared by the builders. The bitmap is only materialised once a null
+// arrives, so all-valid columns (the common case) pay one increment per value.
 class ValidityBuilder {
  public:
   void Append(bool valid) {
+    if (valid && null_count_ == 0) {
+      ++length_;
+      return;
+    }
+    if (null_count_ == 0 && !valid) Materialize();
     if ((length_ & 7) == 0) bits_.push_back(0);
     if (valid) bits_.back() |= static_cast<uint8_t>(1u << (length_ & 7)); else ++null_count_;
     ++length_;
@@ -92,7 +98,12 @@ class ValidityBuilder {
   int64_t length() const { return length_; }
   int64_t null_count() const { return null_count_; }
   std::vector<uint8_t>& bits() { return bits_; }
+
  private:
+  void Materialize() {
+    bits_.assign(static_cast<size_t>((length_ + 7) / 8), 0xFF);
+    if (length_ & 7) bits_.back() = static_cast<uint8_t>((1u << (length_ & 7)) - 1);
+  }
   std::vector<uint8_t> bits_;
   int64_t length_ = 0, null_count_ = 0;
 };
