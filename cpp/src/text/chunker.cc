@@ -1,0 +1,228 @@
+#include "dflow/text/chunker.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "dflow/parallel.h"
+#include "unicode_tables.h"
+#include "utf8.h"
+
+namespace dflow::text {
+namespace {
+
+enum Level : int { kWordLevel = 0, kSentenceLevel = 1, kLineLevel = 2, kParagraphLevel = 3 };
+
+// One pass over a window of code points starting at a chunk start: byte offset of every code point,
+// whitespace flags, and the last boundary of each level at or after `min_cut` (relative positions).
+struct Window {
+  std::vector<int64_t> bytes;  // bytes[k] = byte offset of code point start+k; bytes[m] = end of window
+  std::vector<uint8_t> ws;     // ws[k] = code point start+k is whitespace
+  int64_t last[4];
+  int64_t m = 0;        // code points scanned
+  bool at_end = false;  // the window reached the end of the text
+
+  // Scans at most `limit` code points from byte `b0`; boundaries p (1..limit) are recorded if p >= min_cut.
+  void scan(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut) {
+    bytes.clear();
+    ws.clear();
+    std::fill(std::begin(last), std::end(last), int64_t(-1));
+    const auto* base = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* end = base + text.size();
+    const auto* p = base + b0;
+    int nl = 0;
+    bool sentence = false, in_run = false;
+    int64_t k = 0;
+    for (; k < limit && p < end; ++k) {
+      bytes.push_back(p - base);
+      uint32_t cp;
+      uint8_t f;
+      if (*p < 0x80) {
+        cp = *p++;
+        f = unicode::flags(cp);
+      } else {
+        size_t len;
+        cp = utf8::decode(p, end, &len);
+        p += len;
+        f = unicode::flags(cp);
+      }
+      const bool is_ws = f & unicode::kWhitespace;
+      ws.push_back(is_ws);
+      if (is_ws) {
+        if (!in_run) nl = 0;
+        in_run = true;
+        nl += (cp == '\n');
+        if (k + 1 >= min_cut) {
+          const int level = nl >= 2 ? kParagraphLevel : nl == 1 ? kLineLevel : sentence ? kSentenceLevel : kWordLevel;
+          last[level] = k + 1;
+        }
+      } else {
+        in_run = false;
+        sentence = f & unicode::kSentenceEnd;
+      }
+    }
+    bytes.push_back(p - base);
+    m = k;
+    at_end = p >= end;
+  }
+
+  int64_t best_cut() const {
+    for (int l = kParagraphLevel; l >= kWordLevel; --l)
+      if (last[l] > 0) return last[l];
+    return -1;
+  }
+  bool word_start(int64_t k) const { return k > 0 && k < m && ws[k - 1] && !ws[k]; }
+};
+
+Window& window() {
+  thread_local Window w;
+  return w;
+}
+
+int64_t count_code_points(std::string_view s) {
+  int64_t n = 0;
+  for (unsigned char c : s) n += !utf8::is_continuation(c);
+  return n;
+}
+
+}  // namespace
+
+void validate(const CharChunkOptions& o) {
+  if (o.max_chars <= 0) throw std::invalid_argument("max_chars must be > 0, got " + std::to_string(o.max_chars));
+  if (o.overlap < 0) throw std::invalid_argument("overlap must be >= 0, got " + std::to_string(o.overlap));
+  if (o.overlap >= o.max_chars)
+    throw std::invalid_argument("overlap (" + std::to_string(o.overlap) + ") must be < max_chars (" +
+                                std::to_string(o.max_chars) + ")");
+}
+
+void validate(const TokenChunkOptions& o) {
+  if (o.max_tokens <= 0) throw std::invalid_argument("max_tokens must be > 0, got " + std::to_string(o.max_tokens));
+  if (o.overlap_tokens < 0)
+    throw std::invalid_argument("overlap_tokens must be >= 0, got " + std::to_string(o.overlap_tokens));
+  if (o.overlap_tokens >= o.max_tokens)
+    throw std::invalid_argument("overlap_tokens (" + std::to_string(o.overlap_tokens) + ") must be < max_tokens (" +
+                                std::to_string(o.max_tokens) + ")");
+  if (!o.tokenizer) throw std::invalid_argument("chunking by tokens needs a tokenizer");
+}
+
+std::vector<ChunkSpan> chunk_chars(std::string_view text, const CharChunkOptions& o) {
+  validate(o);
+  std::vector<ChunkSpan> out;
+  if (text.empty()) return out;
+  Window& w = window();
+  int64_t sc = 0, sb = 0;
+  for (;;) {
+    w.scan(text, sb, o.max_chars, o.overlap + 1);
+    if (w.at_end) {
+      out.push_back({sc, sc + w.m, sb, static_cast<int64_t>(text.size())});
+      return out;
+    }
+    int64_t cut = w.best_cut();
+    if (cut < 0) cut = o.max_chars;
+    out.push_back({sc, sc + cut, sb, w.bytes[cut]});
+    int64_t next = cut;
+    if (o.overlap > 0) {
+      next = cut - o.overlap;
+      for (int64_t k = next; k < cut; ++k)
+        if (w.word_start(k)) {
+          next = k;
+          break;
+        }
+    }
+    sc += next;
+    sb = w.bytes[next];
+  }
+}
+
+std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptions& o) {
+  validate(o);
+  std::vector<ChunkSpan> out;
+  if (text.empty()) return out;
+  std::vector<int32_t> ids;
+  std::vector<TokenSpan> toks;
+  ids.reserve(text.size() / 3 + 4);
+  toks.reserve(text.size() / 3 + 4);
+  o.tokenizer->encode(text, false, &ids, &toks);
+  const int64_t ntok = static_cast<int64_t>(toks.size());
+  const int64_t n_cp = count_code_points(text);
+  Window& w = window();
+  int64_t sc = 0, sb = 0, ti = 0;
+  for (;;) {
+    if (ntok - ti <= o.max_tokens) {
+      out.push_back({sc, n_cp, sb, static_cast<int64_t>(text.size())});
+      return out;
+    }
+    const int64_t te = ti + o.max_tokens;
+    const int64_t limit = toks[te].start - sc;                 // the cut may not pass token te's start
+    const int64_t min_cut = toks[ti + o.overlap_tokens].end - sc;  // ... and must hold > overlap tokens
+    w.scan(text, sb, std::max<int64_t>(limit, min_cut), min_cut);
+    int64_t cut = -1;
+    for (int l = kParagraphLevel; l >= kWordLevel && cut < 0; --l)
+      if (w.last[l] > 0 && w.last[l] <= limit) cut = w.last[l];
+    if (cut < 0) cut = limit > 0 ? limit : toks[ti].end - sc;  // split between tokens / one code point
+    out.push_back({sc, sc + cut, sb, w.bytes[cut]});
+    // Tokens [ti, tb) end inside this chunk.
+    int64_t tb = ti;
+    while (tb < ntok && toks[tb].end <= sc + cut) ++tb;
+    int64_t next = cut;
+    if (o.overlap_tokens > 0) {
+      const int64_t k0 = std::max(tb - o.overlap_tokens, ti + 1);
+      int64_t pick = -1;
+      for (int64_t k = k0; k < tb; ++k)
+        if (w.word_start(toks[k].start - sc)) {
+          pick = k;
+          break;
+        }
+      if (pick < 0 && k0 < tb) pick = k0;
+      if (pick >= 0 && toks[pick].start > sc) next = toks[pick].start - sc;
+    }
+    sc += next;
+    sb = w.bytes[next];
+    while (ti < ntok && toks[ti].start < sc) ++ti;
+  }
+}
+
+namespace {
+
+template <class Off, class Opts, class Fn>
+ChunkBatch chunk_batch(const char* data, const Off* offsets, int64_t n, const Opts& opts, int threads, Fn fn) {
+  validate(opts);
+  std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
+  parallel_for(n, threads, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const std::string_view s(data + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
+      per[i] = fn(s, opts);
+    }
+  });
+  ChunkBatch out;
+  out.counts.resize(static_cast<size_t>(n));
+  size_t total = 0;
+  for (const auto& v : per) total += v.size();
+  out.spans.reserve(total);
+  for (int64_t i = 0; i < n; ++i) {
+    out.counts[i] = static_cast<int64_t>(per[i].size());
+    out.spans.insert(out.spans.end(), per[i].begin(), per[i].end());
+  }
+  return out;
+}
+
+}  // namespace
+
+ChunkBatch chunk_chars_batch(const char* data, const int64_t* offsets, int64_t n, const CharChunkOptions& opts,
+                             int threads) {
+  return chunk_batch(data, offsets, n, opts, threads, chunk_chars);
+}
+ChunkBatch chunk_chars_batch(const char* data, const int32_t* offsets, int64_t n, const CharChunkOptions& opts,
+                             int threads) {
+  return chunk_batch(data, offsets, n, opts, threads, chunk_chars);
+}
+ChunkBatch chunk_tokens_batch(const char* data, const int64_t* offsets, int64_t n, const TokenChunkOptions& opts,
+                              int threads) {
+  return chunk_batch(data, offsets, n, opts, threads, chunk_tokens);
+}
+ChunkBatch chunk_tokens_batch(const char* data, const int32_t* offsets, int64_t n, const TokenChunkOptions& opts,
+                              int threads) {
+  return chunk_batch(data, offsets, n, opts, threads, chunk_tokens);
+}
+
+}  // namespace dflow::text
