@@ -148,6 +148,7 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
   Window& w = window();
   int64_t sc = 0, sb = 0, ti = 0;
   for (;;) {
+    if (sc >= n_cp) return out;  // a cut between tokens of the last code point ended the text
     if (ntok - ti <= o.max_tokens) {
       out.push_back({sc, n_cp, sb, static_cast<int64_t>(text.size())});
       return out;
@@ -159,7 +160,9 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
     int64_t cut = -1;
     for (int l = kParagraphLevel; l >= kWordLevel && cut < 0; --l)
       if (w.last[l] > 0 && w.last[l] <= limit) cut = w.last[l];
-    if (cut < 0) cut = limit > 0 ? limit : toks[ti].end - sc;  // split between tokens / one code point
+    // No boundary: split between tokens. Code points are never split, so when the tokens of one code
+    // point straddle the limit the chunk takes them all (that is the only way to exceed max_tokens).
+    if (cut < 0) cut = std::max(limit, min_cut);
     out.push_back({sc, sc + cut, sb, w.bytes[cut]});
     // Tokens [ti, tb) end inside this chunk.
     int64_t tb = ti;
@@ -167,13 +170,18 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
     int64_t next = cut;
     if (o.overlap_tokens > 0) {
       const int64_t k0 = std::max(tb - o.overlap_tokens, ti + 1);
-      int64_t pick = -1;
-      for (int64_t k = k0; k < tb; ++k)
+      // Candidates start a code point of their own (tokens of one code point stay together).
+      auto own_start = [&](int64_t k) { return toks[k - 1].start < toks[k].start; };
+      int64_t pick = -1, first = -1;
+      for (int64_t k = k0; k < tb; ++k) {
+        if (!own_start(k)) continue;
+        if (first < 0) first = k;
         if (w.word_start(toks[k].start - sc)) {
           pick = k;
           break;
         }
-      if (pick < 0 && k0 < tb) pick = k0;
+      }
+      if (pick < 0) pick = first;
       if (pick >= 0 && toks[pick].start > sc) next = toks[pick].start - sc;
     }
     sc += next;

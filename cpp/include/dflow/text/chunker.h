@@ -15,9 +15,10 @@
 // - Limits: a char chunk never exceeds max_chars code points. A token chunk never holds more than
 //   max_tokens tokens, where tokens are those of the whole text's tokenization (special tokens excluded)
 //   whose spans lie inside the chunk; a word with more than max_tokens tokens is split between tokens.
-//   The only exception: one code point that alone yields more than max_tokens tokens (a Hangul syllable
-//   decomposes into up to 3 word pieces) forms a chunk by itself. Re-tokenizing a chunk that starts
-//   inside a word may give a different count (a "##" piece becomes a word-initial piece).
+//   The only exception: code points are never split, so when the tokens of one code point straddle the
+//   limit (a Hangul syllable decomposes into up to 3 word pieces) the chunk takes all of them and may
+//   hold up to (pieces of that code point - 1) extra tokens. Re-tokenizing a chunk that starts inside a
+//   word may give a different count (a "##" piece becomes a word-initial piece).
 // - Empty text gives zero chunks; any other text (whitespace only included) gives at least one.
 // - Invalid options (max <= 0, overlap < 0, overlap >= max, no tokenizer) throw std::invalid_argument.
 #pragma once
