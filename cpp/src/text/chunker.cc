@@ -164,6 +164,7 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
     // point straddle the limit the chunk takes them all (that is the only way to exceed max_tokens).
     if (cut < 0) cut = std::max(limit, min_cut);
     out.push_back({sc, sc + cut, sb, w.bytes[cut]});
+    if (sc + cut >= n_cp) return out;
     // Tokens [ti, tb) end inside this chunk.
     int64_t tb = ti;
     while (tb < ntok && toks[tb].end <= sc + cut) ++tb;
