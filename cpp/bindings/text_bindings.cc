@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,10 +50,33 @@ struct TextViews {
   }
 };
 
+// Shared int objects for token ids (created once, kept for the process): building id lists then
+// costs an INCREF per id instead of an allocation. Only touched with the GIL held.
+constexpr int32_t kIntCacheSize = 1 << 17;
+PyObject** int_cache() {
+  static PyObject** cache = [] {
+    auto** c = new PyObject*[kIntCacheSize];
+    for (int32_t i = 0; i < kIntCacheSize; ++i) c[i] = PyLong_FromLong(i);
+    return c;
+  }();
+  return cache;
+}
+
 py::list int_list(const std::vector<int32_t>& v) {
   PyObject* l = PyList_New(static_cast<Py_ssize_t>(v.size()));
   if (!l) throw py::error_already_set();
-  for (size_t i = 0; i < v.size(); ++i) PyList_SET_ITEM(l, i, PyLong_FromLong(v[i]));
+  PyObject** cache = int_cache();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int32_t x = v[i];
+    PyObject* o;
+    if (x >= 0 && x < kIntCacheSize) {
+      o = cache[x];
+      Py_INCREF(o);
+    } else {
+      o = PyLong_FromLong(x);
+    }
+    PyList_SET_ITEM(l, i, o);
+  }
   return py::reinterpret_steal<py::list>(l);
 }
 
@@ -76,8 +100,13 @@ py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn
   std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
   {
     py::gil_scoped_release release;
+    // Longest texts first, so one big document does not run alone at the end.
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return tv.views[a].size() > tv.views[b].size(); });
     dflow::parallel_for(n, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) per[i] = fn(tv.views[i], opts);
+      for (int64_t i = b; i < e; ++i) per[order[i]] = fn(tv.views[order[i]], opts);
     }, 1);
   }
   py::list out(n);

@@ -79,6 +79,108 @@ Window& window() {
   return w;
 }
 
+// Lead-byte classes for the character chunker's scan: most bytes are plain ASCII and cost one lookup.
+enum LeadClass : uint8_t { kPlain, kAsciiSpace, kNewline, kSentence, kMultiByte, kMaybeSpace };
+struct LeadTable {
+  uint8_t cls[256];
+  LeadTable() {
+    for (int b = 0; b < 256; ++b) {
+      if (b < 0x80) {
+        const uint8_t f = unicode::flags(b);
+        cls[b] = b == '\n' ? kNewline : (f & unicode::kWhitespace) ? kAsciiSpace
+                 : (f & unicode::kSentenceEnd) ? kSentence : kPlain;
+      } else {
+        // Non-ASCII White_Space starts with C2 (U+0085, U+00A0), E1 (U+1680), E2 (U+2000..), E3 (U+3000).
+        cls[b] = (b == 0xC2 || b == 0xE1 || b == 0xE2 || b == 0xE3) ? kMaybeSpace : kMultiByte;
+      }
+    }
+  }
+};
+const LeadTable kLead;
+
+struct Cut {
+  int64_t cp = -1, byte = -1;
+};
+
+inline bool ws_at(const unsigned char* p, const unsigned char* end, size_t* len) {
+  const uint32_t cp = utf8::decode(p, end, len);
+  return unicode::flags(cp) & unicode::kWhitespace;
+}
+
+// Scans at most `limit` code points from byte b0 and returns the cut: the last boundary of the highest
+// level at code point >= min_cut, else the end of the scanned window (at_end: the text ended first).
+Cut scan_chars(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut, bool* at_end, int64_t* scanned) {
+  const auto* base = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = base + text.size();
+  const auto* p = base + b0;
+  Cut last[4];
+  int nl = 0;
+  bool sentence = false, in_run = false;
+  int64_t k = 0;
+  while (k < limit && p < end) {
+    const uint8_t cls = kLead.cls[*p];
+    if (cls == kPlain) {
+      ++p;
+      ++k;
+      in_run = sentence = false;
+      continue;
+    }
+    bool is_ws;
+    if (cls < kMultiByte) {
+      is_ws = cls == kAsciiSpace || cls == kNewline;
+      ++p;
+    } else {
+      size_t len;
+      is_ws = ws_at(p, end, &len);
+      is_ws = is_ws && cls == kMaybeSpace;
+      p += len;
+    }
+    ++k;
+    if (is_ws) {
+      if (!in_run) nl = 0;
+      in_run = true;
+      nl += cls == kNewline;
+      if (k >= min_cut) {
+        const int level = nl >= 2 ? kParagraphLevel : nl == 1 ? kLineLevel : sentence ? kSentenceLevel : kWordLevel;
+        last[level] = Cut{k, p - base};
+      }
+    } else {
+      in_run = false;
+      sentence = cls == kSentence;
+    }
+  }
+  *at_end = p >= end;
+  *scanned = k;
+  for (int l = kParagraphLevel; l >= kWordLevel; --l)
+    if (last[l].cp > 0) return last[l];
+  return Cut{k, p - base};
+}
+
+// The start of the next chunk: `overlap` code points before the cut, moved forward to the first word
+// start before the cut if there is one. Positions are relative code points / absolute bytes.
+Cut overlap_start(std::string_view text, Cut cut, int64_t overlap) {
+  const auto* base = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = base + text.size();
+  int64_t q = cut.byte;
+  for (int64_t i = 0; i < overlap; ++i) {
+    --q;
+    while (q > 0 && utf8::is_continuation(base[q])) --q;
+  }
+  const Cut fallback{cut.cp - overlap, q};
+  int64_t pb = q - 1;
+  while (pb > 0 && utf8::is_continuation(base[pb])) --pb;
+  size_t len;
+  bool prev_ws = pb >= 0 && ws_at(base + pb, end, &len);
+  int64_t cp = fallback.cp;
+  for (int64_t b = q; b < cut.byte; ++cp) {
+    const bool cur_ws = ws_at(base + b, end, &len);
+    if (prev_ws && !cur_ws) return Cut{cp, b};
+    prev_ws = cur_ws;
+    b += static_cast<int64_t>(len);
+  }
+  return fallback;
+}
+
 int64_t count_code_points(std::string_view s) {
   int64_t n = 0;
   for (unsigned char c : s) n += !utf8::is_continuation(c);
@@ -109,28 +211,20 @@ std::vector<ChunkSpan> chunk_chars(std::string_view text, const CharChunkOptions
   validate(o);
   std::vector<ChunkSpan> out;
   if (text.empty()) return out;
-  Window& w = window();
+  out.reserve(text.size() / static_cast<size_t>(o.max_chars - o.overlap) + 1);
   int64_t sc = 0, sb = 0;
   for (;;) {
-    w.scan(text, sb, o.max_chars, o.overlap + 1);
-    if (w.at_end) {
-      out.push_back({sc, sc + w.m, sb, static_cast<int64_t>(text.size())});
+    bool at_end = false;
+    int64_t scanned = 0;
+    const Cut cut = scan_chars(text, sb, o.max_chars, o.overlap + 1, &at_end, &scanned);
+    if (at_end) {  // the rest fits
+      out.push_back({sc, sc + scanned, sb, static_cast<int64_t>(text.size())});
       return out;
     }
-    int64_t cut = w.best_cut();
-    if (cut < 0) cut = o.max_chars;
-    out.push_back({sc, sc + cut, sb, w.bytes[cut]});
-    int64_t next = cut;
-    if (o.overlap > 0) {
-      next = cut - o.overlap;
-      for (int64_t k = next; k < cut; ++k)
-        if (w.word_start(k)) {
-          next = k;
-          break;
-        }
-    }
-    sc += next;
-    sb = w.bytes[next];
+    out.push_back({sc, sc + cut.cp, sb, cut.byte});
+    const Cut next = o.overlap > 0 ? overlap_start(text, cut, o.overlap) : cut;
+    sc += next.cp;
+    sb = next.byte;
   }
 }
 
