@@ -130,8 +130,14 @@ struct ResultBuilder {
 // (KeyboardInterrupt, SystemExit, ...), in which case it is rethrown to the pipeline.
 void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors) {
   if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
-  py::error_already_set err;
-  py::object value = err.value();
+  // Keep the traceback on the exception object itself so it survives being re-raised elsewhere.
+  PyObject *type, *raw, *tb;
+  PyErr_Fetch(&type, &raw, &tb);
+  PyErr_NormalizeException(&type, &raw, &tb);
+  if (tb != nullptr) PyException_SetTraceback(raw, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  py::object value = py::reinterpret_steal<py::object>(raw);
   std::string message = py::str(value).cast<std::string>();
   dflow::RowFailure f;
   f.row = row;
@@ -171,8 +177,10 @@ void PythonRowOperator::Process(Batch& batch) {
         continue;
       }
     }
-    if (!IsFastFormat(readers[k].column->format())) {
-      if (k >= convert_.size() || convert_[k].is_none())
+    // A converter means the logical type differs from its storage (JSON text, pickled objects, ...).
+    bool has_converter = k < convert_.size() && !convert_[k].is_none();
+    if (has_converter || !IsFastFormat(readers[k].column->format())) {
+      if (!has_converter)
         throw std::runtime_error(info_.op + ": no converter for argument format " + readers[k].column->format());
       readers[k].generic = true;
       readers[k].converted = convert_[k](ToPyArrow(readers[k].column));

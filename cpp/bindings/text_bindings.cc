@@ -1,6 +1,241 @@
-// Bindings for the text subsystem (chunker, tokenizer).
+// Bindings for the text subsystem (tokenizer, chunkers). Thin: convert arguments with the GIL held,
+// run the native code with it released, build the Python results directly with the C API.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dflow/parallel.h"
+#include "dflow/text/api.h"
 #include "registry.h"
 
+namespace py = pybind11;
+using dflow::text::ChunkSpan;
+using dflow::text::TokenSpan;
+using dflow::text::WordPieceTokenizer;
+
 namespace dflow_py {
-void init_text(pybind11::module_& m) {}
+namespace {
+
+struct PyTokenizer {
+  std::shared_ptr<const WordPieceTokenizer> tok;
+};
+
+std::string_view view_of(const py::handle& s) {
+  if (!PyUnicode_Check(s.ptr())) throw py::type_error(std::string("expected str, got ") + Py_TYPE(s.ptr())->tp_name);
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(s.ptr(), &n);
+  if (!p) throw py::error_already_set();
+  return std::string_view(p, static_cast<size_t>(n));
+}
+
+// Views into the UTF-8 buffers of a sequence of str; `refs` keeps the objects alive while the GIL is
+// released (the caller's list could be mutated by another thread meanwhile).
+struct TextViews {
+  std::vector<py::object> refs;
+  std::vector<std::string_view> views;
+  explicit TextViews(const py::sequence& texts) {
+    const size_t n = py::len(texts);
+    refs.reserve(n);
+    views.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      py::object o = texts[i];
+      views.push_back(view_of(o));
+      refs.push_back(std::move(o));
+    }
+  }
+};
+
+// Shared int objects for token ids (created once, kept for the process): building id lists then
+// costs an INCREF per id instead of an allocation. Only touched with the GIL held.
+constexpr int32_t kIntCacheSize = 1 << 17;
+PyObject** int_cache() {
+  static PyObject** cache = [] {
+    auto** c = new PyObject*[kIntCacheSize];
+    for (int32_t i = 0; i < kIntCacheSize; ++i) c[i] = PyLong_FromLong(i);
+    return c;
+  }();
+  return cache;
+}
+
+py::list int_list(const std::vector<int32_t>& v) {
+  PyObject* l = PyList_New(static_cast<Py_ssize_t>(v.size()));
+  if (!l) throw py::error_already_set();
+  PyObject** cache = int_cache();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int32_t x = v[i];
+    PyObject* o;
+    if (x >= 0 && x < kIntCacheSize) {
+      o = cache[x];
+      Py_INCREF(o);
+    } else {
+      o = PyLong_FromLong(x);
+    }
+    PyList_SET_ITEM(l, i, o);
+  }
+  return py::reinterpret_steal<py::list>(l);
+}
+
+py::list span_list(const ChunkSpan* s, size_t n) {
+  PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
+  if (!l) throw py::error_already_set();
+  for (size_t i = 0; i < n; ++i) {
+    PyObject* t = PyTuple_New(2);
+    PyTuple_SET_ITEM(t, 0, PyLong_FromLongLong(s[i].start));
+    PyTuple_SET_ITEM(t, 1, PyLong_FromLongLong(s[i].end));
+    PyList_SET_ITEM(l, i, t);
+  }
+  return py::reinterpret_steal<py::list>(l);
+}
+
+template <class Opts, class Fn>
+py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn fn) {
+  dflow::text::validate(opts);
+  TextViews tv(texts);
+  const int64_t n = static_cast<int64_t>(tv.views.size());
+  std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
+  {
+    py::gil_scoped_release release;
+    // Longest texts first, so one big document does not run alone at the end.
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return tv.views[a].size() > tv.views[b].size(); });
+    dflow::parallel_for(n, threads, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) per[order[i]] = fn(tv.views[order[i]], opts);
+    }, 1);
+  }
+  py::list out(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = span_list(per[i].data(), per[i].size());
+  return out;
+}
+
+}  // namespace
+
+void init_text(py::module_& m) {
+  static py::exception<dflow::text::UnsupportedTokenizer> unsupported(m, "UnsupportedTokenizer",
+                                                                      PyExc_NotImplementedError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const dflow::text::UnsupportedTokenizer& e) {
+      py::set_error(unsupported, e.what());
+    }
+  });
+
+  py::class_<PyTokenizer>(m, "WordPieceTokenizer")
+      .def_static(
+          "from_file",
+          [](const std::string& path) {
+            std::shared_ptr<const WordPieceTokenizer> t;
+            {
+              py::gil_scoped_release release;
+              t = WordPieceTokenizer::from_file(path);
+            }
+            return PyTokenizer{std::move(t)};
+          },
+          py::arg("path"))
+      .def(
+          "encode",
+          [](const PyTokenizer& self, py::handle text, bool add_special) {
+            const std::string_view s = view_of(text);
+            std::vector<int32_t> ids;
+            {
+              py::gil_scoped_release release;
+              ids.reserve(s.size() / 4 + 4);
+              self.tok->encode(s, add_special, &ids);
+            }
+            return int_list(ids);
+          },
+          py::arg("text"), py::arg("add_special_tokens") = true)
+      .def(
+          "encode_with_offsets",
+          [](const PyTokenizer& self, py::handle text, bool add_special) {
+            const std::string_view s = view_of(text);
+            std::vector<int32_t> ids;
+            std::vector<TokenSpan> offs;
+            {
+              py::gil_scoped_release release;
+              self.tok->encode(s, add_special, &ids, &offs);
+            }
+            py::list ol(offs.size());
+            for (size_t i = 0; i < offs.size(); ++i) ol[i] = py::make_tuple(offs[i].start, offs[i].end);
+            return py::make_tuple(int_list(ids), ol);
+          },
+          py::arg("text"), py::arg("add_special_tokens") = true)
+      .def(
+          "encode_batch",
+          [](const PyTokenizer& self, const py::sequence& texts, bool add_special, int threads) {
+            TextViews tv(texts);
+            std::vector<std::vector<int32_t>> out;
+            {
+              py::gil_scoped_release release;
+              out = self.tok->encode_batch(tv.views.data(), static_cast<int64_t>(tv.views.size()), add_special,
+                                           threads);
+            }
+            PyObject* l = PyList_New(static_cast<Py_ssize_t>(out.size()));
+            if (!l) throw py::error_already_set();
+            for (size_t i = 0; i < out.size(); ++i) PyList_SET_ITEM(l, i, int_list(out[i]).release().ptr());
+            return py::reinterpret_steal<py::list>(l);
+          },
+          py::arg("texts"), py::arg("add_special_tokens") = true, py::arg("threads") = 0)
+      .def(
+          "count",
+          [](const PyTokenizer& self, py::handle text) {
+            const std::string_view s = view_of(text);
+            py::gil_scoped_release release;
+            return self.tok->count(s);
+          },
+          py::arg("text"))
+      .def(
+          "count_batch",
+          [](const PyTokenizer& self, const py::sequence& texts, int threads) {
+            TextViews tv(texts);
+            std::vector<int64_t> out(tv.views.size());
+            {
+              py::gil_scoped_release release;
+              dflow::parallel_for(static_cast<int64_t>(out.size()), threads, [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) out[i] = self.tok->count(tv.views[i]);
+              });
+            }
+            return out;
+          },
+          py::arg("texts"), py::arg("threads") = 0)
+      .def("token_to_id",
+           [](const PyTokenizer& self, const std::string& token) -> py::object {
+             const int32_t id = self.tok->token_to_id(token);
+             if (id < 0) return py::none();
+             return py::int_(id);
+           })
+      .def_property_readonly("vocab_size", [](const PyTokenizer& self) { return self.tok->vocab_size(); });
+
+  m.def(
+      "chunk_chars",
+      [](const py::sequence& texts, int64_t max_chars, int64_t overlap, int threads) {
+        dflow::text::CharChunkOptions o{max_chars, overlap};
+        return chunk_many(texts, o, threads, [](std::string_view s, const dflow::text::CharChunkOptions& opt) {
+          return dflow::text::chunk_chars(s, opt);
+        });
+      },
+      py::arg("texts"), py::arg("max_chars"), py::arg("overlap") = 0, py::arg("threads") = 0,
+      "Chunk each text by code points; returns per text a list of (start, end) str offsets.");
+  m.def(
+      "chunk_tokens",
+      [](const py::sequence& texts, int64_t max_tokens, int64_t overlap_tokens, const PyTokenizer& tok,
+         int threads) {
+        dflow::text::TokenChunkOptions o{max_tokens, overlap_tokens, tok.tok.get()};
+        return chunk_many(texts, o, threads, [](std::string_view s, const dflow::text::TokenChunkOptions& opt) {
+          return dflow::text::chunk_tokens(s, opt);
+        });
+      },
+      py::arg("texts"), py::arg("max_tokens"), py::arg("overlap_tokens"), py::arg("tokenizer"),
+      py::arg("threads") = 0,
+      "Chunk each text by WordPiece tokens; returns per text a list of (start, end) str offsets.");
+  m.def("default_threads", &dflow::default_threads);
+}
+
 }  // namespace dflow_py

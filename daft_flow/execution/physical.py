@@ -20,6 +20,10 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     plan = traced.plan
     run = _core.Run(source, options.memory_budget, ordered)
     nodes = plan.nodes
+    # Row functions may read str/bytes root inputs from the caller's own objects (no decoding);
+    # other types are re-read from Arrow so functions always see the field's declared type.
+    root_type = dtype_from_ir(plan.root_type)
+    root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
     for node in nodes:
         op = node.WhichOneof("op")
         level = plan.levels[node.level]
@@ -43,7 +47,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
         if udf.mode == ir.PythonUdf.ROW:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
             run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out),
-                               getattr(source, "objects_for", None), plan.levels[0].element_node)
+                               root_objects, plan.levels[0].element_node)
         elif udf.mode == ir.PythonUdf.BATCH:
             runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
             run.add_python_batch(info, runner, 1)

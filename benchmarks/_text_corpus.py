@@ -1,0 +1,58 @@
+"""Shared input for the text benchmarks: the reST sources of Debian's python3.11-doc package."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
+_FALLBACK_PARAGRAPH = (
+    "Chunking splits documents into pieces that fit a model's context. This is a synthetic paragraph used "
+    "because the python3.11-doc sources are missing; install them with `apt-get install python3.11-doc`.\n\n"
+)
+
+
+def load_corpus(max_mb: float | None) -> tuple[list[str], str]:
+    """Returns (documents, description). Falls back to synthetic text, saying so, if the sources are absent."""
+    files = sorted(p for p in DOC_SOURCES.rglob("*") if p.is_file() and p.suffix in (".txt", ".rst"))
+    if not files:
+        print(f"NOTE: {DOC_SOURCES} not found (apt-get install -y python3.11-doc); using synthetic text",
+              file=sys.stderr)
+        n = int((max_mb or 4) * 1e6 / len(_FALLBACK_PARAGRAPH))
+        docs = [_FALLBACK_PARAGRAPH * 50 for _ in range(max(1, n // 50))]
+        return docs, f"synthetic fallback text ({len(docs)} documents)"
+    docs, total = [], 0
+    for p in files:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        docs.append(text)
+        total += len(text.encode("utf-8"))
+        if max_mb is not None and total >= max_mb * 1e6:
+            break
+    what = f"{len(docs)} of {len(files)} reST sources under {DOC_SOURCES} (python3.11-doc)"
+    return docs, what
+
+
+def mb(docs: list[str]) -> float:
+    return sum(len(d.encode("utf-8")) for d in docs) / 1e6
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
+    """Best wall time of `repeat` runs, and the result of the last run."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def print_table(title: str, size_mb: float, rows: list[tuple[str, float, str]], baseline: str) -> None:
+    """rows: (name, seconds, note). Ratios are ours-vs-peer: the baseline's MB/s over each row's."""
+    base = next(s for n, s, _ in rows if n == baseline)
+    print(f"\n{title}  ({size_mb:.2f} MB)")
+    print(f"{'implementation':<52} {'MB/s':>9} {'daft_flow x':>12}  note")
+    for name, secs, note in rows:
+        ratio = secs / base if base > 0 else float("inf")
+        print(f"{name:<52} {size_mb / secs:>9.2f} {ratio:>11.1f}x  {note}")

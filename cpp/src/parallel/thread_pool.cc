@@ -1,0 +1,135 @@
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "dflow/parallel.h"
+
+namespace dflow {
+namespace {
+
+struct Job {
+  const std::function<void(int64_t, int64_t)>* fn;
+  int64_t n, grain;
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::condition_variable done_cv;
+  int helpers_running = 0;  // guarded by mu
+  std::exception_ptr error;  // guarded by mu
+
+  void run() {
+    for (;;) {
+      if (failed.load(std::memory_order_relaxed)) return;
+      const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
+      if (b >= n) return;
+      try {
+        (*fn)(b, std::min(n, b + grain));
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!error) error = std::current_exception();
+        failed = true;
+        return;
+      }
+    }
+  }
+};
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+  // Offers `helpers` helper slots of `job` to idle workers.
+  void offer(const std::shared_ptr<Job>& job, int helpers) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (int i = 0; i < helpers; ++i) queue_.push_back(job);
+    }
+    if (helpers == 1) cv_.notify_one(); else cv_.notify_all();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+        if (stop_ && queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      {
+        std::lock_guard<std::mutex> lk(job->mu);
+        ++job->helpers_running;
+      }
+      job->run();
+      {
+        std::lock_guard<std::mutex> lk(job->mu);
+        --job->helpers_running;
+      }
+      job->done_cv.notify_all();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+};
+
+ThreadPool& shared_pool() {
+  // Leaked on purpose: joining workers from a static destructor at interpreter exit can deadlock.
+  static ThreadPool* pool = new ThreadPool(std::max(1, default_threads() - 1));
+  return *pool;
+}
+
+}  // namespace
+
+int default_threads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  if (threads <= 0) threads = default_threads();
+  if (grain <= 0) grain = std::max<int64_t>(1, n / (int64_t(threads) * 8));
+  if (threads == 1 || n <= grain) {
+    for (int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->grain = grain;
+  ThreadPool& pool = shared_pool();
+  const int helpers = static_cast<int>(std::min<int64_t>({threads - 1, pool.workers(), (n + grain - 1) / grain - 1}));
+  if (helpers > 0) pool.offer(job, helpers);
+  job->run();
+  // Helpers that have not started yet find no work left and return at once; wait for running ones.
+  // Mark the range exhausted so late helpers exit immediately.
+  job->next.store(n);
+  std::unique_lock<std::mutex> lk(job->mu);
+  job->done_cv.wait(lk, [&] { return job->helpers_running == 0; });
+  if (job->error) std::rethrow_exception(job->error);
+}
+
+}  // namespace dflow

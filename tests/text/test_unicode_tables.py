@@ -1,0 +1,22 @@
+import re
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "cpp" / "src" / "text" / "unicode_tables.cc"
+
+
+def test_generated_unicode_tables_are_fresh(tmp_path):
+    committed = GENERATED.read_text()
+    m = re.search(r"UNIDATA_VERSION (\S+)", committed)
+    assert m, "unicode_tables.cc lacks its UNIDATA_VERSION line"
+    if m.group(1) != unicodedata.unidata_version:
+        pytest.skip(f"tables generated from Unicode {m.group(1)}, this Python has {unicodedata.unidata_version}")
+    out = tmp_path / "unicode_tables.cc"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_unicode_tables.py"), "--out", str(out)], check=True,
+                   capture_output=True)
+    assert out.read_text() == committed, "stale: run python3 tools/gen_unicode_tables.py and commit the result"
