@@ -52,6 +52,57 @@ def best_of(
     return Timing(best=min(times), times=times, result=result)
 
 
+def best_of_interleaved(
+    cases: dict[str, Callable[[], Any]],
+    repeat: int = DEFAULT_REPEAT,
+    warmup: int = 1,
+    on_result: Callable[[str, Any], None] | None = None,
+    log=None,
+) -> dict[str, "Timing | BaseException"]:
+    """Like :func:`best_of` for several cases, timed round-robin.
+
+    Every case is warmed up first; then each round times every case once, so slow
+    drifts of a shared machine hit all cases alike.  A case that raises is dropped
+    and its exception is returned in its place.  ``on_result(name, result)`` sees
+    the result of each case's first timed run (for sanity checks).
+    """
+    out: dict[str, Any] = {}
+    live = dict(cases)
+    for name, fn in list(live.items()):
+        if log:
+            print(f"  warming up {name} ...", file=log, flush=True)
+        try:
+            for _ in range(max(0, warmup)):
+                fn()
+        except BaseException as e:  # noqa: BLE001 - reported by the caller
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            out[name] = e
+            del live[name]
+    times: dict[str, list[float]] = {name: [] for name in live}
+    for r in range(max(1, repeat)):
+        for name, fn in list(live.items()):
+            if log:
+                print(f"  round {r + 1}/{repeat}: {name}", file=log, flush=True)
+            gc.collect()
+            try:
+                t0 = time.perf_counter()
+                result = fn()
+                times[name].append(time.perf_counter() - t0)
+            except BaseException as e:  # noqa: BLE001
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                out[name] = e
+                del live[name]
+                continue
+            if r == 0 and on_result is not None:
+                on_result(name, result)
+            result = None
+    for name in live:
+        out[name] = Timing(best=min(times[name]), times=times[name])
+    return {name: out[name] for name in cases}
+
+
 # ---------------------------------------------------------------------------
 # tables
 

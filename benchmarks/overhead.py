@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     n = args.rows
-    h.print_header("overhead", f"rows={n:,} repeat={args.repeat} (best of, after 1 warm-up)")
+    h.print_header("overhead", f"rows={n:,} repeat={args.repeat} (best of, round-robin, after 1 warm-up each)")
     xs = make_data(n)
 
     cases: dict[str, Callable[[], object]] = {"loop": lambda: [ident(x) for x in xs]}
@@ -107,23 +107,28 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             setup_errors["daft"] = f"{type(e).__name__}: {e}"
 
+    counts: dict[str, int | None] = {}
+    timings = h.best_of_interleaved(
+        cases,
+        repeat=args.repeat,
+        warmup=1,
+        on_result=lambda name, res: counts.__setitem__(name, _result_len(res)),
+        log=sys.stderr,
+    )
+
     rows: list[h.Row] = []
     secs: dict[str, float] = {}
-    for name, fn in cases.items():
-        print(f"  running {name} ...", file=sys.stderr, flush=True)
-        try:
-            t = h.best_of(fn, repeat=args.repeat, warmup=1, keep_result=True)
-        except Exception as e:
-            traceback.print_exc()
-            rows.append(h.Row(name, None, error=f"{type(e).__name__}: {e}"[:120]))
+    for name, t in timings.items():
+        if isinstance(t, BaseException):
+            traceback.print_exception(type(t), t, t.__traceback__)
+            rows.append(h.Row(name, None, error=f"{type(t).__name__}: {t}"[:120]))
             continue
-        got = _result_len(t.result)
+        got = counts.get(name)
         note = "" if got in (None, n) else f"got {got} rows!"
         if name == "loop":
             note = "baseline"
         elif "collect_batch" in name:
             note = (note + " informational").strip()
-        t.result = None
         secs[name] = t.best
         rows.append(h.Row(name, t.best, rows=n, note=note))
     for name, err in setup_errors.items():

@@ -5,6 +5,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
 from daft_flow.ops.python_udf import PythonUdf, check_arguments, make_udf
+from daft_flow.ops.text_ops import ChunkSpec, check_text, tokenizer_path
 from daft_flow.types import DataType
 
 if TYPE_CHECKING:
@@ -19,8 +20,9 @@ class LevelDef:
     value when ``one_to_one``)."""
 
     def __init__(self, name: str, input_field: str, input_type: DataType, parent: "LevelDef | None" = None,
-                 source: "Expr | None" = None, one_to_one: bool = False) -> None:
+                 source: "Expr | None" = None, one_to_one: bool = False, chunk: "ChunkSpec | None" = None) -> None:
         self.uid = next(_ids)
+        self.chunk = chunk  # set when the rows are chunks of the parent's text
         self.name = name
         self.input_field = input_field
         self.input_type = input_type
@@ -154,6 +156,18 @@ class Field:
         target = _deepest_flow(fields)
         return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
 
+    def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
+                   overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
+        """A child flow with one row per chunk of this text field. See ``Flow.chunk_text``."""
+        return self._flow._with_current(self).chunk_text(max_chars, overlap, max_tokens=max_tokens,
+                                                         overlap_tokens=overlap_tokens, tokenizer=tokenizer)
+
+    def tokenize(self, tokenizer: Any = None, *, add_special_tokens: bool = True) -> "Field":
+        """Token ids (``list[int]``) of this text field with a WordPiece tokenizer (a
+        ``dflow.Tokenizer`` or a path to tokenizer.json/vocab.txt; default: all-MiniLM-L6-v2's)."""
+        check_text(self.dtype, "tokenize()", self._name, self._flow.name)
+        return Field(Tokenize(self._expr, tokenizer_path(tokenizer), bool(add_special_tokens)), self._flow, "tokenize")
+
     def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", **kwargs: Any) -> "Flow":
         """A child flow with one row per element of ``fn(value)`` (a list), or, given a flow,
         one run of that flow per element of this field's (list) value. See ``Flow.flat_map``."""
@@ -171,3 +185,26 @@ def _deepest_flow(fields: tuple[Field, ...]) -> "Flow":
         if len(f._flow._level.ancestors()) > len(best._level.ancestors()):
             best = f._flow
     return best
+
+
+class LevelAttribute(Expr):
+    """A per-row value a level's origin provides besides its input (chunk_index, start_offset, ...)."""
+
+    def __init__(self, level: LevelDef, name: str, dtype: DataType) -> None:
+        self.level = level
+        self.name = name
+        self.dtype = dtype
+
+    def label(self) -> str:
+        return self.name
+
+
+class Tokenize(Expr):
+    def __init__(self, arg: Expr, tokenizer_path: str, add_special_tokens: bool) -> None:
+        self.arg = arg
+        self.tokenizer_path = tokenizer_path
+        self.add_special_tokens = add_special_tokens
+        self.dtype = DataType.list_of(DataType("int"))
+
+    def label(self) -> str:
+        return "tokenize"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from daft_flow.expressions import AsList, Expr, Field, LevelDef, LevelInput, Mapped, PythonCall
+from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped
+from daft_flow.ops.text_ops import check_text, make_chunk_spec
 from daft_flow.ops.python_udf import callable_name, make_udf, positional_params
 from daft_flow.types import ANY, DataType, dtype_of
 
@@ -132,6 +133,32 @@ class Flow:
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
+    def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
+                   overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
+        """Splits the current (str) field into chunks: a child flow with fields ``chunk``,
+        ``chunk_index``, ``start_offset`` and ``end_offset`` (``text[start_offset:end_offset] == chunk``),
+        whose expressions can read this flow's fields.
+
+        - By characters (default): ``max_chars=1000``, ``overlap=200`` (``overlap`` defaults to a fifth
+          of ``max_chars``).
+        - By tokens: ``max_tokens=256``, ``overlap_tokens=32``, ``tokenizer=`` a ``dflow.Tokenizer`` or
+          a path to tokenizer.json / vocab.txt (default: all-MiniLM-L6-v2's WordPiece).
+
+        Chunks end at the most meaningful boundary that fits: paragraph, line, sentence, word, then
+        character; never inside a code point. They cover the text in order; empty text gives no chunks.
+        A chunk never exceeds ``max_chars``; by tokens, only a single code point that yields several
+        tokens (a Hangul syllable) can push a chunk past ``max_tokens``.
+        """
+        current = self._current_field()
+        check_text(current.dtype, "chunk_text()", current.name, self.name)
+        spec = make_chunk_spec(max_chars, overlap, max_tokens, overlap_tokens, tokenizer)
+        level = LevelDef(name=f"{self.name}.chunks", input_field="chunk", input_type=DataType("str"),
+                         parent=self._level, source=current._expr, chunk=spec)
+        fields: dict[str, Expr] = {"chunk": LevelInput(level)}
+        for attr in ("chunk_index", "start_offset", "end_offset"):
+            fields[attr] = LevelAttribute(level, attr, DataType("int"))
+        return Flow._make(level, fields, "chunk")
+
     def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", *, field: str = "item", **kwargs: Any) -> "Flow":
         """One-to-many: a child flow with a row per element.
 
@@ -182,7 +209,7 @@ class Flow:
         parent, src, oto = self._level, source, one_to_one
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
-                            source=src, one_to_one=oto)
+                            source=src, one_to_one=oto, chunk=lvl.chunk)
             mapping[lvl] = copy
             parent = copy
         # Sources of non-root levels are expressions in the original graph: view them through the mapping.

@@ -8,6 +8,7 @@
 #include "python_ops.h"
 #include "registry.h"
 #include "dflow/runtime/pipeline.h"
+#include "dflow/text/text_operators.h"
 
 namespace dflow_py {
 using dflow::ArrayPtr;
@@ -94,6 +95,21 @@ class PyRun {
   }
   void AddExplode(int32_t parent, int32_t level, int32_t source_node, int32_t element_node, bool one_to_one) {
     pipeline_->AddStage(std::make_unique<dflow::ExplodeOperator>(parent, level, source_node, element_node, one_to_one),
+                        {1});
+  }
+  void AddChunkText(int32_t parent, int32_t level, int32_t source_node, int32_t chunk_node, int32_t index_node,
+                    int32_t start_node, int32_t end_node, int64_t max_chars, int64_t overlap, int64_t max_tokens,
+                    int64_t overlap_tokens, const std::string& tokenizer) {
+    dflow::text::ChunkTextNodes nodes{chunk_node, index_node, start_node, end_node};
+    pipeline_->AddStage(std::make_unique<dflow::text::ChunkTextOperator>(parent, level, source_node, nodes, max_chars,
+                                                                         overlap, max_tokens, overlap_tokens,
+                                                                         tokenizer),
+                        {1});
+  }
+  void AddTokenize(int32_t level, int32_t source_node, int32_t source_level, int32_t out_node,
+                   const std::string& tokenizer, bool add_special_tokens) {
+    pipeline_->AddStage(std::make_unique<dflow::text::TokenizeOperator>(level, source_node, source_level, out_node,
+                                                                        tokenizer, add_special_tokens),
                         {1});
   }
   void Start() { pipeline_->Start(); }
@@ -195,6 +211,8 @@ void init_runtime(py::module_& m) {
       .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1)
       .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),
            py::arg("element_node"), py::arg("one_to_one"))
+      .def("add_chunk_text", &PyRun::AddChunkText)
+      .def("add_tokenize", &PyRun::AddTokenize)
       .def("start", &PyRun::Start)
       .def("next", &PyRun::Next)
       .def("release", &PyRun::Release)

@@ -27,6 +27,19 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     for node in nodes:
         op = node.WhichOneof("op")
         level = plan.levels[node.level]
+        if op == "level_attribute":
+            continue  # written by the operator that makes the level (chunk_text)
+        if op == "level_input" and level.HasField("chunk_text"):
+            c = level.chunk_text
+            run.add_chunk_text(level.parent, level.id, level.source_node, node.id, c.chunk_index_node,
+                               c.start_offset_node, c.end_offset_node, c.max_chars, c.overlap, c.max_tokens,
+                               c.overlap_tokens, c.tokenizer)
+            continue
+        if op == "tokenize":
+            src = nodes[node.inputs[0]]
+            run.add_tokenize(node.level, src.id, src.level, node.id, node.tokenize.tokenizer,
+                             node.tokenize.add_special_tokens)
+            continue
         if op == "level_input":
             if level.parent >= 0:
                 run.add_explode(parent=level.parent, level=level.id, source_node=level.source_node,

@@ -13,6 +13,10 @@ def _op(node: ir.Node) -> str:
         return "input"
     if which == "as_list":
         return "as_list"
+    if which == "level_attribute":
+        return node.level_attribute.name
+    if which == "tokenize":
+        return f"tokenize[{node.tokenize.tokenizer.rsplit('/', 1)[-1]}, special={node.tokenize.add_special_tokens}]"
     udf = node.python_udf
     detail = _MODE_NAMES[udf.mode]
     if udf.mode == ir.PythonUdf.ASYNC:
@@ -33,6 +37,11 @@ def explain(plan: ir.Plan) -> str:
     for level in plan.levels:
         if level.parent < 0:
             how = "root: one row per input"
+        elif level.HasField("chunk_text"):
+            c = level.chunk_text
+            size = (f"max_tokens={c.max_tokens}, overlap_tokens={c.overlap_tokens}" if c.max_tokens
+                    else f"max_chars={c.max_chars}, overlap={c.overlap}")
+            how = f"child of {plan.levels[level.parent].flow!r}: one row per chunk of #{level.source_node} (chunk_text {size})"
         elif level.one_to_one:
             how = f"child of {plan.levels[level.parent].flow!r}: one row per row, from #{level.source_node} (chain)"
         else:

@@ -59,8 +59,42 @@ class AsList(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class LevelAttribute(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class Tokenize(_message.Message):
+    __slots__ = ("tokenizer", "add_special_tokens")
+    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    ADD_SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokenizer: str
+    add_special_tokens: bool
+    def __init__(self, tokenizer: _Optional[str] = ..., add_special_tokens: _Optional[bool] = ...) -> None: ...
+
+class ChunkText(_message.Message):
+    __slots__ = ("max_chars", "overlap", "max_tokens", "overlap_tokens", "tokenizer", "chunk_index_node", "start_offset_node", "end_offset_node")
+    MAX_CHARS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_NODE_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
+    max_chars: int
+    overlap: int
+    max_tokens: int
+    overlap_tokens: int
+    tokenizer: str
+    chunk_index_node: int
+    start_offset_node: int
+    end_offset_node: int
+    def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ...) -> None: ...
+
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list")
+    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list", "level_attribute", "tokenize")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +103,8 @@ class Node(_message.Message):
     LEVEL_INPUT_FIELD_NUMBER: _ClassVar[int]
     PYTHON_UDF_FIELD_NUMBER: _ClassVar[int]
     AS_LIST_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZE_FIELD_NUMBER: _ClassVar[int]
     id: int
     level: int
     name: str
@@ -77,23 +113,27 @@ class Node(_message.Message):
     level_input: LevelInput
     python_udf: PythonUdf
     as_list: AsList
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ...) -> None: ...
+    level_attribute: LevelAttribute
+    tokenize: Tokenize
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ...) -> None: ...
 
 class Level(_message.Message):
-    __slots__ = ("id", "parent", "flow", "source_node", "one_to_one", "element_node")
+    __slots__ = ("id", "parent", "flow", "source_node", "one_to_one", "element_node", "chunk_text")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NODE_FIELD_NUMBER: _ClassVar[int]
     ONE_TO_ONE_FIELD_NUMBER: _ClassVar[int]
     ELEMENT_NODE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_TEXT_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent: int
     flow: str
     source_node: int
     one_to_one: bool
     element_node: int
-    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., one_to_one: _Optional[bool] = ..., element_node: _Optional[int] = ...) -> None: ...
+    chunk_text: ChunkText
+    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., one_to_one: _Optional[bool] = ..., element_node: _Optional[int] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ...) -> None: ...
 
 class Plan(_message.Message):
     __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names")

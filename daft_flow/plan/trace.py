@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from daft_flow.expressions import AsList, Expr, LevelDef, LevelInput, Mapped, PythonCall
+from daft_flow.expressions import AsList, Expr, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall, Tokenize
 from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
@@ -51,6 +51,7 @@ class _Tracer:
         self.level_ids: dict[LevelDef, int] = {}
         self.level_depth: dict[int, int] = {}
         self.element_node: dict[int, int] = {}
+        self.attribute_node: dict[tuple[int, str], int] = {}
         self.nodes: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         self.keep_alive: list[Any] = []
 
@@ -84,17 +85,32 @@ class _Tracer:
         element = self.add_node(msg.id, level.input_field, level.input_type, [], "level_input")
         msg.element_node = element
         self.element_node[msg.id] = element
+        if level.chunk is not None:
+            spec = level.chunk
+            c = msg.chunk_text
+            c.max_chars, c.overlap = spec.max_chars, spec.overlap
+            c.max_tokens, c.overlap_tokens, c.tokenizer = spec.max_tokens, spec.overlap_tokens, spec.tokenizer
+            for attr in ("chunk_index", "start_offset", "end_offset"):
+                node_id = self.add_node(msg.id, attr, DataType("int"), [], "level_attribute", attribute=attr)
+                self.attribute_node[(msg.id, attr)] = node_id
+                setattr(c, f"{attr}_node", node_id)
         self.plan.levels.append(msg)
         return msg.id
 
     def add_node(self, level: int, name: str, dtype: DataType, inputs: list[int], kind: str,
-                 udf: ir.PythonUdf | None = None) -> int:
+                 udf: ir.PythonUdf | None = None, attribute: str = "", tokenize: Tokenize | None = None) -> int:
         node = ir.Node(id=len(self.plan.nodes), level=level, name=name, inputs=inputs)
         node.type.CopyFrom(dtype_to_ir(dtype))
         if kind == "level_input":
             node.level_input.SetInParent()
         elif kind == "as_list":
             node.as_list.SetInParent()
+        elif kind == "level_attribute":
+            node.level_attribute.name = attribute
+        elif kind == "tokenize":
+            assert tokenize is not None
+            node.tokenize.tokenizer = tokenize.tokenizer_path
+            node.tokenize.add_special_tokens = tokenize.add_special_tokens
         else:
             assert udf is not None
             node.python_udf.CopyFrom(udf)
@@ -144,6 +160,14 @@ class _Tracer:
             node_id = self.add_node(level_id, name, expr.dtype, [n for n, _ in args], "python_udf",
                                     self.udf_msg(expr.udf))
             result = (node_id, level_id)
+        elif isinstance(expr, LevelAttribute):
+            level_id = self.level(self.resolve(expr.level, maps))
+            if (level_id, expr.name) not in self.attribute_node:
+                raise ValueError(f"flow {self.plan.levels[level_id].flow!r} has no {expr.name!r}")
+            result = (self.attribute_node[(level_id, expr.name)], level_id)
+        elif isinstance(expr, Tokenize):
+            arg, level_id = self.node(expr.arg, maps)
+            result = (self.add_node(level_id, name, expr.dtype, [arg], "tokenize", tokenize=expr), level_id)
         elif isinstance(expr, AsList):
             arg, level_id = self.node(expr.arg, maps)
             result = (self.add_node(level_id, name, expr.dtype, [arg], "as_list"), level_id)

@@ -33,6 +33,8 @@ class Array : public std::enable_shared_from_this<Array> {
   const std::string& name() const { return name_; }
   int64_t length() const { return length_; }
   int64_t null_count() const { return null_count_; }
+  int64_t offset() const { return offset_; }
+  const void* buffer(size_t i) const { return i < buffers_.size() ? buffers_[i] : nullptr; }
   const std::vector<ArrayPtr>& children() const { return children_; }
 
   bool IsValid(int64_t i) const {
