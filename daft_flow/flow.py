@@ -44,13 +44,13 @@ class Flow:
         self._init(level, {name: LevelInput(level)}, name)
 
     # -- construction helpers -----------------------------------------------------------------
-    def _init(self, level: LevelDef, fields: dict[str, Expr], current: str | Expr) -> None:
+    def _init(self, level: LevelDef, fields: dict[str, Expr], current: "str | Field") -> None:
         self._level = level
         self._fields = dict(fields)
         self._current = current
 
     @classmethod
-    def _make(cls, level: LevelDef, fields: dict[str, Expr], current: str | Expr) -> "Flow":
+    def _make(cls, level: LevelDef, fields: dict[str, Expr], current: "str | Field") -> "Flow":
         flow = cls.__new__(cls)
         flow._init(level, fields, current)
         return flow
@@ -61,12 +61,12 @@ class Flow:
         return Flow._make(self._level, fields, name)
 
     def _with_current(self, field: Field) -> "Flow":
-        return Flow._make(self._level, self._fields, field._expr)
+        return Flow._make(self._level, self._fields, field)
 
     def _current_field(self) -> Field:
         if isinstance(self._current, str):
             return self[self._current]
-        return Field(self._current, self, self._current.label())
+        return Field(self._current._expr, self, self._current.name)
 
     # -- introspection ------------------------------------------------------------------------
     @property
@@ -218,8 +218,11 @@ class Flow:
             mapping[lvl].source = Mapped(lvl.source, mapping)
             mapping[lvl].one_to_one = lvl.one_to_one
         fields = {k: Mapped(v, mapping) for k, v in other._fields.items()}
-        current = other._current if isinstance(other._current, str) else Mapped(other._current, mapping)
-        return Flow._make(mapping[other._level], fields, current)
+        flow = Flow._make(mapping[other._level], fields, "")
+        current = other._current
+        flow._current = current if isinstance(current, str) else Field(Mapped(current._expr, mapping), flow,
+                                                                        current.name)
+        return flow
 
     def _fresh_name(self, base: str) -> str:
         name, i = base, 1
