@@ -40,21 +40,32 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
   };
   if (format == "U" || format == "Z") {
     bool utf8 = format == "U";
-    dflow::BinaryBuilder b(utf8, n);
+    // Pass 1 (GIL held): where each value's bytes live. The list keeps the objects alive and
+    // str/bytes are immutable, so pass 2 copies them with the GIL released, letting Python
+    // operators run meanwhile.
+    std::vector<std::pair<const char*, Py_ssize_t>> spans(n);
+    Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* v = PyList_GET_ITEM(values.ptr(), i);
-      if (v == Py_None) { b.AppendNull(); continue; }
+      if (v == Py_None) { spans[i] = {nullptr, -1}; continue; }
       if (utf8) {
         if (!PyUnicode_Check(v)) bad(i, "str");
         Py_ssize_t len;
         const char* s = PyUnicode_AsUTF8AndSize(v, &len);
         if (!s) throw py::error_already_set();
-        b.Append(s, static_cast<size_t>(len));
+        spans[i] = {s, len};
+      } else if (PyBytes_Check(v)) {
+        spans[i] = {PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)};
       } else {
-        if (PyBytes_Check(v)) b.Append(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        else if (PyByteArray_Check(v)) b.Append(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
-        else bad(i, "bytes");
+        bad(i, "bytes");  // bytearray is mutable: converted by the checked path in Python
       }
+      total += spans[i].second;
+    }
+    py::gil_scoped_release release;
+    dflow::BinaryBuilder b(utf8, n);
+    b.Reserve(n, total);
+    for (const auto& [p, len] : spans) {
+      if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
     }
     return b.Finish();
   }
@@ -95,30 +106,6 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
     return b.Finish();
   }
   throw py::value_error("from_pylist: no fast conversion for Arrow format '" + format + "'");
-}
-
-// Stable ids for root rows: a hash of each value's bytes (null hashes as a fixed marker).
-ArrayPtr HashRows(const Array& a) {
-  dflow::PrimitiveBuilder<uint64_t> b("L", a.length());
-  for (int64_t i = 0; i < a.length(); ++i) {
-    if (!a.IsValid(i)) { b.Append(0x6E756C6C6E756C6Cull); continue; }
-    if (a.is_string_like()) {
-      auto v = a.View(i);
-      b.Append(dflow::HashBytes(v.data(), v.size()));
-    } else if (a.format() == "l") {
-      int64_t x = a.Int64(i);
-      b.Append(dflow::HashBytes(&x, 8));
-    } else if (a.format() == "g") {
-      double x = a.Float64(i);
-      b.Append(dflow::HashBytes(&x, 8));
-    } else if (a.format() == "b") {
-      uint8_t x = a.Bool(i);
-      b.Append(dflow::HashBytes(&x, 1));
-    } else {
-      throw py::value_error("hash_rows: unsupported Arrow format '" + a.format() + "'");
-    }
-  }
-  return b.Finish();
 }
 
 }  // namespace
@@ -183,10 +170,51 @@ void init_arrow(py::module_& m) {
   m.def("from_pylist", [](const py::list& values, const std::string& format) { return Column{FromPyList(values, format)}; },
         py::arg("values"), py::arg("format"),
         "Convert a list of str/bytes/int/float/bool (or None) to a canonical Arrow array.");
+  m.def("to_pylist", [](py::handle obj) {
+        ArrayPtr a = ImportArray(obj);
+        if (!IsFastFormat(a->format())) return obj.attr("to_pylist")().cast<py::list>();
+        py::list out(a->length());
+        for (int64_t i = 0; i < a->length(); ++i) {
+          PyObject* v = ValueToPy(*a, i);
+          if (!v) throw py::error_already_set();
+          PyList_SET_ITEM(out.ptr(), i, v);
+        }
+        return out;
+      }, "Python values of an array (a native loop for str/bytes/int/float/bool; pyarrow otherwise).");
+  m.def("make_rows", [](const py::list& names, const py::list& columns) {
+        // One dict per row from equal-length value lists: the hot path of collect/stream.
+        const Py_ssize_t k = PyList_GET_SIZE(names.ptr());
+        if (PyList_GET_SIZE(columns.ptr()) != k) throw py::value_error("make_rows: names and columns differ in length");
+        Py_ssize_t n = k ? PyList_GET_SIZE(PyList_GET_ITEM(columns.ptr(), 0)) : 0;
+        for (Py_ssize_t c = 0; c < k; ++c)
+          if (!PyList_Check(PyList_GET_ITEM(columns.ptr(), c)) || PyList_GET_SIZE(PyList_GET_ITEM(columns.ptr(), c)) != n)
+            throw py::value_error("make_rows: columns must be lists of equal length");
+        py::list out(n);
+        for (Py_ssize_t r = 0; r < n; ++r) {
+          PyObject* d = _PyDict_NewPresized(k);
+          if (!d) throw py::error_already_set();
+          for (Py_ssize_t c = 0; c < k; ++c) {
+            if (PyDict_SetItem(d, PyList_GET_ITEM(names.ptr(), c), PyList_GET_ITEM(PyList_GET_ITEM(columns.ptr(), c), r)) < 0) {
+              Py_DECREF(d);
+              throw py::error_already_set();
+            }
+          }
+          PyList_SET_ITEM(out.ptr(), r, d);
+        }
+        return out;
+      }, py::arg("names"), py::arg("columns"));
+  m.def("untrack_list", [](const py::list& values) {
+        // A batch's input list only holds the caller's values; it can be part of no cycle of ours,
+        // so keep the cyclic GC from traversing its (many) items on every young collection.
+        if (PyObject_GC_IsTracked(values.ptr())) PyObject_GC_UnTrack(values.ptr());
+      }, py::arg("values"));
   m.def("hash_rows", [](py::handle obj) {
         ArrayPtr a = ImportArray(obj);
         py::gil_scoped_release release;
-        return Column{HashRows(*a)};
+        std::vector<uint64_t> ids = dflow::HashColumn(*a);
+        dflow::PrimitiveBuilder<uint64_t> b("L", a->length());
+        for (uint64_t x : ids) b.Append(x);
+        return Column{b.Finish()};
       }, "Stable 64-bit ids for root rows, hashing each value.");
 }
 

@@ -2,6 +2,8 @@
 
 #include <pybind11/stl.h>
 
+#include <deque>
+
 #include "arrow_py.h"
 
 namespace dflow_py {
@@ -75,8 +77,23 @@ struct ResultBuilder {
     else if (f == "b") boolean = std::make_unique<dflow::BoolBuilder>();
     else throw std::invalid_argument("no fast builder for format " + f);
   }
+  // str/bytes results are immutable: remember where their bytes are (holding a reference) and copy
+  // them all in Finish with the GIL released.
+  void Keep(PyObject* v, const char* data, Py_ssize_t len) {
+    Py_INCREF(v);
+    kept.push_back(v);
+    spans.emplace_back(data, len);
+  }
+  std::vector<std::pair<const char*, Py_ssize_t>> spans;
+  std::vector<PyObject*> kept;
+  std::deque<std::string> copies;
+  // Destroyed inside Process, where the GIL is held (also when a cancelled run unwinds).
+  ~ResultBuilder() {
+    for (PyObject* v : kept) Py_DECREF(v);
+  }
+
   void AppendNull() {
-    if (bin) bin->AppendNull(); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
+    if (bin) spans.emplace_back(nullptr, -1); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
   }
   // Returns "" on success, else a description of what was wrong.
   std::string Append(PyObject* v) {
@@ -90,11 +107,16 @@ struct ResultBuilder {
           PyErr_Clear();
           return "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
         }
-        bin->Append(s, static_cast<size_t>(len));
+        Keep(v, s, len);
       } else {
-        if (PyBytes_Check(v)) bin->Append(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        else if (PyByteArray_Check(v)) bin->Append(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
-        else return std::string("returned ") + TypeName(v) + ", expected bytes";
+        if (PyBytes_Check(v)) {
+          Keep(v, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        } else if (PyByteArray_Check(v)) {  // mutable: copy now
+          copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
+          spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
+        } else {
+          return std::string("returned ") + TypeName(v) + ", expected bytes";
+        }
       }
       return "";
     }
@@ -118,8 +140,23 @@ struct ResultBuilder {
     boolean->Append(v == Py_True);
     return "";
   }
-  ArrayPtr Finish() {
-    if (bin) return bin->Finish();
+  ArrayPtr Finish() {  // GIL held on entry and exit
+    if (bin) {
+      ArrayPtr out;
+      {
+        py::gil_scoped_release release;
+        int64_t total = 0;
+        for (const auto& sp : spans) total += sp.second > 0 ? sp.second : 0;
+        bin->Reserve(static_cast<int64_t>(spans.size()), total);
+        for (const auto& [p, len] : spans) {
+          if (len < 0) bin->AppendNull(); else bin->Append(p, static_cast<size_t>(len));
+        }
+        out = bin->Finish();
+      }
+      for (PyObject* v : kept) Py_DECREF(v);
+      kept.clear();
+      return out;
+    }
     if (i64) return i64->Finish();
     if (f64) return f64->Finish();
     return boolean->Finish();

@@ -38,9 +38,13 @@ class PythonSource : public dflow::Source {
     root.materialized = true;
     root.num_rows = t[1].cast<int64_t>();
     for (auto kv : t[2].cast<py::dict>()) root.columns[kv.first.cast<int32_t>()] = ImportArray(kv.second);
-    ArrayPtr ids = ImportArray(t[3]);
-    root.row_ids.resize(root.num_rows);
-    for (int64_t i = 0; i < root.num_rows; ++i) root.row_ids[i] = static_cast<uint64_t>(ids->Int64(i));
+    if (t[3].is_none()) {
+      batch->root_id_node = t[2].cast<py::dict>().begin()->first.cast<int32_t>();  // hashed lazily
+    } else {
+      ArrayPtr ids = ImportArray(t[3]);
+      root.row_ids.resize(root.num_rows);
+      for (int64_t i = 0; i < root.num_rows; ++i) root.row_ids[i] = static_cast<uint64_t>(ids->Int64(i));
+    }
     // Inputs that are not of the root field's type fail here, by row, and the rest go on.
     for (auto item : t[4].cast<py::list>()) {
       py::tuple f = item.cast<py::tuple>();
@@ -184,7 +188,8 @@ void init_runtime(py::module_& m) {
         return ToPyArrow(it->second);
       })
       .def("row_ids", [](const PyBatch& b, int32_t l) {
-        const auto& ids = b.level(l).row_ids;
+        b.level(l);
+        const auto& ids = b.batch->RowIds(l);
         dflow::PrimitiveBuilder<uint64_t> builder("L", static_cast<int64_t>(ids.size()));
         for (uint64_t x : ids) builder.Append(x);
         return ToPyArrow(builder.Finish());

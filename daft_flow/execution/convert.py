@@ -99,6 +99,8 @@ def values_to_arrow(values: list[Any], t: DataType) -> tuple[Any, Failures]:
 
 def arrow_to_values(array: pa.Array, t: DataType) -> list[Any]:
     """The Python values of an array of type ``t``."""
+    if t.arrow_format:
+        return _core.to_pylist(array)
     values = array.to_pylist()
     if _needs_element_conversion(t):
         return [_from_storage(v, t) for v in values]

@@ -6,6 +6,7 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
+from daft_flow import _core
 from daft_flow.errors import RowFailure
 from daft_flow.execution.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
@@ -122,8 +123,7 @@ class OutputReader:
 
     def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
         values = [arrow_to_values(col, t) for col, t in zip(output.columns, self.types)]
-        names = self.names
-        return [dict(zip(names, vals)) for vals in zip(*values)] if values else []
+        return _core.make_rows(self.names, values) if values else []
 
 
 class FlowStream:

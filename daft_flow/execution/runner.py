@@ -60,9 +60,12 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
         base = len(results)
         rows = reader.rows(out)
         if root:
-            results.extend([None] * out.num_inputs)
-            for i, row in zip(out.input_index, rows):
-                results[int(i)] = row
+            if len(rows) == out.num_inputs:  # nothing failed: rows are the inputs, in order
+                results.extend(rows)
+            else:
+                results.extend([None] * out.num_inputs)
+                for i, row in zip(out.input_index.tolist(), rows):
+                    results[i] = row
         else:
             results.extend([] for _ in range(out.num_inputs))
             if on_error == "return":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterable, Iterator
 
+from daft_flow import _core
 from daft_flow.execution.convert import root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.types import DataType
@@ -75,5 +76,8 @@ class InputSource:
                      f"TypeError: input {self.count + i} {msg.replace('returned ', 'is ', 1)} for field "
                      f"{self.field!r} of flow {self.flow!r}") for i, msg in problems]
         first, self.count = self.count, self.count + len(rows)
+        _core.untrack_list(rows)
         self.objects[first] = rows
-        return first, len(rows), {self.root_node: array}, root_row_ids(array, self.dtype), failures
+        # Native types hash their own ids lazily (None); others are hashed here from their storage.
+        ids = None if self.dtype.arrow_format else root_row_ids(array, self.dtype)
+        return first, len(rows), {self.root_node: array}, ids, failures

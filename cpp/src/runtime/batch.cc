@@ -20,6 +20,37 @@ std::vector<int64_t> Batch::AncestorIndex(int32_t level, int32_t ancestor) const
   return index;
 }
 
+const std::vector<uint64_t>& Batch::RowIds(int32_t level) {
+  Level& l = levels.at(level);
+  if (level == 0 && l.row_ids.empty() && l.num_rows > 0 && root_id_node >= 0)
+    l.row_ids = HashColumn(*l.columns.at(root_id_node));
+  return l.row_ids;
+}
+
+std::vector<uint64_t> HashColumn(const Array& a) {
+  std::vector<uint64_t> out(a.length());
+  for (int64_t i = 0; i < a.length(); ++i) {
+    if (!a.IsValid(i)) {
+      out[i] = 0x6E756C6C6E756C6Cull;
+    } else if (a.is_string_like()) {
+      auto v = a.View(i);
+      out[i] = HashBytes(v.data(), v.size());
+    } else if (a.format() == "l") {
+      int64_t x = a.Int64(i);
+      out[i] = HashBytes(&x, 8);
+    } else if (a.format() == "g") {
+      double x = a.Float64(i);
+      out[i] = HashBytes(&x, 8);
+    } else if (a.format() == "b") {
+      uint8_t x = a.Bool(i);
+      out[i] = HashBytes(&x, 1);
+    } else {
+      throw std::invalid_argument("row ids: cannot hash Arrow format '" + a.format() + "'");
+    }
+  }
+  return out;
+}
+
 int64_t Batch::ComputeBytes() const {
   int64_t bytes = 0;
   for (const auto& l : levels) {
@@ -57,6 +88,7 @@ uint64_t ChildRowId(uint64_t parent, int64_t index) {
 
 ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr& lists, bool one_to_one) {
   if (static_cast<int32_t>(batch.levels.size()) <= level) batch.levels.resize(level + 1);
+  const std::vector<uint64_t>& parent_ids = batch.RowIds(parent);
   const Level& p = batch.levels.at(parent);
   Level out;
   out.materialized = true;
@@ -66,7 +98,7 @@ ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr
   auto add_child = [&](int64_t parent_row, int64_t index, bool skipped) {
     out.parent_index.push_back(parent_row);
     out.child_index.push_back(index);
-    out.row_ids.push_back(ChildRowId(p.row_ids[parent_row], index));
+    out.row_ids.push_back(ChildRowId(parent_ids[parent_row], index));
     if (skipped) {
       out.failed.resize(out.parent_index.size(), 0);
       out.failed.back() = 2;

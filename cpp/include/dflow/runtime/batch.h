@@ -49,6 +49,12 @@ struct Batch {
   int64_t first_input = 0;  // input index of the first root row
   int64_t bytes = 0;        // bytes charged against the memory budget
   std::vector<Level> levels;
+  // When >= 0, root row ids are computed on first use by hashing this root column: flows that
+  // never need ids (no children, no failures, no lineage) never pay for them.
+  int32_t root_id_node = -1;
+
+  // Row ids of `level`, computing the root's lazily.
+  const std::vector<uint64_t>& RowIds(int32_t level);
 
   // Maps every row of `level` to the row of ancestor level `ancestor` it descends from.
   std::vector<int64_t> AncestorIndex(int32_t level, int32_t ancestor) const;
@@ -58,6 +64,8 @@ struct Batch {
 // Stable 64-bit row ids: root ids hash the input value; child ids mix the parent id and child index.
 uint64_t HashBytes(const void* data, size_t n, uint64_t seed = 0x9E3779B97F4A7C15ull);
 uint64_t ChildRowId(uint64_t parent, int64_t index);
+// Hashes each value of a str/bytes/int/float/bool column (nulls hash to a fixed marker).
+std::vector<uint64_t> HashColumn(const Array& a);
 
 // Creates level `level` as children of `parent`: one row per element of the large-list column
 // `lists` (one_to_one=false) or one row per parent row whose value is `lists` itself (one_to_one=true).
