@@ -11,6 +11,7 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
 __version__ = "0.1.0"
@@ -20,4 +21,5 @@ __all__ = [
     "DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding",
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",
+    "Tokenizer", "UnsupportedTokenizer",
 ]
