@@ -1,6 +1,7 @@
 """collect / collect_batch / stream / collect_arrow: one run of the native pipeline each."""
 from __future__ import annotations
 
+import atexit
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pyarrow as pa
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
 _ON_ERROR = ("raise", "return", "skip")
+
+# Runs still open (a stream the caller never finished). They are closed before the interpreter
+# shuts down, so no runtime thread is left waiting for a GIL that no longer exists.
+_live_runs: dict[int, Any] = {}
+
+
+@atexit.register
+def _close_live_runs() -> None:
+    for run in list(_live_runs.values()):
+        run.close()
+    _live_runs.clear()
 
 
 def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
@@ -37,6 +49,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     run = build_run(traced, source, opts, ordered)
     reader = OutputReader(traced, run)
     run.start()
+    _live_runs[id(run)] = run
     try:
         while (batch := run.next()) is not None:
             output = reader.read(batch)
@@ -44,6 +57,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
             run.release(batch)
             yield reader, output
     finally:
+        _live_runs.pop(id(run), None)
         run.close()
 
 

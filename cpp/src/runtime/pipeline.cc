@@ -1,5 +1,7 @@
 #include "dflow/runtime/pipeline.h"
 
+#include <cxxabi.h>
+
 #include <stdexcept>
 
 namespace dflow {
@@ -51,6 +53,8 @@ void Pipeline::RunSource() {
       if (!budget_.Acquire(batch->bytes)) break;
       if (!queues_[0]->Push(std::move(batch))) break;
     }
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation (e.g. at interpreter exit) must unwind, never be swallowed
   } catch (...) {
     Fail(std::current_exception());
   }
@@ -70,6 +74,8 @@ void Pipeline::RunStage(size_t index) {
       batches_ += (index + 1 == ops_.size());
       if (!queues_[index + 1]->Push(std::move(batch))) break;
     }
+  } catch (abi::__forced_unwind&) {
+    throw;
   } catch (...) {
     Fail(std::current_exception());
   }
