@@ -163,6 +163,21 @@ struct ResultBuilder {
   }
 };
 
+dflow::RowFailure MakeFailure(const PythonOpInfo& info, int64_t row, std::string message) {
+  dflow::RowFailure f;
+  f.row = row;
+  f.node = info.node;
+  f.op = info.op;
+  f.field = info.field;
+  f.message = std::move(message);
+  return f;
+}
+
+// "TypeError: run_python(f) returned int, expected str for field "y" of flow "doc""
+std::string TypeProblem(const PythonOpInfo& info, const std::string& problem) {
+  return "TypeError: " + info.op + " " + problem + " for field \"" + info.field + "\" of flow \"" + info.flow + "\"";
+}
+
 // Records the pending Python exception as a row failure, unless it must stop the whole run
 // (KeyboardInterrupt, SystemExit, ...), in which case it is rethrown to the pipeline.
 void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors) {
@@ -176,12 +191,7 @@ void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, Erro
   Py_XDECREF(tb);
   py::object value = py::reinterpret_steal<py::object>(raw);
   std::string message = py::str(value).cast<std::string>();
-  dflow::RowFailure f;
-  f.row = row;
-  f.node = info.node;
-  f.op = info.op;
-  f.field = info.field;
-  f.message = std::string(TypeName(value.ptr())) + ": " + message;
+  dflow::RowFailure f = MakeFailure(info, row, std::string(TypeName(value.ptr())) + ": " + message);
   f.handle = errors.Put(value);
   level.Fail(std::move(f));
 }
@@ -253,14 +263,7 @@ void PythonRowOperator::Process(Batch& batch) {
       Py_DECREF(res);
       if (!problem.empty()) {
         builder->AppendNull();
-        dflow::RowFailure f;
-        f.row = r;
-        f.node = info_.node;
-        f.op = info_.op;
-        f.field = info_.field;
-        f.message = "TypeError: " + info_.op + " " + problem + " for field \"" + info_.field + "\" of flow \"" +
-                    info_.flow + "\"";
-        level.Fail(std::move(f));
+        level.Fail(MakeFailure(info_, r, TypeProblem(info_, problem)));
       }
     } else {
       results.append(py::reinterpret_steal<py::object>(res));
@@ -275,14 +278,7 @@ void PythonRowOperator::Process(Batch& batch) {
     out = ImportArray(built[0]);
     for (auto item : py::list(built[1])) {
       py::tuple t = item.cast<py::tuple>();
-      dflow::RowFailure f;
-      f.row = t[0].cast<int64_t>();
-      f.node = info_.node;
-      f.op = info_.op;
-      f.field = info_.field;
-      f.message = "TypeError: " + info_.op + " " + t[1].cast<std::string>() + " for field \"" + info_.field +
-                  "\" of flow \"" + info_.flow + "\"";
-      level.Fail(std::move(f));
+      level.Fail(MakeFailure(info_, t[0].cast<int64_t>(), TypeProblem(info_, t[1].cast<std::string>())));
     }
   }
   level.columns[info_.node] = std::move(out);
@@ -295,24 +291,29 @@ PythonBatchOperator::~PythonBatchOperator() = default;
 
 void PythonBatchOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);
-  std::vector<std::pair<ArrayPtr, std::vector<int64_t>>> inputs;
+  struct Input {
+    ArrayPtr column;
+    bool ancestor;
+    std::vector<int64_t> index;  // row -> ancestor row, for ancestor columns
+  };
+  std::vector<Input> inputs;
   for (const ArgSpec& a : info_.args) {
-    std::vector<int64_t> index;
-    if (a.level != info_.level) index = batch.AncestorIndex(info_.level, a.level);
-    inputs.emplace_back(batch.levels.at(a.level).columns.at(a.node), std::move(index));
+    bool ancestor = a.level != info_.level;
+    inputs.push_back({batch.levels.at(a.level).columns.at(a.node), ancestor,
+                      ancestor ? batch.AncestorIndex(info_.level, a.level) : std::vector<int64_t>()});
   }
   std::string mask(level.num_rows, '\0');
   for (int64_t r = 0; r < level.num_rows; ++r) mask[r] = level.Failed(r) ? 1 : 0;
   py::gil_scoped_acquire gil;
   py::list args;
-  for (auto& [col, index] : inputs) {
+  for (const Input& in : inputs) {
     py::object idx = py::none();
-    if (!index.empty() || (col->length() != level.num_rows)) {
-      dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(index.size()));
-      for (int64_t i : index) b.Append(i);
+    if (in.ancestor) {
+      dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(in.index.size()));
+      for (int64_t i : in.index) b.Append(i);
       idx = ToPyArrow(b.Finish());
     }
-    args.append(py::make_tuple(ToPyArrow(col), idx));
+    args.append(py::make_tuple(ToPyArrow(in.column), idx));
   }
   py::tuple result = runner_(args, py::bytes(mask), level.num_rows);
   ArrayPtr out = ImportArray(result[0]);
@@ -321,16 +322,13 @@ void PythonBatchOperator::Process(Batch& batch) {
                              std::to_string(level.num_rows) + " rows");
   for (auto item : py::list(result[1])) {
     py::tuple t = item.cast<py::tuple>();
-    dflow::RowFailure f;
-    f.row = t[0].cast<int64_t>();
-    f.node = info_.node;
-    f.op = info_.op;
-    f.field = info_.field;
+    dflow::RowFailure f = MakeFailure(info_, t[0].cast<int64_t>(), "");
     py::object err = t[1];
     if (py::isinstance<py::str>(err)) {
       f.message = err.cast<std::string>();
     } else {
-      f.message = py::str(py::type::handle_of(err).attr("__name__")).cast<std::string>() + ": " + py::str(err).cast<std::string>();
+      f.message = py::str(py::type::handle_of(err).attr("__name__")).cast<std::string>() + ": " +
+                  py::str(err).cast<std::string>();
       f.handle = errors_->Put(err);
     }
     level.Fail(std::move(f));
