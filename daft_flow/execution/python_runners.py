@@ -39,19 +39,23 @@ class BatchRunner:
         self.arg_kind, self.batch_size = arg_kind, batch_size
 
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        rows = _alive(mask, n)
+        all_alive = not any(mask)
+        rows = list(range(n)) if all_alive else _alive(mask, n)
         failures: list[tuple[int, Any]] = []
-        results: list[Any] = [None] * n
         if self.arg_kind == "arrow":
-            columns = [array.take(pa.array(rows)) if index is None else array.take(index.take(pa.array(rows)))
-                       for array, index in args]
+            columns: list[Any] = []
+            for array, index in args:
+                if index is not None:
+                    array = array.take(index)
+                columns.append(array if all_alive else array.take(pa.array(rows, type=pa.int64())))
         else:
             values = _arg_values(args, self.arg_types)
-            columns = [[v[i] for i in rows] for v in values]
+            columns = values if all_alive else [[v[i] for i in rows] for v in values]
         step = self.batch_size or max(len(rows), 1)
+        outputs: list[Any] = []
         for start in range(0, len(rows), step):
             chunk_rows = rows[start:start + step]
-            chunk = [c[start:start + step] for c in columns]
+            chunk = [c[start:start + step] for c in columns] if step < len(rows) else columns
             try:
                 out = self.fn(*chunk)
                 out = out.to_pylist() if hasattr(out, "to_pylist") else list(out)
@@ -60,14 +64,19 @@ class BatchRunner:
                                      batch_size=len(chunk_rows))
             except BatchError as e:
                 failures.extend((r, e) for r in chunk_rows)
-                continue
+                out = [None] * len(chunk_rows)
             except Exception as e:
                 err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: {type(e).__name__}: {e}",
                                  batch_size=len(chunk_rows), index=getattr(e, "index", None))
                 err.__cause__ = e
                 failures.extend((r, err) for r in chunk_rows)
-                continue
-            for r, v in zip(chunk_rows, out):
+                out = [None] * len(chunk_rows)
+            outputs.extend(out)
+        if all_alive:
+            results = outputs
+        else:
+            results = [None] * n
+            for r, v in zip(rows, outputs):
                 results[r] = v
         array, problems = values_to_arrow(results, self.out)
         failures.extend((r, msg) for r, msg in problems)
