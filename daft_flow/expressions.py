@@ -46,6 +46,7 @@ class Expr:
     """A node of the expression graph. ``dtype`` is known when the expression is built."""
 
     dtype: DataType
+    field_name: str = ""  # the field it was first assigned to, for plans and error messages
 
     def label(self) -> str:
         raise NotImplementedError

@@ -56,6 +56,8 @@ class Flow:
         return flow
 
     def _derive(self, name: str, expr: Expr) -> "Flow":
+        if not getattr(expr, "field_name", ""):
+            expr.field_name = name
         fields = dict(self._fields)
         fields[name] = expr
         return Flow._make(self._level, fields, name)
@@ -108,6 +110,8 @@ class Flow:
             raise ValueError(f"field {value.name!r} belongs to flow {value._flow.name!r}, which is neither flow "
                              f"{self.name!r} nor one of its parents")
         self._fields[name] = value._expr
+        if not getattr(value._expr, "field_name", ""):
+            value._expr.field_name = name  # how plans and errors name it, also when read from a child flow
         self._current = name
 
     def __contains__(self, name: object) -> bool:

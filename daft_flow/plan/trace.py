@@ -147,6 +147,7 @@ class _Tracer:
                 self.plan.nodes[node_id].name = name
             return node_id, level_id
         self.keep_alive.append(expr)
+        name = name or expr.field_name
         if isinstance(expr, LevelInput):
             level_id = self.level(self.resolve(expr.level, maps))
             result = (self.element_node[level_id], level_id)
