@@ -34,6 +34,7 @@ class ExecutionOptions:
     batch_bytes: int = 4 * 2**20  # a batch closes early once its input values reach this size
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once
+    progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
 
     def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
         unknown = set(kwargs) - set(self.__dataclass_fields__)

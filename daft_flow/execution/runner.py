@@ -9,6 +9,7 @@ import pyarrow as pa
 from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
+from daft_flow.execution.progress import Progress
 from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
 from daft_flow.plan.trace import dtype_from_ir, trace
@@ -48,6 +49,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
     run = build_run(traced, source, opts, ordered)
     reader = OutputReader(traced, run)
+    progress = Progress(plan.levels[plan.output_level].flow, opts.progress)
     run.start()
     _live_runs[id(run)] = run
     try:
@@ -55,7 +57,9 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
             output = reader.read(batch)
             source.release(batch.first_input)
             run.release(batch)
+            progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
             yield reader, output
+        progress.finish()
     finally:
         _live_runs.pop(id(run), None)
         run.close()
