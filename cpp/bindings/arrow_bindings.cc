@@ -32,10 +32,18 @@ py::tuple ExportCapsules(const ArrayPtr& array) {
 }
 
 // Converts a Python list to a canonical core array. Raises TypeError naming the first bad index.
-ArrayPtr FromPyList(const py::list& values, const std::string& format) {
-  const Py_ssize_t n = PyList_GET_SIZE(values.ptr());
+// Converts values[start:stop] (reading the caller's list in place, no slice copy). For str/bytes,
+// stops after the value that brings the batch to `max_bytes` (0: no cap); `consumed` says how many.
+ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_t start, Py_ssize_t stop,
+                    Py_ssize_t max_bytes, Py_ssize_t* consumed) {
+  const Py_ssize_t size = PyList_GET_SIZE(values.ptr());
+  if (stop < 0 || stop > size) stop = size;
+  if (start < 0 || start > stop) throw py::index_error("from_pylist: start out of range");
+  PyObject* const* items = &PyList_GET_ITEM(values.ptr(), start);
+  Py_ssize_t n = stop - start;
+  *consumed = n;
   auto bad = [&](Py_ssize_t i, const char* expected) {
-    PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+    PyObject* v = items[i];
     throw py::type_error("item " + std::to_string(i) + " is " + Py_TYPE(v)->tp_name + ", expected " + expected);
   };
   if (format == "U" || format == "Z") {
@@ -46,7 +54,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
     std::vector<std::pair<const char*, Py_ssize_t>> spans(n);
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      PyObject* v = items[i];
       if (v == Py_None) { spans[i] = {nullptr, -1}; continue; }
       if (utf8) {
         if (!PyUnicode_Check(v)) bad(i, "str");
@@ -60,6 +68,12 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
         bad(i, "bytes");  // bytearray is mutable: converted by the checked path in Python
       }
       total += spans[i].second;
+      if (max_bytes > 0 && total >= max_bytes) {  // a batch this large is enough
+        n = i + 1;
+        spans.resize(n);
+        *consumed = n;
+        break;
+      }
     }
     py::gil_scoped_release release;
     dflow::BinaryBuilder b(utf8, n);
@@ -72,7 +86,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
   if (format == "l") {
     dflow::PrimitiveBuilder<int64_t> b("l", n);
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      PyObject* v = items[i];
       if (v == Py_None) { b.AppendNull(); continue; }
       if (!PyLong_Check(v)) bad(i, "int");
       long long x = PyLong_AsLongLong(v);
@@ -84,7 +98,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
   if (format == "g") {
     dflow::PrimitiveBuilder<double> b("g", n);
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      PyObject* v = items[i];
       if (v == Py_None) { b.AppendNull(); continue; }
       if (PyFloat_Check(v)) b.Append(PyFloat_AS_DOUBLE(v));
       else if (PyLong_Check(v)) {
@@ -98,7 +112,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format) {
   if (format == "b") {
     dflow::BoolBuilder b;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+      PyObject* v = items[i];
       if (v == Py_None) { b.AppendNull(); continue; }
       if (!PyBool_Check(v)) bad(i, "bool");
       b.Append(v == Py_True);
@@ -167,9 +181,19 @@ void init_arrow(py::module_& m) {
       .def("to_pyarrow", [](const Column& c) { return ToPyArrow(c.array); });
   m.def("import_array", [](py::handle obj) { return Column{ImportArray(obj)}; },
         "Import any object implementing __arrow_c_array__.");
-  m.def("from_pylist", [](const py::list& values, const std::string& format) { return Column{FromPyList(values, format)}; },
-        py::arg("values"), py::arg("format"),
+  m.def("from_pylist", [](const py::list& values, const std::string& format) {
+        Py_ssize_t consumed;
+        return Column{FromPyList(values, format, 0, -1, 0, &consumed)};
+      }, py::arg("values"), py::arg("format"),
         "Convert a list of str/bytes/int/float/bool (or None) to a canonical Arrow array.");
+  m.def("from_pylist_range", [](const py::list& values, const std::string& format, Py_ssize_t start, Py_ssize_t stop,
+                                Py_ssize_t max_bytes) {
+        Py_ssize_t consumed;
+        ArrayPtr a = FromPyList(values, format, start, stop, max_bytes, &consumed);
+        return py::make_tuple(Column{a}, consumed);
+      }, py::arg("values"), py::arg("format"), py::arg("start"), py::arg("stop"), py::arg("max_bytes") = 0,
+        "values[start:stop] as an array without copying the list; str/bytes stop once max_bytes is reached.\n"
+        "Returns (column, number of values consumed).");
   m.def("to_pylist", [](py::handle obj) {
         ArrayPtr a = ImportArray(obj);
         if (!IsFastFormat(a->format())) return obj.attr("to_pylist")().cast<py::list>();

@@ -18,6 +18,7 @@ struct ArgReader {
   ArrayPtr column;
   std::vector<int64_t> index;  // empty: same level (row r reads row r)
   py::list converted;          // set when the column has no fast conversion
+  Py_ssize_t converted_offset = 0;  // row r is converted[converted_offset + r]
   bool generic = false;
   int64_t cached_row = -1;     // consecutive children share their ancestor's Python object
   PyObject* cached = nullptr;
@@ -33,7 +34,7 @@ struct ArgReader {
     }
     PyObject* v;
     if (generic) {
-      v = PyList_GET_ITEM(converted.ptr(), row);
+      v = PyList_GET_ITEM(converted.ptr(), converted_offset + row);
       Py_INCREF(v);
     } else {
       v = ValueToPy(*column, row);
@@ -217,11 +218,18 @@ void PythonRowOperator::Process(Batch& batch) {
   for (size_t k = 0; k < readers.size(); ++k) {
     if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none()) {
       // The caller's own input objects: no need to decode them again from Arrow.
-      py::object objects = root_objects_(batch.first_input);
-      if (PyList_Check(objects.ptr()) && PyList_GET_SIZE(objects.ptr()) == readers[k].column->length()) {
-        readers[k].generic = true;
-        readers[k].converted = py::reinterpret_borrow<py::list>(objects);
-        continue;
+      // (list, offset): this batch's inputs are list[offset : offset + rows].
+      py::object found = root_objects_(batch.first_input);
+      if (py::isinstance<py::tuple>(found)) {
+        py::tuple t = found.cast<py::tuple>();
+        py::object objects = t[0];
+        Py_ssize_t offset = t[1].cast<Py_ssize_t>();
+        if (PyList_Check(objects.ptr()) && PyList_GET_SIZE(objects.ptr()) >= offset + readers[k].column->length()) {
+          readers[k].generic = true;
+          readers[k].converted = py::reinterpret_borrow<py::list>(objects);
+          readers[k].converted_offset = offset;
+          continue;
+        }
       }
     }
     // A converter means the logical type differs from its storage (JSON text, pickled objects, ...).

@@ -9,21 +9,25 @@ from daft_flow.execution.convert import root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.types import DataType
 
+_SIZED_KINDS = ("str", "bytes", "HTML", "JSON", "Image", "Video", "Audio", "PDF")
+
 
 class InputSource:
     """Called by the runtime's source thread (GIL held) for each next batch of root rows.
 
     Batches start small so the first results stream out early, then double up to ``batch_rows``;
-    a batch of str/bytes inputs also closes once its values reach ``batch_bytes``. Inputs are
-    taken with ``itertools.islice`` so no Python-level loop runs per input.
+    a batch of str/bytes inputs also closes once its values reach ``batch_bytes``. A list input is
+    read in place (no slice copies); other iterables are taken with ``itertools.islice``.
+    Row functions reading the root field reuse the input objects (see ``objects_for``): do not
+    mutate an input list while a run reads it.
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
                  options: ExecutionOptions) -> None:
-        self.sequence = values if isinstance(values, (list, tuple)) else None
+        self.sequence = values if isinstance(values, list) else None
         self.position = 0
         self.values: Iterator[Any] = iter(values)
-        self.objects: dict[int, list[Any]] = {}
+        self.objects: dict[int, tuple[list[Any], int]] = {}
         self.dtype, self.root_node = dtype, root_node
         self.field, self.flow = field, flow
         self.options = options
@@ -31,53 +35,66 @@ class InputSource:
         self.count = 0
         self.pending: list[Any] = []
         self.row_cap = options.batch_rows
-        self.sized = dtype.kind in ("str", "bytes", "HTML", "JSON", "Image", "Video", "Audio", "PDF")
+        self.sized = dtype.kind in _SIZED_KINDS
 
     def objects_for(self, first_input: int) -> Any:
-        """The input objects of the batch starting at ``first_input`` (row functions reuse them)."""
+        """(list, offset) holding the input objects of the batch starting at ``first_input``."""
         return self.objects.get(first_input)
 
     def release(self, first_input: int) -> None:
         self.objects.pop(first_input, None)
 
-    def _take(self) -> list[Any]:
+    def _next_values(self) -> tuple[list[Any], int, int]:
+        """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
         limit = self.next_rows
-        if self.sequence is not None:  # lists and tuples: slice, no per-item iteration
-            rows = list(self.sequence[self.position:self.position + limit])
-            self.position += len(rows)
-        else:
-            rows = self.pending[:limit]
-            self.pending = self.pending[limit:]
-            if len(rows) < limit:
-                rows.extend(itertools.islice(self.values, limit - len(rows)))
+        if self.sequence is not None:
+            start = self.position
+            return self.sequence, start, min(start + limit, len(self.sequence))
+        rows = self.pending[:limit]
+        self.pending = self.pending[limit:]
+        if len(rows) < limit:
+            rows.extend(itertools.islice(self.values, limit - len(rows)))
+        _core.untrack_list(rows)  # only holds the caller's values: keep the cyclic GC off it
+        return rows, 0, len(rows)
+
+    def _convert(self, values: list[Any], start: int, stop: int) -> tuple[Any, list[tuple[int, str]], int]:
+        fmt = self.dtype.arrow_format
+        if fmt:
+            try:
+                max_bytes = self.options.batch_bytes if self.sized else 0
+                column, consumed = _core.from_pylist_range(values, fmt, start, stop, max_bytes)
+                return column, [], consumed
+            except (TypeError, OverflowError, UnicodeEncodeError):
+                pass  # some value is not of the field's type: the checked path names each one
+        rows = values[start:stop]
         if self.sized and len(rows) > 1:
             try:
-                total = sum(map(len, rows))
-            except TypeError:  # a value of the wrong type; it fails as a row later
-                return rows
-            if total > self.options.batch_bytes:
-                sizes = itertools.accumulate(map(len, rows))
-                cut = max(1, next(i for i, s in enumerate(sizes) if s >= self.options.batch_bytes))
-                if self.sequence is not None:
-                    self.position -= len(rows) - cut
-                else:
-                    self.pending = rows[cut:] + self.pending
-                rows = rows[:cut]
-                self.row_cap = cut  # values this large: stop growing batches past what fits
-        return rows
+                sizes = list(itertools.accumulate(map(len, rows)))
+                if sizes[-1] > self.options.batch_bytes:
+                    rows = rows[:max(1, next(i for i, s in enumerate(sizes) if s >= self.options.batch_bytes))]
+            except TypeError:
+                pass  # a value without a length: it fails as a row below
+        array, problems = values_to_arrow(rows, self.dtype)
+        return array, problems, len(rows)
 
     def __call__(self) -> Any:
-        rows = self._take()
-        if not rows:
+        values, start, stop = self._next_values()
+        if start >= stop:
             return None
+        array, problems, consumed = self._convert(values, start, stop)
+        if self.sequence is not None:
+            self.position = start + consumed
+        elif consumed < stop:
+            self.pending = values[consumed:] + self.pending
+            values = values[:consumed]
+        if consumed < stop - start:
+            self.row_cap = consumed  # values this large: stop growing batches past what fits
         self.next_rows = min(self.next_rows * 2, self.options.batch_rows, max(self.row_cap, 1))
-        array, problems = values_to_arrow(rows, self.dtype)
         failures = [(i, self.root_node, self.field,
                      f"TypeError: input {self.count + i} {msg.replace('returned ', 'is ', 1)} for field "
                      f"{self.field!r} of flow {self.flow!r}") for i, msg in problems]
-        first, self.count = self.count, self.count + len(rows)
-        _core.untrack_list(rows)
-        self.objects[first] = rows
+        first, self.count = self.count, self.count + consumed
+        self.objects[first] = (values, start)
         # Native types hash their own ids lazily (None); others are hashed here from their storage.
         ids = None if self.dtype.arrow_format else root_row_ids(array, self.dtype)
-        return first, len(rows), {self.root_node: array}, ids, failures
+        return first, consumed, {self.root_node: array}, ids, failures
