@@ -122,6 +122,85 @@ Cut scan_chars(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut
   return Cut{k, p - base};
 }
 
+inline bool ascii_ws(unsigned char b) { return kLead.cls[b] == kAsciiSpace || kLead.cls[b] == kNewline; }
+
+bool all_ascii(const unsigned char* p, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  __m128i acc = _mm_setzero_si128();
+  for (; i + 64 <= n; i += 64) {
+    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16))));
+    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 32)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 48))));
+  }
+  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+  if (_mm_movemask_epi8(acc)) return false;
+#endif
+  unsigned char a = 0;
+  for (; i < n; ++i) a |= p[i];
+  return a < 0x80;
+}
+
+// Index of the last byte in w[0, hi) that is '.', '!' or '?', or -1.
+int64_t last_sentence_char(const unsigned char* w, int64_t hi) {
+  int64_t i = hi;
+#if defined(__SSE2__)
+  const __m128i dot = _mm_set1_epi8('.'), bang = _mm_set1_epi8('!'), q = _mm_set1_epi8('?');
+  while (i >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i - 16));
+    const __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, dot), _mm_or_si128(_mm_cmpeq_epi8(v, bang), _mm_cmpeq_epi8(v, q)));
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m));
+    if (mask) return i - 16 + 31 - __builtin_clz(mask);
+    i -= 16;
+  }
+#endif
+  while (i > 0) {
+    --i;
+    if (w[i] == '.' || w[i] == '!' || w[i] == '?') return i;
+  }
+  return -1;
+}
+
+// The cut scan_chars makes in a window of m plain ASCII bytes w[0, m) (so code points are bytes)
+// when the text goes on after it: the end of the whitespace run with the highest boundary level at
+// its end, latest first among equals, at or after min_cut (1 <= min_cut <= m); m if there is none.
+// The level of a run grows along it (it counts newlines), so each run's best boundary is its end
+// (clipped to the window) and only run ends need checking: newline runs (found with memrchr) give
+// paragraph and line cuts, runs after . ! ? sentence cuts, else the last whitespace a word cut.
+int64_t ascii_cut(const unsigned char* w, int64_t m, int64_t min_cut) {
+  int64_t line = -1;
+  for (int64_t hi = m; hi > 0;) {
+    const void* f = memrchr(w, '\n', static_cast<size_t>(hi));
+    if (!f) break;
+    const int64_t i = static_cast<const unsigned char*>(f) - w;
+    int64_t rs = i, re = i + 1;
+    while (rs > 0 && ascii_ws(w[rs - 1])) --rs;
+    while (re < m && ascii_ws(w[re])) ++re;
+    if (re < min_cut) break;  // runs further back end earlier still
+    int nl = 0;
+    for (int64_t j = rs; j < re && nl < 2; ++j) nl += w[j] == '\n';
+    if (nl >= 2) return re;
+    if (line < 0) line = re;
+    hi = rs;
+  }
+  if (line >= 0) return line;
+  for (int64_t hi = m - 1; hi > 0;) {  // a sentence end at m - 1 has no run inside the window
+    const int64_t i = last_sentence_char(w, hi);
+    if (i < 0) break;
+    if (ascii_ws(w[i + 1])) {
+      int64_t re = i + 2;
+      while (re < m && ascii_ws(w[re])) ++re;
+      if (re < min_cut) break;
+      return re;
+    }
+    hi = i;
+  }
+  for (int64_t j = m - 1; j >= min_cut - 1; --j)
+    if (ascii_ws(w[j])) return j + 1;
+  return m;
+}
+
 // Byte offset of the code point `count` code points after byte b.
 int64_t advance_cps(std::string_view text, int64_t b, int64_t count) {
   const auto* base = reinterpret_cast<const unsigned char*>(text.data());
@@ -138,6 +217,19 @@ int64_t advance_cps(std::string_view text, int64_t b, int64_t count) {
 Cut overlap_start(std::string_view text, Cut cut, int64_t overlap) {
   const auto* base = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = base + text.size();
+  size_t len;
+  if (cut.byte >= overlap && all_ascii(base + cut.byte - overlap, static_cast<size_t>(overlap))) {
+    const int64_t q = cut.byte - overlap;
+    int64_t pb = q - 1;
+    while (pb > 0 && utf8::is_continuation(base[pb])) --pb;
+    bool prev_ws = pb >= 0 && ws_at(base + pb, end, &len);
+    for (int64_t b = q; b < cut.byte; ++b) {
+      const bool cur_ws = ascii_ws(base[b]);
+      if (prev_ws && !cur_ws) return Cut{cut.cp - overlap + (b - q), b};
+      prev_ws = cur_ws;
+    }
+    return Cut{cut.cp - overlap, q};
+  }
   int64_t q = cut.byte;
   for (int64_t i = 0; i < overlap; ++i) {
     --q;
@@ -146,7 +238,6 @@ Cut overlap_start(std::string_view text, Cut cut, int64_t overlap) {
   const Cut fallback{cut.cp - overlap, q};
   int64_t pb = q - 1;
   while (pb > 0 && utf8::is_continuation(base[pb])) --pb;
-  size_t len;
   bool prev_ws = pb >= 0 && ws_at(base + pb, end, &len);
   int64_t cp = fallback.cp;
   for (int64_t b = q; b < cut.byte; ++cp) {
@@ -189,11 +280,20 @@ std::vector<ChunkSpan> chunk_chars(std::string_view text, const CharChunkOptions
   std::vector<ChunkSpan> out;
   if (text.empty()) return out;
   out.reserve(text.size() / static_cast<size_t>(o.max_chars - o.overlap) + 1);
+  const auto* base = reinterpret_cast<const unsigned char*>(text.data());
+  const int64_t size = static_cast<int64_t>(text.size());
+  const bool text_ascii = all_ascii(base, text.size());
   int64_t sc = 0, sb = 0;
   for (;;) {
     bool at_end = false;
     int64_t scanned = 0;
-    const Cut cut = scan_chars(text, sb, o.max_chars, o.overlap + 1, &at_end, &scanned);
+    Cut cut;
+    if (size - sb > o.max_chars && (text_ascii || all_ascii(base + sb, static_cast<size_t>(o.max_chars)))) {
+      const int64_t p = ascii_cut(base + sb, o.max_chars, o.overlap + 1);
+      cut = Cut{p, sb + p};
+    } else {
+      cut = scan_chars(text, sb, o.max_chars, o.overlap + 1, &at_end, &scanned);
+    }
     if (at_end) {  // the rest fits
       out.push_back({sc, sc + scanned, sb, static_cast<int64_t>(text.size())});
       return out;
@@ -236,6 +336,7 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
   const auto* tend = base + text.size();
   const int64_t ntok = static_cast<int64_t>(toks.size());
   const int64_t n_cp = count_code_points(text);
+  const bool text_ascii = n_cp == static_cast<int64_t>(text.size());
   out.reserve(static_cast<size_t>(ntok / (o.max_tokens - o.overlap_tokens) + 2));
   int64_t sc = 0, sb = 0, ti = 0;
   for (;;) {
@@ -250,9 +351,14 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
     Cut c;
     if (min_cut < limit) {
       // The best boundary in [min_cut, limit]; none: split between tokens at the limit.
-      bool at_end = false;
-      int64_t scanned = 0;
-      c = scan_chars(text, sb, limit, min_cut, &at_end, &scanned);
+      if (text_ascii || all_ascii(base + sb, static_cast<size_t>(limit))) {
+        const int64_t p = ascii_cut(base + sb, limit, min_cut);
+        c = Cut{p, sb + p};
+      } else {
+        bool at_end = false;
+        int64_t scanned = 0;
+        c = scan_chars(text, sb, limit, min_cut, &at_end, &scanned);
+      }
     } else {
       // Code points are never split, so when the tokens of one code point straddle the limit the
       // chunk takes them all (that is the only way to exceed max_tokens).
