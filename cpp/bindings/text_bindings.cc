@@ -80,13 +80,28 @@ py::list int_list(const std::vector<int32_t>& v) {
   return py::reinterpret_steal<py::list>(l);
 }
 
+inline PyObject* small_int(int64_t x) {
+  if (x >= 0 && x < kIntCacheSize) {
+    PyObject* o = int_cache()[x];
+    Py_INCREF(o);
+    return o;
+  }
+  return PyLong_FromLongLong(x);
+}
+
 py::list span_list(const ChunkSpan* s, size_t n) {
   PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
   if (!l) throw py::error_already_set();
   for (size_t i = 0; i < n; ++i) {
     PyObject* t = PyTuple_New(2);
-    PyTuple_SET_ITEM(t, 0, PyLong_FromLongLong(s[i].start));
-    PyTuple_SET_ITEM(t, 1, PyLong_FromLongLong(s[i].end));
+    if (!t) {
+      Py_DECREF(l);
+      throw py::error_already_set();
+    }
+    PyTuple_SET_ITEM(t, 0, small_int(s[i].start));
+    PyTuple_SET_ITEM(t, 1, small_int(s[i].end));
+    // Two ints cannot be part of a reference cycle: keep the tuple out of the cyclic GC's lists.
+    PyObject_GC_UnTrack(t);
     PyList_SET_ITEM(l, i, t);
   }
   return py::reinterpret_steal<py::list>(l);

@@ -287,8 +287,12 @@ std::vector<ChunkSpan> chunk_chars(std::string_view text, const CharChunkOptions
   for (;;) {
     bool at_end = false;
     int64_t scanned = 0;
+    if (size - sb <= o.max_chars) {  // the rest fits (it has no more code points than bytes)
+      out.push_back({sc, sc + count_code_points(text.substr(static_cast<size_t>(sb))), sb, size});
+      return out;
+    }
     Cut cut;
-    if (size - sb > o.max_chars && (text_ascii || all_ascii(base + sb, static_cast<size_t>(o.max_chars)))) {
+    if (text_ascii || all_ascii(base + sb, static_cast<size_t>(o.max_chars))) {
       const int64_t p = ascii_cut(base + sb, o.max_chars, o.overlap + 1);
       cut = Cut{p, sb + p};
     } else {
