@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -107,12 +109,39 @@ py::list span_list(const ChunkSpan* s, size_t n) {
   return py::reinterpret_steal<py::list>(l);
 }
 
+// Chunks every text on the pool and builds the result lists. The native work runs with the GIL
+// released; the calling thread, once no text is left to claim, takes the GIL back and converts the
+// finished texts while the other threads are still chunking, so building Python objects overlaps with
+// native work instead of running after it.
 template <class Opts, class Fn>
 py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn fn) {
   dflow::text::validate(opts);
   TextViews tv(texts);
   const int64_t n = static_cast<int64_t>(tv.views.size());
   std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
+  std::unique_ptr<std::atomic<uint8_t>[]> done(new std::atomic<uint8_t>[static_cast<size_t>(n)]);
+  for (int64_t i = 0; i < n; ++i) done[i].store(0, std::memory_order_relaxed);
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  py::list out(n);
+  int64_t converted = 0;  // texts converted into `out` so far (in index order); GIL held when touched
+  auto convert_ready = [&](bool wait) {
+    // With the GIL held: converts texts in index order while they are done (waiting for the rest
+    // when `wait`, unless a worker failed).
+    while (converted < n) {
+      if (!done[converted].load(std::memory_order_acquire)) {
+        if (!wait || failed.load(std::memory_order_relaxed)) return;
+        py::gil_scoped_release spin;
+        while (!done[converted].load(std::memory_order_acquire) && !failed.load(std::memory_order_relaxed))
+          std::this_thread::yield();
+        continue;
+      }
+      const auto& v = per[converted];
+      PyList_SET_ITEM(out.ptr(), converted, span_list(v.data(), v.size()).release().ptr());
+      std::vector<ChunkSpan>().swap(per[converted]);
+      ++converted;
+    }
+  };
   {
     py::gil_scoped_release release;
     // Longest texts first, so one big document does not run alone at the end.
@@ -120,12 +149,30 @@ py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn
     for (int64_t i = 0; i < n; ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(),
                      [&](int64_t a, int64_t b) { return tv.views[a].size() > tv.views[b].size(); });
-    dflow::parallel_for(n, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) per[order[i]] = fn(tv.views[order[i]], opts);
+    const std::thread::id caller = std::this_thread::get_id();
+    const int lanes = std::max(1, std::min<int>(threads <= 0 ? dflow::default_threads() : threads,
+                                                static_cast<int>(std::max<int64_t>(n, 1))));
+    dflow::parallel_for(lanes, lanes, [&](int64_t, int64_t) {
+      try {
+        for (;;) {
+          if (failed.load(std::memory_order_relaxed)) break;
+          const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+          if (k >= n) break;
+          const int64_t i = order[k];
+          per[i] = fn(tv.views[i], opts);
+          done[i].store(1, std::memory_order_release);
+        }
+      } catch (...) {
+        failed = true;
+        throw;
+      }
+      if (std::this_thread::get_id() == caller && lanes > 1) {
+        py::gil_scoped_acquire gil;
+        convert_ready(true);
+      }
     }, 1);
   }
-  py::list out(n);
-  for (int64_t i = 0; i < n; ++i) out[i] = span_list(per[i].data(), per[i].size());
+  convert_ready(true);
   return out;
 }
 
