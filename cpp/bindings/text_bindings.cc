@@ -109,46 +109,33 @@ py::list span_list(const ChunkSpan* s, size_t n) {
   return py::reinterpret_steal<py::list>(l);
 }
 
-// Chunks every text on the pool and builds the result lists. The native work runs with the GIL
-// released; the calling thread, once no text is left to claim, takes the GIL back and converts the
-// finished texts while the other threads are still chunking, so building Python objects overlaps with
-// native work instead of running after it.
-template <class Opts, class Fn>
-py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn fn) {
-  dflow::text::validate(opts);
-  TextViews tv(texts);
-  const int64_t n = static_cast<int64_t>(tv.views.size());
-  std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
+// Runs work(i) for i in [0, n) on the pool in the given order (longest texts first) with the GIL
+// released, and builds out[i] = convert(i) in index order with the GIL held. The calling thread, once
+// no item is left to claim, takes the GIL back and converts the finished items while the other threads
+// are still working, so building Python objects overlaps with native work instead of following it.
+template <class Work, class Convert>
+py::list run_and_convert(int64_t n, int threads, const std::vector<int64_t>& order, Work work, Convert convert) {
   std::unique_ptr<std::atomic<uint8_t>[]> done(new std::atomic<uint8_t>[static_cast<size_t>(n)]);
   for (int64_t i = 0; i < n; ++i) done[i].store(0, std::memory_order_relaxed);
   std::atomic<int64_t> next{0};
   std::atomic<bool> failed{false};
   py::list out(n);
-  int64_t converted = 0;  // texts converted into `out` so far (in index order); GIL held when touched
-  auto convert_ready = [&](bool wait) {
-    // With the GIL held: converts texts in index order while they are done (waiting for the rest
-    // when `wait`, unless a worker failed).
+  int64_t converted = 0;  // items converted into `out` so far (in index order); GIL held when touched
+  auto convert_ready = [&] {
     while (converted < n) {
       if (!done[converted].load(std::memory_order_acquire)) {
-        if (!wait || failed.load(std::memory_order_relaxed)) return;
-        py::gil_scoped_release spin;
+        if (failed.load(std::memory_order_relaxed)) return;
+        py::gil_scoped_release wait;
         while (!done[converted].load(std::memory_order_acquire) && !failed.load(std::memory_order_relaxed))
           std::this_thread::yield();
         continue;
       }
-      const auto& v = per[converted];
-      PyList_SET_ITEM(out.ptr(), converted, span_list(v.data(), v.size()).release().ptr());
-      std::vector<ChunkSpan>().swap(per[converted]);
+      PyList_SET_ITEM(out.ptr(), converted, convert(converted).release().ptr());
       ++converted;
     }
   };
   {
     py::gil_scoped_release release;
-    // Longest texts first, so one big document does not run alone at the end.
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return tv.views[a].size() > tv.views[b].size(); });
     const std::thread::id caller = std::this_thread::get_id();
     const int lanes = std::max(1, std::min<int>(threads <= 0 ? dflow::default_threads() : threads,
                                                 static_cast<int>(std::max<int64_t>(n, 1))));
@@ -159,7 +146,7 @@ py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn
           const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
           if (k >= n) break;
           const int64_t i = order[k];
-          per[i] = fn(tv.views[i], opts);
+          work(i);
           done[i].store(1, std::memory_order_release);
         }
       } catch (...) {
@@ -168,12 +155,36 @@ py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn
       }
       if (std::this_thread::get_id() == caller && lanes > 1) {
         py::gil_scoped_acquire gil;
-        convert_ready(true);
+        convert_ready();
       }
     }, 1);
   }
-  convert_ready(true);
+  convert_ready();
   return out;
+}
+
+// Indices of the texts, longest first, so one big document does not run alone at the end.
+std::vector<int64_t> longest_first(const std::vector<std::string_view>& views) {
+  std::vector<int64_t> order(views.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return views[a].size() > views[b].size(); });
+  return order;
+}
+
+template <class Opts, class Fn>
+py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn fn) {
+  dflow::text::validate(opts);
+  TextViews tv(texts);
+  const int64_t n = static_cast<int64_t>(tv.views.size());
+  std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
+  return run_and_convert(
+      n, threads, longest_first(tv.views), [&](int64_t i) { per[i] = fn(tv.views[i], opts); },
+      [&](int64_t i) {
+        py::list l = span_list(per[i].data(), per[i].size());
+        std::vector<ChunkSpan>().swap(per[i]);
+        return l;
+      });
 }
 
 }  // namespace
@@ -233,16 +244,20 @@ void init_text(py::module_& m) {
           "encode_batch",
           [](const PyTokenizer& self, const py::sequence& texts, bool add_special, int threads) {
             TextViews tv(texts);
-            std::vector<std::vector<int32_t>> out;
-            {
-              py::gil_scoped_release release;
-              out = self.tok->encode_batch(tv.views.data(), static_cast<int64_t>(tv.views.size()), add_special,
-                                           threads);
-            }
-            PyObject* l = PyList_New(static_cast<Py_ssize_t>(out.size()));
-            if (!l) throw py::error_already_set();
-            for (size_t i = 0; i < out.size(); ++i) PyList_SET_ITEM(l, i, int_list(out[i]).release().ptr());
-            return py::reinterpret_steal<py::list>(l);
+            const int64_t n = static_cast<int64_t>(tv.views.size());
+            std::vector<std::vector<int32_t>> out(static_cast<size_t>(n));
+            const WordPieceTokenizer& tok = *self.tok;
+            return run_and_convert(
+                n, threads, longest_first(tv.views),
+                [&](int64_t i) {
+                  out[i].reserve(tv.views[i].size() / 3 + 4);
+                  tok.encode(tv.views[i], add_special, &out[i]);
+                },
+                [&](int64_t i) {
+                  py::list l = int_list(out[i]);
+                  std::vector<int32_t>().swap(out[i]);
+                  return l;
+                });
           },
           py::arg("texts"), py::arg("add_special_tokens") = true, py::arg("threads") = 0)
       .def(
