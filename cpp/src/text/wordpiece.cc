@@ -119,46 +119,62 @@ struct Piece {
 };
 
 // Per-thread cache: normalized word -> its pieces, for one tokenizer at a time. Cleared when full.
+// A slot is 32 bytes and holds words of up to 20 bytes and single-piece results inline, so a hit on a
+// common word touches one cache line.
 class WordCache {
  public:
   static constexpr size_t kMaxWordBytes = 48;
+  static constexpr size_t kInlineKey = 20;
   static constexpr size_t kSlots = size_t(1) << 15;
   static constexpr size_t kMaxEntries = kSlots / 2;
 
-  // Pieces of the word, or nullptr (*n untouched) when absent. *slot is where to insert it.
-  const Piece* find(const char* w, uint32_t len, uint64_t h, uint32_t* n, size_t* slot) const {
+  // Looks the word up. Hit: returns true with the pieces in *p/*n (a single piece is written to *one).
+  // Miss: returns false with *slot where to insert it.
+  bool find(const char* w, uint32_t len, uint64_t h, Piece* one, const Piece** p, uint32_t* n, size_t* slot) const {
     const uint32_t tag = static_cast<uint32_t>(h >> 32) | 1u;
     for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
       const Entry& e = slots_[i];
       if (e.tag == 0) {
         *slot = i;
-        return nullptr;
+        return false;
       }
-      if (e.tag == tag && e.len == len && eq_bytes(keys_.data() + e.key_off, w, len)) {
-        *n = e.npieces;
-        return pieces_.data() + e.piece_off;
+      if (e.tag == tag && e.len == len && eq_bytes(key_of(e), w, len)) {
+        if (e.npieces == 1) {
+          *one = Piece{static_cast<int32_t>(e.val), 0, len};
+          *p = one;
+          *n = 1;
+        } else {
+          *p = pieces_.data() + e.val;
+          *n = e.npieces;
+        }
+        return true;
       }
     }
   }
   void insert(size_t slot, const char* w, uint32_t len, uint64_t h, const Piece* p, uint32_t n) {
-    if (used_ >= kMaxEntries) return;  // full: the caller clears at the start of the next text
+    if (used_ >= kMaxEntries || n > 0xFFFF) return;  // full: the caller clears at the start of the next text
     Entry& e = slots_[slot];
     e.tag = static_cast<uint32_t>(h >> 32) | 1u;
-    e.len = len;
-    e.key_off = static_cast<uint32_t>(keys_.size());
-    e.piece_off = static_cast<uint32_t>(pieces_.size());
-    e.npieces = n;
-    keys_.append(w, len);
-    pieces_.insert(pieces_.end(), p, p + n);
+    e.len = static_cast<uint16_t>(len);
+    e.npieces = static_cast<uint16_t>(n);
+    if (len <= kInlineKey) {
+      std::memcpy(e.key, w, len);
+    } else {
+      const uint32_t off = static_cast<uint32_t>(keys_.size());
+      std::memcpy(e.key, &off, sizeof off);
+      keys_.append(w, len);
+    }
+    if (n == 1) {
+      e.val = static_cast<uint32_t>(p[0].id);
+    } else {
+      e.val = static_cast<uint32_t>(pieces_.size());
+      pieces_.insert(pieces_.end(), p, p + n);
+    }
     ++used_;
   }
   // Makes the cache valid for tokenizer `owner` and not full.
   void prepare(uint64_t owner) {
-    if (slots_.empty()) {
-      slots_.assign(kSlots, Entry{});
-      keys_.reserve(kMaxEntries * 12);
-      pieces_.reserve(kMaxEntries * 2);
-    }
+    if (slots_.empty()) slots_.assign(kSlots, Entry{});
     if (owner != owner_ || used_ >= kMaxEntries) {
       if (used_) std::fill(slots_.begin(), slots_.end(), Entry{});
       keys_.clear();
@@ -170,8 +186,18 @@ class WordCache {
 
  private:
   struct Entry {
-    uint32_t tag = 0, len = 0, key_off = 0, piece_off = 0, npieces = 0;
+    uint32_t tag = 0;
+    uint16_t len = 0, npieces = 0;
+    uint32_t val = 0;  // npieces == 1: the id (the piece is the whole word); else offset into pieces_
+    char key[kInlineKey] = {};  // the word, or (longer words) its uint32 offset into keys_
   };
+  static_assert(sizeof(Entry) == 32, "cache slots are half a cache line");
+  const char* key_of(const Entry& e) const {
+    if (e.len <= kInlineKey) return e.key;
+    uint32_t off;
+    std::memcpy(&off, e.key, sizeof off);
+    return keys_.data() + off;
+  }
   std::vector<Entry> slots_;
   std::string keys_;
   std::vector<Piece> pieces_;
@@ -316,7 +342,9 @@ struct WordPieceTokenizer::Impl {
       const uint64_t h = hash_bytes(w.data(), n);
       uint32_t np = 0;
       size_t slot = 0;
-      if (const Piece* hit = s.cache.find(w.data(), n, h, &np, &slot)) {
+      Piece one;
+      const Piece* hit = nullptr;
+      if (s.cache.find(w.data(), n, h, &one, &hit, &np, &slot)) {
         emit(s, hit, np, sink);
         return;
       }
