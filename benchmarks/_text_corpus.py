@@ -42,6 +42,7 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
     """Best wall time of `repeat` runs, and the result of the last run."""
     best, result = float("inf"), None
     for _ in range(repeat):
+        result = None  # free the previous run's result outside the timed region
         t0 = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - t0)
