@@ -110,27 +110,31 @@ py::list span_list(const ChunkSpan* s, size_t n) {
 }
 
 // Runs work(i) for i in [0, n) on the pool in the given order (longest texts first) with the GIL
-// released, and builds out[i] = convert(i) in index order with the GIL held. The calling thread, once
-// no item is left to claim, takes the GIL back and converts the finished items while the other threads
-// are still working, so building Python objects overlaps with native work instead of following it.
+// released, and sets out[i] = convert(i) with the GIL held. Conversion overlaps with native work: the
+// calling thread, after each item it finishes, takes the GIL and converts every item finished so far
+// (by any thread), so the other threads keep claiming items meanwhile and the Python objects are
+// built while native work still runs instead of after it.
 template <class Work, class Convert>
 py::list run_and_convert(int64_t n, int threads, const std::vector<int64_t>& order, Work work, Convert convert) {
-  std::unique_ptr<std::atomic<uint8_t>[]> done(new std::atomic<uint8_t>[static_cast<size_t>(n)]);
-  for (int64_t i = 0; i < n; ++i) done[i].store(0, std::memory_order_relaxed);
-  std::atomic<int64_t> next{0};
+  // finished[s] = index of the s-th item to finish (-1 until written); `claimed` hands out the slots.
+  std::unique_ptr<std::atomic<int64_t>[]> finished(new std::atomic<int64_t>[static_cast<size_t>(n)]);
+  for (int64_t i = 0; i < n; ++i) finished[i].store(-1, std::memory_order_relaxed);
+  std::atomic<int64_t> next{0}, claimed{0};
   std::atomic<bool> failed{false};
   py::list out(n);
-  int64_t converted = 0;  // items converted into `out` so far (in index order); GIL held when touched
-  auto convert_ready = [&] {
+  int64_t converted = 0;  // slots of `finished` converted so far; touched with the GIL held
+  // With the GIL held: converts finished items; when `all`, waits (GIL released) for the rest.
+  auto convert_finished = [&](bool all) {
     while (converted < n) {
-      if (!done[converted].load(std::memory_order_acquire)) {
-        if (failed.load(std::memory_order_relaxed)) return;
+      const int64_t i = finished[converted].load(std::memory_order_acquire);
+      if (i < 0) {
+        if (!all || failed.load(std::memory_order_relaxed)) return;
         py::gil_scoped_release wait;
-        while (!done[converted].load(std::memory_order_acquire) && !failed.load(std::memory_order_relaxed))
+        while (finished[converted].load(std::memory_order_acquire) < 0 && !failed.load(std::memory_order_relaxed))
           std::this_thread::yield();
         continue;
       }
-      PyList_SET_ITEM(out.ptr(), converted, convert(converted).release().ptr());
+      PyList_SET_ITEM(out.ptr(), i, convert(i).release().ptr());
       ++converted;
     }
   };
@@ -140,6 +144,7 @@ py::list run_and_convert(int64_t n, int threads, const std::vector<int64_t>& ord
     const int lanes = std::max(1, std::min<int>(threads <= 0 ? dflow::default_threads() : threads,
                                                 static_cast<int>(std::max<int64_t>(n, 1))));
     dflow::parallel_for(lanes, lanes, [&](int64_t, int64_t) {
+      const bool on_caller = lanes > 1 && std::this_thread::get_id() == caller;
       try {
         for (;;) {
           if (failed.load(std::memory_order_relaxed)) break;
@@ -147,19 +152,23 @@ py::list run_and_convert(int64_t n, int threads, const std::vector<int64_t>& ord
           if (k >= n) break;
           const int64_t i = order[k];
           work(i);
-          done[i].store(1, std::memory_order_release);
+          finished[claimed.fetch_add(1, std::memory_order_relaxed)].store(i, std::memory_order_release);
+          if (on_caller) {
+            py::gil_scoped_acquire gil;
+            convert_finished(false);
+          }
         }
       } catch (...) {
         failed = true;
         throw;
       }
-      if (std::this_thread::get_id() == caller && lanes > 1) {
+      if (on_caller) {
         py::gil_scoped_acquire gil;
-        convert_ready();
+        convert_finished(true);
       }
     }, 1);
   }
-  convert_ready();
+  convert_finished(true);
   return out;
 }
 
