@@ -1,7 +1,9 @@
 """Chunking throughput: daft_flow's native chunkers vs semantic-text-splitter, langchain, chonkie.
 
 Every implementation chunks the same documents in the same process run; the table reports MB/s and how
-many times faster daft_flow is ("daft_flow x" = peer time / daft_flow time).
+many times faster daft_flow is ("daft_flow x" = peer time / daft_flow time). Every timing includes
+building the Python results: daft_flow returns per text a list of (start, end) int tuples, the
+splitters return lists of str (chonkie: lists of Chunk objects); the note column says which.
 Run: python -m benchmarks.chunk [--max-mb N] [--repeat N]
 """
 
@@ -13,14 +15,14 @@ import sys
 from benchmarks._text_corpus import load_corpus, mb, print_table, timed
 
 
-def _peer(name: str, make, docs, repeat, rows, note=""):
+def _peer(name: str, make, docs, repeat, rows, note="", returns="str"):
     try:
         fn = make()
     except ImportError as e:
         print(f"skipping {name}: {e}", file=sys.stderr)
         return
     secs, out = timed(lambda: [fn(d) for d in docs], repeat)
-    rows.append((name, secs, note or f"{sum(len(c) for c in out)} chunks"))
+    rows.append((name, secs, note or f"{sum(len(c) for c in out)} chunks, {returns}"))
 
 
 def bench_chars(docs, repeat, max_chars=1000, overlap=200):
@@ -30,7 +32,7 @@ def bench_chars(docs, repeat, max_chars=1000, overlap=200):
     for threads in (1, 2):
         secs, out = timed(lambda: chunk_offsets(docs, max_chars=max_chars, overlap=overlap, threads=threads), repeat)
         rows.append((f"daft_flow chunk_offsets max_chars ({threads} thread{'s' if threads > 1 else ''})", secs,
-                     f"{sum(len(c) for c in out)} chunks"))
+                     f"{sum(len(c) for c in out)} chunks, (start, end)"))
 
     def sts():
         from semantic_text_splitter import TextSplitter
@@ -49,7 +51,7 @@ def bench_chars(docs, repeat, max_chars=1000, overlap=200):
 
     _peer("semantic-text-splitter TextSplitter(capacity)", sts, docs, repeat, rows)
     _peer("langchain RecursiveCharacterTextSplitter", lc, docs, repeat, rows)
-    _peer("chonkie RecursiveChunker (no overlap option)", chonkie_rec, docs, repeat, rows)
+    _peer("chonkie RecursiveChunker (no overlap option)", chonkie_rec, docs, repeat, rows, returns="Chunk")
     return rows
 
 
@@ -66,7 +68,7 @@ def bench_tokens(docs, repeat, max_tokens=256, overlap=32):
             repeat,
         )
         rows.append((f"daft_flow chunk_offsets max_tokens ({threads} thread{'s' if threads > 1 else ''})", secs,
-                     f"{sum(len(c) for c in out)} chunks"))
+                     f"{sum(len(c) for c in out)} chunks, (start, end)"))
 
     def hf():
         t = HFTokenizer.from_file(tok.path)
@@ -84,7 +86,7 @@ def bench_tokens(docs, repeat, max_tokens=256, overlap=32):
 
         return TextSplitter.from_huggingface_tokenizer(hf(), max_tokens, overlap=overlap).chunks
 
-    _peer("chonkie TokenChunker (HF MiniLM tokenizer)", chonkie_tok, docs, 1, rows)
+    _peer("chonkie TokenChunker (HF MiniLM tokenizer)", chonkie_tok, docs, 1, rows, returns="Chunk")
     _peer("semantic-text-splitter from_huggingface_tokenizer", sts_hf, docs, 1, rows)
     return rows
 

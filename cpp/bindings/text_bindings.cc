@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -80,16 +82,103 @@ py::list int_list(const std::vector<int32_t>& v) {
   return py::reinterpret_steal<py::list>(l);
 }
 
+inline PyObject* small_int(int64_t x) {
+  if (x >= 0 && x < kIntCacheSize) {
+    PyObject* o = int_cache()[x];
+    Py_INCREF(o);
+    return o;
+  }
+  return PyLong_FromLongLong(x);
+}
+
 py::list span_list(const ChunkSpan* s, size_t n) {
   PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
   if (!l) throw py::error_already_set();
   for (size_t i = 0; i < n; ++i) {
     PyObject* t = PyTuple_New(2);
-    PyTuple_SET_ITEM(t, 0, PyLong_FromLongLong(s[i].start));
-    PyTuple_SET_ITEM(t, 1, PyLong_FromLongLong(s[i].end));
+    if (!t) {
+      Py_DECREF(l);
+      throw py::error_already_set();
+    }
+    PyTuple_SET_ITEM(t, 0, small_int(s[i].start));
+    PyTuple_SET_ITEM(t, 1, small_int(s[i].end));
+    // Two ints cannot be part of a reference cycle: keep the tuple out of the cyclic GC's lists.
+    PyObject_GC_UnTrack(t);
     PyList_SET_ITEM(l, i, t);
   }
   return py::reinterpret_steal<py::list>(l);
+}
+
+// Runs work(i) for i in [0, n) on the pool in the given order (longest texts first) with the GIL
+// released, and sets out[i] = convert(i) with the GIL held. Conversion overlaps with native work: the
+// calling thread, after each item it finishes, takes the GIL and converts every item finished so far
+// (by any thread), so the other threads keep claiming items meanwhile and the Python objects are
+// built while native work still runs instead of after it.
+template <class Work, class Convert>
+py::list run_and_convert(int64_t n, int threads, const std::vector<int64_t>& order, Work work, Convert convert) {
+  // finished[s] = index of the s-th item to finish (-1 until written); `claimed` hands out the slots.
+  std::unique_ptr<std::atomic<int64_t>[]> finished(new std::atomic<int64_t>[static_cast<size_t>(n)]);
+  for (int64_t i = 0; i < n; ++i) finished[i].store(-1, std::memory_order_relaxed);
+  std::atomic<int64_t> next{0}, claimed{0};
+  std::atomic<bool> failed{false};
+  py::list out(n);
+  int64_t converted = 0;  // slots of `finished` converted so far; touched with the GIL held
+  // With the GIL held: converts finished items; when `all`, waits (GIL released) for the rest.
+  auto convert_finished = [&](bool all) {
+    while (converted < n) {
+      const int64_t i = finished[converted].load(std::memory_order_acquire);
+      if (i < 0) {
+        if (!all || failed.load(std::memory_order_relaxed)) return;
+        py::gil_scoped_release wait;
+        while (finished[converted].load(std::memory_order_acquire) < 0 && !failed.load(std::memory_order_relaxed))
+          std::this_thread::yield();
+        continue;
+      }
+      PyList_SET_ITEM(out.ptr(), i, convert(i).release().ptr());
+      ++converted;
+    }
+  };
+  {
+    py::gil_scoped_release release;
+    const std::thread::id caller = std::this_thread::get_id();
+    const int lanes = std::max(1, std::min<int>(threads <= 0 ? dflow::default_threads() : threads,
+                                                static_cast<int>(std::max<int64_t>(n, 1))));
+    dflow::parallel_for(lanes, lanes, [&](int64_t, int64_t) {
+      const bool on_caller = lanes > 1 && std::this_thread::get_id() == caller;
+      try {
+        for (;;) {
+          if (failed.load(std::memory_order_relaxed)) break;
+          const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+          if (k >= n) break;
+          const int64_t i = order[k];
+          work(i);
+          finished[claimed.fetch_add(1, std::memory_order_relaxed)].store(i, std::memory_order_release);
+          if (on_caller) {
+            py::gil_scoped_acquire gil;
+            convert_finished(false);
+          }
+        }
+      } catch (...) {
+        failed = true;
+        throw;
+      }
+      if (on_caller) {
+        py::gil_scoped_acquire gil;
+        convert_finished(true);
+      }
+    }, 1);
+  }
+  convert_finished(true);
+  return out;
+}
+
+// Indices of the texts, longest first, so one big document does not run alone at the end.
+std::vector<int64_t> longest_first(const std::vector<std::string_view>& views) {
+  std::vector<int64_t> order(views.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return views[a].size() > views[b].size(); });
+  return order;
 }
 
 template <class Opts, class Fn>
@@ -98,20 +187,13 @@ py::list chunk_many(const py::sequence& texts, const Opts& opts, int threads, Fn
   TextViews tv(texts);
   const int64_t n = static_cast<int64_t>(tv.views.size());
   std::vector<std::vector<ChunkSpan>> per(static_cast<size_t>(n));
-  {
-    py::gil_scoped_release release;
-    // Longest texts first, so one big document does not run alone at the end.
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return tv.views[a].size() > tv.views[b].size(); });
-    dflow::parallel_for(n, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) per[order[i]] = fn(tv.views[order[i]], opts);
-    }, 1);
-  }
-  py::list out(n);
-  for (int64_t i = 0; i < n; ++i) out[i] = span_list(per[i].data(), per[i].size());
-  return out;
+  return run_and_convert(
+      n, threads, longest_first(tv.views), [&](int64_t i) { per[i] = fn(tv.views[i], opts); },
+      [&](int64_t i) {
+        py::list l = span_list(per[i].data(), per[i].size());
+        std::vector<ChunkSpan>().swap(per[i]);
+        return l;
+      });
 }
 
 }  // namespace
@@ -171,16 +253,20 @@ void init_text(py::module_& m) {
           "encode_batch",
           [](const PyTokenizer& self, const py::sequence& texts, bool add_special, int threads) {
             TextViews tv(texts);
-            std::vector<std::vector<int32_t>> out;
-            {
-              py::gil_scoped_release release;
-              out = self.tok->encode_batch(tv.views.data(), static_cast<int64_t>(tv.views.size()), add_special,
-                                           threads);
-            }
-            PyObject* l = PyList_New(static_cast<Py_ssize_t>(out.size()));
-            if (!l) throw py::error_already_set();
-            for (size_t i = 0; i < out.size(); ++i) PyList_SET_ITEM(l, i, int_list(out[i]).release().ptr());
-            return py::reinterpret_steal<py::list>(l);
+            const int64_t n = static_cast<int64_t>(tv.views.size());
+            std::vector<std::vector<int32_t>> out(static_cast<size_t>(n));
+            const WordPieceTokenizer& tok = *self.tok;
+            return run_and_convert(
+                n, threads, longest_first(tv.views),
+                [&](int64_t i) {
+                  out[i].reserve(tv.views[i].size() / 3 + 4);
+                  tok.encode(tv.views[i], add_special, &out[i]);
+                },
+                [&](int64_t i) {
+                  py::list l = int_list(out[i]);
+                  std::vector<int32_t>().swap(out[i]);
+                  return l;
+                });
           },
           py::arg("texts"), py::arg("add_special_tokens") = true, py::arg("threads") = 0)
       .def(

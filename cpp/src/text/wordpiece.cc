@@ -3,6 +3,7 @@
 // its own 128-entry table), build each pre-tokenized word in a reused buffer with the source code point
 // of every byte, and split the word greedily with open-addressing hash maps of views into one arena.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -97,20 +98,139 @@ class VocabMap {
 
 enum AsciiClass : uint8_t { kWord, kSpace, kRemove, kPunctChar };
 
-struct Scratch {
-  std::string word;
-  std::vector<int64_t> src;  // source code point index of each byte of `word`
-  struct Piece {
-    int32_t id;
-    uint32_t begin, end;
-  };
-  std::vector<Piece> pieces;
+inline bool eq_bytes(const char* a, const char* b, size_t n) {
+  while (n >= 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+struct Piece {
+  int32_t id;
+  uint32_t begin, end;  // byte range in the normalized word
 };
 
-Scratch& scratch() {
+// Per-thread cache: normalized word -> its pieces, for one tokenizer at a time. Cleared when full.
+// A slot is 32 bytes and holds words of up to 20 bytes and single-piece results inline, so a hit on a
+// common word touches one cache line.
+class WordCache {
+ public:
+  static constexpr size_t kMaxWordBytes = 48;
+  static constexpr size_t kInlineKey = 20;
+  static constexpr size_t kSlots = size_t(1) << 15;
+  static constexpr size_t kMaxEntries = kSlots / 2;
+
+  // Looks the word up. Hit: returns true with the pieces in *p/*n (a single piece is written to *one).
+  // Miss: returns false with *slot where to insert it.
+  bool find(const char* w, uint32_t len, uint64_t h, Piece* one, const Piece** p, uint32_t* n, size_t* slot) const {
+    const uint32_t tag = static_cast<uint32_t>(h >> 32) | 1u;
+    for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+      const Entry& e = slots_[i];
+      if (e.tag == 0) {
+        *slot = i;
+        return false;
+      }
+      if (e.tag == tag && e.len == len && eq_bytes(key_of(e), w, len)) {
+        if (e.npieces == 1) {
+          *one = Piece{static_cast<int32_t>(e.val), 0, len};
+          *p = one;
+          *n = 1;
+        } else {
+          *p = pieces_.data() + e.val;
+          *n = e.npieces;
+        }
+        return true;
+      }
+    }
+  }
+  void insert(size_t slot, const char* w, uint32_t len, uint64_t h, const Piece* p, uint32_t n) {
+    if (used_ >= kMaxEntries || n > 0xFFFF) return;  // full: the caller clears at the start of the next text
+    Entry& e = slots_[slot];
+    e.tag = static_cast<uint32_t>(h >> 32) | 1u;
+    e.len = static_cast<uint16_t>(len);
+    e.npieces = static_cast<uint16_t>(n);
+    if (len <= kInlineKey) {
+      std::memcpy(e.key, w, len);
+    } else {
+      const uint32_t off = static_cast<uint32_t>(keys_.size());
+      std::memcpy(e.key, &off, sizeof off);
+      keys_.append(w, len);
+    }
+    if (n == 1) {
+      e.val = static_cast<uint32_t>(p[0].id);
+    } else {
+      e.val = static_cast<uint32_t>(pieces_.size());
+      pieces_.insert(pieces_.end(), p, p + n);
+    }
+    ++used_;
+  }
+  // Makes the cache valid for tokenizer `owner` and not full.
+  void prepare(uint64_t owner) {
+    if (slots_.empty()) slots_.assign(kSlots, Entry{});
+    if (owner != owner_ || used_ >= kMaxEntries) {
+      if (used_) std::fill(slots_.begin(), slots_.end(), Entry{});
+      keys_.clear();
+      pieces_.clear();
+      used_ = 0;
+      owner_ = owner;
+    }
+  }
+
+ private:
+  struct Entry {
+    uint32_t tag = 0;
+    uint16_t len = 0, npieces = 0;
+    uint32_t val = 0;  // npieces == 1: the id (the piece is the whole word); else offset into pieces_
+    char key[kInlineKey] = {};  // the word, or (longer words) its uint32 offset into keys_
+  };
+  static_assert(sizeof(Entry) == 32, "cache slots are half a cache line");
+  const char* key_of(const Entry& e) const {
+    if (e.len <= kInlineKey) return e.key;
+    uint32_t off;
+    std::memcpy(&off, e.key, sizeof off);
+    return keys_.data() + off;
+  }
+  std::vector<Entry> slots_;
+  std::string keys_;
+  std::vector<Piece> pieces_;
+  size_t used_ = 0;
+  uint64_t owner_ = 0;
+};
+
+struct Scratch {
+  std::string word;
+  // Source code point of each byte of `word`. While `direct`, it is not filled: byte i of the word
+  // comes from code point cp0 + i (a word of plain ASCII input with nothing removed inside it).
+  std::vector<int64_t> src;
+  bool direct = true;
+  int64_t cp0 = 0;
+  std::vector<Piece> pieces;
+  WordCache cache;
+
+  void undirect() {
+    if (!direct) return;
+    src.resize(word.size());
+    for (size_t i = 0; i < word.size(); ++i) src[i] = cp0 + static_cast<int64_t>(i);
+    direct = false;
+  }
+};
+
+// Not inlined: GCC would otherwise specialise callees on the thread-local address and pay a
+// __tls_get_addr call on every access inside the hot loops.
+__attribute__((noinline)) Scratch& scratch() {
   thread_local Scratch s;
   return s;
 }
+
+std::atomic<uint64_t> next_tokenizer_uid{1};
 
 }  // namespace
 
@@ -132,6 +252,7 @@ struct WordPieceTokenizer::Impl {
   bool added_first[256] = {};
   uint8_t ascii_class[128];
   char ascii_char[128];
+  uint64_t uid = next_tokenizer_uid.fetch_add(1);
 
   void add_token(std::string_view tok, int32_t id, const std::string& prefix) {
     const uint32_t off = static_cast<uint32_t>(arena.size());
@@ -170,18 +291,17 @@ struct WordPieceTokenizer::Impl {
     }
   }
 
-  template <class Sink>
-  void word_piece(Scratch& s, Sink& sink) const {
-    const std::string& w = s.word;
+  // Greedy longest-match split of the word into s.pieces (one [UNK] piece for the whole word if any
+  // part has no match or the word is too long).
+  void split(const std::string& w, std::vector<Piece>& pieces) const {
     const size_t n = w.size();
+    pieces.clear();
     size_t nchars = 0;
     for (unsigned char c : w) nchars += !utf8::is_continuation(c);
-    const int64_t wb = s.src.front(), we = s.src.back() + 1;
     if (nchars > max_chars_per_word) {
-      sink(unk_id, wb, we);
+      pieces.push_back({unk_id, 0, static_cast<uint32_t>(n)});
       return;
     }
-    s.pieces.clear();
     size_t start = 0;
     const char* a = arena.data();
     while (start < n) {
@@ -196,21 +316,53 @@ struct WordPieceTokenizer::Impl {
         while (e > start && utf8::is_continuation(static_cast<unsigned char>(w[e]))) --e;
       }
       if (id < 0) {
-        sink(unk_id, wb, we);
+        pieces.clear();
+        pieces.push_back({unk_id, 0, static_cast<uint32_t>(n)});
         return;
       }
-      s.pieces.push_back({id, static_cast<uint32_t>(start), static_cast<uint32_t>(e)});
+      pieces.push_back({id, static_cast<uint32_t>(start), static_cast<uint32_t>(e)});
       start = e;
     }
-    for (const auto& p : s.pieces) sink(p.id, s.src[p.begin], s.src[p.end - 1] + 1);
   }
 
   template <class Sink>
-  void flush(Scratch& s, Sink& sink) const {
+  inline void emit(const Scratch& s, const Piece* p, uint32_t n, Sink& sink) const {
+    if (s.direct) {
+      for (uint32_t i = 0; i < n; ++i) sink(p[i].id, s.cp0 + p[i].begin, s.cp0 + p[i].end);
+    } else {
+      for (uint32_t i = 0; i < n; ++i) sink(p[i].id, s.src[p[i].begin], s.src[p[i].end - 1] + 1);
+    }
+  }
+
+  template <class Sink>
+  void word_piece(Scratch& s, Sink& sink) const {
+    const std::string& w = s.word;
+    const uint32_t n = static_cast<uint32_t>(w.size());
+    if (n <= WordCache::kMaxWordBytes) {
+      const uint64_t h = hash_bytes(w.data(), n);
+      uint32_t np = 0;
+      size_t slot = 0;
+      Piece one;
+      const Piece* hit = nullptr;
+      if (s.cache.find(w.data(), n, h, &one, &hit, &np, &slot)) {
+        emit(s, hit, np, sink);
+        return;
+      }
+      split(w, s.pieces);
+      s.cache.insert(slot, w.data(), n, h, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()));
+    } else {
+      split(w, s.pieces);
+    }
+    emit(s, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()), sink);
+  }
+
+  template <class Sink>
+  inline void flush(Scratch& s, Sink& sink) const {
     if (s.word.empty()) return;
     word_piece(s, sink);
     s.word.clear();
     s.src.clear();
+    s.direct = true;
   }
 
   template <class Sink>
@@ -222,6 +374,8 @@ struct WordPieceTokenizer::Impl {
     }
     const bool punct = f & unicode::kPunct;
     if (punct) flush(s, sink);
+    if (s.word.empty()) s.direct = false;  // an empty word is always direct (nothing to convert)
+    else s.undirect();
     const size_t before = s.word.size();
     utf8::append(s.word, c);
     s.src.insert(s.src.end(), s.word.size() - before, cpi);
@@ -231,8 +385,10 @@ struct WordPieceTokenizer::Impl {
   template <class Sink>
   void tokenize(std::string_view text, Sink& sink) const {
     Scratch& s = scratch();
+    s.cache.prepare(uid);
     s.word.clear();
     s.src.clear();
+    s.direct = true;
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     const auto* end = p + text.size();
     int64_t cpi = 0;
@@ -259,18 +415,20 @@ struct WordPieceTokenizer::Impl {
       if (b < 0x80) {
         switch (ascii_class[b]) {
           case kWord:
+            if (s.word.empty()) s.cp0 = cpi;
             s.word.push_back(ascii_char[b]);
-            s.src.push_back(cpi);
+            if (!s.direct) s.src.push_back(cpi);
             break;
           case kSpace:
             flush(s, sink);
             break;
           case kRemove:
+            if (!s.word.empty()) s.undirect();
             break;
           case kPunctChar:
             flush(s, sink);
+            s.cp0 = cpi;
             s.word.push_back(static_cast<char>(b));
-            s.src.push_back(cpi);
             flush(s, sink);
             break;
         }
@@ -282,12 +440,16 @@ struct WordPieceTokenizer::Impl {
       const uint32_t cp = utf8::decode(p, end, &len);
       p += len;
       const uint8_t f = unicode::flags(cp);
-      if (!(norm.clean_text && (f & unicode::kControl))) {
+      if (norm.clean_text && (f & unicode::kControl)) {
+        if (!s.word.empty()) s.undirect();
+      } else {
         if (f & unicode::kWhitespace) {
           flush(s, sink);
         } else {
           const bool cjk = norm.handle_chinese_chars && (f & unicode::kCjk);
           if (cjk) flush(s, sink);
+          // Mapped code points may change length or vanish: track sources byte by byte from here.
+          if (!s.word.empty()) s.undirect();
           const uint32_t entry = unicode::map_entry(cp, mode);
           if (entry == 0) {
             push_normalized(s, sink, cp, cpi);
@@ -508,6 +670,11 @@ void WordPieceTokenizer::encode(std::string_view utf8, bool add_special_tokens, 
     ids->insert(ids->end(), im.suffix_ids.begin(), im.suffix_ids.end());
     if (offsets) offsets->insert(offsets->end(), im.suffix_ids.size(), TokenSpan{0, 0});
   }
+}
+
+void WordPieceTokenizer::token_spans(std::string_view utf8, std::vector<TokenSpan>* offsets) const {
+  auto sink = [offsets](int32_t, int64_t b, int64_t e) { offsets->push_back({b, e}); };
+  impl_->tokenize(utf8, sink);
 }
 
 int64_t WordPieceTokenizer::count(std::string_view utf8) const {

@@ -55,6 +55,8 @@ class WordPieceTokenizer {
   // Appends the ids (and, when offsets != nullptr, the spans) of `utf8` to the vectors.
   void encode(std::string_view utf8, bool add_special_tokens, std::vector<int32_t>* ids,
               std::vector<TokenSpan>* offsets = nullptr) const;
+  // Appends only the spans of `utf8`'s tokens (special tokens excluded).
+  void token_spans(std::string_view utf8, std::vector<TokenSpan>* offsets) const;
   // Number of tokens, special tokens excluded.
   int64_t count(std::string_view utf8) const;
   // Encodes many texts on the shared thread pool (threads <= 0: all cores).
