@@ -133,6 +133,18 @@ class Flow:
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
+    def open_file(self, *, name: str | None = None) -> "Flow":
+        """Adds a ``dflow.File`` field (default name ``"file"``) opened from the current field (a
+        str path or URL) and returns the new flow. See ``Field.open_file``."""
+        value = self._current_field().open_file()
+        return self._derive(name or self._fresh_name("file"), value._expr)
+
+    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, name: str | None = None) -> "Flow":
+        """Adds a field (default name ``"text"``) with the contents of the current ``File`` field and
+        returns the new flow. See ``Field.read``."""
+        value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes)
+        return self._derive(name or self._fresh_name("data" if as_bytes else "text"), value._expr)
+
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
         """Splits the current (str) field into chunks: a child flow with fields ``chunk``,

@@ -55,7 +55,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             continue
         udf = node.python_udf
         fn = traced.callables[udf.fn.ref]
-        name = f"run_python({udf.fn.qualname})"
+        name = udf.builtin or f"run_python({udf.fn.qualname})"
         info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
         if udf.mode == ir.PythonUdf.ROW:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from daft_flow.expressions import AsList, Expr, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall, Tokenize
-from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf
+from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf, callable_name
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
 
@@ -130,9 +130,10 @@ class _Tracer:
             self.callable_refs[id(fn)] = len(self.callables)
             self.callables.append(fn)
         msg = ir.PythonUdf(mode=_MODES[udf.mode], max_in_flight=udf.max_in_flight, batch_size=udf.batch_size,
-                           batch_arg_kind=udf.batch_arg_kind)
+                           batch_arg_kind=udf.batch_arg_kind, builtin=udf.builtin,
+                           builtin_detail=udf.builtin_detail)
         msg.fn.module = str(getattr(fn, "__module__", "") or "")
-        msg.fn.qualname = udf.name[len("run_python("):-1]
+        msg.fn.qualname = callable_name(fn)
         msg.fn.ref = self.callable_refs[id(fn)]
         return msg
 

@@ -1,0 +1,155 @@
+"""Where a file lives: checking paths and URLs, and getting their bytes (local, file://, and every
+fsspec protocol: http(s), s3, gs, hf, ...).
+
+Remote reads go through fsspec's async filesystems on the runtime's event loop: one filesystem (so
+one aiohttp session / one S3 client, with its connection pool) per protocol and loop, shared by all
+concurrent reads. Credentials and endpoints come from the standard environment and config files
+(``AWS_ENDPOINT_URL`` alone points s3:// at MinIO, R2 or moto).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_LOCAL = ("", "file", "local")
+_NETWORK = ("http", "https")
+
+
+def split_url(url: Any) -> tuple[str, str]:
+    """(protocol, url) for a path or URL; protocol is "" for local paths. Raises ValueError for
+    values that are not a path or a well-formed URL, naming the value."""
+    if not isinstance(url, str):
+        raise TypeError(f"a file location must be a str path or URL, got {type(url).__name__} {url!r}")
+    if not url or url.strip() != url or "\x00" in url or "\n" in url:
+        raise ValueError(f"invalid path or URL {url!r}")
+    m = _SCHEME.match(url)
+    if m is None:
+        if "://" in url:
+            raise ValueError(f"invalid URL {url!r}: malformed scheme")
+        return "", url
+    protocol = m.group(1).lower()
+    if protocol in _NETWORK:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as e:
+            raise ValueError(f"invalid URL {url!r}: {e}") from None
+        if not parts.hostname:
+            raise ValueError(f"invalid URL {url!r}: no host")
+    elif protocol not in _LOCAL and not url[m.end():]:
+        raise ValueError(f"invalid URL {url!r}: nothing after the scheme")
+    return protocol, url
+
+
+def check_protocol(protocol: str, url: str) -> None:
+    """Raises ValueError if no installed fsspec backend serves ``protocol`` (naming the URL)."""
+    if protocol in _LOCAL:
+        return
+    try:
+        from fsspec.registry import get_filesystem_class
+    except ImportError:  # pragma: no cover - fsspec is a dependency of the files extra
+        raise ImportError(f"reading {url!r} needs fsspec: pip install 'daft-flow[files]'") from None
+    try:
+        get_filesystem_class(protocol)
+    except ValueError:
+        raise ValueError(f"unsupported scheme {protocol!r} in {url!r}") from None
+    except ImportError as e:
+        raise ImportError(f"reading {url!r} needs a package that is not installed: {e}") from None
+
+
+def local_path(url: str) -> str:
+    if url.startswith("file://"):
+        return url[len("file://"):]
+    if url.startswith("local://"):
+        return url[len("local://"):]
+    return url
+
+
+def check_local(path: str) -> None:
+    """Raises the OSError a read would raise (missing, a directory, not readable), naming the path."""
+    st = os.stat(path)  # FileNotFoundError / PermissionError carry the path
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "Is a directory", path)
+    if not os.access(path, os.R_OK):
+        raise PermissionError(13, "Permission denied", path)
+
+
+_filesystems: dict[tuple[str, int, str], Any] = {}
+
+
+def _async_filesystem(protocol: str) -> Any:
+    import fsspec
+
+    loop = asyncio.get_running_loop()
+    key = (protocol, id(loop), os.environ.get("AWS_ENDPOINT_URL", ""))
+    fs = _filesystems.get(key)
+    if fs is None:
+        cls = fsspec.get_filesystem_class(protocol)
+        if getattr(cls, "async_impl", False):
+            fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True)
+        else:
+            fs = cls()
+        _filesystems[key] = fs
+    return fs
+
+
+def _with_url(e: BaseException, url: str) -> BaseException:
+    """``e`` with the URL in its message (remote backends often leave it out)."""
+    status = getattr(e, "status", None)
+    if status in (401, 403):
+        err: BaseException = PermissionError(f"{url}: HTTP {status} {getattr(e, 'message', '')}".rstrip())
+    elif status == 404:
+        err = FileNotFoundError(f"{url}: HTTP 404 Not Found")
+    elif url in str(e):
+        return e
+    else:
+        try:
+            err = type(e)(f"{url}: {e}")
+        except Exception:
+            err = OSError(f"{url}: {type(e).__name__}: {e}")
+    err.__cause__ = e
+    return err
+
+
+def read_local(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def fetch_bytes(url: str) -> bytes:
+    """All bytes of a path or URL, read without blocking the event loop."""
+    protocol, url = split_url(url)
+    if protocol in _LOCAL:
+        return await asyncio.to_thread(read_local, local_path(url))
+    check_protocol(protocol, url)
+    fs = _async_filesystem(protocol)
+    try:
+        if getattr(fs, "async_impl", False):
+            return await fs._cat_file(url)
+        return await asyncio.to_thread(fs.cat_file, url)
+    except Exception as e:
+        raise _with_url(e, url)
+
+
+def open_sync(url: str) -> Any:
+    """A binary file object for a path or URL (what ``dflow.File`` reads through)."""
+    protocol, url = split_url(url)
+    if protocol in _LOCAL:
+        return open(local_path(url), "rb")
+    check_protocol(protocol, url)
+    import fsspec
+
+    key = (protocol, 0, os.environ.get("AWS_ENDPOINT_URL", ""))
+    fs = _filesystems.get(key)
+    if fs is None:
+        fs = _filesystems[key] = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
+    try:
+        return fs.open(url, "rb")
+    except Exception as e:
+        raise _with_url(e, url)

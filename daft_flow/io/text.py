@@ -1,0 +1,107 @@
+"""Bytes -> text: Unicode decoding with charset detection as a fallback, HTML to text (selectolax),
+PDF to text (pypdf). CSV, JSON, Markdown and other text formats are returned as decoded text."""
+from __future__ import annotations
+
+import codecs
+import io
+import os
+from urllib.parse import urlsplit
+
+_HTML_EXT = (".html", ".htm", ".xhtml")
+_PDF_EXT = (".pdf",)
+
+
+def _extension(url: str) -> str:
+    path = urlsplit(url).path if "://" in url else url
+    return os.path.splitext(path)[1].lower()
+
+
+def sniff(data: bytes, url: str) -> str:
+    """"pdf", "html" or "text", from the magic bytes first and the extension second."""
+    if data[:5] == b"%PDF-":
+        return "pdf"
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<!doctype html", b"<html")) or (head.startswith(b"<?xml") and b"<html" in head):
+        return "html"
+    ext = _extension(url)
+    if ext in _HTML_EXT and head.startswith(b"<"):
+        return "html"
+    if ext in _PDF_EXT:
+        return "pdf"  # not a PDF by its bytes: pypdf reports what is wrong
+    return "text"
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for b in sample if b < 0x09 or 0x0E <= b < 0x20 or b == 0x7F)
+    return controls / len(sample) > 0.05
+
+
+def decode(data: bytes, url: str) -> str:
+    """UTF-8 (with or without BOM), UTF-16/32 with a BOM, else the encoding charset-normalizer
+    detects. Raises ValueError naming the URL for bytes that are not text."""
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(enc)
+            except UnicodeDecodeError:
+                break
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        first_error = e
+    if not _looks_binary(data):
+        try:
+            from charset_normalizer import from_bytes
+        except ImportError:  # pragma: no cover - a dependency of the files extra
+            from_bytes = None
+        if from_bytes is not None:
+            results = list(from_bytes(data))
+            if results:
+                best = min(results, key=lambda m: m.chaos)
+                # Short Western European texts fit several single-byte code pages equally well;
+                # windows-1252 (what browsers read latin-1 as) is by far the most common of them.
+                for m in results:
+                    if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.05:
+                        best = m
+                        break
+                return str(best)
+    raise ValueError(f"{url}: cannot read {len(data)} bytes as text: not UTF-8 ({first_error.reason} at byte "
+                     f"{first_error.start}) and no other text encoding fits")
+
+
+def html_to_text(html: str) -> str:
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    tree = HTMLParser(html)
+    tree.strip_tags(["script", "style", "noscript", "template", "svg", "head"])
+    root = tree.body or tree.root
+    if root is None:
+        return ""
+    lines = (line.strip() for line in root.text(separator="\n").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def pdf_to_text(data: bytes, url: str) -> str:
+    try:
+        from pypdf import PdfReader
+    except ImportError:  # pragma: no cover
+        raise ImportError(f"reading the PDF {url!r} needs pypdf: pip install 'daft-flow[files]'") from None
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+    except Exception as e:
+        raise ValueError(f"{url}: cannot read as PDF: {type(e).__name__}: {e}") from e
+
+
+def bytes_to_text(data: bytes, url: str) -> str:
+    kind = sniff(data, url)
+    if kind == "pdf":
+        return pdf_to_text(data, url)
+    text = decode(data, url)
+    return html_to_text(text) if kind == "html" else text

@@ -1,0 +1,108 @@
+"""Real servers on loopback for the I/O tests: a static HTTP server and a moto S3 endpoint."""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
+
+    def __init__(self, *args: Any, server_state: "HTTPFileServer", **kwargs: Any) -> None:
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def _admit(self) -> bool:
+        with self.state.lock:
+            self.state.requests += 1
+            self.state.connections.add(self.client_address)
+        if self.state.latency:
+            time.sleep(self.state.latency)
+        if self.path.startswith("/forbidden"):
+            self.send_error(403, "Forbidden")
+            return False
+        if self.path.startswith("/error"):
+            self.send_error(500, "Internal Server Error")
+            return False
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self._admit():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if self._admit():
+            super().do_HEAD()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class HTTPFileServer:
+    """Serves ``root`` on 127.0.0.1 (``/forbidden*`` answers 403, ``/error*`` 500), counting
+    requests and distinct client connections; ``latency`` seconds are added to every request."""
+
+    def __init__(self, root: str, latency: float = 0.0) -> None:
+        self.root, self.latency = root, latency
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.connections: set[Any] = set()
+        handler = functools.partial(_Handler, server_state=self, directory=root)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 1024
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "HTTPFileServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class MotoS3:
+    """A moto S3 server on loopback; ``env`` points boto/s3fs at it through AWS_ENDPOINT_URL alone."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+    def __enter__(self) -> "MotoS3":
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.env = {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        return self
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.stop()
+
+
+def set_env(env: dict[str, str]) -> dict[str, "str | None"]:
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    return old
+
+
+def restore_env(old: dict[str, "str | None"]) -> None:
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
