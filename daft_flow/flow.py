@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from daft_flow.execution.results import FlowStream
+    from daft_flow.io.write import SinkFlow
 
 DEFAULT_FIELD = "input"
 """The initial field's name when a flow is created as ``Flow(type)``."""
@@ -144,6 +145,19 @@ class Flow:
         returns the new flow. See ``Field.read``."""
         value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes)
         return self._derive(name or self._fresh_name("data" if as_bytes else "text"), value._expr)
+
+    def write_sink(self, sink: Any, fields: Any = None) -> "SinkFlow":
+        """A flow that writes ``fields`` of every row of this flow to ``sink``.
+
+        ``fields`` is one field (written as a column named after it), a dict of column name ->
+        field (fields of this flow or of its parents), or None for the current field. Returns a
+        ``dflow.SinkFlow``: its ``collect(x)`` runs the flow and returns a ``dflow.SinkResult``
+        (rows written, paths, failed rows). Sinks write in batches and flush when the run ends;
+        a failed write is retried, then its rows fail with ``dflow.SinkWriteError``.
+        """
+        from daft_flow.io.write import make_sink_flow
+
+        return make_sink_flow(self, sink, fields)
 
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":

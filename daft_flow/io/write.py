@@ -1,0 +1,205 @@
+"""write_sink: running a flow into sinks, and what the run reports (``SinkResult``).
+
+``flow.write_sink(sink, fields)`` adds a batch op (a ``SinkWriter``) at the flow's level that hands
+each batch of rows to the sink, retrying failed writes with exponential backoff and jitter; rows
+whose batch still cannot be written fail with a ``SinkWriteError`` naming the sink and the rows.
+Sinks make each write all-or-nothing, so a retry never writes a row twice.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from daft_flow.errors import BatchError, FlowRunError, RowFailure
+from daft_flow.io.sinks import Sink
+from daft_flow.types import DataType
+
+if TYPE_CHECKING:
+    from daft_flow.flow import Flow
+
+
+class SinkWriteError(BatchError):
+    """A sink could not write a batch after its retries; ``rows`` rows were not written."""
+
+
+@dataclass
+class SinkResult:
+    """What one run wrote to one sink."""
+
+    sink: str
+    rows_written: int
+    paths: list[str] = field(default_factory=list)  # where rows went (files, objects, tables), in order
+    failures: list[RowFailure] = field(default_factory=list)  # rows that did not reach the sink
+
+    def __str__(self) -> str:
+        failed = f", {len(self.failures)} row(s) failed" if self.failures else ""
+        return f"{self.sink}: {self.rows_written} row(s) written to {len(self.paths)} location(s){failed}"
+
+
+_NOT_RETRYABLE = (TypeError, ValueError, KeyError, AttributeError, NotImplementedError)
+
+
+class SinkWriter:
+    """The batch function of a write_sink op: rows of a batch -> where each row was written."""
+
+    def __init__(self, sink: Sink, names: list[str], types: list[DataType], retries: int = 3,
+                 backoff: float = 0.05) -> None:
+        self.sink, self.names, self.types = sink, names, types
+        self.retries, self.backoff = retries, backoff
+        self.written = 0
+        self.attempts = 0
+
+    def begin(self) -> None:
+        self.written = 0
+        self.attempts = 0
+        self.sink.begin(dict(zip(self.names, self.types)))
+
+    def finish(self) -> None:
+        self.sink.close()
+
+    def __call__(self, *columns: list[Any]) -> list[str]:
+        k = len(self.names)
+        rows = [dict(zip(self.names, values)) for values in zip(*columns[:k])]
+        attempt = 0
+        while True:
+            self.attempts += 1
+            try:
+                where = self.sink.write(rows)
+                break
+            except Exception as e:
+                if attempt >= self.retries or isinstance(e, _NOT_RETRYABLE):
+                    tries = f"after {attempt + 1} attempts" if attempt else "(not retried)"
+                    err = SinkWriteError(f"{self.sink.describe()} could not write a batch of {len(rows)} row(s) "
+                                         f"{tries}: {type(e).__name__}: {e}", batch_size=len(rows))
+                    raise err from e
+                time.sleep(self.backoff * (2 ** attempt) * (0.5 + random.random()))
+                attempt += 1
+        if len(where) != len(rows):
+            raise SinkWriteError(f"{self.sink.describe()} reported {len(where)} locations for {len(rows)} rows",
+                                 batch_size=len(rows))
+        self.written += len(rows)
+        return list(where)
+
+
+class SinkFlow:
+    """A flow that writes to a sink. ``collect(x)`` / ``collect_batch(xs)`` run it and return a
+    ``SinkResult``; ``rows`` is the underlying flow, one row per written row with field
+    ``written_to`` (where it went), for ``stream``/``collect_arrow`` with lineage."""
+
+    def __init__(self, rows: "Flow", writer: SinkWriter) -> None:
+        self.rows = rows
+        self._writer = writer
+
+    @property
+    def sink(self) -> Sink:
+        return self._writer.sink
+
+    def __repr__(self) -> str:
+        return f"SinkFlow({self.sink.describe()} <- flow {self.rows.name!r})"
+
+    def explain(self) -> str:
+        return self.rows.explain()
+
+    def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> SinkResult:
+        """Runs the flow on one input and writes its rows; returns what was written."""
+        return self.collect_batch([value], on_error=on_error, **options)
+
+    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> SinkResult:
+        """Runs the flow on many inputs and writes every row once. With ``on_error="raise"``
+        (default) rows that failed (upstream, or in the sink after its retries) raise a
+        ``dflow.FlowRunError`` once the run is over, carrying the ``SinkResult``; with
+        ``on_error="return"`` they are listed in ``SinkResult.failures``."""
+        if on_error not in ("raise", "return"):
+            raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+        self._writer.begin()
+        try:
+            results = self.rows.collect_batch(values, on_error="return", **options)
+        finally:
+            self._writer.finish()
+        paths: dict[str, None] = {}
+        failures: list[RowFailure] = []
+        written = 0
+        for result in results:
+            for row in (result if isinstance(result, list) else [result]):
+                if isinstance(row, RowFailure):
+                    failures.append(row)
+                elif row is not None:
+                    written += 1
+                    paths.setdefault(row["written_to"], None)
+        assert written == self._writer.written, (written, self._writer.written)
+        outcome = SinkResult(self.sink.describe(), written, list(paths), failures)
+        if failures and on_error == "raise":
+            n_inputs = len({f.input_index for f in failures})
+            raise FlowRunError(f"{self.sink.describe()}: {len(failures)} row(s) of {n_inputs} input(s) were not "
+                               f"written; first: {failures[0]}", failures, [outcome])
+        return outcome
+
+
+class Multisink:
+    """Several sink flows run on the same inputs: ``collect`` returns one ``SinkResult`` per sink,
+    in order. (Each sink flow currently runs as its own pass over the inputs.)"""
+
+    def __init__(self, sinks: Iterable[SinkFlow]) -> None:
+        self.sinks = list(sinks)
+        if not self.sinks:
+            raise ValueError("Multisink needs at least one sink flow")
+        for s in self.sinks:
+            if not isinstance(s, SinkFlow):
+                raise TypeError(f"Multisink takes the flows returned by write_sink(), got {type(s).__name__}")
+
+    def __repr__(self) -> str:
+        return f"Multisink({self.sinks!r})"
+
+    def collect(self, value: Any, **options: Any) -> list[SinkResult]:
+        return [s.collect(value, **options) for s in self.sinks]
+
+    def collect_batch(self, values: Iterable[Any], **options: Any) -> list[SinkResult]:
+        values = list(values)
+        return [s.collect_batch(values, **options) for s in self.sinks]
+
+
+def collect(target: Any, value: Any, **options: Any) -> Any:
+    """``target.collect(value)``: a Flow's rows, a SinkFlow's ``SinkResult``, or a Multisink's list
+    of them (``s3_results, db_results = dflow.collect(multisink, url)``)."""
+    if not hasattr(target, "collect"):
+        raise TypeError(f"collect() needs a Flow, SinkFlow or Multisink, got {type(target).__name__}")
+    return target.collect(value, **options)
+
+
+def make_sink_flow(flow: "Flow", sink: Sink, spec: Any) -> SinkFlow:
+    from daft_flow.expressions import Field, PythonCall
+    from daft_flow.flow import Flow
+    from daft_flow.ops.python_udf import BATCH, PythonUdf
+
+    if not isinstance(sink, Sink):
+        raise TypeError(f"write_sink() needs a sink (dflow.JSONFileSink, dflow.ParquetSink, ...), got "
+                        f"{type(sink).__name__}")
+    if spec is None:
+        spec = flow._current_field()
+    if isinstance(spec, Field):
+        items = {spec.name: spec}
+    elif isinstance(spec, dict):
+        items = dict(spec)
+        if not items:
+            raise ValueError(f"write_sink({sink.describe()}) on flow {flow.name!r}: the mapping is empty")
+    else:
+        raise TypeError(f"write_sink() needs a field or a dict of column name -> field, got {type(spec).__name__}")
+    ancestors = flow._level.ancestors()
+    for name, f in items.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"write_sink(): column names must be non-empty str, got {name!r}")
+        if not isinstance(f, Field):
+            raise TypeError(f"write_sink(): column {name!r} needs a field (e.g. flow['x']), got {type(f).__name__}")
+        if f.flow._level not in ancestors:
+            raise ValueError(f"write_sink() on flow {flow.name!r}: column {name!r} is field {f.name!r} of flow "
+                             f"{f.flow.name!r}, which is neither flow {flow.name!r} nor one of its parents")
+    # The flow's own input anchors the op at this flow's level, whatever levels the columns come from.
+    anchor = flow[flow._level.input_field]
+    fields = [*items.values(), anchor]
+    writer = SinkWriter(sink, list(items), [f.dtype for f in items.values()])
+    udf = PythonUdf(fn=writer, mode=BATCH, return_type=DataType("str"), builtin="write_sink",
+                    builtin_detail=sink.describe())
+    expr = PythonCall(udf, tuple(f._expr for f in fields))
+    return SinkFlow(Flow._make(flow._level, {"written_to": expr}, "written_to"), writer)
