@@ -11,6 +11,7 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
 from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
@@ -25,5 +26,5 @@ __all__ = [
     "ExecutionOptions", "set_options",
     "Tokenizer", "UnsupportedTokenizer",
     "Sink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
-    "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect",
+    "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
 ]

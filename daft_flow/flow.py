@@ -281,7 +281,9 @@ class Flow:
         return collect_one(self, value, **options)
 
     def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
-        """Runs the flow on many inputs (any iterable, generators included); one result per input.
+        """Runs the flow on many inputs; one result per input. Inputs may be any iterable
+        (generators included), a pyarrow Table / RecordBatch / RecordBatchReader / Array (the
+        column named like the initial field, else the first) or a daft DataFrame.
 
         With ``on_error="raise"`` (default), failures raise ``dflow.FlowRunError`` after every input
         has run: it carries ``results`` (``None`` for failed inputs), ``failures`` and
@@ -312,6 +314,14 @@ class Flow:
         from daft_flow.execution.runner import collect_arrow
 
         return collect_arrow(self, values, on_error=on_error, lineage=lineage, **options)
+
+    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False, **options: Any) -> Any:
+        """Runs the flow on ``values`` (a daft DataFrame: the column named like the initial field,
+        else the first; or any input ``collect_arrow`` takes) and returns a daft DataFrame,
+        exchanged as Arrow."""
+        import daft
+
+        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage, **options))
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")

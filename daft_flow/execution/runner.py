@@ -25,6 +25,11 @@ def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    from daft_flow.io.sources import arrow_inputs
+
+    converted = arrow_inputs(values, flow._level.ancestors()[-1].input_field)
+    if converted is not None:
+        values = converted
     if isinstance(values, (str, bytes)):
         raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
     if not hasattr(values, "__iter__"):
