@@ -9,10 +9,13 @@ concurrent reads. Credentials and endpoints come from the standard environment a
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
 from typing import Any
 from urllib.parse import urlsplit
+
+import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOCAL = ("", "file", "local")
@@ -97,6 +100,36 @@ def _async_filesystem(protocol: str) -> Any:
             fs = cls()
         _filesystems[key] = fs
     return fs
+
+
+async def _close_filesystems(filesystems: list[Any]) -> None:
+    for fs in filesystems:
+        try:
+            session = getattr(fs, "_session", None)  # fsspec HTTP: an aiohttp ClientSession
+            if session is not None and not session.closed:
+                await session.close()
+            creator = getattr(fs, "_s3creator", None)  # s3fs: an aiobotocore client context
+            if creator is not None and getattr(fs, "_s3", None) is not None:
+                await creator.__aexit__(None, None, None)
+                fs._s3 = None
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Closes the async filesystems' sessions on the runtime loop before it stops (registered
+    after the loop's own exit hook, so it runs first)."""
+    from daft_flow.execution import event_loop
+
+    loop = event_loop._loop
+    owned = [fs for (_, loop_id, _), fs in _filesystems.items() if loop is not None and loop_id == id(loop)]
+    _filesystems.clear()
+    if owned and loop is not None and loop.is_running():
+        try:
+            asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
+        except Exception:  # pragma: no cover
+            pass
 
 
 def _with_url(e: BaseException, url: str) -> BaseException:
