@@ -111,35 +111,77 @@ class SinkFlow:
         (default) rows that failed (upstream, or in the sink after its retries) raise a
         ``dflow.FlowRunError`` once the run is over, carrying the ``SinkResult``; with
         ``on_error="return"`` they are listed in ``SinkResult.failures``."""
-        if on_error not in ("raise", "return"):
-            raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
-        self._writer.begin()
-        try:
-            results = self.rows.collect_batch(values, on_error="return", **options)
-        finally:
-            self._writer.finish()
-        paths: dict[str, None] = {}
-        failures: list[RowFailure] = []
-        written = 0
-        for result in results:
-            for row in (result if isinstance(result, list) else [result]):
-                if isinstance(row, RowFailure):
-                    failures.append(row)
-                elif row is not None:
-                    written += 1
-                    paths.setdefault(row["written_to"], None)
-        assert written == self._writer.written, (written, self._writer.written)
-        outcome = SinkResult(self.sink.describe(), written, list(paths), failures)
-        if failures and on_error == "raise":
-            n_inputs = len({f.input_index for f in failures})
-            raise FlowRunError(f"{self.sink.describe()}: {len(failures)} row(s) of {n_inputs} input(s) were not "
-                               f"written; first: {failures[0]}", failures, [outcome])
+        (outcome,) = run_sinks([self], values, on_error=on_error, **options)
         return outcome
 
 
+class _SharedErrors:
+    """Lets several output readers of one run see the same original exception of a failed row."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.errors: dict[int, Any] = {}
+
+    def take_error(self, handle: int) -> Any:
+        if handle not in self.errors:
+            self.errors[handle] = self.run.take_error(handle)
+        return self.errors[handle]
+
+
+def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
+              **options: Any) -> list[SinkResult]:
+    """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
+    and each sink gets each of its rows once."""
+    from daft_flow.execution.results import OutputReader
+    from daft_flow.execution.runner import run_batches
+    from daft_flow.plan.trace import trace_outputs, with_output
+
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+    if len({id(s._writer) for s in sinks}) != len(sinks):
+        raise ValueError("the same sink flow appears twice; each would write every row twice")
+    traced, outputs = trace_outputs([s.rows for s in sinks])
+
+    def make_readers(run: Any) -> tuple[_SharedErrors, list[OutputReader]]:
+        shared = _SharedErrors(run)
+        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
+
+    paths: list[dict[str, None]] = [{} for _ in sinks]
+    failures: list[list[RowFailure]] = [[] for _ in sinks]
+    written = [0] * len(sinks)
+    for s in sinks:
+        s._writer.begin()
+    try:
+        for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
+            for i, reader in enumerate(readers):
+                out = reader.read(batch)
+                where = out.columns[0].to_pylist()
+                written[i] += len(where)
+                for p in where:
+                    paths[i].setdefault(p, None)
+                failures[i].extend(out.failures)
+            shared.errors.clear()
+    finally:
+        for s in sinks:
+            s._writer.finish()
+    results = []
+    for i, s in enumerate(sinks):
+        assert written[i] == s._writer.written, (written[i], s._writer.written)
+        results.append(SinkResult(s.sink.describe(), written[i], list(paths[i]), failures[i]))
+    if on_error == "raise":
+        failed = [f for r in results for f in r.failures]
+        if failed:
+            bad = [r for r in results if r.failures]
+            n_inputs = len({f.input_index for f in failed})
+            names = ", ".join(r.sink for r in bad)
+            raise FlowRunError(f"{names}: {len(failed)} row(s) of {n_inputs} input(s) were not written; first: "
+                               f"{failed[0]}", failed, results)
+    return results
+
+
 class Multisink:
-    """Several sink flows run on the same inputs: ``collect`` returns one ``SinkResult`` per sink,
-    in order. (Each sink flow currently runs as its own pass over the inputs.)"""
+    """Several sink flows of one root flow, run together on the same inputs in one pass (what they
+    share runs once): ``collect`` returns one ``SinkResult`` per sink, in order."""
 
     def __init__(self, sinks: Iterable[SinkFlow]) -> None:
         self.sinks = list(sinks)
@@ -152,12 +194,11 @@ class Multisink:
     def __repr__(self) -> str:
         return f"Multisink({self.sinks!r})"
 
-    def collect(self, value: Any, **options: Any) -> list[SinkResult]:
-        return [s.collect(value, **options) for s in self.sinks]
+    def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
+        return run_sinks(self.sinks, [value], on_error=on_error, **options)
 
-    def collect_batch(self, values: Iterable[Any], **options: Any) -> list[SinkResult]:
-        values = list(values)
-        return [s.collect_batch(values, **options) for s in self.sinks]
+    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
+        return run_sinks(self.sinks, values, on_error=on_error, **options)
 
 
 def collect(target: Any, value: Any, **options: Any) -> Any:

@@ -224,3 +224,35 @@ def test_lancedb_sink(tmp_path):
     assert table.count_rows() == 100
     hit = table.search([5.0, 1.0, 0.0]).limit(1).to_list()[0]
     assert hit["text"] == "txxxx"
+
+
+def test_multisink_runs_shared_ops_once_and_reports_per_sink(tmp_path):
+    calls = collections.Counter()
+
+    def fetch(url: str) -> str:
+        calls[url] += 1
+        if url == "bad":
+            raise ValueError("cannot fetch bad")
+        return " ".join(f"{url}-w{i}" for i in range(120))
+
+    doc_flow = dflow.Flow("url", str)
+    doc_flow["document"] = doc_flow["url"].run_python(fetch)
+    chunk_flow = doc_flow["document"].chunk_text(max_chars=200, overlap=0)
+    per_doc = doc_flow.write_sink(dflow.JSONFileSink(str(tmp_path / "docs")), doc_flow["url"])
+    per_chunk = chunk_flow.write_sink(dflow.ParquetSink(str(tmp_path / "chunks")),
+                                      {"url": doc_flow["url"], "chunk": chunk_flow["chunk"]})
+    urls = ["a", "bad", "c"]
+    docs, chunks = dflow.Multisink([per_doc, per_chunk]).collect_batch(urls, on_error="return")
+    assert calls == {"a": 1, "bad": 1, "c": 1}  # one pass for both sinks
+    n_chunks = len(chunk_flow.collect("a")) * 2
+    assert docs.rows_written == 2 and chunks.rows_written == n_chunks
+    assert sorted(r["url"] for r in _read_jsonl(tmp_path / "docs")) == ["a", "c"]
+    assert pq.read_table(str(tmp_path / "chunks")).num_rows == n_chunks
+    for result in (docs, chunks):
+        (failure,) = result.failures
+        assert failure.input_index == 1 and isinstance(failure.error, ValueError)
+    with pytest.raises(dflow.FlowRunError, match="were not written") as info:
+        dflow.Multisink([per_doc, per_chunk]).collect("bad")
+    assert len(info.value.results) == 2
+    with pytest.raises(ValueError, match="appears twice"):
+        dflow.Multisink([per_doc, per_doc]).collect("a")
