@@ -200,7 +200,7 @@ class S3FileSink(Sink):
         if not isinstance(url, str) or "://" not in url:
             raise TypeError(f"S3FileSink needs a URL such as 's3://bucket/prefix', got {url!r}")
         self.url, self.suffix = url.rstrip("/"), suffix
-        self._counter = itertools.count()
+        self._batch = 0
         self._run = ""
 
     def __repr__(self) -> str:
@@ -209,7 +209,7 @@ class S3FileSink(Sink):
     def begin(self, columns: dict[str, DataType]) -> None:
         super().begin(columns)
         self._run = uuid.uuid4().hex[:12]
-        self._counter = itertools.count()
+        self._batch = 0
         from daft_flow.io.locations import check_protocol, split_url
 
         protocol, _ = split_url(self.url)
@@ -222,17 +222,19 @@ class S3FileSink(Sink):
         # Keys are fixed before the first attempt, so a retried upload overwrites, never duplicates.
         names = list(self.columns)
         single = len(names) == 1 and self.columns[names[0]].kind in ("str", "bytes", "HTML", "JSON")
+        base = self._batch  # advanced only once a batch is written: a retry reuses the same keys
         if single:
-            base = next(self._counter)
             keys = [f"{self.url}/{self._run}-{base:06d}-{i:06d}{self.suffix}" for i in range(len(rows))]
             bodies = {}
             for key, row in zip(keys, rows):
                 v = row[names[0]]
                 bodies[key] = v if isinstance(v, bytes) else (v if isinstance(v, str) else _dumps(v)).encode()
             self._fs.pipe(bodies)
+            self._batch += 1
             return keys
-        key = f"{self.url}/{self._run}-{next(self._counter):06d}.jsonl"
+        key = f"{self.url}/{self._run}-{base:06d}.jsonl"
         self._fs.pipe({key: "".join(_dumps(r) + "\n" for r in rows).encode()})
+        self._batch += 1
         return [key] * len(rows)
 
 

@@ -256,3 +256,37 @@ def test_multisink_runs_shared_ops_once_and_reports_per_sink(tmp_path):
     assert len(info.value.results) == 2
     with pytest.raises(ValueError, match="appears twice"):
         dflow.Multisink([per_doc, per_doc]).collect("a")
+
+
+def test_s3_500s_are_retried_then_reported(s3, monkeypatch):
+    from servers_fixture import FaultProxy
+
+    client = s3.client()
+    client.create_bucket(Bucket="flaky")
+    doc = dflow.Flow("x", str)
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # leave retrying to the sink, so the count is ours
+        budget = {"n": 3}
+
+        def fail(method, path):  # the first three uploads fail, then S3 recovers
+            if method == "PUT" and path.startswith("/flaky/") and budget["n"] > 0:
+                budget["n"] -= 1
+                return True
+            return False
+
+        proxy.fail = fail
+        write = doc.write_sink(dflow.S3FileSink("s3://flaky/rows"), doc["x"])
+        write._writer.backoff = 0.001
+        values = [f"v{i}" for i in range(5)]
+        result = write.collect_batch(values)
+        assert result.rows_written == 5 and proxy.failed >= 1
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket="flaky", Prefix="rows/")["Contents"]]
+        bodies = sorted(client.get_object(Bucket="flaky", Key=k)["Body"].read().decode() for k in keys)
+        assert bodies == values  # each row once, although some uploads were retried
+
+        proxy.fail = lambda method, path: method == "PUT" and path.startswith("/flaky/")  # S3 stays down
+        result = write.collect_batch(values, on_error="return")
+        assert result.rows_written == 0 and sorted(f.input_index for f in result.failures) == list(range(5))
+        assert all(isinstance(f.error, dflow.SinkWriteError) for f in result.failures)
+        assert "S3FileSink('s3://flaky/rows')" in str(result.failures[0].error)
