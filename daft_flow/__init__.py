@@ -12,7 +12,7 @@ from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
 from daft_flow.io.sources import from_glob
-from daft_flow.io.sinks import JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
+from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
 from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
@@ -25,6 +25,6 @@ __all__ = [
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",
     "Tokenizer", "UnsupportedTokenizer",
-    "Sink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
+    "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
 ]

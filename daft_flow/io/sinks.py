@@ -58,6 +58,10 @@ class Sink:
     def close(self) -> None:
         """A run ended: flush and release what ``write`` opened."""
 
+    def result(self) -> Any:
+        """What a run produced besides files, if anything (``SinkResult.data``); called after ``close``."""
+        return None
+
     def describe(self) -> str:
         return repr(self)
 
@@ -273,3 +277,38 @@ class LanceDBSink(Sink):
 
     def close(self) -> None:
         self._table = None
+
+
+class ArrowSink(Sink):
+    """Keeps the rows in memory as Arrow: ``SinkResult.data`` is a ``pyarrow.Table``."""
+
+    def __repr__(self) -> str:
+        return "ArrowSink()"
+
+    def begin(self, columns: dict[str, DataType]) -> None:
+        super().begin(columns)
+        self._tables: list[pa.Table] = []
+
+    def write(self, rows: Rows) -> list[str]:
+        self._tables.append(_arrow_table(rows, self.columns))
+        return ["memory"] * len(rows)
+
+    def _table(self) -> pa.Table:
+        if not self._tables:
+            return pa.schema([pa.field(n, t.to_arrow()) for n, t in self.columns.items()]).empty_table()
+        return pa.concat_tables(self._tables)
+
+    def result(self) -> Any:
+        return self._table()
+
+
+class DaftSink(ArrowSink):
+    """Collects the rows into a daft DataFrame (exchanged as Arrow): ``SinkResult.data``."""
+
+    def __repr__(self) -> str:
+        return "DaftSink()"
+
+    def result(self) -> Any:
+        import daft
+
+        return daft.from_arrow(self._table())

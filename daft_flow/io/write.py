@@ -32,6 +32,7 @@ class SinkResult:
     rows_written: int
     paths: list[str] = field(default_factory=list)  # where rows went (files, objects, tables), in order
     failures: list[RowFailure] = field(default_factory=list)  # rows that did not reach the sink
+    data: Any = field(default=None, repr=False)  # what in-memory sinks hold (ArrowSink, DaftSink)
 
     def __str__(self) -> str:
         failed = f", {len(self.failures)} row(s) failed" if self.failures else ""
@@ -167,7 +168,7 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     results = []
     for i, s in enumerate(sinks):
         assert written[i] == s._writer.written, (written[i], s._writer.written)
-        results.append(SinkResult(s.sink.describe(), written[i], list(paths[i]), failures[i]))
+        results.append(SinkResult(s.sink.describe(), written[i], list(paths[i]), failures[i], s.sink.result()))
     if on_error == "raise":
         failed = [f for r in results for f in r.failures]
         if failed:

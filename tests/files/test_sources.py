@@ -56,3 +56,18 @@ def test_from_glob_s3(s3):
     urls = dflow.from_glob("s3://globbed/docs/*.md")
     assert urls == ["s3://globbed/docs/a.md", "s3://globbed/docs/b.md"]
     assert [r["text"] for r in dflow.Flow(str).open_file().read().collect_batch(urls)] == ["docs/a.md", "docs/b.md"]
+
+
+def test_daft_sink_yields_a_dataframe_to_continue_with():
+    daft = pytest.importorskip("daft")
+    doc = dflow.Flow("url", str)
+    chunks = doc["url"].chunk_text(max_chars=2, overlap=0)
+    chunks["n"] = chunks["chunk"].run_python(len, return_type=int)
+    write = chunks.write_sink(dflow.DaftSink(), {"url": doc["url"], "chunk": chunks["chunk"], "n": chunks["n"]})
+    result = write.collect_batch(daft.from_pydict({"url": ["abcd", "xyz"]}))
+    df = result.data
+    assert isinstance(df, daft.DataFrame) and result.rows_written == 4
+    totals = df.groupby("url").agg(daft.col("n").sum()).sort("url").to_pydict()
+    assert totals == {"url": ["abcd", "xyz"], "n": [4, 3]}
+    table = chunks.write_sink(dflow.ArrowSink(), chunks["chunk"]).collect("hello").data
+    assert table.column("chunk").to_pylist() == ["he", "ll", "o"]
