@@ -238,3 +238,40 @@ def test_explain_and_ir_name_the_builtins():
     assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
     remote = from_bytes(to_bytes(traced, pickle_callables=True))
     assert remote.callables[0].__module__ == "daft_flow.io.ops"
+
+
+def test_batches_of_urls_are_sized_by_what_reads_return():
+    from daft_flow.execution.options import get_options
+    from daft_flow.execution.source import InputSource
+    from daft_flow.types import DataType
+
+    opts = get_options(batch_bytes="4MB")
+    source = InputSource([f"u{i}" for i in range(10_000)], DataType("str"), 0, "url", "url", opts)
+    source.expect_expansion()
+    sizes = [source()[1] for _ in range(3)]
+    assert sizes == [1, 1, 1]  # nothing read yet: one URL at a time
+    source.note_output(50 * 10**6, 1)  # a 50 MB document per URL
+    assert source()[1] == 1 and source()[1] == 1
+    source.output_bytes, source.output_rows = 0, 0
+    source.note_output(100 * 100_000, 100)  # 100 KB documents: about 4 MB of them per batch
+    source()
+    assert 35 <= source()[1] <= 42
+
+
+def test_large_files_read_with_flat_memory(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    body = ("x" * 99 + "\n") * 100_000  # 10 MB
+    for i in range(24):
+        (tmp_path / f"big{i}.txt").write_text(body)
+    chunks = dflow.Flow("document", str).chunk_text(max_chars=100_000, overlap=0)
+    flow = dflow.Flow(str).open_file().read().chain(chunks)
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = base
+    n = 0
+    for _ in flow.stream([str(tmp_path / f"big{i}.txt") for i in range(24)], memory_budget="40MB"):
+        n += 1
+        peak = max(peak, proc.memory_info().rss)
+    assert n == 24 * 100
+    # Held at once, the files' bytes, text and Arrow copies would take 720 MB.
+    assert peak - base < 350 * 10**6, f"RSS grew {(peak - base) / 1e6:.0f} MB reading 240 MB with a 40 MB budget"
