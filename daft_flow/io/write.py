@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from daft_flow.errors import BatchError, FlowRunError, RowFailure
 from daft_flow.io.sinks import Sink
@@ -102,6 +102,15 @@ class SinkFlow:
 
     def explain(self) -> str:
         return self.rows.explain()
+
+    def stream(self, values: Iterable[Any], **options: Any) -> Iterator[dict[str, Any]]:
+        """Runs the flow and yields, per row written, ``{"written_to": location}`` as rows finish
+        (options as for ``Flow.stream``); the sink is flushed when the stream ends or is closed."""
+        self._writer.begin()
+        try:
+            yield from self.rows.stream(values, **options)
+        finally:
+            self._writer.finish()
 
     def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> SinkResult:
         """Runs the flow on one input and writes its rows; returns what was written."""

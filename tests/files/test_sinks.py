@@ -290,3 +290,11 @@ def test_s3_500s_are_retried_then_reported(s3, monkeypatch):
         assert result.rows_written == 0 and sorted(f.input_index for f in result.failures) == list(range(5))
         assert all(isinstance(f.error, dflow.SinkWriteError) for f in result.failures)
         assert "S3FileSink('s3://flaky/rows')" in str(result.failures[0].error)
+
+
+def test_sink_flow_stream_writes_as_rows_finish(tmp_path):
+    doc = dflow.Flow("x", str)
+    write = doc.write_sink(dflow.JSONFileSink(str(tmp_path)), doc["x"])
+    rows = list(write.stream([f"v{i}" for i in range(100)], ordered=False))
+    assert len(rows) == 100 and all(r["written_to"].endswith(".jsonl") for r in rows)
+    assert sorted(r["x"] for r in _read_jsonl(tmp_path)) == sorted(f"v{i}" for i in range(100))
