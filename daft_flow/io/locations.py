@@ -155,19 +155,58 @@ def read_local(path: str) -> bytes:
         return f.read()
 
 
+RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections, timeouts)
+RETRY_BASE_DELAY = 0.1
+RETRY_MAX_DELAY = 10.0
+
+
+def _retry_delay(e: BaseException, attempt: int) -> "float | None":
+    """Seconds to wait before retrying after ``e``, or None if ``e`` is not transient."""
+    import random
+
+    status = getattr(e, "status", None)
+    transient = status == 429 or (isinstance(status, int) and status >= 500)
+    if status is None:
+        try:
+            import aiohttp
+
+            transient = isinstance(e, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError))
+        except ImportError:  # pragma: no cover
+            transient = False
+        transient = transient or isinstance(e, (asyncio.TimeoutError, ConnectionError))
+    if not transient:
+        return None
+    headers = getattr(e, "headers", None) or {}
+    retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if retry_after is not None:
+        try:
+            return min(RETRY_MAX_DELAY, max(0.0, float(retry_after)))
+        except ValueError:
+            pass
+    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** attempt * (0.5 + random.random()))
+
+
 async def fetch_bytes(url: str) -> bytes:
-    """All bytes of a path or URL, read without blocking the event loop."""
+    """All bytes of a path or URL, read without blocking the event loop. Transient remote errors
+    (HTTP 429 and 5xx, dropped connections, timeouts) are retried with exponential backoff and
+    jitter, honouring ``Retry-After``."""
     protocol, url = split_url(url)
     if protocol in _LOCAL:
         return await asyncio.to_thread(read_local, local_path(url))
     check_protocol(protocol, url)
     fs = _async_filesystem(protocol)
-    try:
-        if getattr(fs, "async_impl", False):
-            return await fs._cat_file(url)
-        return await asyncio.to_thread(fs.cat_file, url)
-    except Exception as e:
-        raise _with_url(e, url)
+    attempt = 0
+    while True:
+        try:
+            if getattr(fs, "async_impl", False):
+                return await fs._cat_file(url)
+            return await asyncio.to_thread(fs.cat_file, url)
+        except Exception as e:
+            delay = _retry_delay(e, attempt) if attempt < RETRIES else None
+            if delay is None:
+                raise _with_url(e, url)
+            attempt += 1
+            await asyncio.sleep(delay)
 
 
 def open_sync(url: str) -> Any:

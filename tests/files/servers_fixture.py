@@ -28,6 +28,17 @@ class _Handler(SimpleHTTPRequestHandler):
         if self.path.startswith("/error"):
             self.send_error(500, "Internal Server Error")
             return False
+        if self.path.startswith("/busy"):  # 429 with Retry-After for the first ``busy`` requests
+            with self.state.lock:
+                busy = self.state.busy > 0
+                self.state.busy -= busy
+            if busy:
+                self.send_response(429)
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return False
+            self.path = self.path[len("/busy"):]
         return True
 
     def do_GET(self) -> None:  # noqa: N802
@@ -50,6 +61,7 @@ class HTTPFileServer:
         self.root, self.latency = root, latency
         self.lock = threading.Lock()
         self.requests = 0
+        self.busy = 0
         self.connections: set[Any] = set()
         handler = functools.partial(_Handler, server_state=self, directory=root)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -166,14 +166,15 @@ def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
         "http://[::1/x",                 # 6 invalid URL
         str(tmp_path / "bin.dat"),       # 7 undecodable bytes
         str(tmp_path / "adir"),          # 8 a directory
-        f"{server.url}/error.txt",       # 9 500
+        f"{server.url}/error.txt",       # 9 500 (retried, then failed)
         str(root / "ok.txt"),            # 10 ok
+        "http://127.0.0.1:1/x.txt",      # 11 connection refused
     ]
     flow = dflow.Flow("url", str).open_file().read()
     rows = flow.collect_batch(inputs, on_error="return")
     assert rows[0]["text"] == "fine" and rows[10]["text"] == "fine"
     expected = {1: FileNotFoundError, 2: FileNotFoundError, 3: PermissionError, 4: ValueError, 5: ValueError,
-                6: ValueError, 7: ValueError, 8: IsADirectoryError, 9: Exception}
+                6: ValueError, 7: ValueError, 8: IsADirectoryError, 9: Exception, 11: Exception}
     for i, kind in expected.items():
         failure = rows[i]
         assert isinstance(failure, dflow.RowFailure), (i, failure)
@@ -275,3 +276,20 @@ def test_large_files_read_with_flat_memory(tmp_path):
     assert n == 24 * 100
     # Held at once, the files' bytes, text and Arrow copies would take 720 MB.
     assert peak - base < 350 * 10**6, f"RSS grew {(peak - base) / 1e6:.0f} MB reading 240 MB with a 40 MB budget"
+
+
+def test_transient_http_errors_are_retried(http_files, monkeypatch):
+    from daft_flow.io import locations
+
+    monkeypatch.setattr(locations, "RETRY_BASE_DELAY", 0.001)
+    root, server = http_files
+    (root / "doc.txt").write_text("eventually")
+    server.busy = 3  # three 429s (Retry-After: 0), spread over the rows below
+    flow = dflow.Flow(str).open_file().read()
+    rows = flow.collect_batch([f"{server.url}/busy/doc.txt"] * 4)
+    assert [r["text"] for r in rows] == ["eventually"] * 4
+    assert server.busy <= 0
+    before = server.requests
+    with pytest.raises(Exception, match="error.txt"):
+        flow.collect(f"{server.url}/error.txt")
+    assert server.requests - before == 1 + locations.RETRIES
