@@ -47,6 +47,19 @@ def _dumps(row: dict[str, Any]) -> str:
 class Sink:
     """Base class of sinks. Subclasses implement ``write`` (all-or-nothing per call)."""
 
+    # Per-run state (open files, clients) that is not part of the sink's definition: left out when
+    # a plan is pickled to cross processes, and rebuilt by ``begin`` there.
+    _TRANSIENT: tuple[str, ...] = ("_file", "_fs", "_db", "_table", "_tables")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for k in self._TRANSIENT:
+            if k in ("_file", "_table"):
+                setattr(self, k, None)
+
     def begin(self, columns: dict[str, DataType]) -> None:
         """A run starts; ``columns`` are the names and types of the values written."""
         self.columns = columns

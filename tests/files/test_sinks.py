@@ -298,3 +298,20 @@ def test_sink_flow_stream_writes_as_rows_finish(tmp_path):
     rows = list(write.stream([f"v{i}" for i in range(100)], ordered=False))
     assert len(rows) == 100 and all(r["written_to"].endswith(".jsonl") for r in rows)
     assert sorted(r["x"] for r in _read_jsonl(tmp_path)) == sorted(f"v{i}" for i in range(100))
+
+
+def test_sink_plans_round_trip_through_the_ir(tmp_path):
+    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+
+    doc_flow, chunk_flow = _doc_and_chunks()
+    write = chunk_flow.write_sink(dflow.JSONFileSink(str(tmp_path)), {"url": doc_flow["url"],
+                                                                      "chunk": chunk_flow["chunk"]})
+    write.collect("a")  # a sink that has run (and held an open file) still pickles
+    traced = trace(write.rows)
+    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
+    remote = from_bytes(to_bytes(traced, pickle_callables=True))
+    node = next(n for n in remote.plan.nodes if n.python_udf.builtin == "write_sink")
+    assert node.python_udf.builtin_detail == f"JSONFileSink({str(tmp_path)!r})"
+    writer = remote.callables[node.python_udf.fn.ref]
+    assert isinstance(writer.sink, dflow.JSONFileSink) and writer.sink.directory == str(tmp_path)
+    assert f"write_sink(JSONFileSink({str(tmp_path)!r})) [batch]" in write.explain()
