@@ -146,7 +146,6 @@ def _with_url(e: BaseException, url: str) -> BaseException:
             err = type(e)(f"{url}: {e}")
         except Exception:
             err = OSError(f"{url}: {type(e).__name__}: {e}")
-    err.__cause__ = e
     return err
 
 
@@ -204,7 +203,10 @@ async def fetch_bytes(url: str) -> bytes:
         except Exception as e:
             delay = _retry_delay(e, attempt) if attempt < RETRIES else None
             if delay is None:
-                raise _with_url(e, url)
+                err = _with_url(e, url)
+                if err is e:
+                    raise
+                raise err from e
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -224,4 +226,7 @@ def open_sync(url: str) -> Any:
     try:
         return fs.open(url, "rb")
     except Exception as e:
-        raise _with_url(e, url)
+        err = _with_url(e, url)
+        if err is e:
+            raise
+        raise err from e
