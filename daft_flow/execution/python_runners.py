@@ -110,7 +110,7 @@ class AsyncRunner:
             else:
                 results[r] = outcome
         if self.on_output is not None and calls:
-            self.on_output(sum(len(v) for v in results if isinstance(v, (str, bytes))), len(calls))
+            self.on_output(sum(len(v) for v in results if v is not None and hasattr(v, "__len__")), len(calls))
         array, problems = values_to_arrow(results, self.out)
         failures.extend((r, msg) for r, msg in problems)
         return array, failures

@@ -149,9 +149,61 @@ def _with_url(e: BaseException, url: str) -> BaseException:
     return err
 
 
-def read_local(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+LARGE_BYTES = 1 << 20  # from this size, files are read into a runtime-owned buffer (no copies)
+
+
+def read_local(path: str) -> Any:
+    """A file's bytes: ``bytes``, or for large files a ``HostBuffer`` read into in place."""
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < LARGE_BYTES:
+            return f.read()
+        from daft_flow import _core
+
+        buf = _core.HostBuffer(size)
+        view = memoryview(buf)
+        got = 0
+        while got < size:
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        view.release()
+        if got < size:
+            buf.truncate(got)  # the file shrank while we read it
+        rest = f.read()
+        if rest:  # the file grew while we read it
+            return bytes(memoryview(buf)) + rest
+        return buf
+
+
+async def _http_get(fs: Any, url: str) -> Any:
+    """GET through fsspec's HTTP session; a large body of known length is read into a HostBuffer
+    chunk by chunk instead of being joined (and so copied) in memory."""
+    session = await fs.set_session()
+    async with session.get(fs.encode_url(url), **fs.kwargs) as r:
+        fs._raise_not_found_for_status(r, url)
+        n = r.content_length
+        if n is None or n < LARGE_BYTES or r.headers.get("Content-Encoding", "identity") != "identity":
+            return await r.read()
+        from daft_flow import _core
+
+        buf = _core.HostBuffer(n)
+        view = memoryview(buf)
+        got = 0
+        try:
+            async for chunk in r.content.iter_chunked(1 << 20):
+                if got + len(chunk) > n:
+                    raise OSError(f"{url}: server sent more than its Content-Length ({n} bytes)")
+                view[got:got + len(chunk)] = chunk
+                got += len(chunk)
+        finally:
+            view.release()
+        if got != n:
+            import aiohttp
+
+            raise aiohttp.ClientPayloadError(f"{url}: got {got} of {n} bytes")
+        return buf
 
 
 RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections, timeouts)
@@ -185,8 +237,9 @@ def _retry_delay(e: BaseException, attempt: int) -> "float | None":
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** attempt * (0.5 + random.random()))
 
 
-async def fetch_bytes(url: str) -> bytes:
-    """All bytes of a path or URL, read without blocking the event loop. Transient remote errors
+async def fetch_bytes(url: str) -> Any:
+    """All bytes of a path or URL (``bytes``, or a ``_core.HostBuffer`` for large local and HTTP
+    files), read without blocking the event loop. Transient remote errors
     (HTTP 429 and 5xx, dropped connections, timeouts) are retried with exponential backoff and
     jitter, honouring ``Retry-After``."""
     protocol, url = split_url(url)
@@ -197,6 +250,8 @@ async def fetch_bytes(url: str) -> bytes:
     attempt = 0
     while True:
         try:
+            if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
+                return await _http_get(fs, url)
             if getattr(fs, "async_impl", False):
                 return await fs._cat_file(url)
             return await asyncio.to_thread(fs.cat_file, url)

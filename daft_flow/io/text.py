@@ -41,6 +41,28 @@ def _looks_binary(data: bytes) -> bool:
     return controls / len(sample) > 0.05
 
 
+_MULTIBYTE = ("utf", "big5", "gb", "euc", "shift_jis", "cp932", "cp949", "cp950", "hz", "iso2022", "johab")
+
+
+def _letter_share(text: str) -> float:
+    """The share of non-ASCII characters that are letters (mojibake is mostly symbols)."""
+    sample = [c for c in text[:200_000] if ord(c) > 127]
+    return sum(c.isalpha() for c in sample) / len(sample) if sample else 1.0
+
+
+def _prefer_cp1252(data: bytes, text: str, encoding: str) -> str:
+    """Short Western European texts fit several single-byte code pages equally well, and detectors
+    often pick a Baltic or Central European one (à read as ą). Windows-1252, what browsers read
+    latin-1 as, wins when it makes at least as many letters of the bytes as the detected one."""
+    if encoding == "cp1252" or encoding.startswith(_MULTIBYTE):
+        return text
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return text
+    return western if _letter_share(western) >= _letter_share(text) else text
+
+
 def decode(data: bytes, url: str) -> str:
     """UTF-8 (with or without BOM), UTF-16/32 with a BOM, else the encoding charset-normalizer
     detects. Raises ValueError naming the URL for bytes that are not text."""
@@ -61,16 +83,9 @@ def decode(data: bytes, url: str) -> str:
         except ImportError:  # pragma: no cover - a dependency of the files extra
             from_bytes = None
         if from_bytes is not None:
-            results = list(from_bytes(data))
-            if results:
-                best = min(results, key=lambda m: m.chaos)
-                # Short Western European texts fit several single-byte code pages equally well;
-                # windows-1252 (what browsers read latin-1 as) is by far the most common of them.
-                for m in results:
-                    if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.05:
-                        best = m
-                        break
-                return str(best)
+            best = from_bytes(data).best()
+            if best is not None:
+                return _prefer_cp1252(data, str(best), best.encoding)
     raise ValueError(f"{url}: cannot read {len(data)} bytes as text: not UTF-8 ({first_error.reason} at byte "
                      f"{first_error.start}) and no other text encoding fits")
 

@@ -293,3 +293,59 @@ def test_transient_http_errors_are_retried(http_files, monkeypatch):
     with pytest.raises(Exception, match="error.txt"):
         flow.collect(f"{server.url}/error.txt")
     assert server.requests - before == 1 + locations.RETRIES
+
+
+def test_large_files_are_read_into_runtime_buffers(http_files):
+    root, server = http_files
+    text = ("größer als ein Megabyte ✓ " * 50_000)[:1_500_000]
+    (root / "big.txt").write_text(text)
+    (root / "big-latin1.txt").write_bytes(("déjà vu " * 200_000).encode("latin-1"))
+    (root / "big.html").write_text("<html><body><p>" + "x" * 1_200_000 + "</p></body></html>")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 5000)
+    flow = dflow.Flow("url", str)
+    flow["text"] = flow["url"].open_file().read()
+    for base in (str(root), server.url):
+        rows = flow.collect_batch([f"{base}/big.txt", f"{base}/big-latin1.txt", f"{base}/big.html",
+                                   f"{base}/big.bin"], on_error="return")
+        assert rows[0]["text"] == text
+        assert rows[1]["text"] == "déjà vu " * 200_000
+        assert rows[2]["text"] == "x" * 1_200_000
+        assert isinstance(rows[3], dflow.RowFailure) and "big.bin" in str(rows[3].error)
+        raw = dflow.Flow(str).open_file().read(as_bytes=True).collect(f"{base}/big.bin")
+        assert raw["data"] == bytes(range(256)) * 5000
+    chunks = dflow.Flow("document", str).chunk_text(max_chars=100_000, overlap=0)
+    got = dflow.Flow(str).open_file().read().chain(chunks).collect(f"{server.url}/big.txt")
+    assert "".join(c["chunk"] for c in got) == text
+
+
+def test_a_large_file_is_held_once(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    import threading
+    import time
+
+    size = 64 * 10**6
+    path = tmp_path / "big.txt"
+    with open(path, "w") as f:
+        for _ in range(size // 10**6):
+            f.write(("x" * 99 + "\n") * 10_000)
+    flow = dflow.Flow(str).open_file().read()
+    flow.collect_arrow([str(tmp_path / "missing")], on_error="skip")  # warm up
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak, done = [base], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        table = flow.collect_arrow([str(path)])
+    finally:
+        done.set()
+        sampler.join()
+    assert table.column("text")[0].as_py()[:3] == "xxx" and len(table.column("text")[0].as_py()) == size
+    # bytes, then str, then Arrow would be 3x; read into one buffer that Arrow keeps, it is 1x.
+    assert peak[0] - base < 1.4 * size, f"peak RSS growth {(peak[0] - base) / 1e6:.0f} MB for a 64 MB file"
