@@ -11,6 +11,9 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.io.sources import from_glob
+from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
+from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
@@ -22,4 +25,6 @@ __all__ = [
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",
     "Tokenizer", "UnsupportedTokenizer",
+    "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
+    "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
 ]

@@ -157,6 +157,31 @@ class Field:
         target = _deepest_flow(fields)
         return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
 
+    def open_file(self) -> "Field":
+        """A ``dflow.File`` for each path or URL (str) in this field: local paths, ``file://``,
+        ``http(s)://``, ``s3://``, ``gs://``, ``hf://`` and any other fsspec protocol installed. The
+        URL's form and scheme (and a local file's existence) are checked per row; bytes are read
+        lazily (by ``read()`` or by a function that takes the ``File`` as a binary file object)."""
+        from daft_flow.ops.file_ops import check_input, open_file_udf
+
+        check_input(self.dtype, "str", "open_file()", self._name, self._flow.name)
+        return Field(PythonCall(open_file_udf(), (self._expr,)), self._flow, "open_file")
+
+    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False) -> "Field":
+        """The contents of each ``File`` in this field as text (``as_bytes=True``: raw bytes).
+
+        Reads run concurrently on the runtime's event loop (``max_in_flight`` at once, default 64)
+        through one connection pool per protocol. Text is decoded as UTF-8, else in the encoding
+        detected; HTML becomes its visible text, PDF its extracted text; CSV, JSON and other text
+        formats stay as they are. A missing file, an HTTP error, an unsupported scheme or bytes that
+        are not text fail that row with an error naming the URL.
+        """
+        from daft_flow.ops.file_ops import check_input, read_udf
+
+        check_input(self.dtype, "File", "read()", self._name, self._flow.name)
+        udf = read_udf(max_in_flight, as_bytes)
+        return Field(PythonCall(udf, (self._expr,)), self._flow, udf.builtin)
+
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
         """A child flow with one row per chunk of this text field. See ``Flow.chunk_text``."""

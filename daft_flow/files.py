@@ -10,7 +10,8 @@ class File(io.RawIOBase):
 
     A ``File`` handed to a Python function behaves as a binary file object, so libraries that
     take file objects work on it directly (``pandas.read_csv(file)``). Local paths and
-    ``file://`` URLs are opened with the built-in ``open``; other schemes go through fsspec.
+    ``file://`` URLs are opened with the built-in ``open``; other schemes go through fsspec
+    (remote files are read in blocks, not loaded whole).
     """
 
     def __init__(self, url: str) -> None:
@@ -22,15 +23,15 @@ class File(io.RawIOBase):
 
     def _open(self) -> IO[bytes]:
         if self._handle is None:
-            if "://" not in self.url or self.url.startswith("file://"):
-                self._handle = open(self.url.removeprefix("file://"), "rb")
-            else:
-                try:
-                    import fsspec
-                except ImportError as e:  # pragma: no cover - depends on the environment
-                    raise ImportError(f"reading {self.url} needs fsspec: pip install fsspec") from e
-                self._handle = fsspec.open(self.url, "rb").open()
+            from daft_flow.io.locations import open_sync
+
+            self._handle = open_sync(self.url)
         return self._handle
+
+    @property
+    def name(self) -> str:
+        """The path or URL (libraries use a file object's ``name`` to guess formats)."""
+        return self.url
 
     def readable(self) -> bool:
         return True

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from daft_flow.execution.results import FlowStream
+    from daft_flow.io.write import SinkFlow
 
 DEFAULT_FIELD = "input"
 """The initial field's name when a flow is created as ``Flow(type)``."""
@@ -136,6 +137,31 @@ class Flow:
                                    max_in_flight=max_in_flight, batch_size=batch_size)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
+
+    def open_file(self, *, name: str | None = None) -> "Flow":
+        """Adds a ``dflow.File`` field (default name ``"file"``) opened from the current field (a
+        str path or URL) and returns the new flow. See ``Field.open_file``."""
+        value = self._current_field().open_file()
+        return self._derive(name or self._fresh_name("file"), value._expr)
+
+    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, name: str | None = None) -> "Flow":
+        """Adds a field (default name ``"text"``) with the contents of the current ``File`` field and
+        returns the new flow. See ``Field.read``."""
+        value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes)
+        return self._derive(name or self._fresh_name("data" if as_bytes else "text"), value._expr)
+
+    def write_sink(self, sink: Any, fields: Any = None) -> "SinkFlow":
+        """A flow that writes ``fields`` of every row of this flow to ``sink``.
+
+        ``fields`` is one field (written as a column named after it), a dict of column name ->
+        field (fields of this flow or of its parents), or None for the current field. Returns a
+        ``dflow.SinkFlow``: its ``collect(x)`` runs the flow and returns a ``dflow.SinkResult``
+        (rows written, paths, failed rows). Sinks write in batches and flush when the run ends;
+        a failed write is retried, then its rows fail with ``dflow.SinkWriteError``.
+        """
+        from daft_flow.io.write import make_sink_flow
+
+        return make_sink_flow(self, sink, fields)
 
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
@@ -259,7 +285,9 @@ class Flow:
         return collect_one(self, value, **options)
 
     def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
-        """Runs the flow on many inputs (any iterable, generators included); one result per input.
+        """Runs the flow on many inputs; one result per input. Inputs may be any iterable
+        (generators included), a pyarrow Table / RecordBatch / RecordBatchReader / Array (the
+        column named like the initial field, else the first) or a daft DataFrame.
 
         With ``on_error="raise"`` (default), failures raise ``dflow.FlowRunError`` after every input
         has run: it carries ``results`` (``None`` for failed inputs), ``failures`` and
@@ -290,6 +318,14 @@ class Flow:
         from daft_flow.execution.runner import collect_arrow
 
         return collect_arrow(self, values, on_error=on_error, lineage=lineage, **options)
+
+    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False, **options: Any) -> Any:
+        """Runs the flow on ``values`` (a daft DataFrame: the column named like the initial field,
+        else the first; or any input ``collect_arrow`` takes) and returns a daft DataFrame,
+        exchanged as Arrow."""
+        import daft
+
+        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage, **options))
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")

@@ -31,6 +31,33 @@ py::tuple ExportCapsules(const ArrayPtr& array) {
   return py::make_tuple(sc, ac);
 }
 
+}  // namespace
+
+// A byte buffer the runtime owns, filled from Python (readinto / memoryview writes) and turned into
+// a one-row str/bytes array without a copy, so a large document read from a file or socket is held
+// once rather than as bytes, then str, then Arrow. Its memory needs no GIL to free.
+struct HostBuffer {
+  std::shared_ptr<char[]> data;
+  int64_t size = 0;
+  bool utf8 = false;  // set from Python once the bytes are known to be valid UTF-8
+};
+
+namespace {
+
+HostBuffer* AsHostBuffer(PyObject* v) {
+  py::handle h(v);
+  return py::isinstance<HostBuffer>(h) ? h.cast<HostBuffer*>() : nullptr;
+}
+
+ArrayPtr OneValueArray(const HostBuffer& hb, bool utf8) {
+  struct Owner { std::shared_ptr<char[]> d; int64_t offsets[2]; };
+  auto owner = std::make_shared<Owner>();
+  owner->d = hb.data;
+  owner->offsets[0] = 0;
+  owner->offsets[1] = hb.size;
+  return Array::Make(utf8 ? "U" : "Z", 1, 0, 0, {nullptr, owner->offsets, hb.data.get()}, {}, owner, hb.size + 16);
+}
+
 // Converts a Python list to a canonical core array. Raises TypeError naming the first bad index.
 // Converts values[start:stop] (reading the caller's list in place, no slice copy). For str/bytes,
 // stops after the value that brings the batch to `max_bytes` (0: no cap); `consumed` says how many.
@@ -48,6 +75,12 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
   };
   if (format == "U" || format == "Z") {
     bool utf8 = format == "U";
+    if (n == 1) {
+      if (HostBuffer* hb = AsHostBuffer(PyList_GET_ITEM(values.ptr(), 0))) {
+        if (utf8 && !hb->utf8) bad(0, "str");
+        return OneValueArray(*hb, utf8);
+      }
+    }
     // Pass 1 (GIL held): where each value's bytes live. The list keeps the objects alive and
     // str/bytes are immutable, so pass 2 copies them with the GIL released, letting Python
     // operators run meanwhile.
@@ -56,16 +89,17 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* v = items[i];
       if (v == Py_None) { spans[i] = {nullptr, -1}; continue; }
-      if (utf8) {
-        if (!PyUnicode_Check(v)) bad(i, "str");
+      if (utf8 && PyUnicode_Check(v)) {
         Py_ssize_t len;
         const char* s = PyUnicode_AsUTF8AndSize(v, &len);
         if (!s) throw py::error_already_set();
         spans[i] = {s, len};
-      } else if (PyBytes_Check(v)) {
+      } else if (!utf8 && PyBytes_Check(v)) {
         spans[i] = {PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)};
+      } else if (HostBuffer* hb = AsHostBuffer(v); hb && (!utf8 || hb->utf8)) {
+        spans[i] = {hb->data.get(), static_cast<Py_ssize_t>(hb->size)};
       } else {
-        bad(i, "bytes");  // bytearray is mutable: converted by the checked path in Python
+        bad(i, utf8 ? "str" : "bytes");  // bytearray is mutable: converted by the checked path in Python
       }
       total += spans[i].second;
       if (max_bytes > 0 && total >= max_bytes) {  // a batch this large is enough
@@ -172,6 +206,24 @@ py::object ToPyArrow(const ArrayPtr& array) {
 }
 
 void init_arrow(py::module_& m) {
+  py::class_<HostBuffer>(m, "HostBuffer", py::buffer_protocol(),
+                         "A writable byte buffer owned by the runtime; a str/bytes result without a copy.")
+      .def(py::init([](int64_t size) {
+             if (size < 0) throw py::value_error("HostBuffer size must be >= 0");
+             HostBuffer b;
+             b.data = std::shared_ptr<char[]>(new char[size > 0 ? size : 1]);
+             b.size = size;
+             return b;
+           }), py::arg("size"))
+      .def_buffer([](HostBuffer& b) {
+        return py::buffer_info(b.data.get(), 1, py::format_descriptor<uint8_t>::format(), 1, {b.size}, {1});
+      })
+      .def("__len__", [](const HostBuffer& b) { return b.size; })
+      .def("truncate", [](HostBuffer& b, int64_t size) {
+             if (size < 0 || size > b.size) throw py::value_error("HostBuffer.truncate: size out of range");
+             b.size = size;
+           }, py::arg("size"), "Keeps the first `size` bytes (fewer arrived than expected).")
+      .def_readwrite("utf8", &HostBuffer::utf8, "Whether the bytes were validated as UTF-8 (a str value).");
   py::class_<Column>(m, "Column", "A core Arrow array; pass it to pyarrow.array() for a zero-copy view.")
       .def("__len__", [](const Column& c) { return c.array->length(); })
       .def_property_readonly("format", [](const Column& c) { return c.array->format(); })

@@ -16,6 +16,9 @@ from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
 
+_EXPANDING = ("read", "read_bytes")  # ops whose outputs are much larger than their inputs
+
+
 def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool) -> Any:
     plan = traced.plan
     run = _core.Run(source, options.memory_budget, ordered)
@@ -55,7 +58,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             continue
         udf = node.python_udf
         fn = traced.callables[udf.fn.ref]
-        name = f"run_python({udf.fn.qualname})"
+        name = udf.builtin or f"run_python({udf.fn.qualname})"
         info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
         if udf.mode == ir.PythonUdf.ROW:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
@@ -65,6 +68,10 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
             run.add_python_batch(info, runner, 1)
         else:
-            runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100)
+            on_output = None
+            if udf.builtin in _EXPANDING and hasattr(source, "expect_expansion"):
+                source.expect_expansion()
+                on_output = source.note_output
+            runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100, on_output)
             run.add_python_batch(info, runner, options.async_concurrency)
     return run

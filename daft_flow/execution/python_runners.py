@@ -88,9 +88,10 @@ class AsyncRunner:
     at most ``max_in_flight`` running at once across all batches of this op."""
 
     def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType,
-                 max_in_flight: int) -> None:
+                 max_in_flight: int, on_output: "Callable[[int, int], None] | None" = None) -> None:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
         self.max_in_flight = max_in_flight
+        self.on_output = on_output  # told (bytes, rows) of each batch's results, for expanding ops
         self._semaphore: asyncio.Semaphore | None = None
 
     async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
@@ -117,6 +118,8 @@ class AsyncRunner:
                 failures.append((r, outcome))
             else:
                 results[r] = outcome
+        if self.on_output is not None and calls:
+            self.on_output(sum(len(v) for v in results if v is not None and hasattr(v, "__len__")), len(calls))
         array, problems = values_to_arrow(results, self.out)
         failures.extend((r, msg) for r, msg in problems)
         return array, failures

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import atexit
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -12,7 +12,7 @@ from daft_flow.execution.physical import build_run
 from daft_flow.execution.progress import Progress
 from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
-from daft_flow.plan.trace import dtype_from_ir, trace
+from daft_flow.plan.trace import TracedPlan, dtype_from_ir, trace
 
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
@@ -36,33 +36,53 @@ def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
-             **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
+    from daft_flow.io.sources import arrow_inputs
+
+    converted = arrow_inputs(values, flow_root_field)
+    if converted is not None:
+        values = converted
     if isinstance(values, (str, bytes)):
         raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
     if not hasattr(values, "__iter__"):
         raise TypeError(f"inputs must be iterable, got {type(values).__name__}")
-    opts = get_options(**options)
-    traced = trace(flow)
+    return values
+
+
+def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
+                ordered: bool = True, **options: Any) -> Iterator[tuple[Any, Any]]:
+    """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
+    ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one."""
     plan = traced.plan
+    values = _inputs(plan.root_field, values)
+    opts = get_options(**options)
     root = plan.levels[0]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
     run = build_run(traced, source, opts, ordered)
-    reader = OutputReader(traced, run)
-    progress = Progress(plan.levels[plan.output_level].flow, opts.progress)
+    readers = make_readers(run)
     run.start()
     _live_runs[id(run)] = run
     try:
         while (batch := run.next()) is not None:
-            output = reader.read(batch)
+            yield readers, batch
             source.release(batch.first_input)
             run.release(batch)
-            progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
-            yield reader, output
-        progress.finish()
     finally:
         _live_runs.pop(id(run), None)
         run.close()
+
+
+def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
+             **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    traced = trace(flow)
+    plan = traced.plan
+    progress = Progress(plan.levels[plan.output_level].flow, get_options(**options).progress)
+    for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
+                                     **options):
+        output = reader.read(batch)
+        progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
+        yield reader, output
+    progress.finish()
 
 
 def _is_root(flow: "Flow") -> bool:

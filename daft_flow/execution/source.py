@@ -36,6 +36,30 @@ class InputSource:
         self.pending: list[Any] = []
         self.row_cap = options.batch_rows
         self.sized = dtype.kind in _SIZED_KINDS
+        # Set when an op turns small inputs into large values (read(): a URL into a document).
+        self.expanding = False
+        self.output_bytes = 0
+        self.output_rows = 0
+
+    # Batches of URLs are tiny, but each row may become a 50 MB document once read. Plans with such
+    # ops start with small batches and, once reads report sizes, size batches so their expected
+    # output stays near ``batch_bytes``; the memory budget then bounds how many are in the pipeline.
+    EXPANDING_FIRST_ROWS = 1
+
+    def expect_expansion(self) -> None:
+        self.expanding = True
+        self.next_rows = min(self.next_rows, self.EXPANDING_FIRST_ROWS)
+
+    def note_output(self, nbytes: int, rows: int) -> None:
+        """Called by expanding ops (any thread, GIL held) with the bytes they produced for ``rows`` rows."""
+        self.output_bytes += nbytes
+        self.output_rows += rows
+
+    def _expanding_rows(self) -> int:
+        if not self.output_rows:
+            return self.next_rows  # nothing read yet: stay small
+        per_row = max(1.0, self.output_bytes / self.output_rows)
+        return max(1, min(self.options.batch_rows, int(self.options.batch_bytes / per_row)))
 
     def objects_for(self, first_input: int) -> Any:
         """(list, offset) holding the input objects of the batch starting at ``first_input``."""
@@ -89,7 +113,10 @@ class InputSource:
             values = values[:consumed]
         if consumed < stop - start:
             self.row_cap = consumed  # values this large: stop growing batches past what fits
-        self.next_rows = min(self.next_rows * 2, self.options.batch_rows, max(self.row_cap, 1))
+        if self.expanding:
+            self.next_rows = self._expanding_rows()
+        else:
+            self.next_rows = min(self.next_rows * 2, self.options.batch_rows, max(self.row_cap, 1))
         failures = [(i, self.root_node, self.field,
                      f"TypeError: input {self.count + i} {msg.replace('returned ', 'is ', 1)} for field "
                      f"{self.field!r} of flow {self.flow!r}") for i, msg in problems]

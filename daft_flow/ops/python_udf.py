@@ -21,10 +21,12 @@ class PythonUdf:
     max_in_flight: int = 0
     batch_size: int = 0
     batch_arg_kind: str = "list"  # batch mode: "arrow" (pyarrow.Array) or "list"
+    builtin: str = ""  # a daft_flow builtin op (open_file, read, write_sink) implemented by ``fn``
+    builtin_detail: str = ""  # what explain() shows after the builtin's name (e.g. the sink)
 
     @property
     def name(self) -> str:
-        return f"run_python({callable_name(self.fn)})"
+        return self.builtin or f"run_python({callable_name(self.fn)})"
 
 
 def callable_name(fn: Callable[..., Any]) -> str:

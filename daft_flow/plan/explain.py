@@ -23,6 +23,9 @@ def _op(node: ir.Node) -> str:
         detail += f", max_in_flight={udf.max_in_flight}"
     if udf.mode == ir.PythonUdf.BATCH and udf.batch_size:
         detail += f", batch_size={udf.batch_size}"
+    if udf.builtin:
+        what = f"{udf.builtin}({udf.builtin_detail})" if udf.builtin_detail else udf.builtin
+        return f"{what} [{detail}]"
     name = f"{udf.fn.module}.{udf.fn.qualname}" if udf.fn.module else udf.fn.qualname
     return f"run_python({name}) [{detail}]"
 

@@ -30,7 +30,7 @@ class PythonCallable(_message.Message):
     def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., ref: _Optional[int] = ..., pickled: _Optional[bytes] = ...) -> None: ...
 
 class PythonUdf(_message.Message):
-    __slots__ = ("fn", "mode", "max_in_flight", "batch_size", "batch_arg_kind")
+    __slots__ = ("fn", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROW: _ClassVar[PythonUdf.Mode]
@@ -44,12 +44,16 @@ class PythonUdf(_message.Message):
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     BATCH_ARG_KIND_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_DETAIL_FIELD_NUMBER: _ClassVar[int]
     fn: PythonCallable
     mode: PythonUdf.Mode
     max_in_flight: int
     batch_size: int
     batch_arg_kind: str
-    def __init__(self, fn: _Optional[_Union[PythonCallable, _Mapping]] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ...) -> None: ...
+    builtin: str
+    builtin_detail: str
+    def __init__(self, fn: _Optional[_Union[PythonCallable, _Mapping]] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ...) -> None: ...
 
 class LevelInput(_message.Message):
     __slots__ = ()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from daft_flow.expressions import AsList, Expr, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall, Tokenize
-from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf
+from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf, callable_name
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
 
@@ -130,9 +130,10 @@ class _Tracer:
             self.callable_refs[id(fn)] = len(self.callables)
             self.callables.append(fn)
         msg = ir.PythonUdf(mode=_MODES[udf.mode], max_in_flight=udf.max_in_flight, batch_size=udf.batch_size,
-                           batch_arg_kind=udf.batch_arg_kind)
+                           batch_arg_kind=udf.batch_arg_kind, builtin=udf.builtin,
+                           builtin_detail=udf.builtin_detail)
         msg.fn.module = str(getattr(fn, "__module__", "") or "")
-        msg.fn.qualname = udf.name[len("run_python("):-1]
+        msg.fn.qualname = callable_name(fn)
         msg.fn.ref = self.callable_refs[id(fn)]
         return msg
 
@@ -191,6 +192,48 @@ def trace(flow: "Flow") -> TracedPlan:
         t.plan.output_nodes.append(node_id)
         t.plan.output_names.append(name)
     return TracedPlan(t.plan, t.callables)
+
+
+def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list[int], list[str]]]]:
+    """Traces several flows of one root into one plan, sharing what they have in common (an op
+    two flows read runs once). The plan's own output is the root's input; each flow's output is
+    returned as (level id, node ids, field names), for readers of those levels."""
+    roots = {id(f._level.ancestors()[-1]) for f in flows}
+    if len(roots) != 1:
+        raise ValueError("flows run together must grow from the same root flow")
+    t = _Tracer()
+    # Inputs of every output first, so the outputs (sink writes) run after every op they share a
+    # level with: a row that failed anywhere upstream is never written.
+    for flow in flows:
+        t.level(flow._level)
+        for expr in flow._fields.values():
+            for arg in getattr(expr, "args", ()):
+                t.node(arg, ())
+    outputs = []
+    for flow in flows:
+        level_id = t.level(flow._level)
+        nodes, names = [], []
+        for name, expr in flow._fields.items():
+            node_id, _ = t.node(expr, (), name)
+            nodes.append(node_id)
+            names.append(name)
+        outputs.append((level_id, nodes, names))
+    t.plan.output_level = 0
+    t.plan.output_nodes.append(t.element_node[0])
+    t.plan.output_names.append(t.plan.root_field)
+    return TracedPlan(t.plan, t.callables), outputs
+
+
+def with_output(traced: TracedPlan, level: int, nodes: list[int], names: list[str]) -> TracedPlan:
+    """A copy of ``traced`` whose output is ``nodes`` of ``level`` (for reading one of several outputs)."""
+    msg = ir.Plan()
+    msg.CopyFrom(traced.plan)
+    msg.output_level = level
+    del msg.output_nodes[:]
+    del msg.output_names[:]
+    msg.output_nodes.extend(nodes)
+    msg.output_names.extend(names)
+    return TracedPlan(msg, traced.callables)
 
 
 def to_bytes(plan: TracedPlan, *, pickle_callables: bool = False) -> bytes:

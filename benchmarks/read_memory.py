@@ -1,0 +1,76 @@
+"""Memory while reading large files: 100 files of 50 MB read over HTTP and chunked, 512 MB budget.
+
+  daft_flow   Flow(str).open_file().read().chain(chunk_text flow), consumed with stream()
+
+The files come from a local HTTP server in a child process (so its buffers are not counted), which
+serves the same 50 MB text for every path. Peak RSS growth of this process is sampled every 10 ms.
+Target: peak RSS growth <= memory budget + 300 MB. The exit code is always 0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from . import _harness as h
+
+SERVER = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+size = int(sys.argv[1])
+line = (b"lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 2)[:119] + b"\n"
+body = (line * (size // len(line) + 1))[:size]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        view = memoryview(body)
+        for i in range(0, len(body), 1 << 20):
+            self.wfile.write(view[i:i + (1 << 20)])
+    def log_message(self, *a):
+        pass
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+s.daemon_threads = True
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = h.parser("read_memory", __doc__.splitlines()[0])
+    p.add_argument("--files", type=int, default=100)
+    p.add_argument("--size-mb", type=int, default=50)
+    p.add_argument("--budget-mb", type=int, default=512)
+    args = p.parse_args(argv)
+    h.print_header("read_memory", f"files={args.files} size={args.size_mb}MB budget={args.budget_mb}MB")
+    size = args.size_mb * 10**6
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(size)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        import daft_flow as dflow
+
+        chunks = dflow.Flow("document", str).chunk_text(max_chars=1000, overlap=0)
+        flow = dflow.Flow("url", str).open_file().read().chain(chunks)
+        urls = [f"http://127.0.0.1:{port}/doc{i}.txt" for i in range(args.files)]
+        flow.collect(urls[0], memory_budget=f"{args.budget_mb}MB")  # warm up: imports, sessions
+        n_chunks = 0
+        with h.RssSampler() as rss:
+            t0 = time.perf_counter()
+            for _ in flow.stream(urls, memory_budget=f"{args.budget_mb}MB"):
+                n_chunks += 1
+            seconds = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait()
+    growth = h.mb(rss.peak_growth)
+    h.print_table([h.Row("daft_flow", seconds, nbytes=args.files * size,
+                         note=f"{n_chunks:,} chunks; peak RSS growth {growth:.0f} MB")], title="read_memory")
+    h.check("peak RSS growth (MB)", growth, "<=", args.budget_mb + 300)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

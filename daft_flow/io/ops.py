@@ -1,0 +1,72 @@
+"""The file ops' functions: ``open_file`` (str -> File) and ``read`` (File -> str).
+
+They are plain module-level functions, so a traced plan references them by module and qualname
+like any ``run_python`` callable; the op specs mark them as builtins so ``explain()`` and error
+messages call them ``open_file`` and ``read``.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from daft_flow.files import File
+from daft_flow.io.locations import _LOCAL, check_local, check_protocol, fetch_bytes, local_path, split_url
+from daft_flow.io.text import bytes_to_text, sniff
+
+_PARSE_INLINE_BYTES = 256 * 1024  # larger documents are decoded/parsed off the event loop
+
+
+def open_file(location: str) -> File:
+    """A ``File`` for a path or URL. Checks what can be checked without I/O on the network: the
+    URL's form and scheme, and that a local file exists and is readable."""
+    protocol, url = split_url(location)
+    if protocol in _LOCAL:
+        check_local(local_path(url))
+    else:
+        check_protocol(protocol, url)
+    return File(url)
+
+
+def _plain_utf8(buf: Any, url: str) -> bool:
+    """Whether a HostBuffer holds plain UTF-8 text (no BOM, not HTML/PDF): then it is the result
+    as it is, with no str made of it. Validated by Arrow without copying."""
+    import struct
+
+    import pyarrow as pa
+
+    head = bytes(memoryview(buf)[:1024])
+    if sniff(head, url) != "text" or head.startswith(b"\xef\xbb\xbf"):
+        return False
+    offsets = pa.py_buffer(struct.pack("<2q", 0, len(buf)))
+    array = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(buf)])
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _large_to_text(data: Any, url: str) -> Any:
+    from daft_flow import _core
+
+    if isinstance(data, _core.HostBuffer):
+        if _plain_utf8(data, url):
+            data.utf8 = True
+            return data
+        data = bytes(memoryview(data))
+    return bytes_to_text(data, url)
+
+
+async def read_text(file: File) -> str:
+    """The file's contents as text (HTML and PDF converted to text). Large plain UTF-8 files come
+    back as the buffer they were read into (a ``HostBuffer`` the runtime stores as str unchanged)."""
+    url = file.url if isinstance(file, File) else file
+    data = await fetch_bytes(url)
+    if isinstance(data, bytes) and len(data) <= _PARSE_INLINE_BYTES and not data.startswith(b"%PDF-"):
+        return bytes_to_text(data, url)
+    return await asyncio.to_thread(_large_to_text, data, url)
+
+
+async def read_bytes(file: File) -> bytes:
+    """The file's contents as bytes (large files: the ``HostBuffer`` they were read into)."""
+    return await fetch_bytes(file.url if isinstance(file, File) else file)

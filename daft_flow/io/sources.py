@@ -1,0 +1,70 @@
+"""Inputs besides Python iterables: Arrow tables/batches/readers, daft DataFrames and globs.
+
+Arrow inputs are read a record batch at a time (a RecordBatchReader is never loaded whole); the
+column used is the one named like the flow's initial field, else the first.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import itertools
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+
+
+def _is_daft_frame(values: Any) -> bool:
+    return type(values).__module__.startswith("daft") and hasattr(values, "to_arrow")
+
+
+def _column_index(schema: pa.Schema, field: str) -> int:
+    if len(schema) == 0:
+        raise ValueError("the input table has no columns")
+    names = schema.names
+    return names.index(field) if field in names else 0
+
+
+def _batches_values(batches: Iterable[pa.RecordBatch], field: str) -> Iterator[Any]:
+    index = None
+    for batch in batches:
+        if index is None:
+            index = _column_index(batch.schema, field)
+        yield from batch.column(index).to_pylist()
+
+
+def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
+    """Python values for an Arrow-like or daft input, or None if ``values`` is neither."""
+    if _is_daft_frame(values):
+        if hasattr(values, "to_arrow_iter"):
+            batches = (b for t in values.to_arrow_iter() for b in (t.to_batches() if isinstance(t, pa.Table) else [t]))
+            return _batches_values(batches, field)
+        values = values.to_arrow()
+    if isinstance(values, pa.Table):
+        return _batches_values(values.to_batches(), field)
+    if isinstance(values, pa.RecordBatch):
+        return _batches_values([values], field)
+    if isinstance(values, pa.RecordBatchReader):
+        return _batches_values(values, field)
+    if isinstance(values, pa.ChunkedArray):
+        return itertools.chain.from_iterable(c.to_pylist() for c in values.chunks)
+    if isinstance(values, pa.Array):
+        return values.to_pylist()
+    if hasattr(values, "__arrow_c_stream__") and not hasattr(values, "__iter__"):
+        return _batches_values(pa.RecordBatchReader.from_stream(values), field)
+    return None
+
+
+def from_glob(pattern: str) -> list[str]:
+    """The paths or URLs matching ``pattern`` (``"docs/*.md"``, ``"s3://bucket/docs/**/*.md"``),
+    sorted; URLs keep their scheme so they can be opened with ``open_file()``."""
+    from daft_flow.io.locations import _LOCAL, check_protocol, local_path, split_url
+
+    protocol, url = split_url(pattern)
+    if protocol in _LOCAL:
+        found = sorted(_glob.glob(local_path(url), recursive=True))
+        return [f"file://{p}" for p in found] if url.startswith("file://") else found
+    check_protocol(protocol, url)
+    import fsspec
+
+    fs = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
+    matches = fs.glob(url)
+    return sorted(m if "://" in m else f"{protocol}://{m}" for m in matches)
