@@ -11,6 +11,9 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
+                           default_provider, set_price, set_provider)
+from daft_flow.llm import last_usage as usage
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
@@ -22,4 +25,6 @@ __all__ = [
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",
     "Tokenizer", "UnsupportedTokenizer",
+    "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
+    "usage", "UsageReport", "OpUsage", "set_price",
 ]

@@ -144,3 +144,77 @@ def row_converter(t: DataType) -> Callable[[pa.Array], list[Any]]:
 def row_builder(t: DataType) -> Callable[[list[Any]], tuple[Any, list[tuple[int, str]]]]:
     """For the native row loop: results of a type without a fast native builder."""
     return lambda values: values_to_arrow(values, t)
+
+
+class LlmRunner:
+    """prompt() / embed_text(): the rendered text of each row goes to the provider as coroutines on the
+    runtime's event loop. The provider's limiter and concurrency cap are shared by every op using it.
+
+    Prompts are sent in text order within a batch, so rows sharing a prefix (a document's chunks)
+    go out together and first, which is what server-side prefix caches reward. A
+    ``ProviderConfigError`` (bad key, unknown model) stops the run with one error.
+    """
+
+    def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any) -> None:
+        self.spec, self.provider, self.model, self.name, self.out, self.usage = spec, provider, model, name, out, usage
+
+    async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
+        spec = self.spec
+
+        async def one(text: str) -> Any:
+            answer = await self.provider.complete(
+                text, model=self.model, usage=self.usage, max_tokens=spec.max_tokens or None,
+                temperature=spec.temperature, response_format=spec.response_format, options=spec.options or None)
+            if spec.response_format is not None:
+                from daft_flow.ops.llm_ops import parse_structured
+
+                return parse_structured(answer, spec)
+            return answer
+
+        return await asyncio.gather(*(one(t) for _, t in calls), return_exceptions=True)
+
+    async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
+        texts = [t for _, t in calls]
+        groups = self.provider.embedding_batches(texts)
+
+        async def one(group: list[int]) -> Any:
+            return await self.provider.embed([texts[i] for i in group], model=self.model, usage=self.usage)
+
+        answers = await asyncio.gather(*(one(g) for g in groups), return_exceptions=True)
+        outcomes: list[Any] = [None] * len(calls)
+        for group, answer in zip(groups, answers):
+            for j, i in enumerate(group):
+                outcomes[i] = answer if isinstance(answer, BaseException) else answer[j]
+        return outcomes
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+        from daft_flow.llm.provider import ProviderConfigError
+
+        (texts,) = _arg_values(args, [DataType("str")])
+        failures: list[tuple[int, Any]] = []
+        calls: list[tuple[int, str]] = []
+        for r in _alive(mask, n):
+            if texts[r] is None:
+                failures.append((r, ValueError(f"{self.name}: the text to send is null (a field of its template "
+                                               "is null)")))
+            else:
+                calls.append((r, texts[r]))
+        if self.spec.kind == "prompt":
+            calls.sort(key=lambda c: c[1])
+            outcomes = event_loop.submit(self._prompts(calls)).result()
+        else:
+            outcomes = event_loop.submit(self._embeddings(calls)).result()
+        results: list[Any] = [None] * n
+        answered = 0
+        for (r, _), outcome in zip(calls, outcomes):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, ProviderConfigError) or not isinstance(outcome, Exception):
+                    raise outcome
+                failures.append((r, outcome))
+            else:
+                results[r] = outcome
+                answered += 1
+        self.usage.add(rows=answered, errors=len(failures))
+        array, problems = values_to_arrow(results, self.out)
+        failures.extend((r, msg) for r, msg in problems)
+        return array, failures

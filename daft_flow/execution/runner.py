@@ -34,7 +34,10 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     plan = traced.plan
     root = plan.levels[0]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
-    run = build_run(traced, source, opts, ordered)
+    from daft_flow.llm.usage import UsageReport, set_last
+
+    usage = UsageReport()
+    run = build_run(traced, source, opts, ordered, usage)
     reader = OutputReader(traced, run)
     run.start()
     try:
@@ -45,6 +48,12 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
             yield reader, output
     finally:
         run.close()
+        for provider in usage.providers:
+            provider.release()
+        if usage.ops:
+            usage.finish()
+            set_last(usage)
+            flow._last_usage = usage
 
 
 def _is_root(flow: "Flow") -> bool:
