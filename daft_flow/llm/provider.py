@@ -13,6 +13,7 @@ Which provider an op uses: its ``provider=``, else ``dflow.set_provider(p)``, el
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import random
 import threading
@@ -29,6 +30,12 @@ class ProviderError(Exception):
 
 class ProviderConfigError(ProviderError):
     """The provider cannot serve any row (invalid API key, unknown model): the run stops with it."""
+
+
+# Tokens the request being sent is expected to use; read by the HTTP client's request hook, which
+# takes the rate limiter's token right before the bytes go out (after the client built the request),
+# so slow request building never turns into a burst at the server.
+_ESTIMATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("daft_flow_estimate", default=None)
 
 
 def estimate_tokens(text: str) -> int:
@@ -106,8 +113,17 @@ class OpenAIProvider(Provider):
         if self._client is None or self._loop is not loop:
             import openai
 
+            limiter = self.limiter
+
+            async def take_token(request: Any) -> None:
+                estimate = _ESTIMATE.get()
+                if estimate is not None:
+                    await limiter.acquire(estimate)
+
+            http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [take_token]},
+                                                  limits=_httpx_limits(self.max_concurrency))
             self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none",
-                                              max_retries=0, timeout=self.timeout)
+                                              max_retries=0, timeout=self.timeout, http_client=http)
             self._sem = asyncio.Semaphore(self.max_concurrency)
             self._loop = loop
 
@@ -122,10 +138,10 @@ class OpenAIProvider(Provider):
             if self._fatal is not None:
                 raise self._fatal
             async with self._sem:
-                await self.limiter.acquire(estimate)
                 if self._fatal is not None:
                     raise self._fatal
                 usage.add(requests=1)
+                _ESTIMATE.set(estimate)
                 start = time.monotonic()
                 try:
                     response = await send(self._client)
@@ -212,6 +228,12 @@ class OpenAIProvider(Provider):
         if len(data) != len(inputs):
             raise ProviderError(f"{self.describe()}: {len(data)} embeddings for {len(inputs)} inputs")
         return [list(d.embedding) for d in data]
+
+
+def _httpx_limits(max_concurrency: int) -> Any:
+    import httpx
+
+    return httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
 
 
 def _message(e: BaseException) -> str:

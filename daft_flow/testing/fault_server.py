@@ -346,7 +346,7 @@ def _sample(schema: dict[str, Any], seed: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m daft_flow.testing.fault_server --rpm 600 ...``: serves until killed, printing its
+    """``python -m daft_flow.testing --rpm 600 ...``: serves until killed, printing its
     base URL first (run it in its own process so it does not share the client's GIL)."""
     import argparse
 

@@ -124,3 +124,54 @@ def test_rate_limiter_paces_requests_per_minute(fault_server):
     start = time.monotonic()
     flow.collect_batch([f"r{i}" for i in range(15)])
     assert time.monotonic() - start >= 1.3  # 15 requests at 10/s, one at a time
+
+
+def test_cached_tokens_and_cost_from_price_table(fault_server, provider):
+    dflow.set_price("fault-chat", input=1.0, cached_input=0.5, output=2.0)
+    try:
+        doc = dflow.Flow("document", str)
+        chunks = doc["document"].chunk_text(max_chars=40, overlap=0)
+        chunks["ctx"] = chunks.prompt("{d}\n---\n{c}".format(d=doc["document"], c=chunks["chunk"]), max_tokens=4,
+                                      provider=provider)
+        document = " ".join(f"word{i}" for i in range(80))
+        rows = chunks.collect(document)
+        u = chunks.last_usage()["ctx"]
+        stats = fault_server.stats()
+        assert len(rows) > 2 and u.cached_tokens == stats["cached_tokens"] > 0
+        expected = ((u.input_tokens - u.cached_tokens) * 1.0 + u.cached_tokens * 0.5 + u.output_tokens * 2.0) / 1e6
+        assert u.cost_usd == pytest.approx(expected)
+    finally:
+        from daft_flow.llm.usage import PRICES
+
+        PRICES.pop("fault-chat", None)
+
+
+def test_tokens_per_minute_limit_paces_and_settles(fault_server):
+    p = dflow.OpenAIProvider(base_url=fault_server.base_url, api_key=fault_server.api_key, model="fault-chat",
+                             tokens_per_minute=12000)  # 200 tokens/s, at most 200 saved up
+    flow = dflow.Flow("text", str)
+    flow["a"] = flow["text"].prompt("q", provider=p, max_tokens=40)
+    import time
+
+    words = " ".join(f"w{i}" for i in range(60))
+    start = time.monotonic()
+    flow.collect_batch([f"{i} {words}" for i in range(6)])  # ~100 tokens per request, as reported
+    assert time.monotonic() - start >= 1.0
+    # Reported usage replaces the estimates: the bucket was charged what the server counted.
+    assert flow.last_usage()["a"].input_tokens == fault_server.stats()["prompt_tokens"]
+
+
+def test_null_template_field_fails_the_row_not_the_run(fault_server, provider):
+    flow = dflow.Flow("text", str)
+    flow["maybe"] = flow["text"].run_python(lambda t: None if t == "bad" else t, return_type=str)
+    flow["a"] = flow.prompt("Q: {maybe}", provider=provider)
+    out = flow.collect_batch(["good", "bad"], on_error="return")
+    assert out[0]["a"].startswith("answer")
+    assert isinstance(out[1], dflow.RowFailure) and "null" in str(out[1].error)
+
+
+def test_stream_prompt_rows(fault_server, default_to):
+    flow = dflow.Flow("text", str)
+    flow["a"] = flow["text"].prompt("q")
+    got = [r["a"] for r in flow.stream([f"s{i}" for i in range(10)])]
+    assert len(got) == 10 and all(got)
