@@ -214,7 +214,9 @@ class OpenAIProvider(Provider):
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
         inputs = list(texts)
-        estimate = sum(estimate_tokens(t) for t in inputs)
+        from daft_flow.text.tokenizer import Tokenizer
+
+        estimate = sum(Tokenizer.default().count_batch(inputs, threads=1))
 
         async def send(client: Any) -> Any:
             return await client.embeddings.create(model=model, input=inputs)

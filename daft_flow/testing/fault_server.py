@@ -234,9 +234,16 @@ class FaultServer:
             self.counts["ok"] += 1
             self.prompt_tokens += tokens
             self.embedding_inputs += len(inputs)
+        vectors = [fake_embedding(t, self.embedding_dim) for t in inputs]
+        if body.get("encoding_format") == "base64":  # what the openai client asks for: float32 bytes
+            import base64
+            from array import array
+
+            encoded: list[Any] = [base64.b64encode(array("f", v).tobytes()).decode() for v in vectors]
+        else:
+            encoded = vectors
         return {"object": "list", "model": body.get("model", EMBEDDING_MODEL),
-                "data": [{"object": "embedding", "index": i, "embedding": fake_embedding(t, self.embedding_dim)}
-                         for i, t in enumerate(inputs)],
+                "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -359,11 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--slow-rate", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=0.2)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     server = FaultServer(requests_per_minute=a.rpm, tokens_per_minute=a.tpm, burst=a.burst,
                          rate_limit_rate=a.rate_limit_rate, error_rate=a.error_rate, drop_rate=a.drop_rate,
-                         slow_rate=a.slow_rate, retry_after=a.retry_after, seed=a.seed)
+                         slow_rate=a.slow_rate, retry_after=a.retry_after, latency=a.latency, seed=a.seed)
     print(server.base_url, flush=True)
     server._httpd.serve_forever()
 
