@@ -72,3 +72,13 @@ def test_ir_round_trip_keeps_llm_nodes(default_to):
     assert again.plan == traced.plan
     kinds = [n.WhichOneof("op") for n in traced.plan.nodes]
     assert kinds.count("llm_call") == 2 and kinds.count("render_template") == 2
+
+
+def test_field_prompt_instruction_braces_are_literal_unless_fields_are_formatted_in(default_to):
+    doc, chunks = _flows()
+    chunks["a"] = chunks["chunk"].prompt('answer as JSON like {"title": "..."}')
+    node = [n for n in chunks.to_ir().nodes if n.WhichOneof("op") == "render_template"][0]
+    assert list(node.render_template.literals) == ['answer as JSON like {"title": "..."}\n\n', ""]
+    chunks["b"] = chunks["chunk"].prompt(f"Document: {doc['document']}. Summarize the chunk:")
+    lits = [list(n.render_template.literals) for n in chunks.to_ir().nodes if n.WhichOneof("op") == "render_template"]
+    assert ["Document: ", ". Summarize the chunk:\n\n", ""] in lits
