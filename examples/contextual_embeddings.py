@@ -29,15 +29,14 @@ CONTEXTFUL_CHUNK_PROMPT = """
 doc_flow = dflow.Flow("document", str)
 
 # Create a new flow for each chunk in the doc
-chunk_flow = doc_flow["document"].chunk_text(max_chars=200, overlap=0)
+chunk_flow = doc_flow["document"].chunk_text()
 
 # Use both the entire document as well as the chunk contents to create context
 chunk_flow["chunk_context"] = chunk_flow.prompt(
     CHUNK_CONTEXT_PROMPT.format(
         doc_content=doc_flow["document"],
         chunk_content=chunk_flow["chunk"],
-    ),
-    max_tokens=32,
+    )
 )
 
 # Use both the chunk context as well as the chunk contents to create embedding
@@ -49,13 +48,40 @@ chunk_flow["embedding"] = chunk_flow.embed_text(
 )
 
 DOCUMENTS = [
-    "Acme Corp quarterly report.\n\nRevenue grew 3% over the previous quarter, driven by sales of "
-    "industrial anvils in the western region. Operating costs fell after the move to a new warehouse.\n\n"
-    "Outlook: the company expects flat revenue next quarter because of seasonal demand, and plans to hire "
-    "twelve engineers for the rocket-skates division.",
-    "Field notes on the red fox.\n\nThe red fox is the largest of the true foxes and one of the most widely "
-    "distributed carnivores, present across the Northern Hemisphere.\n\nIt hunts small rodents at dusk, "
-    "caches surplus food, and adapts well to suburban areas.",
+    "Acme Corp quarterly report, third quarter.\n\n"
+    "Revenue. Revenue grew 3% over the previous quarter to 41.2 million dollars, driven by sales of "
+    "industrial anvils in the western region, where two new distributors opened. Sales of portable holes "
+    "were flat, and the company stopped selling giant rubber bands after a product recall in July. "
+    "Subscription revenue from the maintenance program rose 9% and is now a fifth of all revenue.\n\n"
+    "Costs. Operating costs fell 4% after the move to the new warehouse in Tucson, which cut shipping "
+    "distances for most western customers. Spending on research rose, mostly for the rocket-skates "
+    "division, whose prototypes passed their first safety review in August.\n\n"
+    "Outlook. The company expects flat revenue next quarter because of seasonal demand for anvils, and "
+    "plans to hire twelve engineers for the rocket-skates division. The board approved a dividend of ten "
+    "cents per share, payable in December, and a review of the portable-holes product line.\n\n"
+    "Risks. The largest customer, a desert road-running enterprise, accounts for a third of anvil sales "
+    "and has filed several complaints about product reliability. A lawsuit over the rocket-skates "
+    "prototypes is pending, and insurance premiums rose after the recall of the giant rubber bands.\n\n"
+    "People. The chief financial officer retired in September and was replaced by the former head of "
+    "the maintenance program. Headcount rose to 312 employees, most of them in the western region, and "
+    "staff turnover fell to its lowest level in five years after the new bonus plan.",
+    "Field notes on the red fox (Vulpes vulpes).\n\n"
+    "Range. The red fox is the largest of the true foxes and one of the most widely distributed "
+    "carnivores, present across the entire Northern Hemisphere from the Arctic Circle to North Africa, "
+    "Central America and Asia. It was introduced to Australia in the nineteenth century, where it now "
+    "threatens many small native mammals and ground-nesting birds.\n\n"
+    "Behaviour. It hunts small rodents at dusk and dawn, pouncing from above after locating prey by "
+    "sound, and caches surplus food in shallow holes it remembers for weeks. Pairs share a territory, "
+    "and young from the previous year sometimes help raise the next litter.\n\n"
+    "Cities. The species adapts well to suburban and urban areas, where it feeds on refuse, fruit and "
+    "small animals, and dens under sheds and in railway embankments. Urban foxes live at higher densities "
+    "than rural ones and are often active in daylight where people do not disturb them.\n\n"
+    "Diet. Besides rodents, red foxes eat rabbits, birds, eggs, insects, earthworms, berries and fallen "
+    "fruit; the share of plant food rises in late summer and autumn. Coastal foxes scavenge on beaches "
+    "and can live largely on crabs and carrion washed ashore.\n\n"
+    "Life cycle. Cubs are born in spring in litters of four to six, open their eyes after two weeks and "
+    "leave the den at about a month old. Most disperse in autumn, often travelling tens of kilometres, "
+    "and few wild foxes live longer than three or four years, although captive ones reach fifteen.",
 ]
 
 if __name__ == "__main__":

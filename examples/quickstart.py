@@ -9,7 +9,7 @@ import daft_flow as dflow
 # daft_flow provides: automatic parallelism/batching/rate-limiting
 document_flow = dflow.Flow("document", str)
 chunk_flow = document_flow.chunk_text()
-chunk_flow["chunk_summary"] = chunk_flow["chunk"].prompt("summarize this chunk of text", max_tokens=48)
+chunk_flow["chunk_summary"] = chunk_flow["chunk"].prompt("summarize this chunk of text")
 
 # Run/test on simple Python string(s)
 print(chunk_flow.collect("The quick brown fox jumps over the lazy dog"))

@@ -152,7 +152,10 @@ class LocalProvider(Provider):
     embedding_dim = 384
 
     def __init__(self, server: LlamaServer | None = None, embedder: SentenceTransformerEmbedder | None = None,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4, default_max_tokens: int = 96) -> None:
+        # A small local model can ramble until its context is full: answers are capped at
+        # default_max_tokens unless an op sets max_tokens.
+        self.default_max_tokens = default_max_tokens
         self.server = server or LlamaServer()
         self.embedder = embedder or SentenceTransformerEmbedder()
         self.max_concurrency = max_concurrency
@@ -179,6 +182,8 @@ class LocalProvider(Provider):
             return self._chat
 
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, **kwargs: Any) -> str:
+        if kwargs.get("max_tokens") is None:
+            kwargs["max_tokens"] = self.default_max_tokens
         chat = self._chat or await asyncio.to_thread(self.chat_provider)
         return await chat.complete(prompt, model=model, usage=usage, **kwargs)
 
