@@ -36,6 +36,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the server child: get SIGTERM when the Python process that started it dies, even if it
+    was killed before its atexit handlers could stop the server. (Linux ties this to the starting
+    thread: the server is started from the main thread or the event loop's executor, both of which
+    live as long as the process.)"""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def gemma_gguf_path() -> Path:
     """Writes the packaged Gemma weights to a .gguf file once and returns its path."""
     try:
@@ -84,7 +98,8 @@ class LlamaServer:
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                    "--n_threads", threads, "--n_batch", "512", "--chat_format", "gemma"]
             self._log = tempfile.TemporaryFile()
-            self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
             deadline = time.monotonic() + self.startup_timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
