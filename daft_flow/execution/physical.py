@@ -17,8 +17,12 @@ from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
 
-def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None) -> Any:
+def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
+              cancellables: list[Any] | None = None) -> Any:
+    """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
+    run stops early."""
     plan = traced.plan
+    cancellables = cancellables if cancellables is not None else []
     run = _core.Run(source, options.memory_budget, ordered)
     nodes = plan.nodes
     # Row functions may read str/bytes root inputs from the caller's own objects (no decoding);
@@ -52,7 +56,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             continue
         out = dtype_from_ir(node.type)
         if op == "llm_call":
-            _add_llm(run, traced, node, level, out, options, usage)
+            cancellables.append(_add_llm(run, traced, node, level, out, options, usage))
             continue
         arg_types = [dtype_from_ir(nodes[i].type) for i in node.inputs]
         args = [_core.ArgSpec(i, nodes[i].level) for i in node.inputs]
@@ -74,12 +78,13 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             run.add_python_batch(info, runner, 1)
         else:
             runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100)
+            cancellables.append(runner)
             run.add_python_batch(info, runner, options.async_concurrency)
     return run
 
 
 def _add_llm(run: Any, traced: TracedPlan, node: Any, level: Any, out: Any, options: ExecutionOptions,
-             usage: Any) -> None:
+             usage: Any) -> Any:
     from daft_flow.llm.provider import default_provider
     from daft_flow.llm.usage import UsageReport
 
@@ -98,4 +103,6 @@ def _add_llm(run: Any, traced: TracedPlan, node: Any, level: Any, out: Any, opti
                          flow=level.flow, model=model)
     arg = _core.ArgSpec(node.inputs[0], traced.plan.nodes[node.inputs[0]].level)
     info = _core.OpInfo(node.id, node.level, [arg], name, field, level.flow)
-    run.add_python_batch(info, LlmRunner(spec, provider, model, name, out, op_usage), options.async_concurrency)
+    runner = LlmRunner(spec, provider, model, name, out, op_usage)
+    run.add_python_batch(info, runner, options.async_concurrency)
+    return runner

@@ -26,6 +26,36 @@ def _arg_values(args: Args, arg_types: list[DataType]) -> list[list[Any]]:
     return out
 
 
+class _Cancellable:
+    """Tracks the event-loop futures a runner waits on, so a run that stops early (an error, Ctrl-C,
+    a ``stream()`` loop left) cancels its in-flight requests instead of waiting for them."""
+
+    def _init_cancel(self) -> None:
+        import threading
+
+        self._futures: set[Any] = set()
+        self._futures_lock = threading.Lock()
+        self._cancelled = False
+
+    def _wait(self, coro: Any) -> Any:
+        future = event_loop.submit(coro)
+        with self._futures_lock:
+            if self._cancelled:
+                future.cancel()
+            self._futures.add(future)
+        try:
+            return future.result()
+        finally:
+            with self._futures_lock:
+                self._futures.discard(future)
+
+    def cancel(self) -> None:
+        with self._futures_lock:
+            self._cancelled = True
+            for future in self._futures:
+                future.cancel()
+
+
 def _alive(mask: bytes, n: int) -> list[int]:
     return [i for i in range(n) if not mask[i]]
 
@@ -74,7 +104,7 @@ class BatchRunner:
         return array, failures
 
 
-class AsyncRunner:
+class AsyncRunner(_Cancellable):
     """``async def`` functions: every row of the batch is a coroutine on the runtime's event loop,
     at most ``max_in_flight`` running at once across all batches of this op."""
 
@@ -83,6 +113,7 @@ class AsyncRunner:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
         self.max_in_flight = max_in_flight
         self._semaphore: asyncio.Semaphore | None = None
+        self._init_cancel()
 
     async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
         if self._semaphore is None:
@@ -98,7 +129,7 @@ class AsyncRunner:
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
         values = _arg_values(args, self.arg_types)
         calls = [(r, [v[r] for v in values]) for r in _alive(mask, n)]
-        outcomes = event_loop.submit(self._run(calls)).result()
+        outcomes = self._wait(self._run(calls))
         failures: list[tuple[int, Any]] = []
         results: list[Any] = [None] * n
         for (r, _), outcome in zip(calls, outcomes):
@@ -146,7 +177,7 @@ def row_builder(t: DataType) -> Callable[[list[Any]], tuple[Any, list[tuple[int,
     return lambda values: values_to_arrow(values, t)
 
 
-class LlmRunner:
+class LlmRunner(_Cancellable):
     """prompt() / embed_text(): the rendered text of each row goes to the provider as coroutines on the
     runtime's event loop. The provider's limiter and concurrency cap are shared by every op using it.
 
@@ -157,6 +188,7 @@ class LlmRunner:
 
     def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any) -> None:
         self.spec, self.provider, self.model, self.name, self.out, self.usage = spec, provider, model, name, out, usage
+        self._init_cancel()
 
     async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
         spec = self.spec
@@ -201,9 +233,9 @@ class LlmRunner:
                 calls.append((r, texts[r]))
         if self.spec.kind == "prompt":
             calls.sort(key=lambda c: c[1])
-            outcomes = event_loop.submit(self._prompts(calls)).result()
+            outcomes = self._wait(self._prompts(calls))
         else:
-            outcomes = event_loop.submit(self._embeddings(calls)).result()
+            outcomes = self._wait(self._embeddings(calls))
         results: list[Any] = [None] * n
         answered = 0
         for (r, _), outcome in zip(calls, outcomes):

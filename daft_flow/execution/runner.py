@@ -37,7 +37,8 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     from daft_flow.llm.usage import UsageReport, set_last
 
     usage = UsageReport()
-    run = build_run(traced, source, opts, ordered, usage)
+    cancellables: list[Any] = []
+    run = build_run(traced, source, opts, ordered, usage, cancellables)
     reader = OutputReader(traced, run)
     run.start()
     try:
@@ -47,6 +48,8 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
             run.release(batch)
             yield reader, output
     finally:
+        for runner in cancellables:  # a run that ends early must not wait for in-flight requests
+            runner.cancel()
         run.close()
         for provider in usage.providers:
             provider.release()

@@ -175,3 +175,22 @@ def test_stream_prompt_rows(fault_server, default_to):
     flow["a"] = flow["text"].prompt("q")
     got = [r["a"] for r in flow.stream([f"s{i}" for i in range(10)])]
     assert len(got) == 10 and all(got)
+
+
+def test_run_stopped_early_cancels_in_flight_requests(fault_server, provider):
+    import time
+
+    fault_server.configure(slow_rate=1.0, slow_seconds=4.0)
+
+    def stop_on(text: str) -> str:
+        if text == "stop":
+            raise KeyboardInterrupt
+        return text
+
+    flow = dflow.Flow("text", str)
+    flow["checked"] = flow["text"].run_python(stop_on)
+    flow["a"] = flow["checked"].prompt("q", provider=provider)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        flow.collect_batch(["slow one", "stop", "x"], first_batch_rows=1)
+    assert time.monotonic() - start < 3.0  # not waiting for the 4-second answer
