@@ -286,7 +286,8 @@ def default_provider() -> Provider:
         with _lock:
             if _env_provider is None:
                 _env_provider = OpenAIProvider(base_url=os.environ.get("OPENAI_BASE_URL") or None,
-                                               api_key=os.environ["OPENAI_API_KEY"])
+                                               api_key=os.environ["OPENAI_API_KEY"],
+                                               embedding_dim=0 if os.environ.get("OPENAI_BASE_URL") else 1536)
             return _env_provider
     from daft_flow.llm.local import local_provider
 
