@@ -18,7 +18,7 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 1
+IR_VERSION = 2  # 2: render_template and llm_call nodes
 
 _MODES = {"row": ir.PythonUdf.ROW, BATCH: ir.PythonUdf.BATCH, ASYNC: ir.PythonUdf.ASYNC}
 
