@@ -14,6 +14,9 @@ from daft_flow.flow import DEFAULT_FIELD, Flow
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
 from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
+from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
+                           default_provider, set_price, set_provider)
+from daft_flow.llm import last_usage as usage
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
@@ -27,4 +30,6 @@ __all__ = [
     "Tokenizer", "UnsupportedTokenizer",
     "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
+    "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
+    "usage", "UsageReport", "OpUsage", "set_price",
 ]

@@ -125,8 +125,14 @@ class Field:
         return f"Field({self._name!r} of flow {self._flow.name!r}: {self.dtype})"
 
     def __format__(self, spec: str) -> str:
-        raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} cannot be formatted into a plain "
-                        "string; use it in a prompt template (flow.prompt) or run_python")
+        """Formatting a field into a string (``TEMPLATE.format(chunk=flow["chunk"])``, f-strings) writes a
+        placeholder that ``prompt()`` / ``embed_text()`` fill with the field's value per row."""
+        if spec:
+            raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} cannot take a format spec "
+                            f"({spec!r}) in a template")
+        from daft_flow.ops.llm_ops import placeholder
+
+        return placeholder(self)
 
     def __bool__(self) -> bool:
         raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} has no truth value when the flow is "
@@ -182,6 +188,34 @@ class Field:
         udf = read_udf(max_in_flight, as_bytes)
         return Field(PythonCall(udf, (self._expr,)), self._flow, udf.builtin)
 
+    def prompt(self, instruction: str = "", *, provider: Any = None, model: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
+               options: dict[str, Any] | None = None) -> "Field":
+        """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
+        with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
+        template with fields (see ``Flow.prompt``)."""
+        from daft_flow.ops.llm_ops import PROMPT, has_placeholders, make_llm_spec, parse_template
+
+        spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
+                             response_format=response_format, options=options)
+        if not isinstance(instruction, str):
+            raise TypeError(f"prompt() needs a str instruction, got {type(instruction).__name__}")
+        # The instruction is literal text (braces included) unless fields were formatted into it.
+        literals, fields = (parse_template(instruction, None, "prompt()") if has_placeholders(instruction)
+                            else ([instruction], []))
+        if instruction:
+            literals[-1] += "\n\n"
+        literals.append("")
+        fields.append(self)
+        return llm_field(spec, literals, fields, None, "prompt()")
+
+    def embed_text(self, *, provider: Any = None, model: str | None = None) -> "Field":
+        """The embedding of this text field (``dflow.Embedding``)."""
+        from daft_flow.ops.llm_ops import EMBED, make_llm_spec
+
+        spec = make_llm_spec(EMBED, provider=provider, model=model)
+        return llm_field(spec, ["", ""], [self], None, "embed_text()")
+
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
         """A child flow with one row per chunk of this text field. See ``Flow.chunk_text``."""
@@ -202,6 +236,75 @@ class Field:
     def chain(self, flow: "Flow") -> "Flow":
         """Runs ``flow`` on this field's value: ``flow``'s initial field is bound to it."""
         return self._flow._with_current(self).chain(flow)
+
+
+def llm_field(spec: Any, literals: list[str], fields: list[Field], target: "Flow | None", op: str) -> Field:
+    """The Field of an LLM op over a template: rendered natively, then sent to the provider."""
+    from daft_flow.ops.llm_ops import EMBED
+    from daft_flow.ops.python_udf import make_udf
+
+    if target is None and fields:
+        target = _deepest_flow(tuple(fields))
+    if target is None or not fields:
+        raise ValueError(f"{op}: the template uses no field; format fields into it "
+                         "(TEMPLATE.format(x=flow[\"x\"])) or call prompt() on a field")
+    levels = target._level.ancestors()
+    args: list[Expr] = []
+    for f in fields:
+        if not isinstance(f, Field):
+            raise TypeError(f"{op}: template values must be fields, got {type(f).__name__}")
+        if f._flow._level not in levels:
+            raise ValueError(f"{op}: field {f.name!r} belongs to flow {f._flow.name!r}, which is neither flow "
+                             f"{target.name!r} nor one of its parents")
+        if f.dtype.kind in ("str", "HTML"):
+            args.append(f._expr)
+        else:
+            udf = make_udf(_as_text, return_type=str, batch=False, max_in_flight=None, batch_size=None,
+                           where=f"field {f.name!r} of flow {f._flow.name!r}")
+            args.append(PythonCall(udf, (f._expr,)))
+    if len(args) == 1 and literals == ["", ""]:
+        text: Expr = args[0]
+    else:
+        text = RenderTemplate(literals, tuple(args))
+    if spec.kind == EMBED:
+        dim = getattr(spec.provider, "embedding_dim", 0) if spec.provider is not None else 0
+        dtype = DataType.embedding(dim) if dim else DataType("Embedding")
+    else:
+        dtype = DataType("JSON") if spec.response_format is not None else DataType("str")
+    return Field(LlmCall(spec, text, dtype), target, spec.name)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+class RenderTemplate(Expr):
+    """``literals[0] + args[0] + literals[1] + ...`` per row, rendered natively."""
+
+    def __init__(self, literals: list[str], args: tuple[Expr, ...]) -> None:
+        assert len(literals) == len(args) + 1
+        self.literals = list(literals)
+        self.args = args
+        self.dtype = DataType("str")
+
+    def label(self) -> str:
+        return "render_template"
+
+
+class LlmCall(Expr):
+    """prompt() / embed_text() of the text ``arg``."""
+
+    def __init__(self, spec: Any, arg: Expr, dtype: DataType) -> None:
+        self.spec = spec
+        self.arg = arg
+        self.dtype = dtype
+
+    def label(self) -> str:
+        return str(self.spec.name)
 
 
 def _deepest_flow(fields: tuple[Field, ...]) -> "Flow":

@@ -163,6 +163,57 @@ class Flow:
 
         return make_sink_flow(self, sink, fields)
 
+    def prompt(self, template: "str | Field", *, provider: Any = None, model: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
+               options: dict[str, Any] | None = None) -> Field:
+        """Asks the LLM a prompt rendered per row from ``template``, and returns the answer as a field
+        of this flow (assign it: ``flow["answer"] = flow.prompt(...)``).
+
+        ``template`` is a string built with ``str.format`` / f-strings from fields of this flow and its
+        parents (``PROMPT.format(doc=doc_flow["document"], chunk=chunk_flow["chunk"])``), or a string
+        naming this flow's own fields as ``{name}``. Options: ``provider=``, ``model=``,
+        ``max_tokens=``, ``temperature=``, ``response_format=`` (a pydantic model or JSON schema: the
+        field is then ``JSON``), ``options=`` (other request parameters).
+        """
+        from daft_flow.expressions import llm_field
+        from daft_flow.ops.llm_ops import PROMPT, make_llm_spec, parse_template
+
+        spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
+                             response_format=response_format, options=options)
+        if isinstance(template, Field):
+            literals, fields = ["", ""], [template]
+        else:
+            literals, fields = parse_template(template, self._template_lookup, "prompt()")
+        return llm_field(spec, literals, fields, self, "prompt()")
+
+    def embed_text(self, field_or_template: "str | Field | None" = None, *, provider: Any = None,
+                   model: str | None = None) -> Field:
+        """The embedding (``dflow.Embedding``) of a field or of a template rendered per row (see
+        ``prompt``); without an argument, of the current field. Inputs are sent many per request."""
+        from daft_flow.expressions import llm_field
+        from daft_flow.ops.llm_ops import EMBED, make_llm_spec, parse_template
+
+        spec = make_llm_spec(EMBED, provider=provider, model=model)
+        if field_or_template is None:
+            field_or_template = self._current_field()
+        if isinstance(field_or_template, Field):
+            literals, fields = ["", ""], [field_or_template]
+        else:
+            literals, fields = parse_template(field_or_template, self._template_lookup, "embed_text()")
+        return llm_field(spec, literals, fields, self, "embed_text()")
+
+    def _template_lookup(self, name: str) -> Field:
+        if name not in self._fields:
+            known = ", ".join(repr(k) for k in self._fields)
+            raise KeyError(f"template names field {name!r}, but flow {self.name!r} has no such field; its fields "
+                           f"are: {known} (use TEMPLATE.format(name=flow[...]) for fields of parent flows)")
+        return self[name]
+
+    def last_usage(self) -> Any:
+        """Usage (requests, tokens, retries, errors, latency, cost per LLM op) of the most recent run
+        of this flow object, or None if it has not run LLM ops."""
+        return getattr(self, "_last_usage", None)
+
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
         """Splits the current (str) field into chunks: a child flow with fields ``chunk``,

@@ -101,8 +101,11 @@ def test_fields_have_no_truth_value_or_format():
     doc = dflow.Flow("doc", str)
     with pytest.raises(TypeError):
         bool(doc["doc"])
-    with pytest.raises(TypeError, match="prompt template"):
-        f"{doc['doc']}"
+    # Formatting a field writes a placeholder for prompt()/embed_text() templates, not its value.
+    text = f"{doc['doc']}"
+    assert "doc" not in text and text != ""
+    with pytest.raises(TypeError, match="format spec"):
+        f"{doc['doc']:>5}"
 
 
 def test_invalid_options_fail_early():

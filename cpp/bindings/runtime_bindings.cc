@@ -8,6 +8,7 @@
 #include "python_ops.h"
 #include "registry.h"
 #include "dflow/runtime/pipeline.h"
+#include "dflow/llm/template_renderer.h"
 #include "dflow/text/text_operators.h"
 
 namespace dflow_py {
@@ -116,6 +117,14 @@ class PyRun {
                                                                         tokenizer, add_special_tokens),
                         {1});
   }
+  void AddRenderTemplate(int32_t level, int32_t out_node, std::vector<std::string> literals,
+                         std::vector<std::pair<int32_t, int32_t>> inputs) {
+    std::vector<dflow::llm::TemplateInput> ins;
+    for (auto& [node, lvl] : inputs) ins.push_back({node, lvl});
+    pipeline_->AddStage(std::make_unique<dflow::llm::TemplateRenderer>(level, out_node, std::move(literals),
+                                                                       std::move(ins)),
+                        {1});
+  }
   void Start() { pipeline_->Start(); }
 
   // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
@@ -218,6 +227,7 @@ void init_runtime(py::module_& m) {
            py::arg("element_node"), py::arg("one_to_one"))
       .def("add_chunk_text", &PyRun::AddChunkText)
       .def("add_tokenize", &PyRun::AddTokenize)
+      .def("add_render_template", &PyRun::AddRenderTemplate)
       .def("start", &PyRun::Start)
       .def("next", &PyRun::Next)
       .def("release", &PyRun::Release)

@@ -11,7 +11,8 @@ from typing import Any
 
 from daft_flow import _core
 from daft_flow.execution.options import ExecutionOptions
-from daft_flow.execution.python_runners import AsListRunner, AsyncRunner, BatchRunner, row_builder, row_converter
+from daft_flow.execution.python_runners import (AsListRunner, AsyncRunner, BatchRunner, LlmRunner, row_builder,
+                                                row_converter)
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
@@ -19,8 +20,12 @@ from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 _EXPANDING = ("read", "read_bytes")  # ops whose outputs are much larger than their inputs
 
 
-def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool) -> Any:
+def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
+              cancellables: list[Any] | None = None) -> Any:
+    """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
+    run stops early."""
     plan = traced.plan
+    cancellables = cancellables if cancellables is not None else []
     run = _core.Run(source, options.memory_budget, ordered)
     nodes = plan.nodes
     # Row functions may read str/bytes root inputs from the caller's own objects (no decoding);
@@ -48,7 +53,14 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
                 run.add_explode(parent=level.parent, level=level.id, source_node=level.source_node,
                                 element_node=node.id, one_to_one=level.one_to_one)
             continue
+        if op == "render_template":
+            run.add_render_template(node.level, node.id, list(node.render_template.literals),
+                                    [(i, nodes[i].level) for i in node.inputs])
+            continue
         out = dtype_from_ir(node.type)
+        if op == "llm_call":
+            cancellables.append(_add_llm(run, traced, node, level, out, options, usage))
+            continue
         arg_types = [dtype_from_ir(nodes[i].type) for i in node.inputs]
         args = [_core.ArgSpec(i, nodes[i].level) for i in node.inputs]
         if op == "as_list":
@@ -73,5 +85,31 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
                 source.expect_expansion()
                 on_output = source.note_output
             runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100, on_output)
+            cancellables.append(runner)
             run.add_python_batch(info, runner, options.async_concurrency)
     return run
+
+
+def _add_llm(run: Any, traced: TracedPlan, node: Any, level: Any, out: Any, options: ExecutionOptions,
+             usage: Any) -> Any:
+    from daft_flow.llm.provider import default_provider
+    from daft_flow.llm.usage import UsageReport
+
+    c = node.llm_call
+    spec = traced.callables[c.spec_ref]
+    provider = traced.callables[c.provider_ref] if c.provider_ref >= 0 else default_provider()
+    provider.reset()
+    embed = c.kind == ir.LlmCall.EMBED
+    model = c.model or (provider.embedding_model if embed else provider.model)
+    name = "embed_text" if embed else "prompt"
+    field = node.name or name
+    report = usage if usage is not None else UsageReport()
+    if all(p is not provider for p in report.providers):
+        report.providers.append(provider)
+    op_usage = report.op(field if field not in report.ops else f"{field}#{node.id}", op=name, field=field,
+                         flow=level.flow, model=model)
+    arg = _core.ArgSpec(node.inputs[0], traced.plan.nodes[node.inputs[0]].level)
+    info = _core.OpInfo(node.id, node.level, [arg], name, field, level.flow)
+    runner = LlmRunner(spec, provider, model, name, out, op_usage)
+    run.add_python_batch(info, runner, options.async_concurrency)
+    return runner

@@ -26,6 +26,36 @@ def _arg_values(args: Args, arg_types: list[DataType]) -> list[list[Any]]:
     return out
 
 
+class _Cancellable:
+    """Tracks the event-loop futures a runner waits on, so a run that stops early (an error, Ctrl-C,
+    a ``stream()`` loop left) cancels its in-flight requests instead of waiting for them."""
+
+    def _init_cancel(self) -> None:
+        import threading
+
+        self._futures: set[Any] = set()
+        self._futures_lock = threading.Lock()
+        self._cancelled = False
+
+    def _wait(self, coro: Any) -> Any:
+        future = event_loop.submit(coro)
+        with self._futures_lock:
+            if self._cancelled:
+                future.cancel()
+            self._futures.add(future)
+        try:
+            return future.result()
+        finally:
+            with self._futures_lock:
+                self._futures.discard(future)
+
+    def cancel(self) -> None:
+        with self._futures_lock:
+            self._cancelled = True
+            for future in self._futures:
+                future.cancel()
+
+
 def _alive(mask: bytes, n: int) -> list[int]:
     return [i for i in range(n) if not mask[i]]
 
@@ -83,7 +113,7 @@ class BatchRunner:
         return array, failures
 
 
-class AsyncRunner:
+class AsyncRunner(_Cancellable):
     """``async def`` functions: every row of the batch is a coroutine on the runtime's event loop,
     at most ``max_in_flight`` running at once across all batches of this op."""
 
@@ -93,6 +123,7 @@ class AsyncRunner:
         self.max_in_flight = max_in_flight
         self.on_output = on_output  # told (bytes, rows) of each batch's results, for expanding ops
         self._semaphore: asyncio.Semaphore | None = None
+        self._init_cancel()
 
     async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
         if self._semaphore is None:
@@ -108,7 +139,7 @@ class AsyncRunner:
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
         values = _arg_values(args, self.arg_types)
         calls = [(r, [v[r] for v in values]) for r in _alive(mask, n)]
-        outcomes = event_loop.submit(self._run(calls)).result()
+        outcomes = self._wait(self._run(calls))
         failures: list[tuple[int, Any]] = []
         results: list[Any] = [None] * n
         for (r, _), outcome in zip(calls, outcomes):
@@ -156,3 +187,78 @@ def row_converter(t: DataType) -> Callable[[pa.Array], list[Any]]:
 def row_builder(t: DataType) -> Callable[[list[Any]], tuple[Any, list[tuple[int, str]]]]:
     """For the native row loop: results of a type without a fast native builder."""
     return lambda values: values_to_arrow(values, t)
+
+
+class LlmRunner(_Cancellable):
+    """prompt() / embed_text(): the rendered text of each row goes to the provider as coroutines on the
+    runtime's event loop. The provider's limiter and concurrency cap are shared by every op using it.
+
+    Prompts are sent in text order within a batch, so rows sharing a prefix (a document's chunks)
+    go out together and first, which is what server-side prefix caches reward. A
+    ``ProviderConfigError`` (bad key, unknown model) stops the run with one error.
+    """
+
+    def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any) -> None:
+        self.spec, self.provider, self.model, self.name, self.out, self.usage = spec, provider, model, name, out, usage
+        self._init_cancel()
+
+    async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
+        spec = self.spec
+
+        async def one(text: str) -> Any:
+            answer = await self.provider.complete(
+                text, model=self.model, usage=self.usage, max_tokens=spec.max_tokens or None,
+                temperature=spec.temperature, response_format=spec.response_format, options=spec.options or None)
+            if spec.response_format is not None:
+                from daft_flow.ops.llm_ops import parse_structured
+
+                return parse_structured(answer, spec)
+            return answer
+
+        return await asyncio.gather(*(one(t) for _, t in calls), return_exceptions=True)
+
+    async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
+        texts = [t for _, t in calls]
+        groups = self.provider.embedding_batches(texts)
+
+        async def one(group: list[int]) -> Any:
+            return await self.provider.embed([texts[i] for i in group], model=self.model, usage=self.usage)
+
+        answers = await asyncio.gather(*(one(g) for g in groups), return_exceptions=True)
+        outcomes: list[Any] = [None] * len(calls)
+        for group, answer in zip(groups, answers):
+            for j, i in enumerate(group):
+                outcomes[i] = answer if isinstance(answer, BaseException) else answer[j]
+        return outcomes
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+        from daft_flow.llm.provider import ProviderConfigError
+
+        (texts,) = _arg_values(args, [DataType("str")])
+        failures: list[tuple[int, Any]] = []
+        calls: list[tuple[int, str]] = []
+        for r in _alive(mask, n):
+            if texts[r] is None:
+                failures.append((r, ValueError(f"{self.name}: the text to send is null (a field of its template "
+                                               "is null)")))
+            else:
+                calls.append((r, texts[r]))
+        if self.spec.kind == "prompt":
+            calls.sort(key=lambda c: c[1])
+            outcomes = self._wait(self._prompts(calls))
+        else:
+            outcomes = self._wait(self._embeddings(calls))
+        results: list[Any] = [None] * n
+        answered = 0
+        for (r, _), outcome in zip(calls, outcomes):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, ProviderConfigError) or not isinstance(outcome, Exception):
+                    raise outcome
+                failures.append((r, outcome))
+            else:
+                results[r] = outcome
+                answered += 1
+        self.usage.add(rows=answered, errors=len(failures))
+        array, problems = values_to_arrow(results, self.out)
+        failures.extend((r, msg) for r, msg in problems)
+        return array, failures

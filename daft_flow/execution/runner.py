@@ -50,15 +50,20 @@ def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
-    ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one."""
+    ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
+    LLM usage of the run is recorded (``dflow.usage()``) and on ``usage_owner._last_usage``."""
     plan = traced.plan
     values = _inputs(plan.root_field, values)
     opts = get_options(**options)
     root = plan.levels[0]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
-    run = build_run(traced, source, opts, ordered)
+    from daft_flow.llm.usage import UsageReport, set_last
+
+    usage = UsageReport()
+    cancellables: list[Any] = []
+    run = build_run(traced, source, opts, ordered, usage, cancellables)
     readers = make_readers(run)
     run.start()
     _live_runs[id(run)] = run
@@ -69,7 +74,16 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             run.release(batch)
     finally:
         _live_runs.pop(id(run), None)
+        for runner in cancellables:  # a run that ends early must not wait for in-flight requests
+            runner.cancel()
         run.close()
+        for provider in usage.providers:
+            provider.release()
+        if usage.ops:
+            usage.finish()
+            set_last(usage)
+            if usage_owner is not None:
+                usage_owner._last_usage = usage
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
@@ -78,7 +92,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     plan = traced.plan
     progress = Progress(plan.levels[plan.output_level].flow, get_options(**options).progress)
     for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                                     **options):
+                                     usage_owner=flow, **options):
         output = reader.read(batch)
         progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
         yield reader, output

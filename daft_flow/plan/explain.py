@@ -17,6 +17,17 @@ def _op(node: ir.Node) -> str:
         return node.level_attribute.name
     if which == "tokenize":
         return f"tokenize[{node.tokenize.tokenizer.rsplit('/', 1)[-1]}, special={node.tokenize.add_special_tokens}]"
+    if which == "render_template":
+        parts = len(node.render_template.literals)
+        return f"render_template[{sum(len(x) for x in node.render_template.literals)} literal chars, {parts - 1} fields]"
+    if which == "llm_call":
+        c = node.llm_call
+        kind = "embed_text" if c.kind == ir.LlmCall.EMBED else "prompt"
+        opts = [c.provider] + ([f"model={c.model}"] if c.model else []) + \
+            ([f"max_tokens={c.max_tokens}"] if c.max_tokens else []) + \
+            ([f"temperature={c.temperature:g}"] if c.has_temperature else []) + \
+            (["structured"] if c.response_format_json else [])
+        return f"{kind}[{', '.join(opts)}]"
     udf = node.python_udf
     detail = _MODE_NAMES[udf.mode]
     if udf.mode == ir.PythonUdf.ASYNC:

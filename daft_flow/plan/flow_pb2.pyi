@@ -97,8 +97,44 @@ class ChunkText(_message.Message):
     end_offset_node: int
     def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ...) -> None: ...
 
+class RenderTemplate(_message.Message):
+    __slots__ = ("literals",)
+    LITERALS_FIELD_NUMBER: _ClassVar[int]
+    literals: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, literals: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LlmCall(_message.Message):
+    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "spec_ref")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PROMPT: _ClassVar[LlmCall.Kind]
+        EMBED: _ClassVar[LlmCall.Kind]
+    PROMPT: LlmCall.Kind
+    EMBED: LlmCall.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_REF_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    HAS_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_JSON_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SPEC_REF_FIELD_NUMBER: _ClassVar[int]
+    kind: LlmCall.Kind
+    provider_ref: int
+    provider: str
+    model: str
+    max_tokens: int
+    has_temperature: bool
+    temperature: float
+    response_format_json: str
+    options_json: str
+    spec_ref: int
+    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., spec_ref: _Optional[int] = ...) -> None: ...
+
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list", "level_attribute", "tokenize")
+    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +145,8 @@ class Node(_message.Message):
     AS_LIST_FIELD_NUMBER: _ClassVar[int]
     LEVEL_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     TOKENIZE_FIELD_NUMBER: _ClassVar[int]
+    RENDER_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    LLM_CALL_FIELD_NUMBER: _ClassVar[int]
     id: int
     level: int
     name: str
@@ -119,7 +157,9 @@ class Node(_message.Message):
     as_list: AsList
     level_attribute: LevelAttribute
     tokenize: Tokenize
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ...) -> None: ...
+    render_template: RenderTemplate
+    llm_call: LlmCall
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
 
 class Level(_message.Message):
     __slots__ = ("id", "parent", "flow", "source_node", "one_to_one", "element_node", "chunk_text")

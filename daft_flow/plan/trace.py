@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from daft_flow.expressions import AsList, Expr, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall, Tokenize
+from daft_flow.expressions import (AsList, Expr, LevelAttribute, LevelDef, LevelInput, LlmCall, Mapped, PythonCall,
+                                   RenderTemplate, Tokenize)
 from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf, callable_name
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
@@ -17,7 +18,7 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 1
+IR_VERSION = 2  # 2: render_template and llm_call nodes
 
 _MODES = {"row": ir.PythonUdf.ROW, BATCH: ir.PythonUdf.BATCH, ASYNC: ir.PythonUdf.ASYNC}
 
@@ -98,7 +99,8 @@ class _Tracer:
         return msg.id
 
     def add_node(self, level: int, name: str, dtype: DataType, inputs: list[int], kind: str,
-                 udf: ir.PythonUdf | None = None, attribute: str = "", tokenize: Tokenize | None = None) -> int:
+                 udf: ir.PythonUdf | None = None, attribute: str = "", tokenize: Tokenize | None = None,
+                 extra: Any = None) -> int:
         node = ir.Node(id=len(self.plan.nodes), level=level, name=name, inputs=inputs)
         node.type.CopyFrom(dtype_to_ir(dtype))
         if kind == "level_input":
@@ -107,6 +109,10 @@ class _Tracer:
             node.as_list.SetInParent()
         elif kind == "level_attribute":
             node.level_attribute.name = attribute
+        elif kind == "render_template":
+            node.render_template.literals.extend(extra)
+        elif kind == "llm_call":
+            node.llm_call.CopyFrom(extra)
         elif kind == "tokenize":
             assert tokenize is not None
             node.tokenize.tokenizer = tokenize.tokenizer_path
@@ -136,6 +142,37 @@ class _Tracer:
         msg.fn.qualname = callable_name(fn)
         msg.fn.ref = self.callable_refs[id(fn)]
         return msg
+
+    def ref(self, obj: Any) -> int:
+        if id(obj) not in self.callable_refs:
+            self.callable_refs[id(obj)] = len(self.callables)
+            self.callables.append(obj)
+        return self.callable_refs[id(obj)]
+
+    def llm_msg(self, expr: LlmCall) -> ir.LlmCall:
+        import json
+
+        spec = expr.spec
+        msg = ir.LlmCall(kind=ir.LlmCall.EMBED if spec.kind == "embed" else ir.LlmCall.PROMPT, model=spec.model,
+                         max_tokens=spec.max_tokens)
+        msg.provider_ref = -1 if spec.provider is None else self.ref(spec.provider)
+        msg.provider = "default" if spec.provider is None else spec.provider.describe()
+        if spec.temperature is not None:
+            msg.has_temperature, msg.temperature = True, spec.temperature
+        if spec.response_format is not None:
+            msg.response_format_json = json.dumps(spec.response_format, sort_keys=True)
+        if spec.options:
+            msg.options_json = json.dumps(spec.options, sort_keys=True, default=str)
+        msg.spec_ref = self.ref(spec)
+        return msg
+
+    def combined_level(self, args: list[tuple[int, int]], what: str) -> int:
+        level_id = max((lvl for _, lvl in args), key=lambda lvl: self.level_depth[lvl])
+        for _, lvl in args:
+            if not self.is_ancestor(lvl, level_id):
+                raise ValueError(f"{what} combines fields of flows {self.plan.levels[lvl].flow!r} and "
+                                 f"{self.plan.levels[level_id].flow!r}, which are not parent and child")
+        return level_id
 
     def node(self, expr: Expr, maps: Maps, name: str = "") -> tuple[int, int]:
         """Returns (node id, level id) for ``expr`` seen through ``maps``."""
@@ -170,6 +207,14 @@ class _Tracer:
         elif isinstance(expr, Tokenize):
             arg, level_id = self.node(expr.arg, maps)
             result = (self.add_node(level_id, name, expr.dtype, [arg], "tokenize", tokenize=expr), level_id)
+        elif isinstance(expr, RenderTemplate):
+            args = [self.node(a, maps) for a in expr.args]
+            level_id = self.combined_level(args, "a prompt template")
+            result = (self.add_node(level_id, name, expr.dtype, [n for n, _ in args], "render_template",
+                                    extra=expr.literals), level_id)
+        elif isinstance(expr, LlmCall):
+            arg, level_id = self.node(expr.arg, maps)
+            result = (self.add_node(level_id, name, expr.dtype, [arg], "llm_call", extra=self.llm_msg(expr)), level_id)
         elif isinstance(expr, AsList):
             arg, level_id = self.node(expr.arg, maps)
             result = (self.add_node(level_id, name, expr.dtype, [arg], "as_list"), level_id)

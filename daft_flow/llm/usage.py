@@ -1,0 +1,113 @@
+"""Usage accounting per LLM op: requests, tokens, retries, errors, latency and cost."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+from dataclasses import field as dc_field
+from typing import Any
+
+# USD per 1M tokens: (input, cached input, output). Extend with ``dflow.set_price``.
+PRICES: dict[str, tuple[float, float, float]] = {
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "gpt-4o": (2.50, 1.25, 10.00),
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.40),
+    "text-embedding-3-small": (0.02, 0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.13, 0.0),
+}
+
+
+def set_price(model: str, *, input: float, output: float = 0.0, cached_input: float | None = None) -> None:
+    """Sets the price of ``model`` in USD per 1M tokens (cached input defaults to the input price)."""
+    PRICES[model] = (float(input), float(input if cached_input is None else cached_input), float(output))
+
+
+def cost_of(model: str, input_tokens: int, cached_tokens: int, output_tokens: int) -> float | None:
+    price = PRICES.get(model)
+    if price is None:
+        return None
+    p_in, p_cached, p_out = price
+    return ((input_tokens - cached_tokens) * p_in + cached_tokens * p_cached + output_tokens * p_out) / 1e6
+
+
+@dataclass
+class OpUsage:
+    """What one op (one field computed by prompt/embed_text) used in a run."""
+
+    op: str = ""
+    field: str = ""
+    flow: str = ""
+    model: str = ""
+    rows: int = 0            # rows answered
+    requests: int = 0        # HTTP requests sent, retries included
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    retries: int = 0
+    errors: int = 0          # rows that failed after retries
+    latency_s: float = 0.0   # summed over successful requests
+    cost_usd: float | None = 0.0
+    _lock: threading.Lock = dc_field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: Any) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def finish(self) -> None:
+        self.cost_usd = cost_of(self.model, self.input_tokens, self.cached_tokens, self.output_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+class UsageReport:
+    """Usage of every LLM op of one run, keyed by output field name (``report["summary"]``)."""
+
+    def __init__(self) -> None:
+        self.ops: dict[str, OpUsage] = {}
+        self.providers: list[Any] = []  # providers used by the run, released when it ends
+
+    def op(self, key: str, **meta: Any) -> OpUsage:
+        if key not in self.ops:
+            self.ops[key] = OpUsage(**meta)
+        return self.ops[key]
+
+    def finish(self) -> "UsageReport":
+        for u in self.ops.values():
+            u.finish()
+        return self
+
+    def __getitem__(self, key: str) -> OpUsage:
+        return self.ops[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.ops.values())
+
+    def total(self, name: str) -> Any:
+        """Sum of one counter over all ops (``report.total("requests")``)."""
+        values = [getattr(u, name) for u in self.ops.values()]
+        if name == "cost_usd" and any(v is None for v in values):
+            return None
+        return sum(values)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {k: u.as_dict() for k, u in self.ops.items()}
+
+    def __repr__(self) -> str:
+        rows = [f"  {k}: requests={u.requests} in={u.input_tokens} out={u.output_tokens} cached={u.cached_tokens} "
+                f"retries={u.retries} errors={u.errors} cost={u.cost_usd}" for k, u in self.ops.items()]
+        return "UsageReport(\n" + "\n".join(rows) + "\n)"
+
+
+_last: UsageReport | None = None
+
+
+def set_last(report: UsageReport) -> None:
+    global _last
+    _last = report
+
+
+def last_usage() -> UsageReport | None:
+    """The usage report of the most recent run in this process that had LLM ops."""
+    return _last
