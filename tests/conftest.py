@@ -18,3 +18,4 @@ def no_leaked_threads():
             return
         threading.Event().wait(0.02)
     assert native_thread_count() <= before + 1, "runtime threads still running after the run ended"
+

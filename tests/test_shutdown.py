@@ -32,10 +32,10 @@ SCRIPTS = {
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
-def test_exit_with_a_run_in_flight_is_clean(name):
+def test_exit_with_a_run_in_flight_is_clean(name, tmp_path):
     env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
-    for _ in range(3):
-        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPTS[name])], env=env,
+    for _ in range(3):  # cwd: not the repo root, whose source tree has no built extension in CI
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPTS[name])], env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "1"

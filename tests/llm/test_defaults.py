@@ -39,10 +39,13 @@ def test_embedded_embeddings_are_minilm_384_dims():
 
 
 def _run_example(name: str) -> str:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    import tempfile
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(dflow.__file__)))
     env.pop("OPENAI_API_KEY", None)
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / name)], env=env, capture_output=True, text=True,
-                         timeout=600)
+    with tempfile.TemporaryDirectory() as cwd:
+        out = subprocess.run([sys.executable, str(ROOT / "examples" / name)], env=env, capture_output=True,
+                             text=True, timeout=600, cwd=cwd)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
