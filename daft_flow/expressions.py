@@ -1,6 +1,7 @@
 """Field expressions: what a field is computed from. Pure builders, no execution."""
 from __future__ import annotations
 
+import abc
 import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -42,14 +43,15 @@ class LevelDef:
         return f"LevelDef({self.name!r}#{self.uid})"
 
 
-class Expr:
+class Expr(abc.ABC):
     """A node of the expression graph. ``dtype`` is known when the expression is built."""
 
     dtype: DataType
     field_name: str = ""  # the field it was first assigned to, for plans and error messages
 
+    @abc.abstractmethod
     def label(self) -> str:
-        raise NotImplementedError
+        """A short description for plans and messages."""
 
 
 class LevelInput(Expr):

@@ -13,6 +13,7 @@ starts a run (sinks keep per-run state: open files, counters).
 """
 from __future__ import annotations
 
+import abc
 import itertools
 import json
 import os
@@ -44,7 +45,7 @@ def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, default=_json_default)
 
 
-class Sink:
+class Sink(abc.ABC):
     """Base class of sinks. Subclasses implement ``write`` (all-or-nothing per call)."""
 
     # Per-run state (open files, clients) that is not part of the sink's definition: left out when
@@ -64,9 +65,9 @@ class Sink:
         """A run starts; ``columns`` are the names and types of the values written."""
         self.columns = columns
 
+    @abc.abstractmethod
     def write(self, rows: Rows) -> list[str]:
         """Writes ``rows``; returns, per row, where it went (a path, URL or table)."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """A run ended: flush and release what ``write`` opened."""

@@ -12,6 +12,7 @@ Which provider an op uses: its ``provider=``, else ``dflow.set_provider(p)``, el
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import os
@@ -45,7 +46,7 @@ def estimate_tokens(text: str) -> int:
     return Tokenizer.default().count(text)
 
 
-class Provider:
+class Provider(abc.ABC):
     """Base class. Subclasses implement ``complete`` and ``embed``."""
 
     model: str = ""
@@ -61,13 +62,15 @@ class Provider:
     def release(self) -> None:
         """Called when a run ends: closes connections (from outside the event loop thread)."""
 
+    @abc.abstractmethod
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, max_tokens: int | None = None,
                        temperature: float | None = None, response_format: dict[str, Any] | None = None,
                        options: dict[str, Any] | None = None) -> str:
-        raise NotImplementedError
+        """The answer to ``prompt``; records requests and tokens on ``usage``."""
 
+    @abc.abstractmethod
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
-        raise NotImplementedError
+        """One embedding per text; records requests and tokens on ``usage``."""
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
         """Row indexes grouped into requests (many inputs per request, under a token limit)."""
