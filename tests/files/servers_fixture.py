@@ -53,7 +53,23 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
-class HTTPFileServer:
+class _ServedOnLoopback:
+    """Runs ``self.httpd`` (set by the subclass) on a daemon thread for the duration of a with-block."""
+
+    httpd: ThreadingHTTPServer
+
+    def __enter__(self) -> Any:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class HTTPFileServer(_ServedOnLoopback):
     """Serves ``root`` on 127.0.0.1 (``/forbidden*`` answers 403, ``/error*`` 500), counting
     requests and distinct client connections; ``latency`` seconds are added to every request."""
 
@@ -68,16 +84,7 @@ class HTTPFileServer:
         self.httpd.daemon_threads = True
         self.httpd.request_queue_size = 1024
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "HTTPFileServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 class MotoS3:
@@ -120,7 +127,7 @@ def restore_env(old: dict[str, "str | None"]) -> None:
             os.environ[k] = v
 
 
-class FaultProxy:
+class FaultProxy(_ServedOnLoopback):
     """Fault injection in front of a real server: forwards every request to ``upstream``, except that
     requests matching ``fail(method, path)`` are answered with a 500 (an S3 ``InternalError``)."""
 
@@ -178,13 +185,4 @@ class FaultProxy:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultProxy":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
