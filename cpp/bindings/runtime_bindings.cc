@@ -94,9 +94,12 @@ class PyRun {
                                                             std::move(root_objects), root_node, errors_),
                         {1});
   }
-  void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency) {
+  void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency, bool expanding) {
+    dflow::StageOptions options;
+    options.concurrency = concurrency;
+    options.expanding = expanding;
     pipeline_->AddStage(std::make_unique<PythonBatchOperator>(std::move(info), std::move(runner), errors_),
-                        {concurrency});
+                        options);
   }
   void AddExplode(int32_t parent, int32_t level, int32_t source_node, int32_t element_node, bool one_to_one) {
     pipeline_->AddStage(std::make_unique<dflow::ExplodeOperator>(parent, level, source_node, element_node, one_to_one),
@@ -222,7 +225,8 @@ void init_runtime(py::module_& m) {
       .def(py::init<py::object, int64_t, bool>(), py::arg("next_batch"), py::arg("memory_budget"), py::arg("ordered"))
       .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
            py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1)
-      .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1)
+      .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1,
+           py::arg("expanding") = false)
       .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),
            py::arg("element_node"), py::arg("one_to_one"))
       .def("add_chunk_text", &PyRun::AddChunkText)

@@ -81,12 +81,15 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             run.add_python_batch(info, runner, 1)
         else:
             on_output = None
-            if udf.builtin in _EXPANDING and hasattr(source, "expect_expansion"):
+            expanding = udf.builtin in _EXPANDING
+            if expanding and hasattr(source, "expect_expansion"):
                 source.expect_expansion()
                 on_output = source.note_output
             runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100, on_output)
             cancellables.append(runner)
-            run.add_python_batch(info, runner, options.async_concurrency)
+            # An expanding stage makes the runtime probe row sizes with the first batch and then
+            # charge each admitted batch its expected footprint (in-flight reads included).
+            run.add_python_batch(info, runner, options.async_concurrency, expanding)
     return run
 
 

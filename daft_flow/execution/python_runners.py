@@ -149,8 +149,10 @@ class AsyncRunner(_Cancellable):
                 failures.append((r, outcome))
             else:
                 results[r] = outcome
-        if self.on_output is not None and calls:
-            self.on_output(sum(len(v) for v in results if v is not None and hasattr(v, "__len__")), len(calls))
+        if self.on_output is not None:
+            read = [v for v in results if v is not None]  # failed reads say nothing about sizes
+            if read:
+                self.on_output(sum(len(v) for v in read if hasattr(v, "__len__")), len(read))
         array, problems = values_to_arrow(results, self.out)
         failures.extend((r, msg) for r, msg in problems)
         return array, failures

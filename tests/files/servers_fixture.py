@@ -42,8 +42,15 @@ class _Handler(SimpleHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:  # noqa: N802
-        if self._admit():
-            super().do_GET()
+        with self.state.lock:
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+        try:
+            if self._admit():
+                super().do_GET()
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
 
     def do_HEAD(self) -> None:  # noqa: N802
         if self._admit():
@@ -71,13 +78,15 @@ class _ServedOnLoopback:
 
 class HTTPFileServer(_ServedOnLoopback):
     """Serves ``root`` on 127.0.0.1 (``/forbidden*`` answers 403, ``/error*`` 500), counting
-    requests and distinct client connections; ``latency`` seconds are added to every request."""
+    requests, distinct client connections and the most GETs served at once; ``latency`` seconds
+    are added to every request."""
 
     def __init__(self, root: str, latency: float = 0.0) -> None:
         self.root, self.latency = root, latency
         self.lock = threading.Lock()
         self.requests = 0
         self.busy = 0
+        self.in_flight = self.max_in_flight = 0
         self.connections: set[Any] = set()
         handler = functools.partial(_Handler, server_state=self, directory=root)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -259,6 +259,34 @@ def test_batches_of_urls_are_sized_by_what_reads_return():
     assert 35 <= source()[1] <= 42
 
 
+def test_reads_in_flight_are_charged_to_the_memory_budget(http_files):
+    # A URL costs a few bytes, the document it becomes 5 MB. The first read is a probe; from then
+    # on each admitted URL is charged its expected document, so a 12 MB budget allows two at once
+    # (without the charge, every async slot of the read stage would be filled).
+    root, server = http_files
+    server.latency = 0.05
+    body = "y" * (5 * 10**6)
+    for i in range(12):
+        (root / f"doc{i}.txt").write_text(body)
+    flow = dflow.Flow(str).open_file().read()
+    n = 0
+    for row in flow.stream([f"{server.url}/doc{i}.txt" for i in range(12)], memory_budget="12MB"):
+        assert len(row["text"]) == len(body)
+        n += 1
+    assert n == 12
+    assert server.max_in_flight <= 2, f"{server.max_in_flight} reads of 5 MB in flight with a 12 MB budget"
+
+
+def test_a_probe_whose_read_failed_does_not_stall_the_run(http_files):
+    root, server = http_files
+    (root / "ok.txt").write_text("fine")
+    flow = dflow.Flow(str).open_file().read()
+    urls = [f"{server.url}/missing{i}.txt" for i in range(3)] + [f"{server.url}/ok.txt"] * 3
+    rows = flow.collect_batch(urls, on_error="return")
+    assert [isinstance(r, dflow.RowFailure) for r in rows] == [True] * 3 + [False] * 3
+    assert [r["text"] for r in rows[3:]] == ["fine"] * 3
+
+
 def test_large_files_read_with_flat_memory(tmp_path):
     psutil = pytest.importorskip("psutil")
     body = ("x" * 99 + "\n") * 100_000  # 10 MB

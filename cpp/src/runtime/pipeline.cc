@@ -2,6 +2,8 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
+
 #include <stdexcept>
 
 namespace dflow {
@@ -28,6 +30,7 @@ void Pipeline::Start() {
   }
   for (size_t i = 0; i < ops_.size(); ++i)
     live_workers_.push_back(std::make_unique<std::atomic<int>>(std::max(1, stage_options_[i].concurrency)));
+  for (const StageOptions& o : stage_options_) probing_ = probing_ || o.expanding;
   threads_.emplace_back([this] { RunSource(); });
   for (size_t i = 0; i < ops_.size(); ++i)
     for (int w = 0; w < std::max(1, stage_options_[i].concurrency); ++w)
@@ -41,16 +44,22 @@ void Pipeline::Fail(std::exception_ptr error) {
   }
   cancelled_ = true;
   budget_.Cancel();
+  footprint_.Cancel();
   for (auto& q : queues_) q->Close(/*discard=*/true);
 }
 
 void Pipeline::RunSource() {
   try {
+    int64_t admitted = 0;
     while (!cancelled_) {
+      if (probing_ && admitted > 0 && !footprint_.WaitForProbe(admitted)) break;
       std::unique_ptr<Batch> batch = source_->Next();
       if (!batch) break;
-      batch->bytes = batch->ComputeBytes();
+      batch->peak = batch->ComputeBytes();
+      batch->reserved = footprint_.Expected(batch->levels[0].num_rows);
+      batch->bytes = std::max(batch->peak, batch->reserved);
       if (!budget_.Acquire(batch->bytes)) break;
+      ++admitted;
       if (!queues_[0]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
@@ -68,10 +77,11 @@ void Pipeline::RunStage(size_t index) {
       std::unique_ptr<Batch> batch = std::move(*item);
       if (cancelled_) break;
       op.Process(*batch);
-      int64_t bytes = batch->ComputeBytes();
-      budget_.Add(bytes - batch->bytes);
-      batch->bytes = bytes;
-      batches_ += (index + 1 == ops_.size());
+      Charge(*batch, stage_options_[index].expanding);
+      if (index + 1 == ops_.size()) {
+        ++batches_;
+        footprint_.ObserveFinished(batch->peak, batch->levels[0].num_rows);
+      }
       if (!queues_[index + 1]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
@@ -80,6 +90,20 @@ void Pipeline::RunStage(size_t index) {
     Fail(std::current_exception());
   }
   if (--*live_workers_[index] == 0) queues_[index + 1]->Close();
+}
+
+void Pipeline::Charge(Batch& batch, bool expanding) {
+  int64_t measured = batch.ComputeBytes();
+  batch.peak = std::max(batch.peak, measured);
+  if (expanding) {
+    const Level& root = batch.levels[0];
+    int64_t ok_rows = 0;
+    for (int64_t r = 0; r < root.num_rows; ++r) ok_rows += !root.Failed(r);
+    footprint_.ObserveExpanded(measured, ok_rows);
+  }
+  int64_t bytes = std::max(measured, batch.reserved);
+  budget_.Add(bytes - batch.bytes);
+  batch.bytes = bytes;
 }
 
 Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out) {
@@ -130,6 +154,7 @@ Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::uniq
 void Pipeline::Cancel() {
   cancelled_ = true;
   budget_.Cancel();
+  footprint_.Cancel();
   for (auto& q : queues_) q->Close(/*discard=*/true);
   for (auto& t : threads_)
     if (t.joinable()) t.join();

@@ -48,6 +48,8 @@ struct Batch {
   int64_t seq = 0;          // position of this batch in the input stream
   int64_t first_input = 0;  // input index of the first root row
   int64_t bytes = 0;        // bytes charged against the memory budget
+  int64_t reserved = 0;     // expected footprint charged at admission: `bytes` never drops below it
+  int64_t peak = 0;         // the largest measured size so far (feeds the footprint estimate)
   std::vector<Level> levels;
   // When >= 0, root row ids are computed on first use by hashing this root column: flows that
   // never need ids (no children, no failures, no lineage) never pay for them.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dflow/runtime/bounded_queue.h"
+#include "dflow/runtime/footprint_estimate.h"
 #include "dflow/runtime/memory_budget.h"
 #include "dflow/runtime/operator.h"
 
@@ -18,6 +19,9 @@ namespace dflow {
 
 struct StageOptions {
   int concurrency = 1;  // worker threads for this stage (Python stages: 1, the GIL serialises them)
+  // Its outputs are much larger than its inputs (a read: URL -> document). The first batch
+  // becomes a probe of how large rows get; see FootprintEstimate.
+  bool expanding = false;
 };
 
 struct PipelineOptions {
@@ -55,11 +59,14 @@ class Pipeline {
   void RunSource();
   void RunStage(size_t index);
   void Fail(std::exception_ptr error);
+  void Charge(Batch& batch, bool expanding);  // re-measures a batch after a stage, charges growth
 
   using Queue = BoundedQueue<std::unique_ptr<Batch>>;
   std::unique_ptr<Source> source_;
   PipelineOptions options_;
   MemoryBudget budget_;
+  FootprintEstimate footprint_;
+  bool probing_ = false;  // some stage expands: admit one batch until it has passed that stage
   std::vector<std::unique_ptr<Operator>> ops_;
   std::vector<StageOptions> stage_options_;
   std::vector<std::unique_ptr<Queue>> queues_;  // queues_[i] feeds stage i; the last feeds Next()
