@@ -4,7 +4,8 @@ fsspec protocol: http(s), s3, gs, hf, ...).
 Remote reads go through fsspec's async filesystems on the runtime's event loop: one filesystem (so
 one aiohttp session / one S3 client, with its connection pool) per protocol and loop, shared by all
 concurrent reads. Credentials and endpoints come from the standard environment and config files
-(``AWS_ENDPOINT_URL`` alone points s3:// at MinIO, R2 or moto).
+(``AWS_ENDPOINT_URL`` alone points s3:// at MinIO, R2 or moto; ``STORAGE_EMULATOR_HOST`` points
+gs:// at a GCS emulator).
 """
 from __future__ import annotations
 
@@ -85,12 +86,20 @@ def check_local(path: str) -> None:
 
 _filesystems: dict[tuple[str, int, str], Any] = {}
 
+# Environment variables that point a protocol at another endpoint (MinIO/R2/moto, a GCS emulator,
+# a Hub mirror): a filesystem made before one changed must not be reused after.
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST", "HF_ENDPOINT")
+
+
+def _endpoints() -> str:
+    return "\0".join(os.environ.get(v, "") for v in _ENDPOINT_VARIABLES)
+
 
 def _async_filesystem(protocol: str) -> Any:
     import fsspec
 
     loop = asyncio.get_running_loop()
-    key = (protocol, id(loop), os.environ.get("AWS_ENDPOINT_URL", ""))
+    key = (protocol, id(loop), _endpoints())
     fs = _filesystems.get(key)
     if fs is None:
         cls = fsspec.get_filesystem_class(protocol)
@@ -206,6 +215,59 @@ async def _http_get(fs: Any, url: str) -> Any:
         return buf
 
 
+RANGE_BYTES = 8 << 20  # large object-store files are fetched as ranges of this size...
+RANGE_CONCURRENCY = 4  # ...this many at once per file
+
+
+def _range_not_satisfiable(e: BaseException) -> bool:
+    return getattr(e, "code", None) == 416 or getattr(e, "status", None) == 416 or (
+        isinstance(e, OSError) and "range" in str(e).lower())
+
+
+async def _ranged_get(fs: Any, url: str) -> Any:
+    """An object-store file (s3fs, gcsfs, any async fsspec filesystem) in one request when it is
+    small, else into a HostBuffer of its size, filled by concurrent range requests: a large object
+    is never joined from chunks (held twice), and big files come down over several connections."""
+    try:
+        head = await fs._cat_file(url, start=0, end=LARGE_BYTES)
+    except Exception as e:
+        if not _range_not_satisfiable(e):
+            raise
+        return await fs._cat_file(url)  # an empty object has no byte 0 to ask for
+    if len(head) < LARGE_BYTES:
+        return head
+    size = (await fs._info(url))["size"]
+    if size <= len(head):
+        return head
+    from daft_flow import _core
+
+    buf = _core.HostBuffer(size)
+    view = memoryview(buf)
+    view[:len(head)] = head
+    del head
+    short = [size]  # the file shrank since its size was read: where it ends now
+    slots = asyncio.Semaphore(RANGE_CONCURRENCY)
+
+    async def fill(start: int) -> None:
+        end = min(size, start + RANGE_BYTES)
+        async with slots:
+            part = await fs._cat_file(url, start=start, end=end)
+        view[start:start + len(part)] = part
+        if len(part) < end - start:
+            short[0] = min(short[0], start + len(part))
+
+    # Every range finishes (or fails) before the view is released; the first error is raised.
+    outcomes = await asyncio.gather(*(fill(start) for start in range(LARGE_BYTES, size, RANGE_BYTES)),
+                                    return_exceptions=True)
+    view.release()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    if short[0] < size:
+        buf.truncate(short[0])
+    return buf
+
+
 RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections, timeouts)
 RETRY_BASE_DELAY = 0.1
 RETRY_MAX_DELAY = 10.0
@@ -238,8 +300,8 @@ def _retry_delay(e: BaseException, attempt: int) -> "float | None":
 
 
 async def fetch_bytes(url: str) -> Any:
-    """All bytes of a path or URL (``bytes``, or a ``_core.HostBuffer`` for large local and HTTP
-    files), read without blocking the event loop. Transient remote errors
+    """All bytes of a path or URL (``bytes``, or a ``_core.HostBuffer`` for large local, HTTP and
+    object-store files), read without blocking the event loop. Transient remote errors
     (HTTP 429 and 5xx, dropped connections, timeouts) are retried with exponential backoff and
     jitter, honouring ``Retry-After``."""
     protocol, url = split_url(url)
@@ -253,7 +315,7 @@ async def fetch_bytes(url: str) -> Any:
             if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
                 return await _http_get(fs, url)
             if getattr(fs, "async_impl", False):
-                return await fs._cat_file(url)
+                return await _ranged_get(fs, url)
             return await asyncio.to_thread(fs.cat_file, url)
         except Exception as e:
             delay = _retry_delay(e, attempt) if attempt < RETRIES else None
@@ -274,7 +336,7 @@ def open_sync(url: str) -> Any:
     check_protocol(protocol, url)
     import fsspec
 
-    key = (protocol, 0, os.environ.get("AWS_ENDPOINT_URL", ""))
+    key = (protocol, 0, _endpoints())
     fs = _filesystems.get(key)
     if fs is None:
         fs = _filesystems[key] = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)

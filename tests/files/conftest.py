@@ -1,6 +1,12 @@
+import os
+
 import pytest
 
-from servers_fixture import HTTPFileServer, MotoS3, restore_env, set_env
+from servers_fixture import GCSEmulator, HTTPFileServer, MotoS3, restore_env, set_env
+
+# gcsfs (2025.x on) asks GCS's gRPC control API what kind of bucket it reads, which an emulator
+# does not serve: each bucket would wait 60 s before gcsfs falls back. It reads this at import.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 @pytest.fixture
@@ -12,14 +18,25 @@ def http_files(tmp_path):
         yield root, server
 
 
-@pytest.fixture(scope="session")
-def s3():
-    """A moto S3 endpoint on loopback, with AWS_ENDPOINT_URL (and test credentials) set while it runs."""
-    pytest.importorskip("moto.server")
-    pytest.importorskip("s3fs")
-    with MotoS3() as server:
+def _serve_with_env(server_class, *modules):
+    """Runs a loopback server for the session with the environment that points clients at it."""
+    for module in modules:
+        pytest.importorskip(module)
+    with server_class() as server:
         old = set_env(server.env)
         try:
             yield server
         finally:
             restore_env(old)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A moto S3 endpoint on loopback, with AWS_ENDPOINT_URL (and test credentials) set while it runs."""
+    yield from _serve_with_env(MotoS3, "moto.server", "s3fs")
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """A GCS emulator on loopback, with STORAGE_EMULATOR_HOST set while it runs."""
+    yield from _serve_with_env(GCSEmulator, "gcp_storage_emulator", "gcsfs")

@@ -122,6 +122,34 @@ class MotoS3:
         self.server.stop()
 
 
+class GCSEmulator:
+    """gcp-storage-emulator on loopback (in memory); ``env`` points gcsfs at it."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from gcp_storage_emulator.server import create_server
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.server = create_server("127.0.0.1", port, in_memory=True)
+        self.env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+
+    def __enter__(self) -> "GCSEmulator":
+        self.server.start()
+        return self
+
+    def filesystem(self) -> Any:
+        import gcsfs
+
+        return gcsfs.GCSFileSystem(endpoint_url=self.env["STORAGE_EMULATOR_HOST"], token="anon",
+                                   skip_instance_cache=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.stop()
+
+
 def set_env(env: dict[str, str]) -> dict[str, "str | None"]:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
