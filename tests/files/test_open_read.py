@@ -147,6 +147,7 @@ def test_read_gs_through_storage_emulator_host(gcs, monkeypatch):
         assert isinstance(rows[i], dflow.RowFailure) and rows[i].input_index == i
         assert isinstance(rows[i].error, FileNotFoundError) and urls[i] in str(rows[i].error)
     # A File handed to a function is a binary file object over GCS too.
+    assert list(dflow.from_glob("gs://papers/*.txt")) == ["gs://papers/long.txt"]
     extract = dflow.Flow(str).open_file().run_python(_first_line, return_type=str)
     assert extract.collect("gs://papers/long.txt")["first_line"] == "paragraph 0 of a long paper"
 
