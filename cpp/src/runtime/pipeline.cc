@@ -95,15 +95,16 @@ void Pipeline::RunStage(size_t index) {
 void Pipeline::Charge(Batch& batch, bool expanding) {
   int64_t measured = batch.ComputeBytes();
   batch.peak = std::max(batch.peak, measured);
+  int64_t bytes = std::max(measured, batch.reserved);
+  // Charge before reporting sizes: a source woken by the report must see this growth already.
+  budget_.Add(bytes - batch.bytes);
+  batch.bytes = bytes;
   if (expanding) {
     const Level& root = batch.levels[0];
     int64_t ok_rows = 0;
     for (int64_t r = 0; r < root.num_rows; ++r) ok_rows += !root.Failed(r);
     footprint_.ObserveExpanded(measured, ok_rows);
   }
-  int64_t bytes = std::max(measured, batch.reserved);
-  budget_.Add(bytes - batch.bytes);
-  batch.bytes = bytes;
 }
 
 Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out) {

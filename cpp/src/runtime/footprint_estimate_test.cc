@@ -1,0 +1,69 @@
+#include "dflow/runtime/footprint_estimate.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace dflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(FootprintEstimate, NothingObservedExpectsNothing) {
+  FootprintEstimate estimate;
+  EXPECT_EQ(estimate.Expected(10), 0);
+}
+
+TEST(FootprintEstimate, ScalesTheLargerMeanToTheRows) {
+  FootprintEstimate estimate;
+  estimate.ObserveExpanded(50'000'000, 1);  // one URL became a 50 MB document
+  EXPECT_EQ(estimate.Expected(2), 100'000'000);
+  estimate.ObserveFinished(300'000'000, 3);  // and later 100 MB with its chunks
+  EXPECT_EQ(estimate.Expected(1), 100'000'000);
+  estimate.ObserveFinished(0, 3);  // means, not maxima: 300 MB over 6 rows
+  EXPECT_EQ(estimate.Expected(1), 50'000'000);
+}
+
+TEST(FootprintEstimate, ReadsThatAllFailedSayNothing) {
+  FootprintEstimate estimate;
+  estimate.ObserveExpanded(1'000, 0);
+  EXPECT_EQ(estimate.Expected(5), 0);
+}
+
+TEST(FootprintEstimate, TheProbeEndsWithTheFirstRealRows) {
+  FootprintEstimate estimate;
+  std::atomic<bool> released{false};
+  std::thread source([&] {
+    EXPECT_TRUE(estimate.WaitForProbe(1));
+    released = true;
+  });
+  std::this_thread::sleep_for(30ms);
+  EXPECT_FALSE(released);
+  estimate.ObserveExpanded(10, 1);
+  source.join();
+  EXPECT_TRUE(released);
+  EXPECT_TRUE(estimate.WaitForProbe(5));  // sizes are known: never waits again
+}
+
+TEST(FootprintEstimate, AFailedProbeLetsTheNextOneIn) {
+  FootprintEstimate estimate;
+  estimate.ObserveExpanded(0, 0);       // the first probe's reads all failed
+  EXPECT_TRUE(estimate.WaitForProbe(1));  // so a second batch may be admitted...
+  std::thread source([&] { EXPECT_TRUE(estimate.WaitForProbe(2)); });  // ...but not a third yet
+  std::this_thread::sleep_for(20ms);
+  estimate.ObserveExpanded(0, 0);
+  source.join();
+}
+
+TEST(FootprintEstimate, CancelEndsTheProbe) {
+  FootprintEstimate estimate;
+  std::thread source([&] { EXPECT_FALSE(estimate.WaitForProbe(1)); });
+  std::this_thread::sleep_for(20ms);
+  estimate.Cancel();
+  source.join();
+}
+
+}  // namespace
+}  // namespace dflow

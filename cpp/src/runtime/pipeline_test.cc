@@ -1,0 +1,166 @@
+#include "dflow/runtime/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One root row per batch: column 0 holds the batch's index.
+class CountingSource : public Source {
+ public:
+  explicit CountingSource(int64_t batches) : batches_(batches) {}
+  std::unique_ptr<Batch> Next() override {
+    if (next_ == batches_) return nullptr;
+    auto batch = std::make_unique<Batch>();
+    batch->seq = next_;
+    batch->first_input = next_;
+    batch->levels.resize(1);
+    Level& root = batch->levels[0];
+    root.materialized = true;
+    root.num_rows = 1;
+    root.row_ids = {static_cast<uint64_t>(next_)};
+    PrimitiveBuilder<int64_t> b("l", 1);
+    b.Append(next_++);
+    root.columns[0] = b.Finish();
+    return batch;
+  }
+
+ private:
+  int64_t batches_, next_ = 0;
+};
+
+// Turns each row into `bytes` of text (a read: URL -> document), slower for even batches so
+// concurrent workers finish out of order; the first batch may take `first_delay` longer.
+class GrowOperator : public Operator {
+ public:
+  GrowOperator(int64_t bytes, std::atomic<int>* in_flight, std::atomic<int>* max_in_flight,
+               std::chrono::milliseconds first_delay = 0ms)
+      : bytes_(bytes), in_flight_(in_flight), max_in_flight_(max_in_flight), first_delay_(first_delay) {}
+  std::string name() const override { return "grow"; }
+  void Process(Batch& batch) override {
+    int now = ++*in_flight_;
+    for (int seen = *max_in_flight_; now > seen && !max_in_flight_->compare_exchange_weak(seen, now);) {
+    }
+    std::this_thread::sleep_for(batch.seq % 2 ? 1ms : 4ms);
+    if (batch.seq == 0) std::this_thread::sleep_for(first_delay_);
+    BinaryBuilder b(true, 1);
+    b.Append(std::string(static_cast<size_t>(bytes_), 'x'));
+    batch.levels[0].columns[1] = b.Finish();
+    --*in_flight_;
+  }
+
+ private:
+  int64_t bytes_;
+  std::atomic<int>*in_flight_, *max_in_flight_;
+  std::chrono::milliseconds first_delay_;
+};
+
+class ThrowOnBatch : public Operator {
+ public:
+  explicit ThrowOnBatch(int64_t seq) : seq_(seq) {}
+  std::string name() const override { return "throw"; }
+  void Process(Batch& batch) override {
+    if (batch.seq == seq_) throw std::domain_error("batch " + std::to_string(seq_) + " is bad");
+  }
+
+ private:
+  int64_t seq_;
+};
+
+// Drains a pipeline, releasing each batch; returns the sequence numbers in the order received.
+std::vector<int64_t> Drain(Pipeline& p) {
+  std::vector<int64_t> seqs;
+  while (true) {
+    std::unique_ptr<Batch> out;
+    auto status = p.Next(50ms, &out);
+    if (status == Pipeline::PollStatus::kEnd) return seqs;
+    if (status == Pipeline::PollStatus::kTimeout) continue;
+    seqs.push_back(out->seq);
+    p.Release(out->bytes);
+  }
+}
+
+TEST(Pipeline, ConcurrentWorkersStillDeliverInInputOrder) {
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  PipelineOptions options;
+  Pipeline p(std::make_unique<CountingSource>(40), options);
+  StageOptions four;
+  four.concurrency = 4;
+  p.AddStage(std::make_unique<GrowOperator>(16, &in_flight, &max_in_flight), four);
+  p.Start();
+  std::vector<int64_t> seqs = Drain(p);
+  ASSERT_EQ(seqs.size(), 40u);
+  for (int64_t i = 0; i < 40; ++i) EXPECT_EQ(seqs[i], i);
+  EXPECT_GT(max_in_flight, 1);
+  EXPECT_EQ(p.stats().batches, 40);
+}
+
+TEST(Pipeline, AStageErrorReachesTheCallerWithItsType) {
+  PipelineOptions options;
+  Pipeline p(std::make_unique<CountingSource>(1000), options);
+  p.AddStage(std::make_unique<ThrowOnBatch>(7), {});
+  p.Start();
+  EXPECT_THROW(Drain(p), std::domain_error);
+  p.Cancel();  // joins every thread; a second Cancel (the destructor's) is harmless
+}
+
+TEST(Pipeline, CancelStopsARunThatIsStillProducing) {
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  PipelineOptions options;
+  Pipeline p(std::make_unique<CountingSource>(1'000'000), options);
+  p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), {});
+  p.Start();
+  std::unique_ptr<Batch> out;
+  while (p.Next(50ms, &out) != Pipeline::PollStatus::kBatch) {
+  }
+  p.Cancel();
+  EXPECT_EQ(in_flight, 0);
+}
+
+struct GrowRun {
+  int64_t budget, peak_budget;
+  int max_in_flight;
+};
+
+// 30 batches through a 4-worker stage that grows each row to 1 MB, with a budget of 2.5 MB.
+GrowRun RunGrowing(bool mark_expanding, std::chrono::milliseconds first_delay) {
+  constexpr int64_t kGrown = 1 << 20;
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  PipelineOptions options;
+  options.memory_budget = kGrown * 5 / 2;
+  Pipeline p(std::make_unique<CountingSource>(30), options);
+  StageOptions stage;
+  stage.concurrency = 4;
+  stage.expanding = mark_expanding;
+  p.AddStage(std::make_unique<GrowOperator>(kGrown, &in_flight, &max_in_flight, first_delay), stage);
+  p.Start();
+  EXPECT_EQ(Drain(p).size(), 30u);
+  return {options.memory_budget, p.stats().peak_budget_bytes, max_in_flight.load()};
+}
+
+// Once the first (probe) batch has shown how large rows get, each admitted batch is charged its
+// expected size up front, so the budget never overflows although four workers stand ready.
+TEST(Pipeline, ExpandingStagesAreChargedBeforeTheyGrow) {
+  GrowRun run = RunGrowing(/*mark_expanding=*/true, 200ms);
+  EXPECT_LE(run.peak_budget, run.budget);
+  EXPECT_LE(run.max_in_flight, 2);
+}
+
+// The contrast: the same stage, not marked, overflows the budget (the source fills every queue
+// slot and worker with tiny batches while the first one is still growing).
+TEST(Pipeline, WithoutTheExpandingMarkGrowthIsOnlyChargedAfterwards) {
+  GrowRun run = RunGrowing(/*mark_expanding=*/false, 200ms);
+  EXPECT_GT(run.peak_budget, run.budget);
+}
+
+}  // namespace
+}  // namespace dflow
