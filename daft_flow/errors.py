@@ -55,7 +55,10 @@ class FlowRunError(FlowError, ExceptionGroup):  # type: ignore[misc]
 
 
 class ChildFlowError(FlowError):
-    """A child flow run failed and its policy propagates the failure to the parent row."""
+    """A child flow run failed and its policy propagates the failure to the parent row.
+
+    Reserved for per-flow failure policies (the seed's "fail the parent"), which are not
+    configurable yet: today a failed child row fails alone and its parent and siblings go on."""
 
 
 class BatchError(FlowError):

@@ -74,12 +74,16 @@ def local_path(url: str) -> str:
 
 
 def check_local(path: str) -> None:
-    """Raises the OSError a read would raise (missing, a directory, not readable), naming the path."""
+    """Raises the OSError a read would raise (missing, a directory, not readable), naming the path.
+    Only regular files are read: a device (/dev/zero never ends) or a FIFO (blocks until a writer
+    comes) would hang or exhaust memory, so they fail the row instead."""
     st = os.stat(path)  # FileNotFoundError / PermissionError carry the path
     import stat
 
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(21, "Is a directory", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path}: not a regular file (a device, FIFO or socket); only regular files are read")
     if not os.access(path, os.R_OK):
         raise PermissionError(13, "Permission denied", path)
 
@@ -163,6 +167,7 @@ LARGE_BYTES = 1 << 20  # from this size, files are read into a runtime-owned buf
 
 def read_local(path: str) -> Any:
     """A file's bytes: ``bytes``, or for large files a ``HostBuffer`` read into in place."""
+    check_local(path)  # again: the path may have been replaced since open_file() looked at it
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         if size < LARGE_BYTES:
@@ -332,6 +337,7 @@ def open_sync(url: str) -> Any:
     """A binary file object for a path or URL (what ``dflow.File`` reads through)."""
     protocol, url = split_url(url)
     if protocol in _LOCAL:
+        check_local(local_path(url))
         return open(local_path(url), "rb")
     check_protocol(protocol, url)
     import fsspec

@@ -204,6 +204,7 @@ def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
     (root / "ok.txt").write_text("fine")
     (tmp_path / "bin.dat").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "adir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
     inputs = [
         f"{server.url}/ok.txt",          # 0 ok
         str(tmp_path / "missing.txt"),   # 1 missing local file
@@ -217,12 +218,15 @@ def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
         f"{server.url}/error.txt",       # 9 500 (retried, then failed)
         str(root / "ok.txt"),            # 10 ok
         "http://127.0.0.1:1/x.txt",      # 11 connection refused
+        "/dev/zero",                     # 12 a device that never ends
+        str(tmp_path / "fifo"),          # 13 a FIFO no one writes to (opening it would block)
     ]
     flow = dflow.Flow("url", str).open_file().read()
     rows = flow.collect_batch(inputs, on_error="return")
     assert rows[0]["text"] == "fine" and rows[10]["text"] == "fine"
     expected = {1: FileNotFoundError, 2: FileNotFoundError, 3: PermissionError, 4: ValueError, 5: ValueError,
-                6: ValueError, 7: ValueError, 8: IsADirectoryError, 9: Exception, 11: Exception}
+                6: ValueError, 7: ValueError, 8: IsADirectoryError, 9: Exception, 11: Exception, 12: OSError,
+                13: OSError}
     for i, kind in expected.items():
         failure = rows[i]
         assert isinstance(failure, dflow.RowFailure), (i, failure)
@@ -233,6 +237,7 @@ def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
         notes = "\n".join(getattr(failure.error, "__notes__", []))
         assert f"input {i}" in notes and failure.row_id in notes
     assert rows[4].op == "open_file" and rows[7].op == "read"
+    assert "not a regular file" in str(rows[12].error) and "not a regular file" in str(rows[13].error)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         flow.collect(f"{server.url}/missing.txt")
 
