@@ -32,6 +32,7 @@ class H(BaseHTTPRequestHandler):
             self.wfile.write(view[i:i + (1 << 20)])
     def log_message(self, *a):
         pass
+ThreadingHTTPServer.request_queue_size = 128  # the default backlog (5) drops SYNs in a burst
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 s.daemon_threads = True
 print(s.server_address[1], flush=True)

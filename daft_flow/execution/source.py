@@ -40,11 +40,15 @@ class InputSource:
         self.expanding = False
         self.output_bytes = 0
         self.output_rows = 0
+        self.batches = 0  # batches handed to the runtime so far
 
     # Batches of URLs are tiny, but each row may become a 50 MB document once read. Plans with such
     # ops start with small batches and, once reads report sizes, size batches so their expected
     # output stays near ``batch_bytes``; the memory budget then bounds how many are in the pipeline.
     EXPANDING_FIRST_ROWS = 1
+    # After this many batches without a single successful read (a wrong base URL, say), batches
+    # grow as usual so an input that only fails still fails fast (the runtime stops probing too).
+    EXPANDING_PROBES = 8
 
     def expect_expansion(self) -> None:
         self.expanding = True
@@ -57,7 +61,9 @@ class InputSource:
 
     def _expanding_rows(self) -> int:
         if not self.output_rows:
-            return self.next_rows  # nothing read yet: stay small
+            if self.batches < self.EXPANDING_PROBES:
+                return self.next_rows  # nothing read yet: stay small
+            return min(self.next_rows * 2, self.options.batch_rows)
         per_row = max(1.0, self.output_bytes / self.output_rows)
         return max(1, min(self.options.batch_rows, int(self.options.batch_bytes / per_row)))
 
@@ -113,6 +119,7 @@ class InputSource:
             values = values[:consumed]
         if consumed < stop - start:
             self.row_cap = consumed  # values this large: stop growing batches past what fits
+        self.batches += 1
         if self.expanding:
             self.next_rows = self._expanding_rows()
         else:

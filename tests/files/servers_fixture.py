@@ -60,10 +60,17 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    # A deep accept backlog: with the default of 5, a burst of new connections overflows it and
+    # the dropped SYNs are retried after a second, which would make every first fetch look slow.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class _ServedOnLoopback:
     """Runs ``self.httpd`` (set by the subclass) on a daemon thread for the duration of a with-block."""
 
-    httpd: ThreadingHTTPServer
+    httpd: "_LoopbackHTTPServer"
 
     def __enter__(self) -> Any:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -89,9 +96,7 @@ class HTTPFileServer(_ServedOnLoopback):
         self.in_flight = self.max_in_flight = 0
         self.connections: set[Any] = set()
         handler = functools.partial(_Handler, server_state=self, directory=root)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
+        self.httpd = _LoopbackHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
 
@@ -219,7 +224,6 @@ class FaultProxy(_ServedOnLoopback):
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 

@@ -340,6 +340,17 @@ def test_a_probe_whose_read_failed_does_not_stall_the_run(http_files):
     assert [r["text"] for r in rows[3:]] == ["fine"] * 3
 
 
+def test_an_input_whose_reads_all_fail_is_not_probed_one_by_one(http_files):
+    # Probing row sizes admits one URL at a time until a read succeeds; a wrong base URL never
+    # succeeds, so after a few probes the reads run concurrently again.
+    root, server = http_files
+    server.latency = 0.02
+    urls = [f"{server.url}/wrong/{i}.txt" for i in range(120)]
+    rows = dflow.Flow(str).open_file().read().collect_batch(urls, on_error="return")
+    assert all(isinstance(r, dflow.RowFailure) and isinstance(r.error, FileNotFoundError) for r in rows)
+    assert server.max_in_flight > 1
+
+
 def test_large_files_read_with_flat_memory(tmp_path):
     psutil = pytest.importorskip("psutil")
     body = ("x" * 99 + "\n") * 100_000  # 10 MB

@@ -37,7 +37,10 @@ void FootprintEstimate::ObserveFinished(int64_t peak_bytes, int64_t rows) {
 bool FootprintEstimate::WaitForProbe(int64_t admitted_batches) {
   std::unique_lock<std::mutex> lock(mu_);
   // A probe whose rows all failed before the read reports zero rows: admit the next one.
-  cv_.wait(lock, [&] { return cancelled_ || expanded_rows_ > 0 || expanded_batches_ >= admitted_batches; });
+  cv_.wait(lock, [&] {
+    return cancelled_ || expanded_rows_ > 0 || expanded_batches_ >= admitted_batches ||
+           expanded_batches_ >= kMaxProbes;
+  });
   return !cancelled_;
 }
 

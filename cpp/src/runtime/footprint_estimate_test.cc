@@ -57,6 +57,13 @@ TEST(FootprintEstimate, AFailedProbeLetsTheNextOneIn) {
   source.join();
 }
 
+TEST(FootprintEstimate, ProbingStopsAfterManyBatchesWithoutRows) {
+  FootprintEstimate estimate;
+  for (int64_t i = 0; i < FootprintEstimate::kMaxProbes; ++i) estimate.ObserveExpanded(0, 0);
+  EXPECT_TRUE(estimate.WaitForProbe(1000));  // every read failed so far: stop probing
+  EXPECT_EQ(estimate.Expected(10), 0);
+}
+
 TEST(FootprintEstimate, CancelEndsTheProbe) {
   FootprintEstimate estimate;
   std::thread source([&] { EXPECT_FALSE(estimate.WaitForProbe(1)); });

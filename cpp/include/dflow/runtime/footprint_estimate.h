@@ -21,8 +21,11 @@ class FootprintEstimate {
   void ObserveExpanded(int64_t bytes, int64_t rows);  // a batch left an expanding stage
   void ObserveFinished(int64_t peak_bytes, int64_t rows);  // a batch left the last stage
   // Until an expanding stage has reported real rows, the source admits one batch at a time: the
-  // first batch of a read is a probe. Returns false when cancelled.
+  // first batch of a read is a probe. After kMaxProbes batches whose reads all failed (a wrong
+  // base URL, say) it stops waiting, so an input that only fails still fails at full speed.
+  // Returns false when cancelled.
   bool WaitForProbe(int64_t admitted_batches);
+  static constexpr int64_t kMaxProbes = 8;
   void Cancel();
 
  private:
