@@ -1,5 +1,6 @@
 #include "dflow/runtime/batch.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "dflow/runtime/operator.h"
@@ -53,10 +54,17 @@ std::vector<uint64_t> HashColumn(const Array& a) {
 
 int64_t Batch::ComputeBytes() const {
   int64_t bytes = 0;
+  // A column can sit in several levels (chain() makes a one-to-one child level whose element
+  // column is the parent's array): it is held once, so it is counted once.
+  std::vector<const Array*> seen;
   for (const auto& l : levels) {
     bytes += static_cast<int64_t>(l.parent_index.size() * 8 + l.child_index.size() * 8 + l.row_ids.size() * 8 +
                                   l.failed.size());
-    for (const auto& [id, col] : l.columns) bytes += col->nbytes();
+    for (const auto& [id, col] : l.columns) {
+      if (std::find(seen.begin(), seen.end(), col.get()) != seen.end()) continue;
+      seen.push_back(col.get());
+      bytes += col->nbytes();
+    }
   }
   return bytes;
 }

@@ -16,19 +16,17 @@ TEST(FootprintEstimate, NothingObservedExpectsNothing) {
   EXPECT_EQ(estimate.Expected(10), 0);
 }
 
-TEST(FootprintEstimate, ScalesTheLargerMeanToTheRows) {
+TEST(FootprintEstimate, ScalesTheMeanPeakPerRowToTheRows) {
   FootprintEstimate estimate;
-  estimate.ObserveExpanded(50'000'000, 1);  // one URL became a 50 MB document
-  EXPECT_EQ(estimate.Expected(2), 100'000'000);
-  estimate.ObserveFinished(300'000'000, 3);  // and later 100 MB with its chunks
+  estimate.ObserveFinished(150'000'000, 1);  // one URL became a document and its chunks
+  EXPECT_EQ(estimate.Expected(2), 300'000'000);
+  estimate.ObserveFinished(50'000'000, 1);  // means, not maxima
   EXPECT_EQ(estimate.Expected(1), 100'000'000);
-  estimate.ObserveFinished(0, 3);  // means, not maxima: 300 MB over 6 rows
-  EXPECT_EQ(estimate.Expected(1), 50'000'000);
 }
 
-TEST(FootprintEstimate, ReadsThatAllFailedSayNothing) {
+TEST(FootprintEstimate, BatchesWhoseRowsAllFailedSayNothing) {
   FootprintEstimate estimate;
-  estimate.ObserveExpanded(1'000, 0);
+  estimate.ObserveFinished(1'000, 0);
   EXPECT_EQ(estimate.Expected(5), 0);
 }
 
@@ -41,7 +39,7 @@ TEST(FootprintEstimate, TheProbeEndsWithTheFirstRealRows) {
   });
   std::this_thread::sleep_for(30ms);
   EXPECT_FALSE(released);
-  estimate.ObserveExpanded(10, 1);
+  estimate.ObserveFinished(10, 1);
   source.join();
   EXPECT_TRUE(released);
   EXPECT_TRUE(estimate.WaitForProbe(5));  // sizes are known: never waits again
@@ -49,18 +47,18 @@ TEST(FootprintEstimate, TheProbeEndsWithTheFirstRealRows) {
 
 TEST(FootprintEstimate, AFailedProbeLetsTheNextOneIn) {
   FootprintEstimate estimate;
-  estimate.ObserveExpanded(0, 0);       // the first probe's reads all failed
+  estimate.ObserveFinished(0, 0);         // the first probe's rows all failed
   EXPECT_TRUE(estimate.WaitForProbe(1));  // so a second batch may be admitted...
   std::thread source([&] { EXPECT_TRUE(estimate.WaitForProbe(2)); });  // ...but not a third yet
   std::this_thread::sleep_for(20ms);
-  estimate.ObserveExpanded(0, 0);
+  estimate.ObserveFinished(0, 0);
   source.join();
 }
 
 TEST(FootprintEstimate, ProbingStopsAfterManyBatchesWithoutRows) {
   FootprintEstimate estimate;
-  for (int64_t i = 0; i < FootprintEstimate::kMaxProbes; ++i) estimate.ObserveExpanded(0, 0);
-  EXPECT_TRUE(estimate.WaitForProbe(1000));  // every read failed so far: stop probing
+  for (int64_t i = 0; i < FootprintEstimate::kMaxProbes; ++i) estimate.ObserveFinished(0, 0);
+  EXPECT_TRUE(estimate.WaitForProbe(1000));  // every row failed so far: stop probing
   EXPECT_EQ(estimate.Expected(10), 0);
 }
 

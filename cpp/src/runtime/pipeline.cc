@@ -77,10 +77,10 @@ void Pipeline::RunStage(size_t index) {
       std::unique_ptr<Batch> batch = std::move(*item);
       if (cancelled_) break;
       op.Process(*batch);
-      Charge(*batch, stage_options_[index].expanding);
+      Charge(*batch);
       if (index + 1 == ops_.size()) {
         ++batches_;
-        footprint_.ObserveFinished(batch->peak, batch->levels[0].num_rows);
+        Finished(*batch);  // after Charge: a source woken by the report must see this batch's growth
       }
       if (!queues_[index + 1]->Push(std::move(batch))) break;
     }
@@ -92,19 +92,19 @@ void Pipeline::RunStage(size_t index) {
   if (--*live_workers_[index] == 0) queues_[index + 1]->Close();
 }
 
-void Pipeline::Charge(Batch& batch, bool expanding) {
+void Pipeline::Charge(Batch& batch) {
   int64_t measured = batch.ComputeBytes();
   batch.peak = std::max(batch.peak, measured);
   int64_t bytes = std::max(measured, batch.reserved);
-  // Charge before reporting sizes: a source woken by the report must see this growth already.
   budget_.Add(bytes - batch.bytes);
   batch.bytes = bytes;
-  if (expanding) {
-    const Level& root = batch.levels[0];
-    int64_t ok_rows = 0;
-    for (int64_t r = 0; r < root.num_rows; ++r) ok_rows += !root.Failed(r);
-    footprint_.ObserveExpanded(measured, ok_rows);
-  }
+}
+
+void Pipeline::Finished(const Batch& batch) {
+  const Level& root = batch.levels[0];
+  int64_t ok_rows = 0;
+  for (int64_t r = 0; r < root.num_rows; ++r) ok_rows += !root.Failed(r);
+  footprint_.ObserveFinished(batch.peak, ok_rows);
 }
 
 Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out) {

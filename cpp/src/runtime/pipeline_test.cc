@@ -43,8 +43,9 @@ class CountingSource : public Source {
 class GrowOperator : public Operator {
  public:
   GrowOperator(int64_t bytes, std::atomic<int>* in_flight, std::atomic<int>* max_in_flight,
-               std::chrono::milliseconds first_delay = 0ms)
-      : bytes_(bytes), in_flight_(in_flight), max_in_flight_(max_in_flight), first_delay_(first_delay) {}
+               std::chrono::milliseconds first_delay = 0ms, int32_t node = 1)
+      : bytes_(bytes), in_flight_(in_flight), max_in_flight_(max_in_flight), first_delay_(first_delay),
+        node_(node) {}
   std::string name() const override { return "grow"; }
   void Process(Batch& batch) override {
     int now = ++*in_flight_;
@@ -54,7 +55,7 @@ class GrowOperator : public Operator {
     if (batch.seq == 0) std::this_thread::sleep_for(first_delay_);
     BinaryBuilder b(true, 1);
     b.Append(std::string(static_cast<size_t>(bytes_), 'x'));
-    batch.levels[0].columns[1] = b.Finish();
+    batch.levels[0].columns[node_] = b.Finish();
     --*in_flight_;
   }
 
@@ -62,6 +63,7 @@ class GrowOperator : public Operator {
   int64_t bytes_;
   std::atomic<int>*in_flight_, *max_in_flight_;
   std::chrono::milliseconds first_delay_;
+  int32_t node_;
 };
 
 class ThrowOnBatch : public Operator {
@@ -131,17 +133,20 @@ struct GrowRun {
   int max_in_flight;
 };
 
-// 30 batches through a 4-worker stage that grows each row to 1 MB, with a budget of 2.5 MB.
-GrowRun RunGrowing(bool mark_expanding, std::chrono::milliseconds first_delay) {
+// 30 batches through a 4-worker stage that grows each row to 1 MB (a read), then optionally a
+// stage that adds 2 MB more (a chunker keeping the document and adding its chunks), with a budget
+// of 2.5 grown rows.
+GrowRun RunGrowing(bool mark_expanding, std::chrono::milliseconds first_delay, int64_t then_add = 0) {
   constexpr int64_t kGrown = 1 << 20;
-  std::atomic<int> in_flight{0}, max_in_flight{0};
+  std::atomic<int> in_flight{0}, max_in_flight{0}, later{0}, later_max{0};
   PipelineOptions options;
-  options.memory_budget = kGrown * 5 / 2;
+  options.memory_budget = (kGrown + then_add) * 5 / 2;
   Pipeline p(std::make_unique<CountingSource>(30), options);
   StageOptions stage;
   stage.concurrency = 4;
   stage.expanding = mark_expanding;
   p.AddStage(std::make_unique<GrowOperator>(kGrown, &in_flight, &max_in_flight, first_delay), stage);
+  if (then_add > 0) p.AddStage(std::make_unique<GrowOperator>(then_add, &later, &later_max, 0ms, 2), {});
   p.Start();
   EXPECT_EQ(Drain(p).size(), 30u);
   return {options.memory_budget, p.stats().peak_budget_bytes, max_in_flight.load()};
@@ -151,6 +156,14 @@ GrowRun RunGrowing(bool mark_expanding, std::chrono::milliseconds first_delay) {
 // expected size up front, so the budget never overflows although four workers stand ready.
 TEST(Pipeline, ExpandingStagesAreChargedBeforeTheyGrow) {
   GrowRun run = RunGrowing(/*mark_expanding=*/true, 200ms);
+  EXPECT_LE(run.peak_budget, run.budget);
+  EXPECT_LE(run.max_in_flight, 2);
+}
+
+// The probe lasts until a batch has been through every stage: growth after the expanding stage
+// is part of the charge too.
+TEST(Pipeline, GrowthAfterTheExpandingStageIsChargedToo) {
+  GrowRun run = RunGrowing(/*mark_expanding=*/true, 200ms, /*then_add=*/2 << 20);
   EXPECT_LE(run.peak_budget, run.budget);
   EXPECT_LE(run.max_in_flight, 2);
 }

@@ -20,7 +20,7 @@ namespace dflow {
 struct StageOptions {
   int concurrency = 1;  // worker threads for this stage (Python stages: 1, the GIL serialises them)
   // Its outputs are much larger than its inputs (a read: URL -> document). The first batch
-  // becomes a probe of how large rows get; see FootprintEstimate.
+  // becomes a probe of how large rows get across the whole pipeline; see FootprintEstimate.
   bool expanding = false;
 };
 
@@ -59,14 +59,15 @@ class Pipeline {
   void RunSource();
   void RunStage(size_t index);
   void Fail(std::exception_ptr error);
-  void Charge(Batch& batch, bool expanding);  // re-measures a batch after a stage, charges growth
+  void Charge(Batch& batch);  // re-measures a batch after a stage and charges its growth
+  void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
 
   using Queue = BoundedQueue<std::unique_ptr<Batch>>;
   std::unique_ptr<Source> source_;
   PipelineOptions options_;
   MemoryBudget budget_;
   FootprintEstimate footprint_;
-  bool probing_ = false;  // some stage expands: admit one batch until it has passed that stage
+  bool probing_ = false;  // some stage expands: admit one batch until one has been through
   std::vector<std::unique_ptr<Operator>> ops_;
   std::vector<StageOptions> stage_options_;
   std::vector<std::unique_ptr<Queue>> queues_;  // queues_[i] feeds stage i; the last feeds Next()
