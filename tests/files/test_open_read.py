@@ -313,7 +313,7 @@ def test_batches_of_urls_are_sized_by_what_reads_return():
 
 
 def test_reads_in_flight_are_charged_to_the_memory_budget(http_files):
-    # A URL costs a few bytes, the document it becomes 5 MB. The first read is a probe; from then
+    # A URL costs a few bytes, the document it becomes 5 MB. The first URL is a probe; from then
     # on each admitted URL is charged its expected document, so a 12 MB budget allows two at once
     # (without the charge, every async slot of the read stage would be filled).
     root, server = http_files
