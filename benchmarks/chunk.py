@@ -30,7 +30,8 @@ def bench_chars(docs, repeat, max_chars=1000, overlap=200):
 
     rows = []
     for threads in (1, 2):
-        secs, out = timed(lambda: chunk_offsets(docs, max_chars=max_chars, overlap=overlap, threads=threads), repeat)
+        secs, out = timed(lambda threads=threads: chunk_offsets(docs, max_chars=max_chars, overlap=overlap, threads=threads),
+                          repeat)
         rows.append((f"daft_flow chunk_offsets max_chars ({threads} thread{'s' if threads > 1 else ''})", secs,
                      f"{sum(len(c) for c in out)} chunks, (start, end)"))
 
@@ -64,7 +65,8 @@ def bench_tokens(docs, repeat, max_tokens=256, overlap=32):
     rows = []
     for threads in (1, 2):
         secs, out = timed(
-            lambda: chunk_offsets(docs, max_tokens=max_tokens, overlap_tokens=overlap, tokenizer=tok, threads=threads),
+            lambda threads=threads: chunk_offsets(docs, max_tokens=max_tokens, overlap_tokens=overlap, tokenizer=tok,
+                                                  threads=threads),
             repeat,
         )
         rows.append((f"daft_flow chunk_offsets max_tokens ({threads} thread{'s' if threads > 1 else ''})", secs,

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for threads in (1, 2):
-        secs, _ = timed(lambda: ours.encode_batch(docs, threads=threads), args.repeat)
+        secs, _ = timed(lambda threads=threads: ours.encode_batch(docs, threads=threads), args.repeat)
         rows.append((f"daft_flow Tokenizer.encode_batch ({threads} thread{'s' if threads > 1 else ''})", secs, ""))
     secs, _ = timed(lambda: hf.encode_batch(docs), args.repeat)
     rows.append(("HF tokenizers encode_batch (all cores)", secs, "no truncation/padding"))

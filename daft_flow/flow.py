@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped
 from daft_flow.ops.text_ops import check_text, make_chunk_spec
-from daft_flow.ops.python_udf import callable_name, make_udf, positional_params
+from daft_flow.ops.python_udf import callable_name, positional_params
 from daft_flow.types import ANY, DataType, dtype_of
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding", "dtype_of"]
+__all__ = ["DataType", "JSON", "Image", "Video", "Audio", "PDF", "HTML", "Embedding", "dtype_of"]
 
 
 class _Marker:

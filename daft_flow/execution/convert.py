@@ -83,7 +83,7 @@ def values_to_arrow(values: list[Any], t: DataType) -> tuple[Any, Failures]:
     if fmt:
         try:
             return _core.from_pylist(clean, fmt), failures
-        except (TypeError, OverflowError, UnicodeEncodeError) as e:
+        except (TypeError, OverflowError, UnicodeEncodeError):
             # Values that pass the type check but still cannot be stored (an int over 64 bits, a lone surrogate).
             out = []
             for i, v in enumerate(clean):

@@ -179,7 +179,6 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []
-    schema = None
     for reader, out in _execute(flow, values, **options):
         names = reader.names
         failures.extend(out.failures)
@@ -189,9 +188,7 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
             arrays += [pa.array(out.input_index, type=pa.int64()),
                        pa.array([f"{int(x):016x}" for x in out.row_ids], type=pa.string())]
             cols += ["_input_index", "_row_id"]
-        table = pa.Table.from_arrays(arrays, names=cols)
-        schema = table.schema
-        tables.append(table)
+        tables.append(pa.Table.from_arrays(arrays, names=cols))
     if failures and on_error == "raise":
         partial = pa.concat_tables(tables) if tables else None
         n_inputs = len({f.input_index for f in failures})

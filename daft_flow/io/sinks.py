@@ -69,7 +69,7 @@ class Sink(abc.ABC):
     def write(self, rows: Rows) -> list[str]:
         """Writes ``rows``; returns, per row, where it went (a path, URL or table)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: sinks that buffer override it
         """A run ended: flush and release what ``write`` opened."""
 
     def result(self) -> Any:

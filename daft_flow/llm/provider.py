@@ -56,10 +56,10 @@ class Provider(abc.ABC):
     def describe(self) -> str:
         return type(self).__name__
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - optional hook
         """Called when a run starts."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - optional hook
         """Called when a run ends: closes connections (from outside the event loop thread)."""
 
     @abc.abstractmethod

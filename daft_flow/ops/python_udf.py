@@ -35,7 +35,7 @@ def callable_name(fn: Callable[..., Any]) -> str:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
     try:
         return typing.get_type_hints(target)
     except Exception:  # unresolvable forward references: fall back to raw annotations
@@ -59,7 +59,7 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
     if is_async and batch:
         raise ValueError(f"run_python({callable_name(fn)}): batch=True is not supported for async functions ({where})")
     if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight <= 0):

@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(name: str) -> str:
     import tempfile
 
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(dflow.__file__)))
     with tempfile.TemporaryDirectory() as cwd:  # examples write relative paths; keep them out of the repo
         proc = subprocess.run([sys.executable, str(ROOT / "examples" / name)], capture_output=True, text=True,
-                              timeout=120, env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(dflow.__file__))), cwd=cwd)
+                              timeout=120, env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Unclosed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc.stdout

@@ -72,7 +72,7 @@ def test_token_chunks_properties(tok, text, max_tokens, data):
         # Code points are never split: only the tokens of the chunk's last code point may exceed the limit.
         last_cp = [t for t in inside if t == (e - 1, e)]
         assert len(inside) <= max_tokens or (len(last_cp) > 1 and len(inside) - len(last_cp) < max_tokens)
-    for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+    for (_, e0), (s1, _) in zip(spans, spans[1:]):
         # Chunk edges sit between tokens, never inside one.
         assert not any(a < e0 < b or a < s1 < b for a, b in toks)
         shared = [t for t in toks if s1 <= t[0] and t[1] <= e0]
