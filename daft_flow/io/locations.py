@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import os
 import re
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +45,7 @@ def split_url(url: Any) -> tuple[str, str]:
             raise ValueError(f"invalid URL {url!r}: {e}") from None
         if not parts.hostname:
             raise ValueError(f"invalid URL {url!r}: no host")
-    elif protocol not in _LOCAL and not url[m.end():]:
+    elif not url[m.end():]:
         raise ValueError(f"invalid URL {url!r}: nothing after the scheme")
     return protocol, url
 
@@ -88,7 +89,10 @@ def check_local(path: str) -> None:
         raise PermissionError(13, "Permission denied", path)
 
 
-_filesystems: dict[tuple[str, int, str], Any] = {}
+# (protocol, owner, endpoints, options from the URL) -> filesystem. The owner is the event loop an
+# async filesystem's sessions belong to, or for blocking ones (ftp, sftp, hf) the thread using it:
+# their clients are not safe to share between threads (the default executor bounds how many).
+_filesystems: dict[tuple[str, int, str, str], Any] = {}
 
 # Environment variables that point a protocol at another endpoint (MinIO/R2/moto, a GCS emulator,
 # a Hub mirror): a filesystem made before one changed must not be reused after.
@@ -99,20 +103,32 @@ def _endpoints() -> str:
     return "\0".join(os.environ.get(v, "") for v in _ENDPOINT_VARIABLES)
 
 
-def _async_filesystem(protocol: str) -> Any:
+def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None" = None) -> Any:
+    """The shared filesystem for ``url``: async on ``loop`` when the protocol has an async
+    implementation and a loop is given, else a blocking one for the calling thread. Options the
+    URL carries (an FTP host and port, say) are passed to it."""
     import fsspec
 
-    loop = asyncio.get_running_loop()
-    key = (protocol, id(loop), _endpoints())
+    cls = fsspec.get_filesystem_class(protocol)
+    try:
+        options = cls._get_kwargs_from_urls(url)
+    except Exception:  # pragma: no cover - a backend that cannot parse its own URLs
+        options = {}
+    is_async = loop is not None and getattr(cls, "async_impl", False)
+    owner = id(loop) if is_async else threading.get_ident()
+    key = (protocol, owner, _endpoints(), repr(sorted(options.items())))
     fs = _filesystems.get(key)
     if fs is None:
-        cls = fsspec.get_filesystem_class(protocol)
-        if getattr(cls, "async_impl", False):
-            fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True)
+        if is_async:
+            fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True, **options)
         else:
-            fs = cls()
+            fs = cls(skip_instance_cache=True, **options)
         _filesystems[key] = fs
     return fs
+
+
+def _cat_blocking(protocol: str, url: str) -> Any:
+    return _filesystem(protocol, url).cat_file(url)
 
 
 async def _close_filesystems(filesystems: list[Any]) -> None:
@@ -136,7 +152,7 @@ def _close_at_exit() -> None:
     from daft_flow.execution import event_loop
 
     loop = event_loop._loop
-    owned = [fs for (_, loop_id, _), fs in _filesystems.items() if loop is not None and loop_id == id(loop)]
+    owned = [fs for (_, owner, *_), fs in _filesystems.items() if loop is not None and owner == id(loop)]
     _filesystems.clear()
     if owned and loop is not None and loop.is_running():
         try:
@@ -313,15 +329,17 @@ async def fetch_bytes(url: str) -> Any:
     if protocol in _LOCAL:
         return await asyncio.to_thread(read_local, local_path(url))
     check_protocol(protocol, url)
-    fs = _async_filesystem(protocol)
     attempt = 0
     while True:
         try:
+            fs = _filesystem(protocol, url, asyncio.get_running_loop())
             if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
                 return await _http_get(fs, url)
             if getattr(fs, "async_impl", False):
                 return await _ranged_get(fs, url)
-            return await asyncio.to_thread(fs.cat_file, url)
+            # A blocking filesystem (ftp, sftp, hf): made and used on a worker thread, since even
+            # its constructor may connect.
+            return await asyncio.to_thread(_cat_blocking, protocol, url)
         except Exception as e:
             delay = _retry_delay(e, attempt) if attempt < RETRIES else None
             if delay is None:
@@ -340,14 +358,8 @@ def open_sync(url: str) -> Any:
         check_local(local_path(url))
         return open(local_path(url), "rb")
     check_protocol(protocol, url)
-    import fsspec
-
-    key = (protocol, 0, _endpoints())
-    fs = _filesystems.get(key)
-    if fs is None:
-        fs = _filesystems[key] = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
     try:
-        return fs.open(url, "rb")
+        return _filesystem(protocol, url).open(url, "rb")
     except Exception as e:
         err = _with_url(e, url)
         if err is e:

@@ -220,19 +220,21 @@ def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
         "http://127.0.0.1:1/x.txt",      # 11 connection refused
         "/dev/zero",                     # 12 a device that never ends
         str(tmp_path / "fifo"),          # 13 a FIFO no one writes to (opening it would block)
+        "ftp://127.0.0.1:1/x.txt",       # 14 a blocking filesystem whose host (from the URL) refuses
+        "file://",                       # 15 a scheme and nothing else
     ]
     flow = dflow.Flow("url", str).open_file().read()
     rows = flow.collect_batch(inputs, on_error="return")
     assert rows[0]["text"] == "fine" and rows[10]["text"] == "fine"
     expected = {1: FileNotFoundError, 2: FileNotFoundError, 3: PermissionError, 4: ValueError, 5: ValueError,
                 6: ValueError, 7: ValueError, 8: IsADirectoryError, 9: Exception, 11: Exception, 12: OSError,
-                13: OSError}
+                13: OSError, 14: ConnectionRefusedError, 15: ValueError}
     for i, kind in expected.items():
         failure = rows[i]
         assert isinstance(failure, dflow.RowFailure), (i, failure)
         assert failure.input_index == i and len(failure.row_id) == 16
         assert isinstance(failure.error, kind), (i, failure.error)
-        url = inputs[i].removeprefix("file://")
+        url = inputs[i] if i == 15 else inputs[i].removeprefix("file://")
         assert url in str(failure.error) or url in str(failure), (i, str(failure))
         notes = "\n".join(getattr(failure.error, "__notes__", []))
         assert f"input {i}" in notes and failure.row_id in notes
