@@ -181,6 +181,9 @@ py::object IndexColumn(const std::vector<int64_t>& v) {
 }  // namespace
 
 void init_runtime(py::module_& m) {
+  // How many batches without one successful row end the footprint probe; the Python source uses
+  // the same number to decide when to stop keeping batches of an expanding plan small.
+  m.attr("MAX_FOOTPRINT_PROBES") = dflow::FootprintEstimate::kMaxProbes;
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   py::class_<PythonOpInfo>(m, "OpInfo")

@@ -46,9 +46,9 @@ class InputSource:
     # ops start with small batches and, once reads report sizes, size batches so their expected
     # output stays near ``batch_bytes``; the memory budget then bounds how many are in the pipeline.
     EXPANDING_FIRST_ROWS = 1
-    # After this many batches without a single successful read (a wrong base URL, say), batches
-    # grow as usual so an input that only fails still fails fast (the runtime stops probing too).
-    EXPANDING_PROBES = 8
+    # After as many batches without a single successful read as the runtime probes (a wrong base
+    # URL, say), batches grow as usual so an input that only fails still fails fast.
+    EXPANDING_PROBES = _core.MAX_FOOTPRINT_PROBES
 
     def expect_expansion(self) -> None:
         self.expanding = True
