@@ -2,7 +2,9 @@
 
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <deque>
+#include <unordered_map>
 
 #include "arrow_py.h"
 
@@ -22,8 +24,17 @@ struct ArgReader {
   bool generic = false;
   int64_t cached_row = -1;     // consecutive children share their ancestor's Python object
   PyObject* cached = nullptr;
+  // Values the converter could not make (a pickled object whose class fails to unpickle): row of
+  // the argument's own level -> the exception. Rows reading them fail with it.
+  std::unordered_map<int64_t, py::object> unreadable;
 
   int64_t Row(int64_t r) const { return index.empty() ? r : index[r]; }
+  // The exception row r's argument could not be read with, or nullptr.
+  PyObject* Unreadable(int64_t r) const {
+    if (unreadable.empty()) return nullptr;
+    auto it = unreadable.find(Row(r));
+    return it == unreadable.end() ? nullptr : it->second.ptr();
+  }
 
   // New reference, or nullptr with a Python error set.
   PyObject* Get(int64_t r) {
@@ -63,6 +74,38 @@ std::vector<ArgReader> MakeReaders(const Batch& batch, const PythonOpInfo& info)
 
 const char* TypeName(PyObject* o) { return Py_TYPE(o)->tp_name; }
 
+// A Python str as UTF-8, lone surrogates escaped (a message must never fail to convert).
+std::string Utf8(py::handle text) {
+  PyObject* encoded = PyUnicode_Check(text.ptr()) ? PyUnicode_AsEncodedString(text.ptr(), "utf-8", "backslashreplace")
+                                                  : nullptr;
+  if (encoded == nullptr) {
+    PyErr_Clear();
+    return std::string("<") + TypeName(text.ptr()) + ">";
+  }
+  std::string out(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
+  Py_DECREF(encoded);
+  return out;
+}
+
+// Python helpers that are called rarely (on errors and on values without a fast conversion).
+// Leaked on purpose: they must outlive every run, and no destructor may run after finalization.
+py::object Helper(const char* module, const char* name) {
+  static auto* cache = new std::unordered_map<std::string, py::object>();
+  std::string key = std::string(module) + ":" + name;
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, py::module_::import(module).attr(name)).first;
+  return it->second;
+}
+py::object UserErrors(const char* name) { return Helper("daft_flow.execution.user_errors", name); }
+
+// A result the fast checks rejected may still be a value of the field's type in another form (a
+// numpy scalar, a memoryview): types.coerce_scalar, the one home of that rule, converts it or
+// returns None. New reference; nullptr when the value is not acceptable.
+PyObject* Coerce(PyObject* v, const std::string& format) {
+  py::object c = Helper("daft_flow.types", "coerce_scalar")(py::handle(v), format);
+  return c.is_none() ? nullptr : c.release().ptr();
+}
+
 // Appends a Python result to the builder for `format`; returns an error message on a type mismatch.
 struct ResultBuilder {
   std::string format;
@@ -96,12 +139,29 @@ struct ResultBuilder {
   void AppendNull() {
     if (bin) spans.emplace_back(nullptr, -1); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
   }
+  bool IsFast(PyObject* v) const {
+    if (bin) return format == "U" ? PyUnicode_Check(v) : PyBytes_Check(v) || PyByteArray_Check(v);
+    if (i64) return PyLong_Check(v) && !PyBool_Check(v);
+    if (f64) return PyFloat_Check(v) || (PyLong_Check(v) && !PyBool_Check(v));
+    return PyBool_Check(v);
+  }
   // Returns "" on success, else a description of what was wrong.
   std::string Append(PyObject* v) {
     if (v == Py_None) { AppendNull(); return ""; }
+    if (!IsFast(v)) {
+      PyObject* c = Coerce(v, format);
+      if (c == nullptr || !IsFast(c)) {
+        Py_XDECREF(c);
+        const char* expected = format == "U" ? "str" : format == "Z" ? "bytes" : format == "l" ? "int"
+                             : format == "g" ? "float" : "bool";
+        return std::string("returned ") + TypeName(v) + ", expected " + expected;
+      }
+      std::string problem = Append(c);  // str/bytes are kept alive by Keep's own reference
+      Py_DECREF(c);
+      return problem;
+    }
     if (bin) {
       if (format == "U") {
-        if (!PyUnicode_Check(v)) return std::string("returned ") + TypeName(v) + ", expected str";
         Py_ssize_t len;
         const char* s = PyUnicode_AsUTF8AndSize(v, &len);
         if (!s) {
@@ -115,14 +175,11 @@ struct ResultBuilder {
         } else if (PyByteArray_Check(v)) {  // mutable: copy now
           copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
           spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
-        } else {
-          return std::string("returned ") + TypeName(v) + ", expected bytes";
         }
       }
       return "";
     }
     if (i64) {
-      if (!PyLong_Check(v) || PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected int";
       long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) {
         PyErr_Clear();
@@ -132,12 +189,18 @@ struct ResultBuilder {
       return "";
     }
     if (f64) {
-      if (PyFloat_Check(v)) f64->Append(PyFloat_AS_DOUBLE(v));
-      else if (PyLong_Check(v) && !PyBool_Check(v)) f64->Append(PyLong_AsDouble(v));
-      else return std::string("returned ") + TypeName(v) + ", expected float";
+      if (PyFloat_Check(v)) {
+        f64->Append(PyFloat_AS_DOUBLE(v));
+        return "";
+      }
+      double x = PyLong_AsDouble(v);
+      if (x == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return "returned an int too large for a float";
+      }
+      f64->Append(x);
       return "";
     }
-    if (!PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected bool";
     boolean->Append(v == Py_True);
     return "";
   }
@@ -179,23 +242,51 @@ std::string TypeProblem(const PythonOpInfo& info, const std::string& problem) {
   return "TypeError: " + info.op + " " + problem + " for field \"" + info.field + "\" of flow \"" + info.flow + "\"";
 }
 
+// Records `error` (an exception object) as the failure of `row`, keeping the object (and its
+// traceback) for the caller. The message is built without trusting the object: its __str__ may
+// raise, return a non-str or hold lone surrogates.
+void FailRow(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors, py::handle error) {
+  py::object described = UserErrors("describe")(error);
+  dflow::RowFailure f = MakeFailure(info, row, Utf8(described));
+  f.handle = errors.Put(py::reinterpret_borrow<py::object>(error));
+  level.Fail(std::move(f));
+}
+
 // Records the pending Python exception as a row failure, unless it must stop the whole run
 // (KeyboardInterrupt, SystemExit, ...), in which case it is rethrown to the pipeline.
 void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors) {
-  if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
   // Keep the traceback on the exception object itself so it survives being re-raised elsewhere.
   PyObject *type, *raw, *tb;
   PyErr_Fetch(&type, &raw, &tb);
   PyErr_NormalizeException(&type, &raw, &tb);
   if (tb != nullptr) PyException_SetTraceback(raw, tb);
+  py::object value = py::reinterpret_borrow<py::object>(raw);
+  if (UserErrors("stops_run")(value).cast<bool>()) {
+    PyErr_Restore(type, raw, tb);
+    throw py::error_already_set();
+  }
   Py_XDECREF(type);
+  Py_XDECREF(raw);
   Py_XDECREF(tb);
-  py::object value = py::reinterpret_steal<py::object>(raw);
-  std::string message = py::str(value).cast<std::string>();
-  dflow::RowFailure f = MakeFailure(info, row, std::string(TypeName(value.ptr())) + ": " + message);
-  f.handle = errors.Put(value);
-  level.Fail(std::move(f));
+  FailRow(level, row, info, errors, UserErrors("row_error")(value, info.op));
 }
+
+// Hands the GIL over now and then while a row loop holds it. A function that runs no bytecode
+// (a builtin such as str.upper, a C extension) never lets the interpreter switch threads, so the
+// main thread could not even check for Ctrl-C until the whole batch was done.
+class GilYield {
+ public:
+  void MaybeYield(int64_t row) {
+    if ((row & 31) != 31) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(5)) return;  // CPython's own switch interval
+    { py::gil_scoped_release release; }
+    last_ = std::chrono::steady_clock::now();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 }  // namespace
 
@@ -238,7 +329,13 @@ void PythonRowOperator::Process(Batch& batch) {
       if (!has_converter)
         throw std::runtime_error(info_.op + ": no converter for argument format " + readers[k].column->format());
       readers[k].generic = true;
-      readers[k].converted = convert_[k](ToPyArrow(readers[k].column));
+      // (values, [(index, exception), ...]): a value that cannot be read fails its rows only.
+      py::tuple converted = convert_[k](ToPyArrow(readers[k].column));
+      readers[k].converted = converted[0];
+      for (auto item : py::list(converted[1])) {
+        py::tuple t = item.cast<py::tuple>();
+        readers[k].unreadable[t[0].cast<int64_t>()] = py::reinterpret_borrow<py::object>(t[1]);
+      }
     }
   }
   const bool fast_out = !out_format_.empty();
@@ -247,8 +344,21 @@ void PythonRowOperator::Process(Batch& batch) {
   if (fast_out) builder = std::make_unique<ResultBuilder>(out_format_, n);
   std::vector<PyObject*> args(readers.size());
   PyObject* fn = fn_.ptr();
+  bool any_unreadable = false;
+  for (const ArgReader& reader : readers) any_unreadable = any_unreadable || !reader.unreadable.empty();
+  GilYield yield;
   for (int64_t r = 0; r < n; ++r) {
-    if ((r & 1023) == 0 && cancelled()) throw std::runtime_error("run cancelled");
+    // Every row: a cancelled run (Ctrl-C, an error elsewhere) stops after the row in progress.
+    if (cancelled()) throw std::runtime_error("run cancelled");
+    yield.MaybeYield(r);
+    if (any_unreadable && !level.Failed(r)) {
+      for (const ArgReader& reader : readers) {
+        if (PyObject* error = reader.Unreadable(r)) {
+          FailRow(level, r, info_, *errors_, error);
+          break;
+        }
+      }
+    }
     if (level.Failed(r)) {
       if (fast_out) builder->AppendNull(); else results.append(py::none());
       continue;
@@ -286,7 +396,7 @@ void PythonRowOperator::Process(Batch& batch) {
     out = ImportArray(built[0]);
     for (auto item : py::list(built[1])) {
       py::tuple t = item.cast<py::tuple>();
-      level.Fail(MakeFailure(info_, t[0].cast<int64_t>(), TypeProblem(info_, t[1].cast<std::string>())));
+      level.Fail(MakeFailure(info_, t[0].cast<int64_t>(), TypeProblem(info_, Utf8(t[1]))));
     }
   }
   level.columns[info_.node] = std::move(out);
@@ -328,18 +438,14 @@ void PythonBatchOperator::Process(Batch& batch) {
   if (out->length() != level.num_rows)
     throw std::runtime_error(info_.op + ": runner returned " + std::to_string(out->length()) + " values for " +
                              std::to_string(level.num_rows) + " rows");
+  // A failure is an exception object (kept, with its traceback) or a type problem: the same
+  // TypeError message as the row-wise path, whichever runner found it.
   for (auto item : py::list(result[1])) {
     py::tuple t = item.cast<py::tuple>();
-    dflow::RowFailure f = MakeFailure(info_, t[0].cast<int64_t>(), "");
+    int64_t row = t[0].cast<int64_t>();
     py::object err = t[1];
-    if (py::isinstance<py::str>(err)) {
-      f.message = err.cast<std::string>();
-    } else {
-      f.message = py::str(py::type::handle_of(err).attr("__name__")).cast<std::string>() + ": " +
-                  py::str(err).cast<std::string>();
-      f.handle = errors_->Put(err);
-    }
-    level.Fail(std::move(f));
+    if (py::isinstance<py::str>(err)) level.Fail(MakeFailure(info_, row, TypeProblem(info_, Utf8(err))));
+    else FailRow(level, row, info_, *errors_, err);
   }
   level.columns[info_.node] = std::move(out);
 }

@@ -2,6 +2,8 @@
 // and a Run handle that Python polls (GIL released while waiting, so Ctrl-C stays responsive).
 #include <pybind11/stl.h>
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "arrow_py.h"
@@ -23,12 +25,19 @@ class PythonSource : public dflow::Source {
  public:
   explicit PythonSource(py::object next_batch) : next_batch_(std::move(next_batch)) {}
   ~PythonSource() override {
+    // An abandoned source (see Pipeline::Cancel) may end after the interpreter began finalizing,
+    // when taking the GIL would end this thread inside a destructor: leak the object instead.
+    if (_Py_IsFinalizing()) {
+      next_batch_.release();
+      return;
+    }
     py::gil_scoped_acquire gil;
     next_batch_ = py::object();
   }
+  void Hint(int64_t expected_row_bytes) override { expected_row_bytes_ = expected_row_bytes; }
   std::unique_ptr<Batch> Next() override {
     py::gil_scoped_acquire gil;
-    py::object item = next_batch_();
+    py::object item = next_batch_(expected_row_bytes_);
     if (item.is_none()) return nullptr;
     py::tuple t = item.cast<py::tuple>();
     auto batch = std::make_unique<Batch>();
@@ -63,6 +72,7 @@ class PythonSource : public dflow::Source {
  private:
   py::object next_batch_;
   int64_t seq_ = 0;
+  int64_t expected_row_bytes_ = 0;
 };
 
 // A finished batch handed to Python, which turns the output level into rows and failures.
@@ -79,7 +89,7 @@ struct PyBatch {
 class PyRun {
  public:
   PyRun(py::object next_batch, int64_t memory_budget, bool ordered)
-      : errors_(std::make_shared<ErrorTable>()) {
+      : errors_(std::make_shared<ErrorTable>()), pid_(getpid()) {
     dflow::PipelineOptions options;
     options.memory_budget = memory_budget;
     options.ordered = ordered;
@@ -133,6 +143,9 @@ class PyRun {
   // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
   py::object Next() {
     if (!pipeline_) throw std::runtime_error("run is closed");
+    if (getpid() != pid_)
+      throw std::runtime_error("this run was started by another process (before os.fork()); its threads do not "
+                               "exist here: start a new run in this process");
     while (true) {
       std::unique_ptr<Batch> out;
       dflow::Pipeline::PollStatus status;
@@ -151,6 +164,12 @@ class PyRun {
   // Cancels the pipeline (threads joined with the GIL released), then drops Python state.
   void Close() {
     if (!pipeline_) return;
+    if (getpid() != pid_) {
+      // A forked child inherited this run without its threads: there is nothing to join, and
+      // the parent's objects are left alone (leaked) rather than torn down half-copied.
+      pipeline_.release();
+      return;
+    }
     {
       py::gil_scoped_release release;
       pipeline_->Cancel();
@@ -170,6 +189,7 @@ class PyRun {
  private:
   std::unique_ptr<dflow::Pipeline> pipeline_;
   std::shared_ptr<ErrorTable> errors_;
+  pid_t pid_;  // the process that started the run
 };
 
 py::object IndexColumn(const std::vector<int64_t>& v) {

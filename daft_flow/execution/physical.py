@@ -66,7 +66,11 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
         if op == "as_list":
             name = "flat_map"
             info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
-            run.add_python_batch(info, AsListRunner(name, arg_types[0], out), 1)
+            # Any input may fan out to any number of children: probe row footprints first, so the
+            # memory budget holds for the child level too.
+            if hasattr(source, "expect_fan_out"):
+                source.expect_fan_out()
+            run.add_python_batch(info, AsListRunner(name, arg_types[0], out), 1, True)
             continue
         udf = node.python_udf
         fn = traced.callables[udf.fn.ref]
@@ -78,6 +82,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
                                root_objects, plan.levels[0].element_node)
         elif udf.mode == ir.PythonUdf.BATCH:
             runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
+            cancellables.append(runner)
             run.add_python_batch(info, runner, 1)
         else:
             on_output = None

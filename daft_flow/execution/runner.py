@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -29,6 +30,27 @@ def _close_live_runs() -> None:
     for run in list(_live_runs.values()):
         run.close()
     _live_runs.clear()
+
+
+def _forget_runs_after_fork() -> None:
+    # A forked child inherits open runs without their threads: they are the parent's to close.
+    _live_runs.clear()
+
+
+os.register_at_fork(after_in_child=_forget_runs_after_fork)
+
+
+def _check_not_on_the_loop(runners: list[Any]) -> None:
+    """A run whose ops need the runtime's event loop cannot be waited for on that loop's thread."""
+    from daft_flow.execution import event_loop
+    from daft_flow.execution.python_runners import uses_event_loop
+
+    if event_loop.in_loop_thread() and uses_event_loop(runners):
+        raise RuntimeError(
+            "collect()/stream() was called on daft_flow's event-loop thread (from an async function of a running "
+            "flow), and this flow has async, LLM or read ops, which run on that same loop: it would wait for "
+            "itself forever. Run it off the loop: `await asyncio.to_thread(flow.collect, value)`, or call it "
+            "from a sync run_python function.")
 
 
 def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
@@ -64,6 +86,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     usage = UsageReport()
     cancellables: list[Any] = []
     run = build_run(traced, source, opts, ordered, usage, cancellables)
+    _check_not_on_the_loop(cancellables)
     readers = make_readers(run)
     run.start()
     _live_runs[id(run)] = run
@@ -164,11 +187,19 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
 
     def rows() -> Iterator[dict[str, Any]]:
         for reader, out in _execute(flow, values, ordered=ordered, **options):
-            if out.failures:
+            reported = 0
+            # A slice at a time: a batch with millions of child rows is never all Python objects at once.
+            for chunk in reader.row_slices(out):
+                if len(out.failures) > reported:  # failed upstream, or a value that could not be read back
+                    if on_error == "raise":
+                        raise out.failures[reported].error
+                    failures.extend(out.failures[reported:])
+                    reported = len(out.failures)
+                yield from chunk
+            if len(out.failures) > reported:
                 if on_error == "raise":
-                    raise out.failures[0].error
-                failures.extend(out.failures)
-            yield from reader.rows(out)
+                    raise out.failures[reported].error
+                failures.extend(out.failures[reported:])
 
     return FlowStream(rows(), failures)
 

@@ -8,7 +8,9 @@
 namespace dflow {
 
 Pipeline::Pipeline(std::unique_ptr<Source> source, PipelineOptions options)
-    : source_(std::move(source)), options_(options), budget_(options.memory_budget) {}
+    : source_(std::make_shared<SourceSlot>()), options_(options), budget_(options.memory_budget) {
+  source_->source = std::move(source);
+}
 
 Pipeline::~Pipeline() { Cancel(); }
 
@@ -30,7 +32,7 @@ void Pipeline::Start() {
   for (size_t i = 0; i < ops_.size(); ++i)
     live_workers_.push_back(std::make_unique<std::atomic<int>>(std::max(1, stage_options_[i].concurrency)));
   for (const StageOptions& o : stage_options_) probing_ = probing_ || o.expanding;
-  threads_.emplace_back([this] { RunSource(); });
+  source_thread_ = std::thread([this, slot = source_] { RunSource(slot); });
   for (size_t i = 0; i < ops_.size(); ++i)
     for (int w = 0; w < std::max(1, stage_options_[i].concurrency); ++w)
       threads_.emplace_back([this, i] { RunStage(i); });
@@ -47,12 +49,35 @@ void Pipeline::Fail(std::exception_ptr error) {
   for (auto& q : queues_) q->Close(/*discard=*/true);
 }
 
-void Pipeline::RunSource() {
+void Pipeline::RunSource(const std::shared_ptr<SourceSlot>& slot) {
   try {
     int64_t admitted = 0;
-    while (!cancelled_) {
+    while (true) {
       if (probing_ && admitted > 0 && !footprint_.WaitForProbe(admitted)) break;
-      std::unique_ptr<Batch> batch = source_->Next();
+      {
+        // Under the slot's lock: Cancel either sees this thread inside Next() or has already
+        // set cancelled_ (it sets it before taking the lock), never neither.
+        std::lock_guard<std::mutex> lock(slot->mu);
+        if (cancelled_) break;
+        slot->in_next = true;
+      }
+      slot->source->Hint(footprint_.Expected(1));
+      std::unique_ptr<Batch> batch;
+      std::exception_ptr error;
+      try {
+        batch = slot->source->Next();
+      } catch (abi::__forced_unwind&) {
+        throw;  // thread cancellation (e.g. at interpreter exit) must unwind, never be swallowed
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(slot->mu);
+        slot->in_next = false;
+        slot->left_next.notify_all();
+        if (slot->abandoned) return;  // the pipeline may be gone: drop the batch, touch nothing else
+      }
+      if (error) std::rethrow_exception(error);
       if (!batch) break;
       batch->peak = batch->ComputeBytes();
       batch->reserved = footprint_.Expected(batch->levels[0].num_rows);
@@ -62,7 +87,7 @@ void Pipeline::RunSource() {
       if (!queues_[0]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
-    throw;  // thread cancellation (e.g. at interpreter exit) must unwind, never be swallowed
+    throw;
   } catch (...) {
     Fail(std::current_exception());
   }
@@ -159,6 +184,15 @@ void Pipeline::Cancel() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  if (source_thread_.joinable()) {
+    bool abandon;
+    {
+      std::unique_lock<std::mutex> lock(source_->mu);
+      source_->left_next.wait_for(lock, kSourceGrace, [&] { return !source_->in_next; });
+      abandon = source_->abandoned = source_->in_next;
+    }
+    if (abandon) source_thread_.detach(); else source_thread_.join();
+  }
 }
 
 PipelineStats Pipeline::stats() const {

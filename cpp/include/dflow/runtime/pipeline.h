@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <map>
 #include <memory>
@@ -51,19 +52,32 @@ class Pipeline {
   PollStatus Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out);
   void Release(int64_t bytes) { budget_.Release(bytes); }
 
-  // Stops every thread promptly and waits for them. Safe to call more than once.
+  // Stops every thread promptly and waits for the stage threads. A source still inside Next()
+  // after a short grace period (a user's iterable that blocks) is not waited for: its thread is
+  // detached, finishes on its own, drops what it produced and touches nothing of the pipeline.
+  // Safe to call more than once.
   void Cancel();
   PipelineStats stats() const;
+  // How long Cancel waits for a source inside Next() before leaving it behind.
+  static constexpr std::chrono::milliseconds kSourceGrace{200};
 
  private:
-  void RunSource();
+  // What the source thread shares with the pipeline; it outlives the pipeline when abandoned.
+  struct SourceSlot {
+    std::mutex mu;
+    std::condition_variable left_next;
+    std::unique_ptr<Source> source;
+    bool in_next = false, abandoned = false;
+  };
+  void RunSource(const std::shared_ptr<SourceSlot>& slot);
   void RunStage(size_t index);
   void Fail(std::exception_ptr error);
   void Charge(Batch& batch);  // re-measures a batch after a stage and charges its growth
   void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
 
   using Queue = BoundedQueue<std::unique_ptr<Batch>>;
-  std::unique_ptr<Source> source_;
+  std::shared_ptr<SourceSlot> source_;
+  std::thread source_thread_;
   PipelineOptions options_;
   MemoryBudget budget_;
   FootprintEstimate footprint_;
