@@ -2,6 +2,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <unordered_map>
@@ -276,16 +277,25 @@ void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, Erro
 // main thread could not even check for Ctrl-C until the whole batch was done.
 class GilYield {
  public:
-  void MaybeYield(int64_t row) {
-    if ((row & 31) != 31) return;
+  // Called once per row. Reads the clock about every half millisecond whatever a row costs
+  // (every row for slow functions, every few thousand for fast ones) and lets other threads take
+  // the GIL once it has been held for CPython's switch interval.
+  void MaybeYield() {
+    if (++count_ < stride_) return;
+    count_ = 0;
     auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(5)) return;  // CPython's own switch interval
+    stride_ = now - last_check_ < kCheckEvery ? std::min<int64_t>(stride_ * 2, 4096) : std::max<int64_t>(stride_ / 2, 1);
+    last_check_ = now;
+    if (now - last_yield_ < kSwitchInterval) return;
     { py::gil_scoped_release release; }
-    last_ = std::chrono::steady_clock::now();
+    last_yield_ = std::chrono::steady_clock::now();
   }
 
  private:
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  static constexpr std::chrono::microseconds kCheckEvery{500};
+  static constexpr std::chrono::milliseconds kSwitchInterval{5};
+  int64_t count_ = 0, stride_ = 1;
+  std::chrono::steady_clock::time_point last_check_ = std::chrono::steady_clock::now(), last_yield_ = last_check_;
 };
 
 }  // namespace
@@ -350,7 +360,7 @@ void PythonRowOperator::Process(Batch& batch) {
   for (int64_t r = 0; r < n; ++r) {
     // Every row: a cancelled run (Ctrl-C, an error elsewhere) stops after the row in progress.
     if (cancelled()) throw std::runtime_error("run cancelled");
-    yield.MaybeYield(r);
+    yield.MaybeYield();
     if (any_unreadable && !level.Failed(r)) {
       for (const ArgReader& reader : readers) {
         if (PyObject* error = reader.Unreadable(r)) {

@@ -93,6 +93,17 @@ def check_local(path: str) -> None:
 # async filesystem's sessions belong to, or for blocking ones (ftp, sftp, hf) the thread using it:
 # their clients are not safe to share between threads (the default executor bounds how many).
 _filesystems: dict[tuple[str, int, str, str], Any] = {}
+# Filesystems inherited from the parent process (after fork): their sessions and sockets are the
+# parent's. Kept referenced so that no destructor closes or reports them here; never used again.
+_inherited: list[Any] = []
+
+
+def _forget_filesystems_after_fork() -> None:
+    _inherited.extend(_filesystems.values())
+    _filesystems.clear()
+
+
+os.register_at_fork(after_in_child=_forget_filesystems_after_fork)
 
 # Environment variables that point a protocol at another endpoint (MinIO/R2/moto, a GCS emulator,
 # a Hub mirror): a filesystem made before one changed must not be reused after.

@@ -19,6 +19,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from typing import Any, Sequence
 
 from daft_flow.llm.rate_limit import RateLimiter
@@ -129,6 +130,7 @@ class OpenAIProvider(Provider):
                                               max_retries=0, timeout=self.timeout, http_client=http)
             self._sem = asyncio.Semaphore(self.max_concurrency)
             self._loop = loop
+            _with_clients.add(self)
 
     async def _request(self, send: Any, estimate: int, usage: OpUsage) -> tuple[Any, int]:
         """Sends with rate limiting and retries; returns (response, attempts)."""
@@ -233,6 +235,22 @@ class OpenAIProvider(Provider):
         if len(data) != len(inputs):
             raise ProviderError(f"{self.describe()}: {len(data)} embeddings for {len(inputs)} inputs")
         return [list(d.embedding) for d in data]
+
+
+# Providers with a client, so that a forked child can drop the clients it inherited: their
+# connections are the parent's and their loop has no thread in the child.
+_with_clients: "weakref.WeakSet[OpenAIProvider]" = weakref.WeakSet()
+_inherited_clients: list[Any] = []  # kept referenced: no destructor may close the parent's sockets
+
+
+def _forget_clients_after_fork() -> None:
+    for provider in list(_with_clients):
+        if provider._client is not None:
+            _inherited_clients.append(provider._client)
+        provider._client, provider._loop, provider._sem = None, None, None
+
+
+os.register_at_fork(after_in_child=_forget_clients_after_fork)
 
 
 def _httpx_limits(max_concurrency: int) -> Any:

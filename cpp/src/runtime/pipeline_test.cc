@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -173,6 +176,106 @@ TEST(Pipeline, GrowthAfterTheExpandingStageIsChargedToo) {
 TEST(Pipeline, WithoutTheExpandingMarkGrowthIsOnlyChargedAfterwards) {
   GrowRun run = RunGrowing(/*mark_expanding=*/false, 200ms);
   EXPECT_GT(run.peak_budget, run.budget);
+}
+
+// A source that blocks inside Next() (a user's iterable waiting on a queue) until released, and
+// records the footprint hints it was given.
+struct BlockingState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false, entered = false, destroyed = false;
+};
+
+class BlockingSource : public Source {
+ public:
+  BlockingSource(std::shared_ptr<BlockingState> state, int64_t free_batches)
+      : state_(std::move(state)), inner_(free_batches) {}
+  ~BlockingSource() override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->destroyed = true;
+    state_->cv.notify_all();
+  }
+  std::unique_ptr<Batch> Next() override {
+    std::unique_ptr<Batch> batch = inner_.Next();
+    if (batch) return batch;
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->entered = true;
+    state_->cv.notify_all();
+    state_->cv.wait(lock, [&] { return state_->release; });
+    return std::make_unique<Batch>();  // produced after the pipeline is gone: dropped
+  }
+
+ private:
+  std::shared_ptr<BlockingState> state_;
+  CountingSource inner_;
+};
+
+// Ctrl-C while the input blocks: Cancel must not wait for the input to yield. The source thread
+// is left behind, finishes on its own later and touches nothing of the (destroyed) pipeline.
+TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
+  auto state = std::make_shared<BlockingState>();
+  // Releases the source eventually in any case, so that a Cancel that waits for it ends (and the
+  // test fails) instead of hanging.
+  std::thread watchdog([state] {
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait_for(lock, 10s, [&] { return state->release; });
+    state->release = true;
+    state->cv.notify_all();
+  });
+  bool released_before_cancel_returned;
+  {
+    std::atomic<int> in_flight{0}, max_in_flight{0};
+    Pipeline p(std::make_unique<BlockingSource>(state, 3), PipelineOptions{});
+    p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), {});
+    p.Start();
+    int received = 0;
+    while (received < 3) {
+      std::unique_ptr<Batch> out;
+      if (p.Next(50ms, &out) == Pipeline::PollStatus::kBatch) {
+        ++received;
+        p.Release(out->bytes);
+      }
+    }
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait(lock, [&] { return state->entered; });
+  }  // ~Pipeline cancels
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    released_before_cancel_returned = state->release;
+    EXPECT_FALSE(state->destroyed);  // still inside Next(), owned by its own thread
+    state->release = true;
+    state->cv.notify_all();
+  }
+  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the blocked source";
+  {
+    std::unique_lock<std::mutex> lock(state->mu);
+    EXPECT_TRUE(state->cv.wait_for(lock, 10s, [&] { return state->destroyed; }));
+  }
+  watchdog.join();
+}
+
+class HintRecorder : public CountingSource {
+ public:
+  HintRecorder(int64_t batches, std::vector<int64_t>* hints) : CountingSource(batches), hints_(hints) {}
+  void Hint(int64_t expected_row_bytes) override { hints_->push_back(expected_row_bytes); }
+
+ private:
+  std::vector<int64_t>* hints_;
+};
+
+// The source learns what a root row grows into, child levels and all, to size its batches.
+TEST(Pipeline, TheSourceIsToldHowLargeRowsGrow) {
+  std::vector<int64_t> hints;
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  Pipeline p(std::make_unique<HintRecorder>(20, &hints), PipelineOptions{});
+  StageOptions expanding;
+  expanding.expanding = true;  // probe: one batch at a time until one finished
+  p.AddStage(std::make_unique<GrowOperator>(100000, &in_flight, &max_in_flight), expanding);
+  p.Start();
+  Drain(p);
+  ASSERT_GE(hints.size(), 20u);
+  EXPECT_EQ(hints.front(), 0);  // nothing known yet
+  EXPECT_GE(hints.back(), 100000);
 }
 
 }  // namespace

@@ -1,17 +1,28 @@
 #include "dflow/text/text_operators.h"
 
+#include <pthread.h>
+
 #include <map>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 
 #include "dflow/parallel.h"
 
 namespace dflow::text {
 
+namespace {
+std::mutex g_tokenizers_mu;
+// A forked child copies the mutex as it was: held, if another thread was loading a tokenizer at
+// the moment of the fork, by a thread the child does not have.
+void ResetTokenizerLockInChild() { new (&g_tokenizers_mu) std::mutex(); }
+}  // namespace
+
 std::shared_ptr<const WordPieceTokenizer> CachedTokenizer(const std::string& path) {
-  static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const WordPieceTokenizer>> cache;
-  std::lock_guard<std::mutex> lock(mu);
+  static std::once_flag registered;
+  std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, ResetTokenizerLockInChild); });
+  std::lock_guard<std::mutex> lock(g_tokenizers_mu);
   auto it = cache.find(path);
   if (it != cache.end()) return it->second;
   auto tok = WordPieceTokenizer::from_file(path);
