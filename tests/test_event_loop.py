@@ -69,7 +69,12 @@ def test_the_loop_survives_callbacks_that_raise_or_stop_it():
 
 
 def test_a_stopped_loop_is_started_again():
-    event_loop._shutdown()  # what interpreter exit does; a later run must not hang
+    # What interpreter exit does (an atexit handler registered before daft_flow's may still run
+    # flows afterwards): a later run must not hang.
+    from daft_flow.io import locations
+
+    locations._close_at_exit()
+    event_loop._shutdown()
     assert not event_loop.alive()
     assert async_flow().collect(1) == {"x": 1, "y": 2}
     assert event_loop.alive()

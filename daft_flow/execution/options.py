@@ -1,33 +1,60 @@
 """Execution options: defaults, and parsing of user-supplied values."""
 from __future__ import annotations
 
+import math
+import numbers
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50}
+
+# The runtime counts bytes in 64-bit integers: a larger budget means "no limit" and is held at this.
+MAX_BYTES = 2**63 - 1
+# Rows are counted in 32-bit offsets in places (Arrow lists of a batch's children): larger batch
+# sizes are held at this.
+MAX_ROWS = 2**31 - 1
+# Each batch an async op works on at once is a thread waiting on the event loop.
+MAX_ASYNC_CONCURRENCY = 256
 
 
 def parse_bytes(value: Any, what: str = "memory_budget") -> int:
-    """``256 * 2**20``, ``"256MB"``, ``"1GiB"`` -> bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        n = value
+    """``256 * 2**20``, ``"256MB"``, ``"1GiB"``, ``"10TB"`` -> bytes. Sizes beyond what 64 bits count
+    (``2**64``, ``float("inf")``) mean no limit."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int or a str like '512MB', got bool")
+    if isinstance(value, numbers.Integral):
+        n = int(value)
+    elif isinstance(value, numbers.Real):
+        if math.isnan(value):
+            raise ValueError(f"{what} must be a number of bytes, got nan")
+        n = MAX_BYTES if math.isinf(value) else int(value)
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if not m or m.group(2).lower() not in _UNITS:
-            raise ValueError(f"{what} must be bytes (int) or a size like '512MB' or '1GiB', got {value!r}")
+            raise ValueError(f"{what} must be bytes (int) or a size like '512MB', '1GiB' or '2TB', got {value!r}")
         n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     else:
         raise TypeError(f"{what} must be an int or a str like '512MB', got {type(value).__name__}")
     if n <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
-    return n
+    return min(n, MAX_BYTES)
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
 class ExecutionOptions:
     """How a run executes. Set per call (``flow.collect_batch(xs, memory_budget="1GB")``) or for
-    the process with ``dflow.set_options(...)``."""
+    the process with ``dflow.set_options(...)``. Values are checked when set: a wrong type or a
+    non-positive size is a ``TypeError``/``ValueError`` naming the option."""
 
     memory_budget: int = 256 * 2**20  # bytes of batches in flight; the source waits beyond it
     batch_rows: int = 65536  # most root rows per batch
@@ -36,18 +63,25 @@ class ExecutionOptions:
     async_concurrency: int = 4  # batches an async op works on at once
     progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
 
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once
+        set_(self, "memory_budget", parse_bytes(self.memory_budget))
+        set_(self, "batch_bytes", parse_bytes(self.batch_bytes, "batch_bytes"))
+        set_(self, "batch_rows", min(_positive_int(self.batch_rows, "batch_rows"), MAX_ROWS))
+        set_(self, "first_batch_rows", min(_positive_int(self.first_batch_rows, "first_batch_rows"), MAX_ROWS))
+        concurrency = _positive_int(self.async_concurrency, "async_concurrency")
+        if concurrency > MAX_ASYNC_CONCURRENCY:
+            raise ValueError(f"async_concurrency must be at most {MAX_ASYNC_CONCURRENCY} (each batch an async op "
+                             f"works on at once is a thread; max_in_flight bounds requests), got {concurrency}")
+        set_(self, "async_concurrency", concurrency)
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be True, False or None (only on a terminal), got {self.progress!r}")
+
     def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
-        unknown = set(kwargs) - set(self.__dataclass_fields__)
+        known = [f.name for f in fields(self)]
+        unknown = set(kwargs) - set(known)
         if unknown:
-            raise TypeError(f"unknown execution option(s): {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(self.__dataclass_fields__)}")
-        if "memory_budget" in kwargs:
-            kwargs["memory_budget"] = parse_bytes(kwargs["memory_budget"])
-        if "batch_bytes" in kwargs:
-            kwargs["batch_bytes"] = parse_bytes(kwargs["batch_bytes"], "batch_bytes")
-        for k in ("batch_rows", "first_batch_rows", "async_concurrency"):
-            if k in kwargs and (not isinstance(kwargs[k], int) or kwargs[k] <= 0):
-                raise ValueError(f"{k} must be a positive int, got {kwargs[k]!r}")
+            raise TypeError(f"unknown execution option(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
         return replace(self, **kwargs)
 
 

@@ -399,5 +399,8 @@ class LlmRunner(_Cancellable):
                 failures.append((r, value))
         self.usage.add(rows=answered, errors=len(failures))
         array, problems = values_to_arrow(results, self.out)
+        if self.out.kind == "Embedding" and self.out.dimension:
+            problems = [(r, f"{msg} (the provider's embedding_dim is {self.out.dimension}: set it to the model's "
+                            "dimension)" if "length" in msg else msg) for r, msg in problems]
         failures.extend(problems)
         return array, failures

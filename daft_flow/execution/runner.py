@@ -54,8 +54,13 @@ def _check_not_on_the_loop(runners: list[Any]) -> None:
 
 
 def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _check_bool(value: Any, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
@@ -183,6 +188,8 @@ def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
 def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
            **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
+    _check_bool(ordered, "ordered")
+    get_options(**options)  # wrong options fail here, not at the first next()
     failures: list[RowFailure] = []
 
     def rows() -> Iterator[dict[str, Any]]:
@@ -207,6 +214,7 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
 def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
                   **options: Any) -> pa.Table:
     _check_on_error(on_error, ("raise", "skip"))
+    _check_bool(lineage, "lineage")
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []

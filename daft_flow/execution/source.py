@@ -11,6 +11,7 @@ from daft_flow.types import DataType
 
 _SIZED_KINDS = ("str", "bytes", "HTML", "JSON", "Image", "Video", "Audio", "PDF")
 _NONE = "is None"  # the problem of a None input in a field that is not optional
+_UNREADABLE = "\0unreadable: "  # prefixes the reason an input could not be read
 
 
 class UnreadableInput:
@@ -146,7 +147,7 @@ class InputSource:
         if unreadable:
             rows = [None if i in unreadable else v for i, v in enumerate(rows)]
         array, problems = values_to_arrow(rows, self.dtype)
-        problems += [(i, f"is not readable: {reason}") for i, reason in unreadable.items()]
+        problems += [(i, _UNREADABLE + reason) for i, reason in unreadable.items()]
         problems += [(i, _NONE) for i in nulls]
         return array, problems, len(rows)
 
@@ -155,6 +156,8 @@ class InputSource:
         if problem is _NONE:
             return (f"TypeError: input {index} is None {where}, whose type {self.dtype} is not optional; declare "
                     f"the flow as Flow({self.field!r}, {self.dtype} | None) to accept None")
+        if problem.startswith(_UNREADABLE):
+            return f"ValueError: input {index} {where} cannot be read: {problem[len(_UNREADABLE):]}"
         return f"TypeError: input {index} {problem.replace('returned ', 'is ', 1)} {where}"
 
     def __call__(self, expected_row_bytes: int = 0) -> Any:
