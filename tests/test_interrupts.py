@@ -42,6 +42,16 @@ SCRIPTS = {
             yield from [100000] * 599
         flow.collect_batch(inputs(), batch_rows=600, first_batch_rows=600)
     """,
+    "one very slow row": """
+        import sys, time, daft_flow as dflow
+        def slow(x: int) -> int:
+            print("started", flush=True)
+            time.sleep(60)  # one call that takes a minute: it finishes in the background
+            return x
+        flow = dflow.Flow("x", int)
+        flow["y"] = flow["x"].run_python(slow)
+        flow.collect(1)
+    """,
     "blocking input": """
         import sys, time, daft_flow as dflow
         flow = dflow.Flow("x", int)

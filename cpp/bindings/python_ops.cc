@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <unordered_map>
 
 #include "arrow_py.h"
@@ -307,8 +308,30 @@ PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::stri
       root_node_(root_node), convert_(std::move(convert)),
       out_format_(std::move(out_format)), errors_(std::move(errors)) {}
 
-// Destroyed by the run with the GIL held (see runtime_bindings.cc), so py::object members are safe.
-PythonRowOperator::~PythonRowOperator() = default;
+// An operator is destroyed by the run (GIL held) or, when Cancel left a thread busy in user code,
+// by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
+// During interpreter finalization they are leaked instead, as taking the GIL would end the thread.
+static void WithGilUnlessFinalizing(const std::function<void()>& drop, const std::function<void()>& leak) {
+  if (_Py_IsFinalizing()) {
+    leak();
+    return;
+  }
+  py::gil_scoped_acquire gil;
+  drop();
+}
+
+PythonRowOperator::~PythonRowOperator() {
+  auto each = [this](bool keep) {
+    for (py::object* o : {&fn_, &build_, &root_objects_}) {
+      if (keep) o->release(); else *o = py::object();
+    }
+    for (py::object& o : convert_) {
+      if (keep) o.release(); else o = py::object();
+    }
+    if (keep) new std::shared_ptr<ErrorTable>(std::move(errors_)); else errors_.reset();
+  };
+  WithGilUnlessFinalizing([&] { each(false); }, [&] { each(true); });
+}
 
 void PythonRowOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);
@@ -415,7 +438,17 @@ void PythonRowOperator::Process(Batch& batch) {
 PythonBatchOperator::PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors)
     : info_(std::move(info)), runner_(std::move(runner)), errors_(std::move(errors)) {}
 
-PythonBatchOperator::~PythonBatchOperator() = default;
+PythonBatchOperator::~PythonBatchOperator() {
+  WithGilUnlessFinalizing(
+      [this] {
+        runner_ = py::object();
+        errors_.reset();
+      },
+      [this] {
+        runner_.release();
+        new std::shared_ptr<ErrorTable>(std::move(errors_));
+      });
+}
 
 void PythonBatchOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);

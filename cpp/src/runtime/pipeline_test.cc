@@ -254,6 +254,60 @@ TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
   watchdog.join();
 }
 
+// An operator stuck in a long call (a user function that takes minutes) until released.
+class BlockingOperator : public Operator {
+ public:
+  explicit BlockingOperator(std::shared_ptr<BlockingState> state) : state_(std::move(state)) {}
+  ~BlockingOperator() override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->destroyed = true;
+    state_->cv.notify_all();
+  }
+  std::string name() const override { return "blocking"; }
+  void Process(Batch& batch) override {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->entered = true;
+    state_->cv.notify_all();
+    state_->cv.wait(lock, [&] { return state_->release; });
+  }
+
+ private:
+  std::shared_ptr<BlockingState> state_;
+};
+
+// Ctrl-C while a stage is inside a long call: Cancel returns without it; the operator (with
+// everything the thread uses) lives until the call is over, then goes.
+TEST(Pipeline, CancelDoesNotWaitForAStageInALongCall) {
+  auto state = std::make_shared<BlockingState>();
+  std::thread watchdog([state] {
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait_for(lock, 10s, [&] { return state->release; });
+    state->release = true;
+    state->cv.notify_all();
+  });
+  {
+    Pipeline p(std::make_unique<CountingSource>(1000), PipelineOptions{});
+    p.AddStage(std::make_unique<BlockingOperator>(state), {});
+    p.Start();
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait(lock, [&] { return state->entered; });
+  }  // ~Pipeline cancels
+  bool released_before_cancel_returned;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    released_before_cancel_returned = state->release;
+    EXPECT_FALSE(state->destroyed);
+    state->release = true;
+    state->cv.notify_all();
+  }
+  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the stage";
+  {
+    std::unique_lock<std::mutex> lock(state->mu);
+    EXPECT_TRUE(state->cv.wait_for(lock, 10s, [&] { return state->destroyed; }));
+  }
+  watchdog.join();
+}
+
 class HintRecorder : public CountingSource {
  public:
   HintRecorder(int64_t batches, std::vector<int64_t>* hints) : CountingSource(batches), hints_(hints) {}

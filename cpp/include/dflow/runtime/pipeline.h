@@ -50,50 +50,25 @@ class Pipeline {
   // Waits up to `timeout` for the next finished batch (in input order when ordered). Rethrows the
   // first error raised by any stage. The caller must Release(batch->bytes) once done with it.
   PollStatus Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out);
-  void Release(int64_t bytes) { budget_.Release(bytes); }
+  void Release(int64_t bytes);
 
-  // Stops every thread promptly and waits for the stage threads. A source still inside Next()
-  // after a short grace period (a user's iterable that blocks) is not waited for: its thread is
-  // detached, finishes on its own, drops what it produced and touches nothing of the pipeline.
-  // Safe to call more than once.
+  // Stops every thread promptly. Threads that have not stopped after a short grace period (the
+  // source inside a user's iterable that blocks, a stage inside a user function that takes
+  // minutes) are not waited for: they are detached, finish what they are doing on their own,
+  // drop their batch and exit; what they use lives until the last of them is gone. Safe to call
+  // more than once.
   void Cancel();
   PipelineStats stats() const;
-  // How long Cancel waits for a source inside Next() before leaving it behind.
-  static constexpr std::chrono::milliseconds kSourceGrace{200};
+  // How long Cancel waits for the threads before leaving those still busy behind.
+  static constexpr std::chrono::milliseconds kCancelGrace{200};
 
  private:
-  // What the source thread shares with the pipeline; it outlives the pipeline when abandoned.
-  struct SourceSlot {
-    std::mutex mu;
-    std::condition_variable left_next;
-    std::unique_ptr<Source> source;
-    bool in_next = false, abandoned = false;
-  };
-  void RunSource(const std::shared_ptr<SourceSlot>& slot);
-  void RunStage(size_t index);
-  void Fail(std::exception_ptr error);
-  void Charge(Batch& batch);  // re-measures a batch after a stage and charges its growth
-  void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
-
-  using Queue = BoundedQueue<std::unique_ptr<Batch>>;
-  std::shared_ptr<SourceSlot> source_;
-  std::thread source_thread_;
-  PipelineOptions options_;
-  MemoryBudget budget_;
-  FootprintEstimate footprint_;
-  bool probing_ = false;  // some stage expands: admit one batch until one has been through
-  std::vector<std::unique_ptr<Operator>> ops_;
-  std::vector<StageOptions> stage_options_;
-  std::vector<std::unique_ptr<Queue>> queues_;  // queues_[i] feeds stage i; the last feeds Next()
-  std::vector<std::unique_ptr<std::atomic<int>>> live_workers_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> cancelled_{false};
-  std::mutex error_mu_;
-  std::exception_ptr error_;
+  struct Shared;  // everything the threads use (pipeline.cc); it outlives a detached thread's work
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::thread> threads_;  // the source's first, then the stages'
   std::map<int64_t, std::unique_ptr<Batch>> reorder_;
   int64_t next_seq_ = 0;
   bool started_ = false, ended_ = false;
-  std::atomic<int64_t> batches_{0};
 };
 
 }  // namespace dflow
