@@ -163,6 +163,8 @@ class DataType:
         """Returns None if ``value`` is valid for this type, else what is wrong with it."""
         if value is None:
             return None
+        if isinstance(value, types.CoroutineType):
+            return mismatch(value, str(self))
         k = self.kind
         ok: bool
         if k in ("str", "HTML"):
@@ -202,7 +204,7 @@ class DataType:
             ok = True
         if ok:
             return None
-        return f"returned {type(value).__name__}, expected {self}"
+        return mismatch(value, str(self))
 
 
 _FAST_FORMATS = {"str": "U", "HTML": "U", "int": "l", "float": "g", "bool": "b", "bytes": "Z"}
@@ -224,6 +226,15 @@ def _is_bool(value: Any) -> bool:
 
 def _is_numpy_array(value: Any) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def mismatch(value: Any, expected: str) -> str:
+    """What is wrong with a result of the wrong type (the native row loop asks here too)."""
+    if isinstance(value, types.CoroutineType):
+        value.close()  # never to be awaited: closed now, so Python does not warn about it later
+        return (f"returned a coroutine, expected {expected} (a function called an async function without "
+                "awaiting it: make it `async def` and `await` the call)")
+    return f"returned {type(value).__name__}, expected {expected}"
 
 
 def coerce_scalar(value: Any, arrow_format: str) -> Any:

@@ -206,3 +206,14 @@ def test_null_inputs_of_an_optional_field_have_distinct_lineage_ids():
     flow = dflow.Flow("x", str | None)
     table = flow.collect_arrow([None, None, "a"], lineage=True)
     assert len(set(table.column("_row_id").to_pylist())) == 3
+
+
+@pytest.mark.parametrize("return_type", [int, None])
+def test_a_function_returning_a_coroutine_is_told_to_await_it(return_type):
+    async def compute(x: int) -> int:
+        return x
+
+    flow = dflow.Flow("x", int)
+    flow["y"] = flow["x"].run_python(lambda x: compute(x), return_type=return_type)  # forgot async/await
+    failure = flow.collect_batch([1], on_error="return")[0]
+    assert type(failure.error) is TypeError and "await" in str(failure.error)

@@ -80,15 +80,23 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
   if (format == "U" || format == "Z") {
     bool utf8 = format == "U";
     if (n == 1) {
-      if (HostBuffer* hb = AsHostBuffer(PyList_GET_ITEM(values.ptr(), 0))) {
+      if (HostBuffer* hb = AsHostBuffer(items[0])) {
         if (utf8 && !hb->utf8) bad(0, "str");
         return OneValueArray(*hb, utf8);
       }
     }
-    // Pass 1 (GIL held): where each value's bytes live. The list keeps the objects alive and
+    // Pass 1 (GIL held): where each value's bytes live, holding a reference to each value (the
+    // list may be the caller's, and other threads may change it while the GIL is released).
     // str/bytes are immutable, so pass 2 copies them with the GIL released, letting Python
     // operators run meanwhile.
     std::vector<std::pair<const char*, Py_ssize_t>> spans(n);
+    struct Held {
+      std::vector<PyObject*> objects;
+      ~Held() {  // destroyed with the GIL held: after the copy, or when pass 1 throws
+        for (PyObject* o : objects) Py_DECREF(o);
+      }
+    } held;
+    held.objects.reserve(n);
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* v = items[i];
@@ -105,6 +113,8 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
       } else {
         bad(i, utf8 ? "str" : "bytes");  // bytearray is mutable: converted by the checked path in Python
       }
+      Py_INCREF(v);
+      held.objects.push_back(v);
       total += spans[i].second;
       if (max_bytes > 0 && total >= max_bytes) {  // a batch this large is enough
         n = i + 1;
@@ -113,13 +123,17 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
         break;
       }
     }
-    py::gil_scoped_release release;
-    dflow::BinaryBuilder b(utf8, n);
-    b.Reserve(n, total);
-    for (const auto& [p, len] : spans) {
-      if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
+    ArrayPtr out;
+    {
+      py::gil_scoped_release release;
+      dflow::BinaryBuilder b(utf8, n);
+      b.Reserve(n, total);
+      for (const auto& [p, len] : spans) {
+        if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
+      }
+      out = b.Finish();
     }
-    return b.Finish();
+    return out;
   }
   if (format == "l") {
     dflow::PrimitiveBuilder<int64_t> b("l", n);

@@ -46,10 +46,12 @@ struct ArgReader {
       return cached;
     }
     PyObject* v;
-    if (generic) {
+    if (generic && converted_offset + row < PyList_GET_SIZE(converted.ptr())) {
       v = PyList_GET_ITEM(converted.ptr(), converted_offset + row);
       Py_INCREF(v);
     } else {
+      // Also the caller's own input list when a function shrank it while the run reads it: the
+      // batch's Arrow column holds the same values.
       v = ValueToPy(*column, row);
       if (!v) return nullptr;
     }
@@ -156,7 +158,7 @@ struct ResultBuilder {
         Py_XDECREF(c);
         const char* expected = format == "U" ? "str" : format == "Z" ? "bytes" : format == "l" ? "int"
                              : format == "g" ? "float" : "bool";
-        return std::string("returned ") + TypeName(v) + ", expected " + expected;
+        return Utf8(Helper("daft_flow.types", "mismatch")(py::handle(v), expected));
       }
       std::string problem = Append(c);  // str/bytes are kept alive by Keep's own reference
       Py_DECREF(c);

@@ -59,6 +59,9 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(getattr(fn, "__call__", None)):  # noqa: B004
+        raise TypeError(f"run_python({callable_name(fn)}) is an async generator function (async def with yield), "
+                        f"which returns no value: return one, or collect the items into a list ({where})")
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
     if is_async and batch:
         raise ValueError(f"run_python({callable_name(fn)}): batch=True is not supported for async functions ({where})")
