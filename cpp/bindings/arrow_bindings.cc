@@ -58,6 +58,8 @@ ArrayPtr OneValueArray(const HostBuffer& hb, bool utf8) {
   return Array::Make(utf8 ? "U" : "Z", 1, 0, 0, {nullptr, owner->offsets, hb.data.get()}, {}, owner, hb.size + 16);
 }
 
+constexpr Py_ssize_t kReleaseGilBytes = 1 << 20;
+
 // Converts a Python list to a canonical core array. Raises TypeError naming the first bad index.
 // Converts values[start:stop] (reading the caller's list in place, no slice copy). For str/bytes,
 // stops after the value that brings the batch to `max_bytes` (0: no cap); `consumed` says how many.
@@ -85,18 +87,11 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
         return OneValueArray(*hb, utf8);
       }
     }
-    // Pass 1 (GIL held): where each value's bytes live, holding a reference to each value (the
-    // list may be the caller's, and other threads may change it while the GIL is released).
-    // str/bytes are immutable, so pass 2 copies them with the GIL released, letting Python
-    // operators run meanwhile.
+    // Pass 1 (GIL held): where each value's bytes live. Pass 2 copies them, with the GIL released
+    // when there is enough to copy for other threads to gain from it; the values are then held by
+    // references of ours, as the list may be the caller's and another thread could drop a value
+    // from it (freeing its bytes) during the copy.
     std::vector<std::pair<const char*, Py_ssize_t>> spans(n);
-    struct Held {
-      std::vector<PyObject*> objects;
-      ~Held() {  // destroyed with the GIL held: after the copy, or when pass 1 throws
-        for (PyObject* o : objects) Py_DECREF(o);
-      }
-    } held;
-    held.objects.reserve(n);
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* v = items[i];
@@ -113,8 +108,6 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
       } else {
         bad(i, utf8 ? "str" : "bytes");  // bytearray is mutable: converted by the checked path in Python
       }
-      Py_INCREF(v);
-      held.objects.push_back(v);
       total += spans[i].second;
       if (max_bytes > 0 && total >= max_bytes) {  // a batch this large is enough
         n = i + 1;
@@ -123,17 +116,21 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
         break;
       }
     }
-    ArrayPtr out;
-    {
-      py::gil_scoped_release release;
+    auto copy = [&] {
       dflow::BinaryBuilder b(utf8, n);
       b.Reserve(n, total);
       for (const auto& [p, len] : spans) {
         if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
       }
-      out = b.Finish();
-    }
-    return out;
+      return b.Finish();
+    };
+    if (total < kReleaseGilBytes) return copy();
+    std::vector<py::object> held;
+    held.reserve(n);
+    for (Py_ssize_t i = 0; i < n; ++i) held.push_back(py::reinterpret_borrow<py::object>(items[i]));
+    py::gil_scoped_release release;
+    ArrayPtr out = copy();
+    return out;  // `release` ends first, so `held` is dropped with the GIL
   }
   if (format == "l") {
     dflow::PrimitiveBuilder<int64_t> b("l", n);

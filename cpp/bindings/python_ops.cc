@@ -118,7 +118,9 @@ struct ResultBuilder {
   std::unique_ptr<dflow::PrimitiveBuilder<double>> f64;
   std::unique_ptr<dflow::BoolBuilder> boolean;
 
-  ResultBuilder(const std::string& f, int64_t n) : format(f) {
+  bool utf8;  // str results (format "U"): decided once, not compared per row
+
+  ResultBuilder(const std::string& f, int64_t n) : format(f), utf8(f == "U") {
     if (f == "U" || f == "Z") bin = std::make_unique<dflow::BinaryBuilder>(f == "U", n);
     else if (f == "l") i64 = std::make_unique<dflow::PrimitiveBuilder<int64_t>>("l", n);
     else if (f == "g") f64 = std::make_unique<dflow::PrimitiveBuilder<double>>("g", n);
@@ -144,69 +146,71 @@ struct ResultBuilder {
     if (bin) spans.emplace_back(nullptr, -1); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
   }
   bool IsFast(PyObject* v) const {
-    if (bin) return format == "U" ? PyUnicode_Check(v) : PyBytes_Check(v) || PyByteArray_Check(v);
+    if (bin) return utf8 ? PyUnicode_Check(v) : PyBytes_Check(v) || PyByteArray_Check(v);
     if (i64) return PyLong_Check(v) && !PyBool_Check(v);
     if (f64) return PyFloat_Check(v) || (PyLong_Check(v) && !PyBool_Check(v));
     return PyBool_Check(v);
   }
-  // Returns "" on success, else a description of what was wrong.
-  std::string Append(PyObject* v) {
-    if (v == Py_None) { AppendNull(); return ""; }
+  // Appends `v`; on a type mismatch appends nothing, sets `problem` and returns false. (No string
+  // is made on the way to success: this runs once per row.)
+  bool Append(PyObject* v, std::string* problem) {
+    if (v == Py_None) {
+      AppendNull();
+      return true;
+    }
     if (!IsFast(v)) {
       PyObject* c = Coerce(v, format);
       if (c == nullptr || !IsFast(c)) {
         Py_XDECREF(c);
         const char* expected = format == "U" ? "str" : format == "Z" ? "bytes" : format == "l" ? "int"
                              : format == "g" ? "float" : "bool";
-        return Utf8(Helper("daft_flow.types", "mismatch")(py::handle(v), expected));
+        *problem = Utf8(Helper("daft_flow.types", "mismatch")(py::handle(v), expected));
+        return false;
       }
-      std::string problem = Append(c);  // str/bytes are kept alive by Keep's own reference
+      bool ok = Append(c, problem);  // str/bytes are kept alive by Keep's own reference
       Py_DECREF(c);
-      return problem;
+      return ok;
     }
     if (bin) {
-      if (format == "U") {
+      if (utf8) {
         Py_ssize_t len;
         const char* s = PyUnicode_AsUTF8AndSize(v, &len);
         if (!s) {
           PyErr_Clear();
-          return "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
+          *problem = "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
+          return false;
         }
         Keep(v, s, len);
-      } else {
-        if (PyBytes_Check(v)) {
-          Keep(v, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        } else if (PyByteArray_Check(v)) {  // mutable: copy now
-          copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
-          spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
-        }
+      } else if (PyBytes_Check(v)) {
+        Keep(v, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+      } else {  // bytearray, mutable: copy now
+        copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
+        spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
       }
-      return "";
+      return true;
     }
     if (i64) {
       long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return "returned an int that does not fit in 64 bits";
+        *problem = "returned an int that does not fit in 64 bits";
+        return false;
       }
       i64->Append(x);
-      return "";
+      return true;
     }
     if (f64) {
-      if (PyFloat_Check(v)) {
-        f64->Append(PyFloat_AS_DOUBLE(v));
-        return "";
-      }
-      double x = PyLong_AsDouble(v);
+      double x = PyFloat_Check(v) ? PyFloat_AS_DOUBLE(v) : PyLong_AsDouble(v);
       if (x == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
-        return "returned an int too large for a float";
+        *problem = "returned an int too large for a float";
+        return false;
       }
       f64->Append(x);
-      return "";
+      return true;
     }
     boolean->Append(v == Py_True);
-    return "";
+    return true;
   }
   ArrayPtr Finish() {  // GIL held on entry and exit
     if (bin) {
@@ -412,9 +416,10 @@ void PythonRowOperator::Process(Batch& batch) {
       continue;
     }
     if (fast_out) {
-      std::string problem = builder->Append(res);
+      std::string problem;
+      bool ok = builder->Append(res, &problem);
       Py_DECREF(res);
-      if (!problem.empty()) {
+      if (!ok) {
         builder->AppendNull();
         level.Fail(MakeFailure(info_, r, TypeProblem(info_, problem)));
       }

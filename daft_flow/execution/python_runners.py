@@ -51,7 +51,9 @@ def _arg_values(args: Args, arg_types: list[DataType], failures: Failures | None
 
 def _alive(mask: bytes, n: int, failures: Failures | None = None) -> list[int]:
     """Rows to compute: not failed upstream, nor listed in ``failures`` already."""
-    failed = {r for r, _ in failures} if failures else ()
+    if not failures:
+        return list(range(n)) if not any(mask) else [i for i in range(n) if not mask[i]]
+    failed = {r for r, _ in failures}
     return [i for i in range(n) if not mask[i] and i not in failed]
 
 
