@@ -244,3 +244,53 @@ def test_an_iterable_that_fails_while_flat_mapped_fails_its_row():
     results = flow.collect_batch([0, 1, 2], on_error="return")
     assert results[0] == [{"item": 0}, {"item": 0}] and results[2] == [{"item": 2}, {"item": 2}]
     assert isinstance(results[1][0], dflow.RowFailure)
+
+
+def test_an_input_whose_len_raises_fails_its_row():
+    class LenRaisesStr(str):
+        def __len__(self):
+            raise RuntimeError("no len")
+
+    results = dflow.Flow("x", str).collect_batch([LenRaisesStr("a"), 5, "c"], on_error="return")
+    assert results[0] == {"x": "a"} and results[2] == {"x": "c"} and isinstance(results[1], dflow.RowFailure)
+
+
+class _Provider(dflow.Provider):
+    model = "m"
+    embedding_model = "e"
+
+    async def complete(self, prompt, *, model, usage, **kwargs):
+        return "ok"
+
+    async def embed(self, texts, *, model, usage):
+        return [[1.0] for _ in texts]
+
+
+def test_a_provider_grouping_embeddings_wrongly_fails_its_rows():
+    class BadGroups(_Provider):
+        def embedding_batches(self, texts):
+            return [[0, 99]]
+
+    class FewerVectors(_Provider):
+        async def embed(self, texts, *, model, usage):
+            return [[1.0]]
+
+    for provider in (BadGroups(), FewerVectors()):
+        flow = dflow.Flow("t", str)
+        flow["e"] = flow["t"].embed_text(provider=provider)
+        results = flow.collect_batch(["a", "b"], on_error="return")
+        assert all(isinstance(r, dflow.RowFailure) for r in results)
+        assert isinstance(results[0].error, dflow.ProviderError)
+
+
+def test_a_provider_raising_keyboard_interrupt_stops_the_run_and_the_loop_lives():
+    class Interrupting(_Provider):
+        async def complete(self, prompt, *, model, usage, **kwargs):
+            raise KeyboardInterrupt
+
+    flow = dflow.Flow("t", str)
+    flow["a"] = flow["t"].prompt("q", provider=Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        flow.collect("x")
+    flow["a"] = flow["t"].prompt("q", provider=_Provider())
+    assert flow.collect("x")["a"] == "ok"

@@ -83,8 +83,8 @@ def settle(tasks: Iterable["asyncio.Task[Any]"], timeout: float) -> None:
 
     assert _loop is not None
     try:
-        asyncio.run_coroutine_threadsafe(cancel_and_wait(), _loop).result(timeout=timeout + 1)
-    except Exception:  # a coroutine that ignores cancellation: give up on it, the run is over anyway
+        asyncio.run_coroutine_threadsafe(cancel_and_wait(), _loop).result(timeout=timeout)
+    except Exception:  # a coroutine that ignores cancellation, a blocked loop: the run is over anyway
         logger.debug("daft_flow: %d cancelled task(s) still running after %.1fs", len(tasks), timeout)
 
 

@@ -27,7 +27,7 @@ Args = list[tuple[pa.Array, "pa.Array | None"]]
 Failures = list[tuple[int, Any]]
 
 # How long a stopping run waits for its cancelled coroutines to finish before leaving them.
-_SETTLE_SECONDS = 1.0
+_SETTLE_SECONDS = 0.5
 
 
 def _arg_values(args: Args, arg_types: list[DataType], failures: Failures | None = None) -> list[list[Any]]:
@@ -347,7 +347,12 @@ class LlmRunner(_Cancellable):
     async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
         texts = [t for _, t in calls]
         try:
-            groups = self.provider.embedding_batches(texts)
+            groups = [list(g) for g in self.provider.embedding_batches(texts)]
+            if sorted(i for g in groups for i in g) != list(range(len(texts))):
+                from daft_flow.llm.provider import ProviderError
+
+                raise ProviderError(f"{self.name}: the provider's embedding_batches() must group each of the "
+                                    f"{len(texts)} texts exactly once")
         except Exception as e:  # a provider's own bug fails the rows it was asked about
             return [(False, e)] * len(calls)
 

@@ -102,9 +102,11 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             run.release(batch)
     finally:
         _live_runs.pop(id(run), None)
-        for runner in cancellables:  # a run that ends early must not wait for in-flight requests
-            runner.cancel()
-        run.close()
+        try:
+            for runner in cancellables:  # a run that ends early must not wait for in-flight requests
+                runner.cancel()
+        finally:  # also when a second Ctrl-C lands here
+            run.close()
         for provider in usage.providers:
             provider.release()
         if usage.ops:

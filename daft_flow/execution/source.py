@@ -140,8 +140,8 @@ class InputSource:
                 sizes = list(itertools.accumulate(map(len, rows)))
                 if sizes[-1] > self.options.batch_bytes:
                     rows = rows[:next(i for i, s in enumerate(sizes) if s >= self.options.batch_bytes) + 1]
-            except TypeError:
-                pass  # a value without a length: it fails as a row below
+            except Exception:
+                pass  # a value without a (working) length: it fails as a row below
         unreadable = {i: v.reason for i, v in enumerate(rows) if isinstance(v, UnreadableInput)}
         nulls = [] if optional or self.dtype.kind == "any" else [i for i, v in enumerate(rows) if v is None]
         if unreadable:
