@@ -196,12 +196,13 @@ class Field:
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
         template with fields (see ``Flow.prompt``)."""
-        from daft_flow.ops.llm_ops import PROMPT, has_placeholders, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options)
         if not isinstance(instruction, str):
             raise TypeError(f"prompt() needs a str instruction, got {type(instruction).__name__}")
+        check_reserved(instruction, "prompt()")
         # The instruction is literal text (braces included) unless fields were formatted into it.
         literals, fields = (parse_template(instruction, None, "prompt()") if has_placeholders(instruction)
                             else ([instruction], []))

@@ -203,10 +203,13 @@ class Flow:
         return llm_field(spec, literals, fields, self, "embed_text()")
 
     def _template_lookup(self, name: str) -> Field:
+        from daft_flow.ops.llm_ops import BRACES_HINT
+
         if name not in self._fields:
             known = ", ".join(repr(k) for k in self._fields)
             raise KeyError(f"template names field {name!r}, but flow {self.name!r} has no such field; its fields "
-                           f"are: {known} (use TEMPLATE.format(name=flow[...]) for fields of parent flows)")
+                           f"are: {known} (use TEMPLATE.format(name=flow[...]) for fields of parent flows, or "
+                           f"{BRACES_HINT})")
         return self[name]
 
     def last_usage(self) -> Any:
