@@ -60,7 +60,9 @@ class File(io.RawIOBase):
         super().close()
 
     def __repr__(self) -> str:
-        return f"File({self.url!r})"
+        from daft_flow.secrets import redact_url
+
+        return f"File({redact_url(self.url)!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, File) and other.url == self.url

@@ -85,6 +85,8 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             if expanding and hasattr(source, "expect_expansion"):
                 source.expect_expansion()
                 on_output = source.note_output
+            if hasattr(fn, "with_defaults"):  # read(): the run's limits where the op set none
+                fn = fn.with_defaults(options.read_timeout, options.read_max_bytes)
             runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100, on_output)
             cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
