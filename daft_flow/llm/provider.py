@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextvars
+import math
 import os
 import random
 import threading
@@ -233,7 +234,10 @@ class OpenAIProvider(Provider):
                 _ESTIMATE.set(estimate)
                 start = time.monotonic()
                 try:
-                    response = await send(client)
+                    # The client's timeout bounds each wait for bytes; this bounds the whole answer,
+                    # so a server trickling a byte at a time cannot hold the row.
+                    async with asyncio.timeout(self.timeout):
+                        response = await send(client)
                     self._contacted = True
                     usage.add(latency_s=time.monotonic() - start)
                     return response, attempt + 1
@@ -258,7 +262,7 @@ class OpenAIProvider(Provider):
                     if e.status_code < 500 and e.status_code not in (408, 409):
                         raise ProviderError(f"{self.describe()}: {self._message(e)} (HTTP {e.status_code})") from None
                     delay, error, refused_only = _backoff(attempt), e, False
-                except openai.APITimeoutError as e:
+                except (openai.APITimeoutError, TimeoutError) as e:
                     delay, error, refused_only = _backoff(attempt), e, False
                 except openai.APIConnectionError as e:
                     delay, error = _backoff(attempt), e
@@ -308,6 +312,8 @@ class OpenAIProvider(Provider):
 
     def _message(self, e: BaseException) -> str:
         """What ``e`` says, with the cause of a connection error (refused, unknown host) and no secrets."""
+        if isinstance(e, TimeoutError) and not str(e):  # the whole-answer limit of _request
+            return f"no complete answer within {self.timeout:g} s (timeout)"
         text = _message(e)
         cause = e.__cause__ or e.__context__
         if cause is not None and text in ("Connection error.", "Request timed out."):
@@ -443,10 +449,16 @@ def _retry_after(e: Any) -> float | None:
         value = headers.get(name)
         if value:
             try:
-                return max(0.0, float(value) / scale)
+                seconds = float(value) / scale
             except ValueError:
                 continue
+            if math.isfinite(seconds):
+                # A server asking for hours (or a broken header) must not park the row that long.
+                return min(RETRY_AFTER_MAX_S, max(0.0, seconds))
     return None
+
+
+RETRY_AFTER_MAX_S = 60.0  # the longest Retry-After honoured
 
 
 # -- configuration ------------------------------------------------------------------------------

@@ -246,3 +246,28 @@ def test_credentials_never_appear_in_provider_errors():
     assert "cannot connect" in text
     for secret in ("pw-2-secret", "qk-secret-3", "sk-secret-4"):
         assert secret not in text
+
+
+def test_a_trickled_answer_is_bounded_by_the_request_timeout():
+    # A byte every ~20 ms never trips the client's read timeout; the whole answer must still come
+    # within `timeout`, then the attempt is retried and the row fails.
+    with FaultServer(trickle_rate=1.0, slow_seconds=30.0) as server:
+        p = dflow.OpenAIProvider(base_url=server.base_url, api_key=server.api_key, model="fault-chat",
+                                 timeout=0.5, max_retries=1)
+        (row,) = _prompt_flow(p).collect_batch(["x"], on_error="return")
+        assert isinstance(row, dflow.RowFailure) and type(row.error) is dflow.ProviderError, row
+        assert "gave up after 2 attempt(s): no complete answer within 0.5 s" in str(row.error)
+        assert server.stats()["trickled"] == 2
+
+
+def test_retry_after_is_capped():
+    from daft_flow.llm import provider as provider_module
+
+    class Answer:
+        def __init__(self, headers):
+            self.response = type("R", (), {"headers": headers})()
+
+    assert provider_module._retry_after(Answer({"retry-after": "86400"})) == provider_module.RETRY_AFTER_MAX_S
+    assert provider_module._retry_after(Answer({"retry-after": "inf"})) is None
+    assert provider_module._retry_after(Answer({"retry-after": "nan"})) is None
+    assert provider_module._retry_after(Answer({"retry-after-ms": "250"})) == 0.25
