@@ -127,11 +127,11 @@ def _timeout_options(protocol: str, timeout: Timeout) -> dict[str, Any]:
 
 
 def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None" = None,
-                timeout: Timeout | None = None) -> Any:
+                timeout: Timeout | None = None, shared: bool = True) -> Any:
     """The shared filesystem for ``url``: async on ``loop`` when the protocol has an async
     implementation and a loop is given, else a blocking one for the calling thread. Options the
     URL carries (an FTP host and port, say) and the connect/read limits of ``timeout`` are passed
-    to it."""
+    to it. ``shared=False``: a new one, kept by nobody (for a short-lived thread)."""
     import fsspec
 
     cls = fsspec.get_filesystem_class(protocol)
@@ -141,6 +141,8 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
         options = {}
     options.update(_timeout_options(protocol, timeout or _default_timeout()))
     is_async = loop is not None and getattr(cls, "async_impl", False)
+    if not shared:
+        return cls(skip_instance_cache=True, **options)
     owner = id(loop) if is_async else threading.get_ident()
     key = (protocol, owner, _endpoints(), repr(sorted(options.items())))
     fs = _filesystems.get(key)
@@ -162,6 +164,30 @@ def _default_timeout() -> Timeout:
     from daft_flow.execution.options import get_options
 
     return get_options().read_timeout
+
+
+def call_with_deadline(fn: Any, seconds: float, message: str) -> Any:
+    """``fn()`` on a daemon thread, waited for at most ``seconds`` (then ``TimeoutError(message)``;
+    the thread finishes its blocking call in the background). For blocking backends with no
+    overall time limit of their own."""
+    import queue
+
+    done: "queue.SimpleQueue[tuple[bool, Any]]" = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            done.put((True, fn()))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            done.put((False, e))
+
+    threading.Thread(target=run, name="daft_flow-blocking-io", daemon=True).start()
+    try:
+        ok, value = done.get(timeout=seconds)
+    except queue.Empty:
+        raise _own(TimeoutError(message)) from None
+    if not ok:
+        raise value
+    return value
 
 
 def _cat_blocking(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
@@ -238,8 +264,9 @@ def _timeout_error(e: BaseException, url: str, op: str, timeout: Timeout) -> Tim
     else:
         what = f"no bytes for {timeout.read:g} s (read limit)"
     detail = redact_text(str(e), url_secrets(url))
+    how = "read(timeout=dflow.Timeout(...)) or " if op.startswith("read") else ""
     err = TimeoutError(f"{op}: {redact_url(url)}: {what}{f'; {detail}' if detail else ''}; raise it with "
-                       f"read(timeout=dflow.Timeout(...)) or dflow.set_options(read_timeout=...)")
+                       f"{how}dflow.set_options(read_timeout=...)")
     return _own(err)
 
 
@@ -257,6 +284,9 @@ def _with_url(e: BaseException, url: str, op: str = "", timeout: Timeout | None 
             if _is_timeout(cause):
                 return _timeout_error(cause, url, op, timeout)
             cause = cause.__cause__ or cause.__context__
+    cause = e.__cause__
+    if isinstance(e, FileNotFoundError) and getattr(cause, "status", None) not in (None, 404):
+        e = cause  # fsspec's HTTP info() reports any failed request (a 500, a 403) as "not found"
     shown = redact_url(url)
     prefix = f"{op}: {shown}" if op else shown
     message = redact_text(str(e), url_secrets(url))

@@ -284,3 +284,38 @@ def test_runs_reading_from_threads_share_connection_pools_without_losing_rows(ht
     assert not errors
     for t, n in enumerate((5, 20, 40, 60)):
         assert [r["text"] for r in results[t]] == [f"file {i}" for i in range(n)]
+
+
+def test_listing_a_bucket_that_never_answers_is_bounded(monkeypatch):
+    pytest.importorskip("s3fs")
+    from daft_flow.execution.options import get_options
+
+    before = get_options()
+    with SilentSocket() as silent:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", silent.url)
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", "us-east-1")):
+            monkeypatch.setenv(name, value)
+        try:
+            dflow.set_options(read_timeout=dflow.Timeout(connect=0.5, read=0.5, total=2))
+            with pytest.raises(TimeoutError, match="from_glob\\(\\): s3://bucket/\\*.txt: "):
+                dflow.from_glob("s3://bucket/*.txt")
+        finally:
+            dflow.set_options(read_timeout=before.read_timeout)
+
+
+def test_a_file_read_by_a_function_hides_credentials_too(http_files):
+    root, files = http_files
+    (root / "a.txt").write_text("hello")
+
+    def whole(file: dflow.File) -> bytes:
+        return file.read()
+
+    flow = dflow.Flow("url", str).open_file().run_python(whole)
+    urls = [_secret_url(files.url, p) for p in ("/a.txt", "/missing.txt", "/error/a.txt", "/forbidden/a.txt")]
+    rows = flow.collect_batch(urls, on_error="return")
+    assert rows[0]["whole"] == b"hello"
+    assert [type(r.error) for r in rows[1:]] == [FileNotFoundError, OSError, PermissionError]
+    assert "HTTP 404" in str(rows[1].error) and "500" in str(rows[2].error) and "HTTP 403" in str(rows[3].error)
+    for row in rows[1:]:
+        _assert_no_secrets(*_everything_shown(row))
