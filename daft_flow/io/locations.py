@@ -139,8 +139,9 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
         options = cls._get_kwargs_from_urls(url)
     except Exception:  # pragma: no cover - a backend that cannot parse its own URLs
         options = {}
-    options.update(_timeout_options(protocol, timeout or _default_timeout()))
     is_async = loop is not None and getattr(cls, "async_impl", False)
+    if not (is_async and protocol in _NETWORK):  # async HTTP reads set their limits per request
+        options.update(_timeout_options(protocol, timeout or _default_timeout()))
     if not shared:
         return cls(skip_instance_cache=True, **options)
     owner = id(loop) if is_async else threading.get_ident()

@@ -271,3 +271,31 @@ def test_retry_after_is_capped():
     assert provider_module._retry_after(Answer({"retry-after": "inf"})) is None
     assert provider_module._retry_after(Answer({"retry-after": "nan"})) is None
     assert provider_module._retry_after(Answer({"retry-after-ms": "250"})) == 0.25
+
+
+def test_an_unknown_model_in_one_run_does_not_stop_another_runs_model(fault_server, provider):
+    # The good run holds the provider while the bad one fails, and only then sends its requests.
+    bad_done = threading.Event()
+
+    def after_bad(text: str) -> str:
+        bad_done.wait(30)
+        return text
+
+    good = dflow.Flow("text", str)
+    good["t"] = good["text"].run_python(after_bad)
+    good["a"] = good["t"].prompt("q", provider=provider, max_tokens=4)
+    bad = _prompt_flow(provider, model="no-such-model")
+    outcomes = {}
+
+    def run_good():
+        outcomes["good"] = good.collect_batch([f"good {i}" for i in range(10)], on_error="return")
+
+    thread = threading.Thread(target=run_good)
+    thread.start()
+    try:
+        with pytest.raises(dflow.ProviderConfigError, match="no-such-model"):
+            bad.collect_batch(["bad"], on_error="return")
+    finally:
+        bad_done.set()
+        thread.join()
+    assert all(isinstance(r, dict) and r["a"].startswith("answer") for r in outcomes["good"]), outcomes["good"]
