@@ -34,7 +34,8 @@ def split_url(url: Any) -> tuple[str, str]:
     """(protocol, url) for a path or URL; protocol is "" for local paths. Raises ValueError for
     values that are not a path or a well-formed URL, naming the value."""
     if not isinstance(url, str):
-        raise TypeError(f"a file location must be a str path or URL, got {type(url).__name__} {url!r}")
+        raise TypeError(f"a file location must be a str path or URL, got {type(url).__name__} "
+                        f"{redact_text(repr(url))}")
     if not url or url.strip() != url or "\x00" in url or "\n" in url:
         raise ValueError(f"invalid path or URL {redact_url(url)!r}")
     m = _SCHEME.match(url)

@@ -319,3 +319,22 @@ def test_a_file_read_by_a_function_hides_credentials_too(http_files):
     assert "HTTP 404" in str(rows[1].error) and "500" in str(rows[2].error) and "HTTP 403" in str(rows[3].error)
     for row in rows[1:]:
         _assert_no_secrets(*_everything_shown(row))
+
+
+def test_host_buffer_builder_grows_and_hands_over_its_bytes():
+    from daft_flow import _core
+
+    builder = _core.HostBufferBuilder()
+    parts = [bytes([i]) * (1000 * i + 1) for i in range(1, 200)]
+    for part in parts:
+        builder.append(part)
+    builder.append(memoryview(bytearray(b"tail")))
+    expected = b"".join(parts) + b"tail"
+    assert len(builder) == len(expected)
+    buf = builder.finish()
+    assert len(builder) == 0 and bytes(memoryview(buf)) == expected
+    assert bytes(memoryview(_core.HostBufferBuilder().finish())) == b""
+    with pytest.raises(ValueError, match="contiguous"):
+        builder.append(memoryview(b"abcdef")[::2])
+    with pytest.raises(TypeError):
+        builder.append("text is not bytes")
