@@ -10,7 +10,10 @@ import pytest
 import daft_flow as dflow
 from servers_fixture import HostileHTTPServer, SilentSocket
 
-QUICK = dflow.Timeout(connect=0.5, read=0.5, total=5)
+# A short read limit for servers that never answer; connecting and the total stay generous, so a
+# loaded machine cannot turn an expected read-limit failure (or a good row) into another outcome.
+QUICK = dflow.Timeout(connect=5, read=0.5, total=10)
+PATIENT = dflow.Timeout(connect=5, read=2, total=20)  # when good rows share the run
 
 
 @pytest.fixture
@@ -33,10 +36,10 @@ def _failure(row, error_type):
 def test_a_server_that_never_answers_fails_the_row_not_the_run(hostile):
     with SilentSocket() as silent:
         urls = [f"{hostile.url}/hang", f"{silent.url}/doc.txt", f"{hostile.url}/ok"]
-        rows = _read_flow(timeout=QUICK).collect_batch(urls, on_error="return")
+        rows = _read_flow(timeout=PATIENT).collect_batch(urls, on_error="return")
     for url, row in zip(urls[:2], rows[:2]):
         message = _failure(row, TimeoutError)
-        assert message.startswith(f"read(): {url}: no bytes for 0.5 s (read limit)"), message
+        assert message.startswith(f"read(): {url}: no bytes for 2 s (read limit)"), message
         assert "read(timeout=" in message and "set_options(read_timeout=" in message
     assert rows[2]["text"] == "fine"
     assert hostile.requests.count("/hang") == 1  # a timeout is not retried
@@ -49,7 +52,8 @@ def test_a_body_that_stalls_midway_hits_the_read_limit(hostile):
 
 def test_a_server_trickling_bytes_forever_hits_the_total_limit(hostile):
     # A byte every 20 ms never trips the read (idle) limit: only the total one ends it.
-    (row,) = _read_flow(timeout=1).collect_batch([f"{hostile.url}/trickle"], on_error="return")
+    timeout = dflow.Timeout(connect=5, read=5, total=1)
+    (row,) = _read_flow(timeout=timeout).collect_batch([f"{hostile.url}/trickle"], on_error="return")
     message = _failure(row, TimeoutError)
     assert message.startswith(f"read(): {hostile.url}/trickle: not read within 1 s (the total limit"), message
 
@@ -62,7 +66,8 @@ def test_https_url_served_by_a_plain_http_server_fails_quickly(hostile):
     assert hostile.requests == []  # nothing the server could read as a request, and no retries
     with SilentSocket() as silent:  # a TLS handshake that never gets an answer
         url = silent.url.replace("http://", "https://") + "/x"
-        (row,) = _read_flow(timeout=QUICK).collect_batch([url], on_error="return")
+        timeout = dflow.Timeout(connect=0.5, read=5, total=10)
+        (row,) = _read_flow(timeout=timeout).collect_batch([url], on_error="return")
     assert _failure(row, TimeoutError).startswith(f"read(): {url}: could not connect within 0.5 s (connect limit)")
 
 
@@ -94,9 +99,9 @@ def test_process_and_run_defaults_apply_where_the_op_sets_none(hostile):
     assert "no bytes for 0.5 s" in _failure(row, TimeoutError)
     before = get_options()
     try:
-        dflow.set_options(read_timeout=dflow.Timeout(connect=0.5, read=0.25, total=5), read_max_bytes="1MB")
+        dflow.set_options(read_timeout=dflow.Timeout(connect=5, read=1.5, total=20), read_max_bytes="1MB")
         (row,) = flow.collect_batch([f"{hostile.url}/hang"], on_error="return")
-        assert "no bytes for 0.25 s" in _failure(row, TimeoutError)
+        assert "no bytes for 1.5 s" in _failure(row, TimeoutError)
         (row,) = flow.collect_batch([f"{hostile.url}/nolength/2000000"], on_error="return")
         assert "larger than the 1000000-byte limit" in _failure(row, ValueError)
         # The op's own setting wins over the process's.
@@ -115,7 +120,7 @@ def test_a_file_read_by_a_function_is_bounded_too(hostile):
     flow = dflow.Flow("url", str).open_file().run_python(first_bytes)
     before = get_options()
     try:
-        dflow.set_options(read_timeout=QUICK)
+        dflow.set_options(read_timeout=PATIENT)
         rows = flow.collect_batch([f"{hostile.url}/hang", f"{hostile.url}/ok"], on_error="return")
     finally:
         dflow.set_options(read_timeout=before.read_timeout)
@@ -241,7 +246,7 @@ def test_file_urls_with_credentials_are_redacted_in_row_errors(http_files, hosti
             _secret_url(hostile.url, "/nolength/5000"),  # too large
             "https://alice:hunter2pw@127.0.0.1:99999/x?sig=sig-abc123",  # invalid port (open_file)
             "nosuchscheme://alice:hunter2pw@host/x?token=tok-9876"]     # unsupported scheme (open_file)
-    rows = _read_flow(timeout=QUICK, max_bytes=1000).collect_batch(urls, on_error="return")
+    rows = _read_flow(timeout=PATIENT, max_bytes=1000).collect_batch(urls, on_error="return")
     for row in rows:
         assert isinstance(row, dflow.RowFailure), row
         _assert_no_secrets(*_everything_shown(row))

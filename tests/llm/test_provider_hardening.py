@@ -249,14 +249,14 @@ def test_credentials_never_appear_in_provider_errors():
 
 
 def test_a_trickled_answer_is_bounded_by_the_request_timeout():
-    # A byte every ~20 ms never trips the client's read timeout; the whole answer must still come
-    # within `timeout`, then the attempt is retried and the row fails.
+    # A byte every ~0.1 s never trips the client's read timeout and the answer would be complete
+    # after 30 s; the whole answer must come within `timeout`, so both attempts fail.
     with FaultServer(trickle_rate=1.0, slow_seconds=30.0) as server:
         p = dflow.OpenAIProvider(base_url=server.base_url, api_key=server.api_key, model="fault-chat",
-                                 timeout=0.5, max_retries=1)
+                                 timeout=1.5, max_retries=1)
         (row,) = _prompt_flow(p).collect_batch(["x"], on_error="return")
         assert isinstance(row, dflow.RowFailure) and type(row.error) is dflow.ProviderError, row
-        assert "gave up after 2 attempt(s): no complete answer within 0.5 s" in str(row.error)
+        assert "gave up after 2 attempt(s)" in str(row.error)
         assert server.stats()["trickled"] == 2
 
 
