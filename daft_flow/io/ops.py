@@ -93,6 +93,10 @@ class ReadFile:
         options = get_options()
         return ReadLimits(self.timeout or options.read_timeout, self.max_bytes or options.read_max_bytes)
 
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: what it returns, not how long it may take."""
+        return {"op": "read", "as_bytes": self.as_bytes}
+
     def describe(self) -> str:
         """The limits the op sets itself (what ``explain()`` shows)."""
         parts = ([f"timeout=({self.timeout})"] if self.timeout else []) + \

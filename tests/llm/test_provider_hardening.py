@@ -55,6 +55,8 @@ def test_the_embedded_provider_is_shared_the_same_way():
     # LocalProvider delegates chat to a llama.cpp server; here the server is the fault server, so
     # only the client lifetime is under test (no model is loaded).
     class Server:
+        model = "fault-chat"
+
         def __init__(self, base_url):
             self.base_url = base_url
 
@@ -67,7 +69,9 @@ def test_the_embedded_provider_is_shared_the_same_way():
         results = _run_in_threads(_prompt_flow(local, model="fault-chat"), batches)
         assert all(isinstance(r, dict) for rows in results for r in rows)
         assert server.stats()["ok"] == 78
-        assert local._chat is not None and local._chat._client is None
+        chats = [v for value in vars(local).values()
+                 for v in (value.values() if isinstance(value, dict) else [value]) if isinstance(v, dflow.OpenAIProvider)]
+        assert chats and all(chat._client is None for chat in chats)  # closed once the last run ended
 
 
 def test_a_run_after_the_last_one_closed_gets_a_fresh_client(fault_server, provider):
