@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from daft_flow.io.limits import DEFAULT_MAX_BYTES, Timeout
+
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50}
 
@@ -26,17 +28,16 @@ def parse_bytes(value: Any, what: str = "memory_budget") -> int:
         raise TypeError(f"{what} must be an int or a str like '512MB', got bool")
     if isinstance(value, numbers.Integral):
         n = int(value)
-    elif isinstance(value, numbers.Real):
-        if math.isnan(value):
-            raise ValueError(f"{what} must be a number of bytes, got nan")
-        n = MAX_BYTES if math.isinf(value) else int(value)
+    elif isinstance(value, numbers.Real) and (math.isinf(value) or float(value).is_integer()):
+        n = MAX_BYTES if math.isinf(value) else int(value)  # 1e9 bytes; inf: no limit
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if not m or m.group(2).lower() not in _UNITS:
             raise ValueError(f"{what} must be bytes (int) or a size like '512MB', '1GiB' or '2TB', got {value!r}")
         n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     else:
-        raise TypeError(f"{what} must be an int or a str like '512MB', got {type(value).__name__}")
+        raise TypeError(f"{what} must be a whole number of bytes or a str like '512MB', got "
+                        f"{type(value).__name__} {value!r}")
     if n <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return min(n, MAX_BYTES)
@@ -62,6 +63,8 @@ class ExecutionOptions:
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once
     progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
+    read_timeout: Timeout = Timeout()  # read()'s limits unless the op sets its own (see daft_flow.io.limits)
+    read_max_bytes: int = DEFAULT_MAX_BYTES  # the largest document read() reads
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -76,6 +79,8 @@ class ExecutionOptions:
         set_(self, "async_concurrency", concurrency)
         if self.progress is not None and not isinstance(self.progress, bool):
             raise TypeError(f"progress must be True, False or None (only on a terminal), got {self.progress!r}")
+        set_(self, "read_timeout", Timeout.of(self.read_timeout, "read_timeout"))
+        set_(self, "read_max_bytes", parse_bytes(self.read_max_bytes, "read_max_bytes"))
 
     def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
         known = [f.name for f in fields(self)]

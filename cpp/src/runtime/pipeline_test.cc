@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -81,10 +83,11 @@ class ThrowOnBatch : public Operator {
   int64_t seq_;
 };
 
-// Drains a pipeline, releasing each batch; returns the sequence numbers in the order received.
-std::vector<int64_t> Drain(Pipeline& p) {
+// Drains a pipeline (or takes `batches` of it), releasing each batch; returns the sequence numbers
+// in the order received.
+std::vector<int64_t> Drain(Pipeline& p, size_t batches = SIZE_MAX) {
   std::vector<int64_t> seqs;
-  while (true) {
+  while (seqs.size() < batches) {
     std::unique_ptr<Batch> out;
     auto status = p.Next(50ms, &out);
     if (status == Pipeline::PollStatus::kEnd) return seqs;
@@ -92,6 +95,7 @@ std::vector<int64_t> Drain(Pipeline& p) {
     seqs.push_back(out->seq);
     p.Release(out->bytes);
   }
+  return seqs;
 }
 
 TEST(Pipeline, ConcurrentWorkersStillDeliverInInputOrder) {
@@ -178,30 +182,38 @@ TEST(Pipeline, WithoutTheExpandingMarkGrowthIsOnlyChargedAfterwards) {
   EXPECT_GT(run.peak_budget, run.budget);
 }
 
-// A source that blocks inside Next() (a user's iterable waiting on a queue) until released, and
-// records the footprint hints it was given.
+// A call stuck in user code (an iterable waiting on a queue, a function that takes minutes) until
+// released; the object making it reports when it is destroyed.
 struct BlockingState {
   std::mutex mu;
   std::condition_variable cv;
   bool release = false, entered = false, destroyed = false;
+
+  void Block() {  // the stuck call
+    std::unique_lock<std::mutex> lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  }
+  void Destroyed() {
+    std::lock_guard<std::mutex> lock(mu);
+    destroyed = true;
+    cv.notify_all();
+  }
+  void WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
 };
 
 class BlockingSource : public Source {
  public:
   BlockingSource(std::shared_ptr<BlockingState> state, int64_t free_batches)
       : state_(std::move(state)), inner_(free_batches) {}
-  ~BlockingSource() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->destroyed = true;
-    state_->cv.notify_all();
-  }
+  ~BlockingSource() override { state_->Destroyed(); }
   std::unique_ptr<Batch> Next() override {
-    std::unique_ptr<Batch> batch = inner_.Next();
-    if (batch) return batch;
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->entered = true;
-    state_->cv.notify_all();
-    state_->cv.wait(lock, [&] { return state_->release; });
+    if (std::unique_ptr<Batch> batch = inner_.Next()) return batch;
+    state_->Block();
     return std::make_unique<Batch>();  // produced after the pipeline is gone: dropped
   }
 
@@ -210,43 +222,39 @@ class BlockingSource : public Source {
   CountingSource inner_;
 };
 
-// Ctrl-C while the input blocks: Cancel must not wait for the input to yield. The source thread
-// is left behind, finishes on its own later and touches nothing of the (destroyed) pipeline.
-TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
-  auto state = std::make_shared<BlockingState>();
-  // Releases the source eventually in any case, so that a Cancel that waits for it ends (and the
-  // test fails) instead of hanging.
+class BlockingOperator : public Operator {
+ public:
+  explicit BlockingOperator(std::shared_ptr<BlockingState> state) : state_(std::move(state)) {}
+  ~BlockingOperator() override { state_->Destroyed(); }
+  std::string name() const override { return "blocking"; }
+  void Process(Batch& batch) override { state_->Block(); }
+
+ private:
+  std::shared_ptr<BlockingState> state_;
+};
+
+// Runs `run` (which starts a pipeline, waits until its stuck call has begun and destroys the
+// pipeline, cancelling it), then checks that the cancel did not wait for the stuck call and that the
+// object making it goes once the call ends. A watchdog releases the call after 10 s in any case, so
+// a Cancel that waits fails the test instead of hanging it.
+void ExpectCancelLeavesTheStuckCallBehind(const std::shared_ptr<BlockingState>& state,
+                                          const std::function<void()>& run) {
   std::thread watchdog([state] {
     std::unique_lock<std::mutex> lock(state->mu);
     state->cv.wait_for(lock, 10s, [&] { return state->release; });
     state->release = true;
     state->cv.notify_all();
   });
+  run();
   bool released_before_cancel_returned;
-  {
-    std::atomic<int> in_flight{0}, max_in_flight{0};
-    Pipeline p(std::make_unique<BlockingSource>(state, 3), PipelineOptions{});
-    p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), {});
-    p.Start();
-    int received = 0;
-    while (received < 3) {
-      std::unique_ptr<Batch> out;
-      if (p.Next(50ms, &out) == Pipeline::PollStatus::kBatch) {
-        ++received;
-        p.Release(out->bytes);
-      }
-    }
-    std::unique_lock<std::mutex> lock(state->mu);
-    state->cv.wait(lock, [&] { return state->entered; });
-  }  // ~Pipeline cancels
   {
     std::lock_guard<std::mutex> lock(state->mu);
     released_before_cancel_returned = state->release;
-    EXPECT_FALSE(state->destroyed);  // still inside Next(), owned by its own thread
+    EXPECT_FALSE(state->destroyed);  // still inside the call, owned by the thread left behind
     state->release = true;
     state->cv.notify_all();
   }
-  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the blocked source";
+  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the stuck call";
   {
     std::unique_lock<std::mutex> lock(state->mu);
     EXPECT_TRUE(state->cv.wait_for(lock, 10s, [&] { return state->destroyed; }));
@@ -254,58 +262,28 @@ TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
   watchdog.join();
 }
 
-// An operator stuck in a long call (a user function that takes minutes) until released.
-class BlockingOperator : public Operator {
- public:
-  explicit BlockingOperator(std::shared_ptr<BlockingState> state) : state_(std::move(state)) {}
-  ~BlockingOperator() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->destroyed = true;
-    state_->cv.notify_all();
-  }
-  std::string name() const override { return "blocking"; }
-  void Process(Batch& batch) override {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->entered = true;
-    state_->cv.notify_all();
-    state_->cv.wait(lock, [&] { return state_->release; });
-  }
+// Ctrl-C while the input blocks: Cancel does not wait for the input to yield.
+TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
+  auto state = std::make_shared<BlockingState>();
+  ExpectCancelLeavesTheStuckCallBehind(state, [&] {
+    std::atomic<int> in_flight{0}, max_in_flight{0};
+    Pipeline p(std::make_unique<BlockingSource>(state, 3), PipelineOptions{});
+    p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), {});
+    p.Start();
+    EXPECT_EQ(Drain(p, /*batches=*/3).size(), 3u);
+    state->WaitEntered();
+  });
+}
 
- private:
-  std::shared_ptr<BlockingState> state_;
-};
-
-// Ctrl-C while a stage is inside a long call: Cancel returns without it; the operator (with
-// everything the thread uses) lives until the call is over, then goes.
+// Ctrl-C while a stage is inside a long call: Cancel returns without it.
 TEST(Pipeline, CancelDoesNotWaitForAStageInALongCall) {
   auto state = std::make_shared<BlockingState>();
-  std::thread watchdog([state] {
-    std::unique_lock<std::mutex> lock(state->mu);
-    state->cv.wait_for(lock, 10s, [&] { return state->release; });
-    state->release = true;
-    state->cv.notify_all();
-  });
-  {
+  ExpectCancelLeavesTheStuckCallBehind(state, [&] {
     Pipeline p(std::make_unique<CountingSource>(1000), PipelineOptions{});
     p.AddStage(std::make_unique<BlockingOperator>(state), {});
     p.Start();
-    std::unique_lock<std::mutex> lock(state->mu);
-    state->cv.wait(lock, [&] { return state->entered; });
-  }  // ~Pipeline cancels
-  bool released_before_cancel_returned;
-  {
-    std::lock_guard<std::mutex> lock(state->mu);
-    released_before_cancel_returned = state->release;
-    EXPECT_FALSE(state->destroyed);
-    state->release = true;
-    state->cv.notify_all();
-  }
-  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the stage";
-  {
-    std::unique_lock<std::mutex> lock(state->mu);
-    EXPECT_TRUE(state->cv.wait_for(lock, 10s, [&] { return state->destroyed; }));
-  }
-  watchdog.join();
+    state->WaitEntered();
+  });
 }
 
 class HintRecorder : public CountingSource {
