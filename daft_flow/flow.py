@@ -10,7 +10,8 @@ import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped
-from daft_flow.ops.text_ops import check_text, make_chunk_spec
+from daft_flow.ops.chunk_text import check_text, make_chunk_spec
+from daft_flow.ops.levels import Explode
 from daft_flow.ops.python_udf import callable_name, positional_params
 from daft_flow.types import ANY, DataType, dtype_of
 
@@ -121,7 +122,7 @@ class Flow:
     # -- ops ----------------------------------------------------------------------------------
     def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   name: str | None = None) -> "Flow":
+                   name: str | None = None, version: str | int | None = None) -> "Flow":
         """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
 
         ``fn`` receives the current field (the last one added), or, if all its parameter names are
@@ -134,7 +135,7 @@ class Flow:
         else:
             args = [self._current_field()]
         value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
-                                   max_in_flight=max_in_flight, batch_size=batch_size)
+                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
@@ -175,8 +176,7 @@ class Flow:
         ``max_tokens=``, ``temperature=``, ``response_format=`` (a pydantic model or JSON schema: the
         field is then ``JSON``), ``options=`` (other request parameters).
         """
-        from daft_flow.expressions import llm_field
-        from daft_flow.ops.llm_ops import PROMPT, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import PROMPT, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options)
@@ -190,8 +190,7 @@ class Flow:
                    model: str | None = None) -> Field:
         """The embedding (``dflow.Embedding``) of a field or of a template rendered per row (see
         ``prompt``); without an argument, of the current field. Inputs are sent many per request."""
-        from daft_flow.expressions import llm_field
-        from daft_flow.ops.llm_ops import EMBED, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(EMBED, provider=provider, model=model)
         if field_or_template is None:
@@ -234,10 +233,10 @@ class Flow:
         check_text(current.dtype, "chunk_text()", current.name, self.name)
         spec = make_chunk_spec(max_chars, overlap, max_tokens, overlap_tokens, tokenizer)
         level = LevelDef(name=f"{self.name}.chunks", input_field="chunk", input_type=DataType("str"),
-                         parent=self._level, source=current._expr, chunk=spec)
+                         parent=self._level, source=current._expr, origin=spec)
         fields: dict[str, Expr] = {"chunk": LevelInput(level)}
-        for attr in ("chunk_index", "start_offset", "end_offset"):
-            fields[attr] = LevelAttribute(level, attr, DataType("int"))
+        for attr, dtype in spec.attributes():
+            fields[attr] = LevelAttribute(level, attr, dtype)
         return Flow._make(level, fields, "chunk")
 
     def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", *, field: str = "item", **kwargs: Any) -> "Flow":
@@ -265,7 +264,7 @@ class Flow:
         assert element is not None
         source = _as_list(value._expr, element, value, f"flat_map({callable_name(fn_or_flow)})")
         level = LevelDef(name=f"{self.name}.{field}", input_field=field, input_type=element, parent=self._level,
-                         source=source)
+                         source=source, origin=Explode(one_to_one=False))
         return Flow._make(level, {field: LevelInput(level)}, field)
 
     def chain(self, flow: "Flow") -> "Flow":
@@ -287,17 +286,16 @@ class Flow:
         """A copy of ``other`` (and its parents) whose root rows are made from ``source`` here."""
         path = other._level.ancestors()[::-1]
         mapping: dict[LevelDef, LevelDef] = {}
-        parent, src, oto = self._level, source, one_to_one
+        parent, src = self._level, source
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
-                            source=src, one_to_one=oto, chunk=lvl.chunk)
+                            source=src, origin=lvl.origin.copy_for_chain(one_to_one))
             mapping[lvl] = copy
             parent = copy
         # Sources of non-root levels are expressions in the original graph: view them through the mapping.
         for lvl in path[1:]:
             assert lvl.source is not None
             mapping[lvl].source = Mapped(lvl.source, mapping)
-            mapping[lvl].one_to_one = lvl.one_to_one
         fields = {k: Mapped(v, mapping) for k, v in other._fields.items()}
         flow = Flow._make(mapping[other._level], fields, "")
         current = other._current

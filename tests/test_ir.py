@@ -52,7 +52,7 @@ def _flows():
 def test_every_op_round_trips_through_bytes(name):
     traced = trace(_flows()[name])
     data = to_bytes(traced)
-    again = from_bytes(data, traced.callables)
+    again = from_bytes(data, traced.objects)
     assert again.plan == traced.plan
     assert to_bytes(again) == data
     assert traced.plan.ir_version == IR_VERSION
@@ -66,16 +66,17 @@ def test_plan_contains_each_op_kind():
              for n in ("row", "batch", "async")}
     assert modes == {"row": [ir.PythonUdf.ROW], "batch": [ir.PythonUdf.BATCH], "async": [ir.PythonUdf.ASYNC]}
     chained = trace(flows["chain"]).plan
-    assert [lvl.one_to_one for lvl in chained.levels] == [False, True, False]
+    assert [lvl.WhichOneof("origin") for lvl in chained.levels] == [None, "explode", "explode"]
+    assert [lvl.explode.one_to_one for lvl in chained.levels] == [False, True, False]
 
 
 def test_pickled_plan_runs_without_the_callable_table():
     flow = _flows()["flat_map"]
     data = to_bytes(trace(flow), pickle_callables=True)
     restored = from_bytes(data)
-    assert restored.callables[0] is not None
+    assert restored.objects[0] is not None
     assert [n.name for n in restored.plan.nodes] == [n.name for n in trace(flow).plan.nodes]
-    assert restored.callables[0]("a b") == ["a", "b"]
+    assert restored.objects[0]("a b") == ["a", "b"]
 
 
 def test_newer_ir_versions_are_rejected():

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
+import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours (atexit is LIFO)
 from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run

@@ -27,4 +27,4 @@ def read_udf(max_in_flight: int | None = None, as_bytes: bool = False) -> Python
     return PythonUdf(fn=read_bytes if as_bytes else read_text, mode=ASYNC,
                      return_type=DataType("bytes" if as_bytes else "str"),
                      max_in_flight=max_in_flight or DEFAULT_READ_IN_FLIGHT,
-                     builtin="read_bytes" if as_bytes else "read")
+                     builtin="read_bytes" if as_bytes else "read", expanding=True)

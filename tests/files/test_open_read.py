@@ -291,9 +291,9 @@ def test_explain_and_ir_name_the_builtins():
     assert "text: str = read [async, max_in_flight=16](#1)" in text
     assert "run_python" not in text
     traced = trace(flow)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
+    assert from_bytes(to_bytes(traced), traced.objects).plan == traced.plan
     remote = from_bytes(to_bytes(traced, pickle_callables=True))
-    assert remote.callables[0].__module__ == "daft_flow.io.ops"
+    assert remote.objects[0].__module__ == "daft_flow.io.ops"
 
 
 def test_batches_of_urls_are_sized_by_what_reads_return():

@@ -308,10 +308,10 @@ def test_sink_plans_round_trip_through_the_ir(tmp_path):
                                                                       "chunk": chunk_flow["chunk"]})
     write.collect("a")  # a sink that has run (and held an open file) still pickles
     traced = trace(write.rows)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
+    assert from_bytes(to_bytes(traced), traced.objects).plan == traced.plan
     remote = from_bytes(to_bytes(traced, pickle_callables=True))
     node = next(n for n in remote.plan.nodes if n.python_udf.builtin == "write_sink")
     assert node.python_udf.builtin_detail == f"JSONFileSink({str(tmp_path)!r})"
-    writer = remote.callables[node.python_udf.fn.ref]
+    writer = remote.objects[node.python_udf.fn_ref]
     assert isinstance(writer.sink, dflow.JSONFileSink) and writer.sink.directory == str(tmp_path)
     assert f"write_sink(JSONFileSink({str(tmp_path)!r})) [batch]" in write.explain()

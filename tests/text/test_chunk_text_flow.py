@@ -92,5 +92,5 @@ def test_chunk_flow_round_trips_through_the_ir():
     chunks = dflow.Flow("d", str).chunk_text(max_tokens=32, overlap_tokens=4)
     chunks["ids"] = chunks["chunk"].tokenize()
     traced = trace(chunks)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
+    assert from_bytes(to_bytes(traced), traced.objects).plan == traced.plan
     assert "chunk_text max_tokens=32" in chunks.explain()
