@@ -311,17 +311,25 @@ class Flow:
 
     # -- plans ----------------------------------------------------------------------------------
     def to_ir(self) -> Any:
-        """The traced plan as a protobuf ``daft_flow.ir.Plan`` (see proto/flow.proto)."""
+        """The traced plan as a protobuf ``daft_flow.ir.Plan`` (see proto/flow.proto), with the
+        fingerprint of every node, level and object."""
+        from daft_flow.plan.fingerprint import fingerprint_plan
         from daft_flow.plan.trace import trace
 
-        return trace(self).plan
+        return fingerprint_plan(trace(self))
+
+    def fingerprint(self) -> str:
+        """The flow's identity (hex): the same in every process and on every machine that builds
+        the same flow, different when anything that changes its results changes (a function's
+        logic, an op's parameters, a template, a model, a tokenizer's content). Never derived
+        from a secret. See the user guide's "Fingerprints" for what is followed."""
+        return str(self.to_ir().fingerprint)
 
     def explain(self) -> str:
         """A readable description of the plan that would run."""
         from daft_flow.plan.explain import explain
-        from daft_flow.plan.trace import trace
 
-        return explain(trace(self).plan)
+        return explain(self.to_ir())
 
     # -- execution ------------------------------------------------------------------------------
     def collect(self, value: Any, **options: Any) -> Any:

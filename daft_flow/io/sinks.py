@@ -79,6 +79,14 @@ class Sink(abc.ABC):
     def describe(self) -> str:
         return repr(self)
 
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """A sink's identity in plan fingerprints: its settings (public attributes, URLs without
+        credentials); per-run state (open files, counters, ``columns``) does not count."""
+        from daft_flow.secrets import redact_url
+
+        return {k: redact_url(v) if isinstance(v, str) else v for k, v in vars(self).items()
+                if not k.startswith("_") and k != "columns"}
+
 
 class JSONFileSink(Sink):
     def __init__(self, directory: str, *, rows_per_file: int = 100_000, prefix: str = "part") -> None:

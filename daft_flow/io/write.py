@@ -52,6 +52,10 @@ class SinkWriter:
         self.written = 0
         self.attempts = 0
 
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: the sink and the columns written (not run counters)."""
+        return {"sink": self.sink, "names": self.names, "types": [str(t) for t in self.types]}
+
     def begin(self) -> None:
         self.written = 0
         self.attempts = 0
@@ -102,6 +106,10 @@ class SinkFlow:
 
     def explain(self) -> str:
         return self.rows.explain()
+
+    def fingerprint(self) -> str:
+        """The identity of what this sink flow computes and where it writes (see ``Flow.fingerprint``)."""
+        return self.rows.fingerprint()
 
     def stream(self, values: Iterable[Any], **options: Any) -> Iterator[dict[str, Any]]:
         """Runs the flow and yields, per row written, ``{"written_to": location}`` as rows finish

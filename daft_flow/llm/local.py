@@ -180,6 +180,13 @@ class LocalProvider(Provider):
     def describe(self) -> str:
         return "LocalProvider(gemma-3-270m via llama.cpp, all-MiniLM-L6-v2)"
 
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: the embedded models and the default answer length."""
+        # Model files count by name: their paths differ from machine to machine.
+        return {"chat": self.model, "embedding": self.embedding_model, "default_max_tokens": self.default_max_tokens,
+                "chat_model_file": os.path.basename(str(self.server.model_path or "")),
+                "embedding_model_dir": os.path.basename(str(self.embedder.model_path or "").rstrip("/"))}
+
     def reset(self) -> None:
         if self._chat is not None:
             self._chat.reset()

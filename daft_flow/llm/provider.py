@@ -23,6 +23,9 @@ from typing import Any, Sequence
 
 from daft_flow.llm.rate_limit import RateLimiter
 from daft_flow.llm.usage import OpUsage
+from daft_flow.secrets import redact_url
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class ProviderError(Exception):
@@ -98,7 +101,16 @@ class OpenAIProvider(Provider):
         self._fatal: ProviderConfigError | None = None
 
     def describe(self) -> str:
-        return f"OpenAIProvider({self.base_url or 'https://api.openai.com/v1'})"
+        return f"OpenAIProvider({redact_url(self.base_url or DEFAULT_BASE_URL)})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: what changes answers (endpoint, models), never the key,
+        credentials in the URL, rate limits or retries."""
+        return {"base_url": redact_url(self.base_url or DEFAULT_BASE_URL), "model": self.model,
+                "embedding_model": self.embedding_model, "embedding_dim": self.embedding_dim}
 
     def reset(self) -> None:
         self._fatal = None

@@ -267,7 +267,14 @@ class LlmCall(Expr):
     @classmethod
     def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
         c = node.llm_call
-        return {"kind": int(c.kind), "provider": plan.objects[c.provider_ref].fingerprint if c.provider_ref >= 0 else "",
+        if c.provider_ref >= 0:
+            provider = plan.objects[c.provider_ref].fingerprint
+        else:  # the default provider is chosen where the plan runs: this process's is what would answer
+            from daft_flow.llm.provider import default_provider
+            from daft_flow.plan.logic_hash import digest
+
+            provider = "default:" + digest(default_provider())
+        return {"kind": int(c.kind), "provider": provider,
                 "model": c.model, "max_tokens": c.max_tokens,
                 "temperature": repr(c.temperature) if c.has_temperature else None,
                 "response_format": c.response_format_json, "options": c.options_json,

@@ -8,7 +8,8 @@ from daft_flow.plan.trace import dtype_from_ir
 
 
 def explain(plan: ir.Plan) -> str:
-    lines = [f"daft_flow plan (IR v{plan.ir_version})",
+    identity = f", fingerprint {plan.fingerprint[:16]}" if plan.fingerprint else ""
+    lines = [f"daft_flow plan (IR v{plan.ir_version}{identity})",
              f"output: flow {plan.levels[plan.output_level].flow!r} fields "
              + ", ".join(plan.output_names)]
     by_level: dict[int, list[ir.Node]] = {}

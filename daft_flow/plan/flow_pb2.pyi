@@ -120,12 +120,14 @@ class LlmCall(_message.Message):
     def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
+    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    OP_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LEVEL_INPUT_FIELD_NUMBER: _ClassVar[int]
     PYTHON_UDF_FIELD_NUMBER: _ClassVar[int]
     AS_LIST_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +140,8 @@ class Node(_message.Message):
     name: str
     type: DataType
     inputs: _containers.RepeatedScalarFieldContainer[int]
+    fingerprint: str
+    op_fingerprint: str
     level_input: LevelInput
     python_udf: PythonUdf
     as_list: AsList
@@ -145,7 +149,7 @@ class Node(_message.Message):
     tokenize: Tokenize
     render_template: RenderTemplate
     llm_call: LlmCall
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
 
 class Explode(_message.Message):
     __slots__ = ("one_to_one",)
@@ -176,7 +180,7 @@ class ChunkText(_message.Message):
     def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ..., tokenizer_ref: _Optional[int] = ...) -> None: ...
 
 class Level(_message.Message):
-    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text")
+    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +188,7 @@ class Level(_message.Message):
     ELEMENT_NODE_FIELD_NUMBER: _ClassVar[int]
     EXPLODE_FIELD_NUMBER: _ClassVar[int]
     CHUNK_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent: int
     flow: str
@@ -191,10 +196,11 @@ class Level(_message.Message):
     element_node: int
     explode: Explode
     chunk_text: ChunkText
-    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ...) -> None: ...
+    fingerprint: str
+    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field")
+    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint")
     IR_VERSION_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +211,7 @@ class Plan(_message.Message):
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     levels: _containers.RepeatedCompositeFieldContainer[Level]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
@@ -215,4 +222,5 @@ class Plan(_message.Message):
     output_names: _containers.RepeatedScalarFieldContainer[str]
     objects: _containers.RepeatedCompositeFieldContainer[PythonObject]
     current_field: str
-    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ...) -> None: ...
+    fingerprint: str
+    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...

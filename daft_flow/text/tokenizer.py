@@ -82,10 +82,9 @@ class Tokenizer:
         """The native tokenizer the runtime's operators share."""
         return self._native
 
-    @property
-    def fingerprint(self) -> str:
-        """Its identity: the SHA-256 of the loaded content."""
-        return self.sha256
+    def __dflow_fingerprint__(self) -> dict[str, str]:
+        """Its identity in plan fingerprints: the SHA-256 of the loaded content (not the path)."""
+        return {"sha256": self.sha256}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (self._content, self.path))
