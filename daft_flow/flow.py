@@ -331,6 +331,36 @@ class Flow:
 
         return explain(self.to_ir())
 
+    def to_bytes(self) -> bytes:
+        """The flow as bytes another process turns back into it with ``dflow.Flow.from_bytes``.
+
+        They carry everything the flow needs except secrets: the plan, its Python functions
+        (cloudpickle: functions of installed packages by reference, your own code by value),
+        tokenizers by content, providers as configuration (the receiving side reads the API key
+        from the environment variable named by the provider's ``api_key_env``), sinks with their
+        settings. ``pickle.dumps(flow)`` is the same bytes. Load only plans you trust: loading
+        runs pickles.
+        """
+        from daft_flow.plan.serialize import plan_to_bytes
+        from daft_flow.plan.trace import trace
+
+        return plan_to_bytes(trace(self))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Flow":
+        """The flow ``flow.to_bytes()`` made ``data`` of: it runs, explains and fingerprints like the
+        original (its fingerprint is the original's). Raises ``ValueError`` for bytes that are not a
+        plan or a plan of another IR version."""
+        from daft_flow.plan import flow_pb2 as ir
+        from daft_flow.plan.serialize import restore
+
+        flow: Flow = restore(data, ir.Plan.FLOW)
+        return flow
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its travelling plan: no secrets, no run state, restorable in a fresh process.
+        return (_flow_from_bytes, (self.to_bytes(),))
+
     # -- execution ------------------------------------------------------------------------------
     def collect(self, value: Any, **options: Any) -> Any:
         """Runs the flow on one input. Returns a dict for a root flow, a list of dicts for a child flow.
@@ -386,6 +416,10 @@ class Flow:
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")
+
+
+def _flow_from_bytes(data: bytes) -> Flow:
+    return Flow.from_bytes(data)
 
 
 def _as_list(expr: Expr, element: DataType, field: Field, op: str) -> Expr:

@@ -58,7 +58,8 @@ class Sink(abc.ABC):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         for k in self._TRANSIENT:
-            if k in ("_file", "_table"):
+            # (ArrowSink's _table is a method: an attribute of that name would hide it.)
+            if k in ("_file", "_table") and not callable(getattr(type(self), k, None)):
                 setattr(self, k, None)
 
     def begin(self, columns: dict[str, DataType]) -> None:

@@ -88,14 +88,68 @@ class SinkWriter:
         return list(where)
 
 
-class SinkFlow:
+class _SinkPlans:
+    """What SinkFlow and Multisink share: their plan (one plan for all their sink flows), its
+    fingerprint, and travelling as bytes (see ``Flow.to_bytes``; sinks travel with their settings)."""
+
+    _KIND = 0  # ir.Plan.Kind
+
+    def _sink_flows(self) -> "list[SinkFlow]":
+        raise NotImplementedError
+
+    def _traced(self) -> Any:
+        from daft_flow.plan.trace import trace_outputs
+
+        traced, _ = trace_outputs([s.rows for s in self._sink_flows()])
+        traced.plan.kind = self._KIND
+        return traced
+
+    def to_ir(self) -> Any:
+        """The plan its sink flows run as (a ``daft_flow.ir.Plan`` listing each in ``outputs``), fingerprinted."""
+        from daft_flow.plan.fingerprint import fingerprint_plan
+
+        return fingerprint_plan(self._traced())
+
+    def explain(self) -> str:
+        """A readable description of the plan that would run."""
+        from daft_flow.plan.explain import explain
+
+        return explain(self.to_ir())
+
+    def fingerprint(self) -> str:
+        """The identity of what the sink flows compute and where they write (see ``Flow.fingerprint``)."""
+        return str(self.to_ir().fingerprint)
+
+    def to_bytes(self) -> bytes:
+        """Bytes that ``from_bytes`` of this class turns back into this object in another process."""
+        from daft_flow.plan.serialize import plan_to_bytes
+
+        return plan_to_bytes(self._traced())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any:
+        """The object whose ``to_bytes()`` made ``data``."""
+        from daft_flow.plan.serialize import restore
+
+        return restore(data, cls._KIND)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_sink_plans_from_bytes, (type(self), self.to_bytes()))
+
+
+class SinkFlow(_SinkPlans):
     """A flow that writes to a sink. ``collect(x)`` / ``collect_batch(xs)`` run it and return a
     ``SinkResult``; ``rows`` is the underlying flow, one row per written row with field
     ``written_to`` (where it went), for ``stream``/``collect_arrow`` with lineage."""
 
+    _KIND = 1  # ir.Plan.SINK_FLOW
+
     def __init__(self, rows: "Flow", writer: SinkWriter) -> None:
         self.rows = rows
         self._writer = writer
+
+    def _sink_flows(self) -> "list[SinkFlow]":
+        return [self]
 
     @property
     def sink(self) -> Sink:
@@ -103,13 +157,6 @@ class SinkFlow:
 
     def __repr__(self) -> str:
         return f"SinkFlow({self.sink.describe()} <- flow {self.rows.name!r})"
-
-    def explain(self) -> str:
-        return self.rows.explain()
-
-    def fingerprint(self) -> str:
-        """The identity of what this sink flow computes and where it writes (see ``Flow.fingerprint``)."""
-        return self.rows.fingerprint()
 
     def stream(self, values: Iterable[Any], **options: Any) -> Iterator[dict[str, Any]]:
         """Runs the flow and yields, per row written, ``{"written_to": location}`` as rows finish
@@ -197,9 +244,11 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     return results
 
 
-class Multisink:
+class Multisink(_SinkPlans):
     """Several sink flows of one root flow, run together on the same inputs in one pass (what they
     share runs once): ``collect`` returns one ``SinkResult`` per sink, in order."""
+
+    _KIND = 2  # ir.Plan.MULTISINK
 
     def __init__(self, sinks: Iterable[SinkFlow]) -> None:
         self.sinks = list(sinks)
@@ -212,11 +261,18 @@ class Multisink:
     def __repr__(self) -> str:
         return f"Multisink({self.sinks!r})"
 
+    def _sink_flows(self) -> "list[SinkFlow]":
+        return self.sinks
+
     def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
         return run_sinks(self.sinks, [value], on_error=on_error, **options)
 
     def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
         return run_sinks(self.sinks, values, on_error=on_error, **options)
+
+
+def _sink_plans_from_bytes(cls: type[_SinkPlans], data: bytes) -> Any:
+    return cls.from_bytes(data)
 
 
 def collect(target: Any, value: Any, **options: Any) -> Any:

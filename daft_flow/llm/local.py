@@ -82,6 +82,13 @@ class LlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as configuration: a process unpickling it starts its own server."""
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx, "startup_timeout": self.startup_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def start(self) -> "LlamaServer":
         with self._lock:
             if self.process is not None and self.process.poll() is None:
@@ -136,6 +143,12 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_path": self.model_path}  # the model is loaded again where it runs
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
@@ -179,6 +192,13 @@ class LocalProvider(Provider):
 
     def describe(self) -> str:
         return "LocalProvider(gemma-3-270m via llama.cpp, all-MiniLM-L6-v2)"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"server": self.server, "embedder": self.embedder, "max_concurrency": self.max_concurrency,
+                "default_max_tokens": self.default_max_tokens}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def __dflow_fingerprint__(self) -> dict[str, Any]:
         """Its identity in plan fingerprints: the embedded models and the default answer length."""

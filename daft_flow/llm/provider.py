@@ -23,9 +23,28 @@ from typing import Any, Sequence
 
 from daft_flow.llm.rate_limit import RateLimiter
 from daft_flow.llm.usage import OpUsage
-from daft_flow.secrets import redact_url
+from daft_flow.secrets import redact_url, url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class _Secret:
+    """A credential held in memory: never in a repr, a pickle or a fingerprint."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an API key is never pickled (providers read it from api_key_env where they run)")
+
+    def __dflow_fingerprint__(self) -> str:
+        return "secret"
 
 
 class ProviderError(Exception):
@@ -81,15 +100,34 @@ class Provider(abc.ABC):
 
 
 class OpenAIProvider(Provider):
+    """Any OpenAI-compatible endpoint.
+
+    The API key: ``api_key=`` (kept in memory only), else the environment variable named by
+    ``api_key_env`` (default ``OPENAI_API_KEY``), read when requests are sent. A provider pickles
+    (and travels in plans) as its configuration, never with the key: the receiving process reads
+    ``api_key_env`` from its own environment, and a provider that had a key fails with an error
+    naming that variable when it is not set there. Credentials in ``base_url`` never travel (such a
+    provider refuses to be pickled: pass the key through ``api_key_env``). ``repr``, ``describe()``,
+    plans and ``explain()`` show ``base_url`` with credentials replaced by ``***``.
+    """
+
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, model: str = "gpt-4o-mini",
                  embedding_model: str = "text-embedding-3-small", requests_per_minute: float | None = None,
                  tokens_per_minute: float | None = None, max_concurrency: int = 64, max_retries: int = 8,
                  timeout: float = 60.0, burst: float | None = None, embedding_dim: int = 0,
-                 embedding_batch_tokens: int = 8000, embedding_batch_size: int = 256) -> None:
+                 embedding_batch_tokens: int = 8000, embedding_batch_size: int = 256,
+                 api_key_env: str = DEFAULT_KEY_ENV) -> None:
+        # What travels (pickles, plans): every setting but the key. Taken before anything else.
+        self._settings = {k: v for k, v in locals().items() if k not in ("self", "api_key")}
         if max_concurrency <= 0:
             raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
         self.base_url = base_url
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        if not isinstance(api_key_env, str) or not api_key_env or "=" in api_key_env or "\0" in api_key_env:
+            raise ValueError(f"OpenAIProvider: api_key_env must name an environment variable, got {api_key_env!r}")
+        self.api_key_env = api_key_env
+        self._key = _Secret(api_key) if api_key else None
+        # A provider made with a key needs one wherever it runs (after pickling: from api_key_env).
+        self._key_required = bool(api_key) or api_key_env != DEFAULT_KEY_ENV or bool(os.environ.get(api_key_env))
         self.model, self.embedding_model = model, embedding_model
         self.embedding_dim = embedding_dim
         self.max_concurrency, self.max_retries, self.timeout = max_concurrency, max_retries, timeout
@@ -105,6 +143,31 @@ class OpenAIProvider(Provider):
 
     def __repr__(self) -> str:
         return self.describe()
+
+    @property
+    def api_key(self) -> str:
+        """The key requests send: ``api_key=``, else the environment variable ``api_key_env``
+        ("" when neither is set)."""
+        return self._key.value if self._key is not None else os.environ.get(self.api_key_env, "")
+
+    def _request_key(self) -> str:
+        key = self.api_key
+        if not key and self._key_required:
+            raise ProviderConfigError(f"{self.describe()} needs an API key: set the environment variable "
+                                      f"{self.api_key_env} (keys never travel in plans or pickles)")
+        return key or "none"  # servers without authentication (llama.cpp, vLLM) accept any key
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as configuration: no key, no client, no locks; rebuilt by ``__init__``."""
+        if url_secrets(self.base_url):
+            raise TypeError(f"{self.describe()} cannot be pickled or sent in a plan: its base_url carries "
+                            f"credentials, which never travel; put the key in the environment variable named by "
+                            f"api_key_env ({self.api_key_env}) instead")
+        return {"settings": dict(self._settings), "key_required": self._key_required}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["settings"])  # type: ignore[misc]
+        self._key_required = self._key_required or state["key_required"]
 
     def __dflow_fingerprint__(self) -> dict[str, Any]:
         """Its identity in plan fingerprints: what changes answers (endpoint, models), never the key,
@@ -137,7 +200,7 @@ class OpenAIProvider(Provider):
 
             http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [take_token]},
                                                   limits=_httpx_limits(self.max_concurrency))
-            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none",
+            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._request_key(),
                                               max_retries=0, timeout=self.timeout, http_client=http)
             self._sem = asyncio.Semaphore(self.max_concurrency)
             self._loop = loop

@@ -144,7 +144,31 @@ def _check_options(options: Any, op: str) -> dict[str, Any]:
         json.dumps(options, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{op}: options must be JSON values (they are sent in the request body): {e}") from None
+    secret = _credential_key(options)
+    if secret is not None:
+        raise ValueError(f"{op}: options[{secret!r}] looks like a credential; options are part of the plan (explain, "
+                         "fingerprints, plans sent to other processes), so credentials go to the provider: "
+                         "OpenAIProvider(api_key=... or api_key_env=...)")
     return dict(options)
+
+
+def _credential_key(value: Any, path: str = "") -> str | None:
+    from daft_flow.plan.logic_hash import is_credential_name
+
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else k
+            if is_credential_name(k):
+                return where
+            found = _credential_key(v, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _credential_key(v, path)
+            if found is not None:
+                return found
+    return None
 
 
 def _response_format(value: Any, op: str) -> tuple[dict[str, Any] | None, Any]:

@@ -9,9 +9,12 @@ from daft_flow.plan.trace import dtype_from_ir
 
 def explain(plan: ir.Plan) -> str:
     identity = f", fingerprint {plan.fingerprint[:16]}" if plan.fingerprint else ""
-    lines = [f"daft_flow plan (IR v{plan.ir_version}{identity})",
-             f"output: flow {plan.levels[plan.output_level].flow!r} fields "
-             + ", ".join(plan.output_names)]
+    lines = [f"daft_flow plan (IR v{plan.ir_version}{identity})"]
+    if plan.outputs:  # sink flows: each writes its own level's rows
+        lines += [f"output {i}: flow {plan.levels[out.level].flow!r} fields " + ", ".join(out.names)
+                  for i, out in enumerate(plan.outputs)]
+    else:
+        lines.append(f"output: flow {plan.levels[plan.output_level].flow!r} fields " + ", ".join(plan.output_names))
     by_level: dict[int, list[ir.Node]] = {}
     for node in plan.nodes:
         by_level.setdefault(node.level, []).append(node)

@@ -8,7 +8,8 @@
   input values it keys a per-row cache. ``fingerprint`` adds the fingerprints of its inputs and its
   level: the identity of the value at this place of this plan (a Merkle hash of everything
   upstream).
-- The plan: its output level and its output fields (names and node fingerprints).
+- The plan: its output level and its output fields (names and node fingerprints), and for sink
+  flows each sink flow's.
 
 Only what changes results counts: not names of flows, node ids, concurrency (``max_in_flight``),
 rate limits or retries, and never a secret. Digests are BLAKE2b-128 in hex.
@@ -58,9 +59,13 @@ def fingerprint_plan(traced: TracedPlan) -> ir.Plan:
         node.op_fingerprint = _hash("op", kind, node_op(kind).fingerprint(node, plan), _dtype(node.type))
         node.fingerprint = _hash("node", node.op_fingerprint, levels[node.level],
                                  [plan.nodes[i].fingerprint for i in node.inputs])
-    plan.fingerprint = _hash("plan", plan.levels[plan.output_level].fingerprint,
-                             [[name, plan.nodes[n].fingerprint] for name, n in zip(plan.output_names, plan.output_nodes)])
+    plan.fingerprint = _hash("plan", int(plan.kind), _output(plan, plan.output_level, plan.output_nodes, plan.output_names),
+                             [_output(plan, o.level, o.nodes, o.names) for o in plan.outputs])
     return plan
+
+
+def _output(plan: ir.Plan, level: int, nodes: Any, names: Any) -> Any:
+    return [plan.levels[level].fingerprint, [[name, plan.nodes[n].fingerprint] for name, n in zip(names, nodes)]]
 
 
 def _level(plan: ir.Plan, level: ir.Level, nodes: Any) -> str:

@@ -199,8 +199,26 @@ class Level(_message.Message):
     fingerprint: str
     def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
+class Output(_message.Message):
+    __slots__ = ("level", "nodes", "names")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    level: int
+    nodes: _containers.RepeatedScalarFieldContainer[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, level: _Optional[int] = ..., nodes: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Plan(_message.Message):
-    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint")
+    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint", "kind", "outputs")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        FLOW: _ClassVar[Plan.Kind]
+        SINK_FLOW: _ClassVar[Plan.Kind]
+        MULTISINK: _ClassVar[Plan.Kind]
+    FLOW: Plan.Kind
+    SINK_FLOW: Plan.Kind
+    MULTISINK: Plan.Kind
     IR_VERSION_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +230,8 @@ class Plan(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     levels: _containers.RepeatedCompositeFieldContainer[Level]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
@@ -223,4 +243,6 @@ class Plan(_message.Message):
     objects: _containers.RepeatedCompositeFieldContainer[PythonObject]
     current_field: str
     fingerprint: str
-    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+    kind: Plan.Kind
+    outputs: _containers.RepeatedCompositeFieldContainer[Output]
+    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ..., kind: _Optional[_Union[Plan.Kind, str]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ...) -> None: ...

@@ -26,6 +26,7 @@ change these rules cannot see.
 """
 from __future__ import annotations
 
+import dis
 import enum
 import functools
 import hashlib
@@ -40,7 +41,7 @@ MAX_DEPTH = 64
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"  # bytecode differs between Python versions
 # Attributes whose (normalized) name ends so hold credentials: they never shape an identity.
 _SECRET_SUFFIXES = ("apikey", "secret", "secretkey", "password", "passwd", "token", "credential", "credentials",
-                    "privatekey", "accesskey")
+                    "privatekey", "accesskey", "authorization", "cookie")
 # Class attributes that say where or how a class was made, not what it computes.
 _CLASS_METADATA = frozenset({"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
                              "__firstlineno__", "__static_attributes__", "__abstractmethods__", "_abc_impl",
@@ -237,7 +238,7 @@ class _Digest:
         # What the class body defines: methods (their logic, whatever module they came from) and
         # plain-data attributes. Machinery a framework adds (validators compiled by pydantic,
         # caches filled on first use) would make the digest depend on when it is taken.
-        members = {k: v for k, v in vars(cls).items() if k not in _CLASS_METADATA and _is_definition(v)}
+        members = {k: v for k, v in vars(cls).items() if k not in _CLASS_METADATA and _is_definition(k, v)}
         self.put(h, b"members", struct.pack("<Q", len(members)))
         for name in sorted(members):
             self.put(h, b"member", name.encode())
@@ -280,7 +281,7 @@ class _Digest:
             return
         self.put(h, b"state", struct.pack("<Q", len(state)))
         for name in sorted(state):
-            if _is_secret_name(name):
+            if is_credential_name(name):
                 continue  # never let a credential shape an identity
             self.put(h, b"attr", name.encode())
             self.walk(h, state[name], depth)
@@ -293,17 +294,23 @@ class _EmptyCell:
 _EMPTY_CELL = _EmptyCell()
 
 
+_GLOBAL_OPS = frozenset(dis.opmap[name] for name in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL"))
+
+
 def _global_names(co: types.CodeType) -> set[str]:
-    """Names the code (and code nested in it: lambdas, inner functions, comprehensions) may read
-    as globals."""
-    names = set(co.co_names)
+    """Names the code (and code nested in it: lambdas, inner functions, comprehensions) reads or
+    writes as globals: not attribute names (``s.upper``), which are in ``co_names`` too. The same
+    set cloudpickle sends with a function pickled by value, so a restored function digests alike."""
+    names = {str(i.argval) for i in dis.get_instructions(co) if i.opcode in _GLOBAL_OPS}
     for c in co.co_consts:
         if isinstance(c, types.CodeType):
             names |= _global_names(c)
     return names
 
 
-def _is_secret_name(name: str) -> bool:
+def is_credential_name(name: str) -> bool:
+    """Whether an attribute, option or header called ``name`` holds a credential (``api_key``,
+    ``x-api-key``, ``access_token``, ``Authorization``, ``client_secret``; not ``max_tokens``)."""
     n = name.lower().replace("_", "").replace("-", "")
     return n.endswith(_SECRET_SUFFIXES)
 
@@ -320,8 +327,10 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _is_definition(value: Any) -> bool:
-    """Whether a class attribute is something its body defined: a method or plain data."""
+def _is_definition(name: str, value: Any) -> bool:
+    """Whether a class attribute is something its body defined: a method, or plain data that is
+    not a dunder (dunder data is a framework's bookkeeping: pydantic's namespaces and caches)."""
     value = getattr(value, "wrapped", value)
-    return isinstance(value, (types.FunctionType, staticmethod, classmethod, property, type, enum.Enum)) or \
-        _is_plain(value)
+    if isinstance(value, (types.FunctionType, staticmethod, classmethod, property, type, enum.Enum)):
+        return True
+    return not (name.startswith("__") and name.endswith("__")) and _is_plain(value)

@@ -171,7 +171,8 @@ def trace(flow: "Flow") -> TracedPlan:
 def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list[int], list[str]]]]:
     """Traces several flows of one root into one plan, sharing what they have in common (an op
     two flows read runs once). The plan's own output is the root's input; each flow's output is
-    returned as (level id, node ids, field names), for readers of those levels."""
+    returned as (level id, node ids, field names), for readers of those levels (and is in
+    ``plan.outputs``)."""
     roots = {id(f._level.ancestors()[-1]) for f in flows}
     if len(roots) != 1:
         raise ValueError("flows run together must grow from the same root flow")
@@ -192,6 +193,7 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
             nodes.append(node_id)
             names.append(name)
         outputs.append((level_id, nodes, names))
+        t.plan.outputs.add(level=level_id, nodes=nodes, names=names)
     t.plan.output_level = 0
     t.plan.output_nodes.append(t.element_node[0])
     t.plan.output_names.append(t.plan.root_field)
@@ -208,31 +210,3 @@ def with_output(traced: TracedPlan, level: int, nodes: list[int], names: list[st
     msg.output_nodes.extend(nodes)
     msg.output_names.extend(names)
     return TracedPlan(msg, traced.objects)
-
-
-def to_bytes(plan: TracedPlan, *, pickle_callables: bool = False) -> bytes:
-    """Serializes a plan. With ``pickle_callables``, the object table is embedded (cloudpickle) so
-    the bytes can run in another process; otherwise objects stay references into ``plan.objects``."""
-    msg = ir.Plan()
-    msg.CopyFrom(plan.plan)
-    if pickle_callables:
-        import cloudpickle
-
-        for entry, obj in zip(msg.objects, plan.objects):
-            entry.pickled = cloudpickle.dumps(obj)
-    return msg.SerializeToString(deterministic=True)
-
-
-def from_bytes(data: bytes, objects: list[Any] | None = None) -> TracedPlan:
-    """Reads a plan written by ``to_bytes``; pickled objects are restored into the table."""
-    msg = ir.Plan.FromString(data)
-    if msg.ir_version > IR_VERSION:
-        raise ValueError(f"plan uses IR version {msg.ir_version}; this daft_flow reads up to {IR_VERSION}")
-    table = list(objects or [None] * len(msg.objects))
-    for i, entry in enumerate(msg.objects):
-        if entry.pickled:
-            import cloudpickle
-
-            table[i] = cloudpickle.loads(entry.pickled)
-    return TracedPlan(msg, table)
-

@@ -283,7 +283,8 @@ def test_types_are_checked_when_built():
 
 
 def test_explain_and_ir_name_the_builtins():
-    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+    from daft_flow.plan.serialize import read_plan
+    from daft_flow.plan.trace import trace
 
     flow = dflow.Flow("url", str).open_file().read(max_in_flight=16)
     text = flow.explain()
@@ -291,8 +292,8 @@ def test_explain_and_ir_name_the_builtins():
     assert "text: str = read [async, max_in_flight=16](#1)" in text
     assert "run_python" not in text
     traced = trace(flow)
-    assert from_bytes(to_bytes(traced), traced.objects).plan == traced.plan
-    remote = from_bytes(to_bytes(traced, pickle_callables=True))
+    assert trace(dflow.Flow.from_bytes(flow.to_bytes())).plan == traced.plan
+    remote = read_plan(flow.to_bytes())
     assert remote.objects[0].__module__ == "daft_flow.io.ops"
 
 

@@ -301,15 +301,16 @@ def test_sink_flow_stream_writes_as_rows_finish(tmp_path):
 
 
 def test_sink_plans_round_trip_through_the_ir(tmp_path):
-    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+    from daft_flow.plan.serialize import read_plan
+    from daft_flow.plan.trace import trace
 
     doc_flow, chunk_flow = _doc_and_chunks()
     write = chunk_flow.write_sink(dflow.JSONFileSink(str(tmp_path)), {"url": doc_flow["url"],
                                                                       "chunk": chunk_flow["chunk"]})
     write.collect("a")  # a sink that has run (and held an open file) still pickles
     traced = trace(write.rows)
-    assert from_bytes(to_bytes(traced), traced.objects).plan == traced.plan
-    remote = from_bytes(to_bytes(traced, pickle_callables=True))
+    assert trace(dflow.SinkFlow.from_bytes(write.to_bytes()).rows).plan == traced.plan
+    remote = read_plan(write.to_bytes())
     node = next(n for n in remote.plan.nodes if n.python_udf.builtin == "write_sink")
     assert node.python_udf.builtin_detail == f"JSONFileSink({str(tmp_path)!r})"
     writer = remote.objects[node.python_udf.fn_ref]
