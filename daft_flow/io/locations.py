@@ -17,6 +17,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from daft_flow.retry import Backoff, parse_retry_after
+
 import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -290,14 +292,11 @@ async def _ranged_get(fs: Any, url: str) -> Any:
 
 
 RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections, timeouts)
-RETRY_BASE_DELAY = 0.1
-RETRY_MAX_DELAY = 10.0
+_BACKOFF = Backoff(initial=0.1, maximum=10.0, max_retry_after=10.0)
 
 
 def _retry_delay(e: BaseException, attempt: int) -> "float | None":
     """Seconds to wait before retrying after ``e``, or None if ``e`` is not transient."""
-    import random
-
     status = getattr(e, "status", None)
     transient = status == 429 or (isinstance(status, int) and status >= 500)
     if status is None:
@@ -310,14 +309,7 @@ def _retry_delay(e: BaseException, attempt: int) -> "float | None":
         transient = transient or isinstance(e, (asyncio.TimeoutError, ConnectionError))
     if not transient:
         return None
-    headers = getattr(e, "headers", None) or {}
-    retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if retry_after is not None:
-        try:
-            return min(RETRY_MAX_DELAY, max(0.0, float(retry_after)))
-        except ValueError:
-            pass
-    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** attempt * (0.5 + random.random()))
+    return _BACKOFF.delay(attempt, parse_retry_after(getattr(e, "headers", None)))
 
 
 async def fetch_bytes(url: str) -> Any:

@@ -7,13 +7,13 @@ Sinks make each write all-or-nothing, so a retry never writes a row twice.
 """
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from daft_flow.errors import BatchError, FlowRunError, RowFailure
 from daft_flow.io.sinks import Sink
+from daft_flow.retry import Backoff
 from daft_flow.types import DataType
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class SinkWriter:
     def __init__(self, sink: Sink, names: list[str], types: list[DataType], retries: int = 3,
                  backoff: float = 0.05) -> None:
         self.sink, self.names, self.types = sink, names, types
-        self.retries, self.backoff = retries, backoff
+        self.retries, self.backoff = retries, Backoff(initial=backoff, maximum=5.0)
         self.written = 0
         self.attempts = 0
 
@@ -79,7 +79,7 @@ class SinkWriter:
                     err = SinkWriteError(f"{self.sink.describe()} could not write a batch of {len(rows)} row(s) "
                                          f"{tries}: {type(e).__name__}: {e}", batch_size=len(rows))
                     raise err from e
-                time.sleep(self.backoff * (2 ** attempt) * (0.5 + random.random()))
+                time.sleep(self.backoff.delay(attempt))
                 attempt += 1
         if len(where) != len(rows):
             raise SinkWriteError(f"{self.sink.describe()} reported {len(where)} locations for {len(rows)} rows",

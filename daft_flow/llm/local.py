@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError, estimate_tokens
+from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError
+from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
 
 LOCAL_CHAT_MODEL = "gemma-3-270m"
@@ -239,7 +240,7 @@ class LocalProvider(Provider):
         start = time.monotonic()
         vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
         usage.add(requests=1, latency_s=time.monotonic() - start,
-                  input_tokens=sum(estimate_tokens(t) for t in texts))
+                  input_tokens=sum(count_tokens(list(texts), exact=True)))
         return vectors
 
 

@@ -6,9 +6,7 @@ is retryable (429 honouring Retry-After, 5xx, timeouts, dropped connections) wit
 backoff and jitter, and turns an invalid key or unknown model into one ``ProviderConfigError``
 that stops the run (instead of one error per row).
 
-Which provider an op uses: its ``provider=``, else ``dflow.set_provider(p)``, else OpenAI when
-``OPENAI_API_KEY`` is set (``OPENAI_BASE_URL`` honoured), else the embedded local defaults
-(``daft_flow.llm.local``: Gemma 3 270M on a llama.cpp server, all-MiniLM-L6-v2 embeddings).
+Which provider an op uses when it names none: ``daft_flow.llm.defaults``.
 """
 from __future__ import annotations
 
@@ -16,13 +14,13 @@ import abc
 import asyncio
 import contextvars
 import os
-import random
-import threading
 import time
 from typing import Any, Sequence
 
 from daft_flow.llm.rate_limit import RateLimiter
+from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
+from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_url, url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -59,13 +57,6 @@ class ProviderConfigError(ProviderError):
 # takes the rate limiter's token right before the bytes go out (after the client built the request),
 # so slow request building never turns into a burst at the server.
 _ESTIMATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("daft_flow_estimate", default=None)
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of ``text`` with the native WordPiece tokenizer (an estimate for other models' tokenizers)."""
-    from daft_flow.text.tokenizer import Tokenizer
-
-    return Tokenizer.default().count(text)
 
 
 class Provider(abc.ABC):
@@ -150,6 +141,11 @@ class OpenAIProvider(Provider):
         ("" when neither is set)."""
         return self._key.value if self._key is not None else os.environ.get(self.api_key_env, "")
 
+    def _count_tokens(self, texts: list[str]) -> list[int]:
+        """Estimated tokens per text: a tokenizer's count only when a tokens-per-minute limit needs
+        it, else the byte heuristic (``daft_flow.llm.tokens``)."""
+        return count_tokens(texts, exact=bool(self.limiter.tokens_per_minute))
+
     def _request_key(self) -> str:
         key = self.api_key
         if not key and self._key_required:
@@ -229,8 +225,7 @@ class OpenAIProvider(Provider):
                     self._fatal = ProviderConfigError(f"{self.describe()}: {_message(e)} (HTTP {e.status_code})")
                     raise self._fatal from e
                 except openai.RateLimitError as e:
-                    delay = _retry_after(e)
-                    delay = (delay if delay is not None else _backoff(attempt)) * random.uniform(1.0, 1.25)
+                    delay = _BACKOFF.delay(attempt, _retry_after(e))
                     error: Exception = e
                 except openai.APIStatusError as e:
                     if e.status_code < 500 and e.status_code not in (408, 409):
@@ -255,7 +250,7 @@ class OpenAIProvider(Provider):
             kwargs["temperature"] = temperature
         if response_format is not None:
             kwargs["response_format"] = response_format
-        estimate = estimate_tokens(prompt) + (max_tokens or 256)
+        estimate = self._count_tokens([prompt])[0] + (max_tokens or 256)
         messages = [{"role": "user", "content": prompt}]
 
         async def send(client: Any) -> Any:
@@ -274,9 +269,7 @@ class OpenAIProvider(Provider):
         return response.choices[0].message.content or ""
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
-        from daft_flow.text.tokenizer import Tokenizer
-
-        counts = Tokenizer.default().count_batch(list(texts)) if texts else []
+        counts = self._count_tokens(list(texts)) if texts else []
         batches: list[list[int]] = []
         current: list[int] = []
         tokens = 0
@@ -292,9 +285,7 @@ class OpenAIProvider(Provider):
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
         inputs = list(texts)
-        from daft_flow.text.tokenizer import Tokenizer
-
-        estimate = sum(Tokenizer.default().count_batch(inputs, threads=1))
+        estimate = sum(self._count_tokens(inputs))
 
         async def send(client: Any) -> Any:
             return await client.embeddings.create(model=model, input=inputs)
@@ -320,53 +311,12 @@ def _message(e: BaseException) -> str:
     return str(getattr(e, "message", None) or e) or type(e).__name__
 
 
+_BACKOFF = Backoff(initial=0.25, maximum=20.0)
+
+
 def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: up to 0.25s, 0.5s, 1s, ... capped at 20s."""
-    return random.uniform(0.05, min(20.0, 0.25 * 2 ** attempt))
+    return _BACKOFF.delay(attempt)
 
 
 def _retry_after(e: Any) -> float | None:
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) / scale)
-            except ValueError:
-                continue
-    return None
-
-
-# -- configuration ------------------------------------------------------------------------------
-_provider: Provider | None = None
-_env_provider: OpenAIProvider | None = None
-_lock = threading.Lock()
-
-
-def set_provider(provider: Provider | None) -> None:
-    """Makes ``provider`` the default of every op without ``provider=`` (None: back to the defaults)."""
-    global _provider
-    if provider is not None and not isinstance(provider, Provider):
-        raise TypeError(f"set_provider() needs a dflow provider (e.g. dflow.OpenAIProvider), got "
-                        f"{type(provider).__name__}")
-    _provider = provider
-
-
-def default_provider() -> Provider:
-    """The provider used by ops without ``provider=``; see the module docstring for precedence."""
-    global _env_provider
-    if _provider is not None:
-        return _provider
-    if os.environ.get("OPENAI_API_KEY"):
-        with _lock:
-            if _env_provider is None:
-                _env_provider = OpenAIProvider(base_url=os.environ.get("OPENAI_BASE_URL") or None,
-                                               api_key=os.environ["OPENAI_API_KEY"],
-                                               embedding_dim=0 if os.environ.get("OPENAI_BASE_URL") else 1536)
-            return _env_provider
-    from daft_flow.llm.local import local_provider
-
-    return local_provider()
+    return parse_retry_after(getattr(getattr(e, "response", None), "headers", None))

@@ -294,7 +294,7 @@ class LlmCall(Expr):
         if c.provider_ref >= 0:
             provider = plan.objects[c.provider_ref].fingerprint
         else:  # the default provider is chosen where the plan runs: this process's is what would answer
-            from daft_flow.llm.provider import default_provider
+            from daft_flow.llm.defaults import default_provider
             from daft_flow.plan.logic_hash import digest
 
             provider = "default:" + digest(default_provider())
@@ -324,7 +324,7 @@ class LlmCall(Expr):
     def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
         from daft_flow import _core
         from daft_flow.execution.python_runners import LlmRunner
-        from daft_flow.llm.provider import default_provider
+        from daft_flow.llm.defaults import default_provider
 
         c = node.llm_call
         spec = cls.spec_of(node, ctx.objects)

@@ -376,7 +376,9 @@ def test_large_files_read_with_flat_memory(tmp_path):
 def test_transient_http_errors_are_retried(http_files, monkeypatch):
     from daft_flow.io import locations
 
-    monkeypatch.setattr(locations, "RETRY_BASE_DELAY", 0.001)
+    from daft_flow.retry import Backoff
+
+    monkeypatch.setattr(locations, "_BACKOFF", Backoff(initial=0.001, maximum=0.001))
     root, server = http_files
     (root / "doc.txt").write_text("eventually")
     server.busy = 3  # three 429s (Retry-After: 0), spread over the rows below

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import daft_flow as dflow
+from daft_flow.retry import Backoff
 
 
 def _doc_and_chunks():
@@ -144,7 +145,7 @@ def test_read_only_directory_is_retried_then_reported(tmp_path):
     doc = dflow.Flow("x", str)
     sink = dflow.JSONFileSink(_read_only_dir(tmp_path))
     write = doc.write_sink(sink, doc["x"])
-    write._writer.backoff = 0.001
+    write._writer.backoff = Backoff(initial=0.001, maximum=0.001)
     values = [f"v{i}" for i in range(10)]
     result = write.collect_batch(values, on_error="return")
     assert result.rows_written == 0 and len(result.failures) == 10
@@ -277,7 +278,7 @@ def test_s3_500s_are_retried_then_reported(s3, monkeypatch):
 
         proxy.fail = fail
         write = doc.write_sink(dflow.S3FileSink("s3://flaky/rows"), doc["x"])
-        write._writer.backoff = 0.001
+        write._writer.backoff = Backoff(initial=0.001, maximum=0.001)
         values = [f"v{i}" for i in range(5)]
         result = write.collect_batch(values)
         assert result.rows_written == 5 and proxy.failed >= 1
