@@ -5,11 +5,12 @@ a read, anything but a data error for a sink); how long to wait is decided here:
 
 - ``parse_retry_after(headers)``: the wait a server asked for, from ``retry-after-ms`` (OpenAI) or
   ``Retry-After`` (seconds or an HTTP date); absent, unreadable, infinite or NaN values are ignored,
-  negative ones count as 0, and waits are capped at ``max_retry_after``: a server asking for hours
-  (or a broken header) must not park a row that long.
-- ``Backoff.delay(attempt, retry_after)``: the server's wait with up to 25% jitter (clients told
-  the same second do not all come back in it), else exponential backoff with "equal jitter":
-  between half and all of ``initial * multiplier ** attempt``, capped at ``maximum``.
+  negative ones count as 0, and waits are capped (``RETRY_AFTER_MAX_S``, 60 s): a server asking
+  for hours (or a broken header) must not park a row that long.
+- ``Backoff.delay(attempt, retry_after)``: the server's wait (capped again at the caller's
+  ``max_retry_after``) with up to 25% jitter, so clients told the same second do not all come back
+  in it; else exponential backoff with "equal jitter": between half and all of
+  ``initial * multiplier ** attempt``, capped at ``maximum``.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from typing import Any
 RETRY_AFTER_MAX_S = 60.0  # the longest wait a server can ask for and get
 
 
-def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
+def parse_retry_after(headers: Any, now: float | None = None, maximum: float = RETRY_AFTER_MAX_S) -> float | None:
     """Seconds to wait that ``headers`` (any mapping with ``get``, case-insensitive or not) ask
-    for, uncapped; None when they ask for nothing readable."""
+    for, at most ``maximum``; None when they ask for nothing readable."""
     if headers is None or not hasattr(headers, "get"):
         return None
     for name, scale in (("retry-after-ms", 1000.0), ("Retry-After-Ms", 1000.0), ("retry-after", 1.0),
@@ -35,7 +36,7 @@ def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
             continue
         seconds = _seconds(str(value).strip(), now)
         if seconds is not None:
-            return max(0.0, seconds / scale)
+            return min(maximum, max(0.0, seconds / scale))
     return None
 
 

@@ -13,6 +13,7 @@ from daft_flow.retry import RETRY_AFTER_MAX_S, Backoff, parse_retry_after
     ({"retry-after": "0.5"}, 0.5),
     ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),  # the finer one wins
     ({"Retry-After": "-4"}, 0.0),
+    ({"Retry-After": "86400"}, 60.0),  # capped: a broken header must not park a row for a day
     ({"Retry-After": "soon"}, None),
     ({"Retry-After": "inf"}, None),
     ({"Retry-After": "nan"}, None),

@@ -227,6 +227,8 @@ class PythonCall(Expr):
             if msg.expanding and hasattr(ctx.source, "expect_expansion"):
                 ctx.source.expect_expansion()
                 on_output = ctx.source.note_output
+            if hasattr(fn, "with_defaults"):  # read(): the run's limits where the op set none
+                fn = fn.with_defaults(ctx.options.read_timeout, ctx.options.read_max_bytes)
             runner = AsyncRunner(fn, name, arg_types, out, msg.max_in_flight or DEFAULT_MAX_IN_FLIGHT, on_output)
             ctx.cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
