@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped
+from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall
 from daft_flow.ops.chunk_text import check_text, make_chunk_spec
 from daft_flow.ops.levels import Explode
 from daft_flow.ops.python_udf import callable_name, positional_params
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from daft_flow.execution.results import FlowStream
-    from daft_flow.io.write import SinkFlow
+    from daft_flow.sink_flow import SinkFlow
 
 DEFAULT_FIELD = "input"
 """The initial field's name when a flow is created as ``Flow(type)``."""
@@ -162,7 +162,7 @@ class Flow:
         (rows written, paths, failed rows). Sinks write in batches and flush when the run ends;
         a failed write is retried, then its rows fail with ``dflow.SinkWriteError``.
         """
-        from daft_flow.io.write import make_sink_flow
+        from daft_flow.sink_flow import make_sink_flow
 
         return make_sink_flow(self, sink, fields)
 
@@ -285,7 +285,14 @@ class Flow:
         if not root.input_type.accepts(current.dtype):
             raise TypeError(f"chain({flow.name}) needs {root.input_type} for field {root.input_field!r}, but field "
                             f"{current.name!r} of flow {self.name!r} is {current.dtype}")
-        return self._bind(flow, current._expr, one_to_one=True)
+        source = current._expr
+        if current.dtype.kind == "any" and root.input_type.kind != "any":
+            # An untyped value (kept pickled) becomes the chained flow's input type, row by row: a
+            # value of another type fails its row instead of reaching the flow as pickle bytes.
+            from daft_flow.ops.python_udf import as_type_udf
+
+            source = PythonCall(as_type_udf(root.input_type), (source,))
+        return self._bind(flow, source, one_to_one=True)
 
     def _bind(self, other: "Flow", source: Expr, one_to_one: bool) -> "Flow":
         """A copy of ``other`` (and its parents) whose root rows are made from ``source`` here."""

@@ -139,3 +139,26 @@ def test_a_tokenizer_path_is_loaded_when_the_op_is_built(tmp_path):
     with pytest.raises(ValueError, match="cannot open tokenizer file"):
         flow["d"].tokenize(str(path))
     assert default.encode("hello") != [2, 4, 3]
+
+
+def test_chaining_an_untyped_value_gives_it_the_flow_s_type():
+    words = dflow.Flow(str)["input"].flat_map(str.split, field="w")
+    chained = dflow.Flow(str).run_python(str.upper).chain(words)  # str.upper has no annotations
+    assert [r["w"] for r in chained.collect("a b")] == ["A", "B"]
+    wrong = dflow.Flow(str).run_python(lambda s: 5).chain(words)
+    (rows,) = wrong.collect_batch(["x"], on_error="return")
+    assert isinstance(rows[0], dflow.RowFailure) and isinstance(rows[0].error, TypeError)
+    assert "as_type" in rows[0].op and "expected str" in str(rows[0].error)
+
+
+def test_failed_child_rows_follow_their_input_s_surviving_rows():
+    def check(w: str) -> str:
+        if w == "bad":
+            raise ValueError("bad word")
+        return w
+
+    words = dflow.Flow("doc", str)["doc"].flat_map(str.split, field="w", return_type=list[str])
+    words["ok"] = words["w"].run_python(check, return_type=str)
+    (rows,) = words.collect_batch(["one bad two"], on_error="return")
+    assert [r["ok"] for r in rows[:2]] == ["one", "two"]
+    assert isinstance(rows[2], dflow.RowFailure) and "bad word" in str(rows[2].error)

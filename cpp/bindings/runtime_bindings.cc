@@ -193,7 +193,6 @@ void init_runtime(py::module_& m) {
            py::arg("node"), py::arg("level"), py::arg("args"), py::arg("op"), py::arg("field"), py::arg("flow"));
 
   py::class_<PyBatch>(m, "Batch")
-      .def_property_readonly("seq", [](const PyBatch& b) { return b.batch->seq; })
       .def_property_readonly("first_input", [](const PyBatch& b) { return b.batch->first_input; })
       .def_property_readonly("nbytes", [](const PyBatch& b) { return b.batch->bytes; })
       .def("num_rows", [](const PyBatch& b, int32_t l) { return b.level(l).num_rows; })
@@ -213,7 +212,6 @@ void init_runtime(py::module_& m) {
       .def("ancestor_index", [](const PyBatch& b, int32_t l, int32_t ancestor) {
         return IndexColumn(b.batch->AncestorIndex(l, ancestor));
       })
-      .def("child_index", [](const PyBatch& b, int32_t l) { return IndexColumn(b.level(l).child_index); })
       .def("failed_mask", [](const PyBatch& b, int32_t l) {
         const auto& f = b.level(l).failed;
         return py::bytes(reinterpret_cast<const char*>(f.data()), f.size());

@@ -208,17 +208,6 @@ void init_text(py::module_& m) {
 
   py::class_<PyTokenizer>(m, "WordPieceTokenizer")
       .def_static(
-          "from_file",
-          [](const std::string& path) {
-            std::shared_ptr<const WordPieceTokenizer> t;
-            {
-              py::gil_scoped_release release;
-              t = WordPieceTokenizer::from_file(path);
-            }
-            return PyTokenizer{std::move(t)};
-          },
-          py::arg("path"))
-      .def_static(
           "from_bytes",
           [](const py::bytes& data, const std::string& origin) {
             std::string_view view = data;  // valid while `data` is referenced (it is: an argument)
@@ -330,7 +319,6 @@ void init_text(py::module_& m) {
       py::arg("texts"), py::arg("max_tokens"), py::arg("overlap_tokens"), py::arg("tokenizer"),
       py::arg("threads") = 0,
       "Chunk each text by WordPiece tokens; returns per text a list of (start, end) str offsets.");
-  m.def("default_threads", &dflow::default_threads);
 }
 
 }  // namespace dflow_py

@@ -21,7 +21,6 @@ import threading
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours
 from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
 from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_text, redact_url, url_secrets
@@ -157,6 +156,7 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
         if is_async:
             fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True, **options)
             _fs_loops[key] = loop
+            _register_exit_hook()
         else:
             fs = cls(skip_instance_cache=True, **options)
         _filesystems[key] = fs
@@ -164,9 +164,9 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
 
 
 def _default_timeout() -> Timeout:
-    from daft_flow.execution.options import get_options
+    from daft_flow.io.limits import process_limits
 
-    return get_options().read_timeout
+    return process_limits().timeout
 
 
 def call_with_deadline(fn: Any, seconds: float, message: str) -> Any:
@@ -221,21 +221,36 @@ async def _close_filesystems(filesystems: list[Any]) -> None:
             pass
 
 
-@atexit.register
 def _close_at_exit() -> None:
-    """Closes the async filesystems' sessions on the runtime loop before it stops (registered
-    after the loop's own exit hook, so it runs first)."""
-    from daft_flow.execution import event_loop
-
-    loop = event_loop._loop
-    owned = [fs for (_, owner, *_), fs in _filesystems.items() if loop is not None and owner == id(loop)]
+    """Closes the async filesystems' sessions on the loops they were made on, while those loops
+    still run. Registered with atexit when the first async filesystem is made: the loop it runs
+    on exists then, so the loop's own exit hook was registered earlier and runs later (atexit is
+    LIFO)."""
+    by_loop: dict[int, tuple[Any, list[Any]]] = {}
+    for key, fs in _filesystems.items():
+        loop = _fs_loops.get(key)
+        if loop is not None:
+            by_loop.setdefault(id(loop), (loop, []))[1].append(fs)
     _filesystems.clear()
     _fs_loops.clear()
-    if owned and loop is not None and loop.is_running():
-        try:
-            asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
-        except Exception:  # pragma: no cover
-            pass
+    for loop, owned in by_loop.values():
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
+            except Exception:  # pragma: no cover
+                pass
+
+
+_exit_hook = threading.Lock()
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    with _exit_hook:
+        if not _exit_hook_registered:
+            atexit.register(_close_at_exit)
+            _exit_hook_registered = True
 
 
 _E = TypeVar("_E", bound=BaseException)

@@ -173,7 +173,7 @@ def _next_part(directory: str, prefix: str, suffix: str) -> int:
 
 
 def _arrow_table(rows: Rows, columns: dict[str, DataType]) -> pa.Table:
-    from daft_flow.execution.convert import values_to_arrow
+    from daft_flow.convert import values_to_arrow
 
     arrays = []
     for name, t in columns.items():

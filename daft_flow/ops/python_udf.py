@@ -140,6 +140,16 @@ def check_arguments(udf: PythonUdf, arg_types: list[tuple[str, str, DataType]], 
                             f"{field!r} of flow {flow!r} is {ftype}")
 
 
+def as_type(value: Any) -> Any:
+    """The value itself: the op's result type makes the runtime check and store it as that type."""
+    return value
+
+
+def as_type_udf(dtype: DataType) -> PythonUdf:
+    """A builtin op giving an untyped value a type (chain() from an untyped field)."""
+    return PythonUdf(fn=as_type, mode=ROW, return_type=dtype, builtin="as_type", builtin_detail=str(dtype))
+
+
 _MODES = {ROW: 0, BATCH: 1, ASYNC: 2}  # ir.PythonUdf.Mode
 _MODE_NAMES = {0: "row-wise", 1: "batch", 2: "async"}
 

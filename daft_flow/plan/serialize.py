@@ -155,7 +155,8 @@ def restore(data: bytes, kind: int) -> Any:
     if kind == ir.Plan.FLOW:
         return output_flow(levels, exprs, plan.output_level, list(plan.output_nodes), list(plan.output_names),
                            plan.current_field)
-    from daft_flow.io.write import Multisink, SinkFlow, SinkWriter
+    from daft_flow.io.write import SinkWriter
+    from daft_flow.sink_flow import Multisink, SinkFlow
 
     sinks = []
     for out in plan.outputs:
