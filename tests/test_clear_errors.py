@@ -218,3 +218,10 @@ def test_a_function_returning_a_coroutine_is_told_to_await_it(return_type):
     flow["y"] = flow["x"].run_python(lambda x: compute(x), return_type=return_type)  # forgot async/await
     failure = flow.collect_batch([1], on_error="return")[0]
     assert type(failure.error) is TypeError and "await" in str(failure.error)
+
+
+def test_an_optional_input_type_is_part_of_the_plan_and_its_fingerprint():
+    strict, optional = dflow.Flow("x", str), dflow.Flow("x", str | None)
+    assert strict.fingerprint() != optional.fingerprint()
+    restored = dflow.Flow.from_bytes(optional.to_bytes())
+    assert restored.collect_batch([None, "a"]) == [{"x": None}, {"x": "a"}]

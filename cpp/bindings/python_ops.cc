@@ -100,7 +100,7 @@ py::object Helper(const char* module, const char* name) {
   if (it == cache->end()) it = cache->emplace(key, py::module_::import(module).attr(name)).first;
   return it->second;
 }
-py::object UserErrors(const char* name) { return Helper("daft_flow.execution.user_errors", name); }
+py::object UserErrors(const char* name) { return Helper("daft_flow.user_errors", name); }
 
 // A result the fast checks rejected may still be a value of the field's type in another form (a
 // numpy scalar, a memoryview): types.coerce_scalar, the one home of that rule, converts it or

@@ -1,46 +1,19 @@
 """Execution options: defaults, and parsing of user-supplied values."""
 from __future__ import annotations
 
-import math
 import numbers
-import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from daft_flow.io import limits
 from daft_flow.io.limits import DEFAULT_MAX_BYTES, Timeout
+from daft_flow.units import parse_bytes
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50}
-
-# The runtime counts bytes in 64-bit integers: a larger budget means "no limit" and is held at this.
-MAX_BYTES = 2**63 - 1
 # Rows are counted in 32-bit offsets in places (Arrow lists of a batch's children): larger batch
 # sizes are held at this.
 MAX_ROWS = 2**31 - 1
 # Each batch an async op works on at once is a thread waiting on the event loop.
 MAX_ASYNC_CONCURRENCY = 256
-
-
-def parse_bytes(value: Any, what: str = "memory_budget") -> int:
-    """``256 * 2**20``, ``"256MB"``, ``"1GiB"``, ``"10TB"`` -> bytes. Sizes beyond what 64 bits count
-    (``2**64``, ``float("inf")``) mean no limit."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int or a str like '512MB', got bool")
-    if isinstance(value, numbers.Integral):
-        n = int(value)
-    elif isinstance(value, numbers.Real) and (math.isinf(value) or float(value).is_integer()):
-        n = MAX_BYTES if math.isinf(value) else int(value)  # 1e9 bytes; inf: no limit
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
-        if not m or m.group(2).lower() not in _UNITS:
-            raise ValueError(f"{what} must be bytes (int) or a size like '512MB', '1GiB' or '2TB', got {value!r}")
-        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    else:
-        raise TypeError(f"{what} must be a whole number of bytes or a str like '512MB', got "
-                        f"{type(value).__name__} {value!r}")
-    if n <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return min(n, MAX_BYTES)
 
 
 def _positive_int(value: Any, what: str) -> int:
@@ -97,6 +70,9 @@ def set_options(**kwargs: Any) -> None:
     """Sets process-wide execution defaults (``memory_budget``, ``batch_rows``, ...)."""
     global _defaults
     _defaults = _defaults.with_overrides(**kwargs)
+    # Reads that run outside a run (a File opened by a function, from_glob) use the process's
+    # read limits too; io keeps its copy (io never imports execution).
+    limits.set_process_limits(limits.ReadLimits(_defaults.read_timeout, _defaults.read_max_bytes))
 
 
 def get_options(**overrides: Any) -> ExecutionOptions:

@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from daft_flow.convert import arrow_to_values, values_to_arrow
 from daft_flow.errors import BatchError
 from daft_flow.execution import event_loop
-from daft_flow.execution.convert import arrow_to_values, values_to_arrow
-from daft_flow.execution.user_errors import describe, row_error, stops_run
 from daft_flow.types import DataType
+from daft_flow.user_errors import describe, row_error, stops_run
 
 Args = list[tuple[pa.Array, "pa.Array | None"]]
 Failures = list[tuple[int, Any]]

@@ -8,9 +8,9 @@ import pyarrow as pa
 
 from daft_flow import _core
 from daft_flow.errors import RowFailure
-from daft_flow.execution.convert import arrow_to_values
-from daft_flow.execution.user_errors import add_note
+from daft_flow.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
+from daft_flow.user_errors import add_note
 
 _BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}
 
@@ -20,11 +20,13 @@ def _exception_from_message(message: str) -> BaseException:
     return _BUILTIN_ERRORS.get(kind, RuntimeError)(text if kind in _BUILTIN_ERRORS else message)
 
 
-def _op_name(node: Any) -> str:
-    """How errors name the op that computed a node."""
+def _op_name(node: Any, objects: list[Any]) -> str:
+    """How errors name the op that computed a node (as its lowering names it)."""
+    from daft_flow.ops.python_udf import callable_name
+
     kind = node.WhichOneof("op")
     if kind == "python_udf":
-        return node.python_udf.builtin or f"run_python({node.python_udf.fn.qualname})"
+        return node.python_udf.builtin or f"run_python({callable_name(objects[node.python_udf.fn_ref])})"
     if kind == "llm_call":
         return "embed_text" if node.llm_call.kind == node.llm_call.EMBED else "prompt"
     return {"level_input": "input", "as_list": "flat_map"}.get(kind, kind)
@@ -125,7 +127,7 @@ class OutputReader:
         self.nodes = list(plan.output_nodes)
         self.node_levels = [plan.nodes[n].level for n in self.nodes]
         self.types = [dtype_from_ir(plan.nodes[n].type) for n in self.nodes]
-        self.ops = [_op_name(plan.nodes[n]) for n in self.nodes]
+        self.ops = [_op_name(plan.nodes[n], traced.objects) for n in self.nodes]
         self.flows = [lvl.flow for lvl in plan.levels]
         path, lvl = [], self.level
         while lvl >= 0:

@@ -5,26 +5,13 @@ import itertools
 from typing import Any, Iterable, Iterator
 
 from daft_flow import _core
-from daft_flow.execution.convert import root_row_ids, values_to_arrow
+from daft_flow.convert import UnreadableInput, root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.types import DataType
 
 _SIZED_KINDS = ("str", "bytes", "HTML", "JSON", "Image", "Video", "Audio", "PDF")
 _NONE = "is None"  # the problem of a None input in a field that is not optional
 _UNREADABLE = "\0unreadable: "  # prefixes the reason an input could not be read
-
-
-class UnreadableInput:
-    """Stands for an input value that could not be made into a Python value (invalid UTF-8 in an
-    Arrow string column, say); its row fails with ``reason``, the other rows go on."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"UnreadableInput({self.reason!r})"
 
 
 def _is_numpy_vector(values: Any) -> bool:

@@ -30,7 +30,7 @@ def _python_values(array: pa.Array) -> list[Any]:
         return array.to_pylist()
     except UnicodeDecodeError:
         pass
-    from daft_flow.execution.source import UnreadableInput
+    from daft_flow.convert import UnreadableInput
 
     t = array.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):

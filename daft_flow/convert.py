@@ -8,11 +8,24 @@ from typing import Any
 import pyarrow as pa
 
 from daft_flow import _core
-from daft_flow.execution.user_errors import add_note, describe
+from daft_flow.user_errors import add_note, describe
 from daft_flow.files import File
 from daft_flow.types import DataType
 
 Failures = list[tuple[int, str]]
+
+
+class UnreadableInput:
+    """Stands for an input value that could not be made into a Python value (invalid UTF-8 in an
+    Arrow string column, say); its row fails with ``reason``, the other rows go on."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"UnreadableInput({self.reason!r})"
 
 
 def _needs_element_conversion(t: DataType) -> bool:
