@@ -225,3 +225,41 @@ def test_an_optional_input_type_is_part_of_the_plan_and_its_fingerprint():
     assert strict.fingerprint() != optional.fingerprint()
     restored = dflow.Flow.from_bytes(optional.to_bytes())
     assert restored.collect_batch([None, "a"]) == [{"x": None}, {"x": "a"}]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 10}, "batch_size applies to batch functions"),
+    ({"max_in_flight": 5}, "max_in_flight applies to async functions"),
+    ({"batch": True, "batch_size": True}, "batch_size must be a positive int"),
+    ({"batch": "yes"}, "batch must be True or False"),
+])
+def test_run_python_options_that_would_be_ignored_are_rejected(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        dflow.Flow("x", int)["x"].run_python(lambda x: x, return_type=int, **kwargs)
+
+
+def test_a_dict_of_inputs_is_rejected_instead_of_running_on_its_keys():
+    with pytest.raises(TypeError, match="not a dict"):
+        dflow.Flow("x", str).collect_batch({"a": 1})
+
+
+def test_a_broken_stderr_does_not_stop_a_run_with_progress():
+    import io
+
+    class Broken(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    from daft_flow.execution.progress import Progress
+
+    progress = Progress("x", True, stream=Broken(), delay=0.0, interval=0.0)
+    progress.update(1, 1, 0)  # does not raise
+    progress.finish()
+    assert not progress.enabled
+
+
+def test_a_pandas_data_frame_is_read_as_a_table_not_as_its_column_names():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"n": [1, 2], "x": ["a", "b"]})
+    assert dflow.Flow("x", str).collect_batch(frame) == [{"x": "a"}, {"x": "b"}]  # the column named like the field
+    assert dflow.Flow("n", int).collect_batch(frame) == [{"n": 1}, {"n": 2}]

@@ -34,13 +34,20 @@ class Progress:
 
     def _print(self, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
-        self.stream.write(f"\r[daft_flow] {self.flow}: {self.inputs:,} inputs, {self.rows:,} rows, "
-                          f"{self.failures:,} failed, {self.rows / elapsed:,.0f} rows/s, {elapsed:,.1f}s")
-        self.stream.flush()
+        try:
+            self.stream.write(f"\r[daft_flow] {self.flow}: {self.inputs:,} inputs, {self.rows:,} rows, "
+                              f"{self.failures:,} failed, {self.rows / elapsed:,.0f} rows/s, {elapsed:,.1f}s")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed or broken stderr must not stop the run it reports on
+            self.enabled = False
+            return
         self.shown = True
 
     def finish(self) -> None:
         if self.enabled and self.shown:
             self._print(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass

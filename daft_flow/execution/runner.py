@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -72,6 +73,9 @@ def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
         values = converted
     if isinstance(values, (str, bytes)):
         raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
+    if isinstance(values, Mapping):  # would run on its keys
+        raise TypeError("collect_batch/stream take an iterable of inputs, not a dict (it would run on its keys): "
+                        "for one input use collect(value); for its values, collect_batch(d.values())")
     if not hasattr(values, "__iter__"):
         raise TypeError(f"inputs must be iterable, got {type(values).__name__}")
     return values

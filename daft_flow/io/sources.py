@@ -76,7 +76,8 @@ def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
         return itertools.chain.from_iterable(_python_values(c) for c in values.chunks)
     if isinstance(values, pa.Array):
         return _python_values(values)
-    if hasattr(values, "__arrow_c_stream__") and not hasattr(values, "__iter__"):
+    # A data frame (pandas, polars) iterates its column names: read it as the table it is.
+    if hasattr(values, "__arrow_c_stream__") and (not hasattr(values, "__iter__") or hasattr(values, "columns")):
         return _batches_values(pa.RecordBatchReader.from_stream(values), field)
     return None
 
