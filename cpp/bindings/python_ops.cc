@@ -318,7 +318,7 @@ PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::stri
 // by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
 // During interpreter finalization they are leaked instead, as taking the GIL would end the thread.
 static void WithGilUnlessFinalizing(const std::function<void()>& drop, const std::function<void()>& leak) {
-  if (_Py_IsFinalizing()) {
+  if (InterpreterFinalizing()) {
     leak();
     return;
   }

@@ -28,7 +28,7 @@ class PythonSource : public dflow::Source {
   ~PythonSource() override {
     // An abandoned source (see Pipeline::Cancel) may end after the interpreter began finalizing,
     // when taking the GIL would end this thread inside a destructor: leak the object instead.
-    if (_Py_IsFinalizing()) {
+    if (InterpreterFinalizing()) {
       next_batch_.release();
       return;
     }
