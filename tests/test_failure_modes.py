@@ -67,3 +67,26 @@ def test_an_async_generator_function_is_rejected_when_the_op_is_built():
 
     with pytest.raises(TypeError, match="async generator"):
         dflow.Flow("x", int)["x"].run_python(agen)
+
+
+def test_exit_waits_for_a_call_a_stopped_run_left_running(tmp_path):
+    # A stream left early cancels its run; the row function in the middle of a call finishes in the
+    # background. Interpreter exit waits for it (a call still inside Python while the interpreter
+    # finalizes would be ended mid-call), then exits cleanly.
+    marker = tmp_path / "finished"
+    proc = run_script(f"""
+        import time, daft_flow as dflow
+        def slow(x: int) -> int:
+            if x > 0:
+                time.sleep(1.0)
+                open({str(marker)!r}, "w").close()
+            return x
+        flow = dflow.Flow("x", int)
+        flow["y"] = flow["x"].run_python(slow)
+        stream = flow.stream(range(100), batch_rows=2, first_batch_rows=2)
+        print(next(stream)["y"], flush=True)
+        stream.close()  # the call on row 1 is under way: left running
+    """, tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.split() == ["0"]
+    assert marker.exists()

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "arrow_py.h"
+#include "gil.h"
 #include "registry.h"
 #include "dflow/runtime/batch.h"
 
@@ -177,9 +178,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
     std::vector<py::object> held;
     held.reserve(n);
     for (Py_ssize_t i = 0; i < n; ++i) held.push_back(py::reinterpret_borrow<py::object>(items[i]));
-    py::gil_scoped_release release;
-    ArrayPtr out = copy();
-    return out;  // `release` ends first, so `held` is dropped with the GIL
+    return WithoutGil(copy);  // `held` is dropped after, with the GIL
   }
   if (format == "l") {
     dflow::PrimitiveBuilder<int64_t> b("l", n);
@@ -360,11 +359,12 @@ void init_arrow(py::module_& m) {
       }, py::arg("values"));
   m.def("hash_rows", [](py::handle obj, int64_t first_input) {
         ArrayPtr a = ImportArray(obj);
-        py::gil_scoped_release release;
-        std::vector<uint64_t> ids = dflow::HashColumn(*a, first_input);
-        dflow::PrimitiveBuilder<uint64_t> b("L", a->length());
-        for (uint64_t x : ids) b.Append(x);
-        return Column{b.Finish()};
+        return Column{WithoutGil([&] {
+          std::vector<uint64_t> ids = dflow::HashColumn(*a, first_input);
+          dflow::PrimitiveBuilder<uint64_t> b("L", a->length());
+          for (uint64_t x : ids) b.Append(x);
+          return b.Finish();
+        })};
       }, py::arg("values"), py::arg("first_input") = 0,
         "Stable 64-bit ids for root rows, hashing each value (a null: its input position).");
 }

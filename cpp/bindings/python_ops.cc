@@ -214,17 +214,15 @@ struct ResultBuilder {
   }
   ArrayPtr Finish() {  // GIL held on entry and exit
     if (bin) {
-      ArrayPtr out;
-      {
-        py::gil_scoped_release release;
+      ArrayPtr out = WithoutGil([&] {
         int64_t total = 0;
         for (const auto& sp : spans) total += sp.second > 0 ? sp.second : 0;
         bin->Reserve(static_cast<int64_t>(spans.size()), total);
         for (const auto& [p, len] : spans) {
           if (len < 0) bin->AppendNull(); else bin->Append(p, static_cast<size_t>(len));
         }
-        out = bin->Finish();
-      }
+        return bin->Finish();
+      });
       for (PyObject* v : kept) Py_DECREF(v);
       kept.clear();
       return out;
@@ -294,7 +292,7 @@ class GilYield {
     stride_ = now - last_check_ < kCheckEvery ? std::min<int64_t>(stride_ * 2, 4096) : std::max<int64_t>(stride_ / 2, 1);
     last_check_ = now;
     if (now - last_yield_ < kSwitchInterval) return;
-    { py::gil_scoped_release release; }
+    PyEval_RestoreThread(PyEval_SaveThread());  // taken back in ordinary code: see gil.h
     last_yield_ = std::chrono::steady_clock::now();
   }
 
@@ -322,7 +320,7 @@ static void WithGilUnlessFinalizing(const std::function<void()>& drop, const std
     leak();
     return;
   }
-  py::gil_scoped_acquire gil;
+  GilHold gil;
   drop();
 }
 
@@ -343,7 +341,7 @@ void PythonRowOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);
   const int64_t n = level.num_rows;
   // Everything below owns Python references, so the GIL is taken first and released last.
-  py::gil_scoped_acquire gil;
+  GilHold gil;
   std::vector<ArgReader> readers = MakeReaders(batch, info_);
   for (size_t k = 0; k < readers.size(); ++k) {
     if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none()) {
@@ -472,7 +470,7 @@ void PythonBatchOperator::Process(Batch& batch) {
   }
   std::string mask(level.num_rows, '\0');
   for (int64_t r = 0; r < level.num_rows; ++r) mask[r] = level.Failed(r) ? 1 : 0;
-  py::gil_scoped_acquire gil;
+  GilHold gil;
   py::list args;
   for (const Input& in : inputs) {
     py::object idx = py::none();

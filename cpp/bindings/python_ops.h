@@ -10,19 +10,10 @@
 #include <vector>
 
 #include "dflow/runtime/operator.h"
+#include "gil.h"
 
 namespace dflow_py {
 namespace py = pybind11;
-
-// Whether the interpreter is finalizing: a thread that takes the GIL then ends on the spot, so
-// objects released by a run's last thread (see Pipeline::Cancel) are leaked instead.
-inline bool InterpreterFinalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing();
-#else
-  return _Py_IsFinalizing();
-#endif
-}
 
 // Python exception objects referenced by RowFailure::handle. Only touched with the GIL held.
 class ErrorTable {

@@ -32,12 +32,12 @@ class PythonSource : public dflow::Source {
       next_batch_.release();
       return;
     }
-    py::gil_scoped_acquire gil;
+    GilHold gil;
     next_batch_ = py::object();
   }
   void Hint(int64_t expected_row_bytes) override { expected_row_bytes_ = expected_row_bytes; }
   std::unique_ptr<Batch> Next() override {
-    py::gil_scoped_acquire gil;
+    GilHold gil;
     py::object item = next_batch_(expected_row_bytes_);
     if (item.is_none()) return nullptr;
     py::tuple t = item.cast<py::tuple>();
@@ -205,6 +205,12 @@ void init_runtime(py::module_& m) {
   // How many batches without one successful row end the footprint probe; the Python source uses
   // the same number to decide when to stop keeping batches of an expanding plan small.
   m.attr("MAX_FOOTPRINT_PROBES") = dflow::FootprintEstimate::kMaxProbes;
+  m.def("wait_for_left_behind", [](double timeout_s) {
+        py::gil_scoped_release release;
+        return dflow::Pipeline::WaitForLeftBehind(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+      }, py::arg("timeout_s"),
+        "Waits until the threads runs left behind when cancelled (busy in user code) have finished, at most "
+        "timeout_s; returns how many still run.");
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   py::class_<PythonOpInfo>(m, "OpInfo")

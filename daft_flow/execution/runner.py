@@ -27,11 +27,23 @@ _ON_ERROR = ("raise", "return", "skip")
 _live_runs: dict[int, Any] = {}
 
 
+# How long interpreter exit waits for calls that runs left running when they were cancelled (a row
+# function in the middle of a slow call at Ctrl-C): one still inside Python when the interpreter
+# finalizes would be ended by it mid-call, unwinding through the runtime's frames.
+EXIT_WAIT_SECONDS = 5.0
+
+
 @atexit.register
 def _close_live_runs() -> None:
     for run in list(_live_runs.values()):
         run.close()
     _live_runs.clear()
+    from daft_flow import _core
+
+    try:
+        _core.wait_for_left_behind(EXIT_WAIT_SECONDS)
+    except KeyboardInterrupt:  # a second Ctrl-C: exit now
+        pass
 
 
 def _forget_runs_after_fork() -> None:

@@ -1,11 +1,30 @@
 #include "dflow/runtime/pipeline.h"
 
 #include <cxxabi.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <new>
 #include <stdexcept>
 
 namespace dflow {
+
+namespace {
+// Threads left behind by Cancel that have not finished yet, process-wide.
+std::mutex g_left_mu;
+std::condition_variable g_left_cv;
+int64_t g_left_running = 0;
+
+// A forked child has none of those threads (and the lock may have been held at the fork).
+const bool g_fork_handler = [] {
+  pthread_atfork(nullptr, nullptr, [] {
+    new (&g_left_mu) std::mutex();
+    new (&g_left_cv) std::condition_variable();
+    g_left_running = 0;
+  });
+  return true;
+}();
+}  // namespace
 
 // What the pipeline's threads use. Each thread holds a reference, so a thread left behind by
 // Cancel (busy in user code) can finish its work against live state after the Pipeline is gone.
@@ -29,10 +48,10 @@ struct Pipeline::Shared {
   std::exception_ptr error;
   std::atomic<int64_t> batches{0};
 
-  // Which threads have finished (index as in Pipeline::threads_), for Cancel.
+  // Which threads have finished, and which Cancel left behind (index as in Pipeline::threads_).
   std::mutex exit_mu;
   std::condition_variable exit_cv;
-  std::vector<char> exited;
+  std::vector<char> exited, left_behind;
 
   void Stop() {
     cancelled = true;
@@ -47,10 +66,23 @@ struct Pipeline::Shared {
     }
     Stop();
   }
-  void Exited(size_t thread) {
-    std::lock_guard<std::mutex> lock(exit_mu);
-    exited[thread] = 1;
-    exit_cv.notify_all();
+  // Marks `thread` finished and drops its reference to the state (which it may be the last to
+  // hold: the operators and source are then destroyed here, Python ones taking the GIL). A thread
+  // left behind counts as gone only after that, so waiting at interpreter exit covers it.
+  static void Exited(std::shared_ptr<Shared> shared, size_t thread) {
+    bool left_behind;
+    {
+      std::lock_guard<std::mutex> lock(shared->exit_mu);
+      shared->exited[thread] = 1;
+      shared->exit_cv.notify_all();
+      left_behind = shared->left_behind[thread];
+    }
+    shared.reset();
+    if (left_behind) {
+      std::lock_guard<std::mutex> left(g_left_mu);
+      --g_left_running;
+      g_left_cv.notify_all();
+    }
   }
   void RunSource();
   void RunStage(size_t index);
@@ -87,16 +119,17 @@ void Pipeline::Start() {
   }
   for (const StageOptions& o : s.stage_options) s.probing = s.probing || o.expanding;
   s.exited.assign(1 + workers, 0);
-  threads_.emplace_back([shared = shared_] {
+  s.left_behind.assign(1 + workers, 0);
+  threads_.emplace_back([shared = shared_]() mutable {
     shared->RunSource();
-    shared->Exited(0);
+    Shared::Exited(std::move(shared), 0);
   });
   size_t thread = 1;
   for (size_t i = 0; i < s.ops.size(); ++i)
     for (int w = 0; w < std::max(1, s.stage_options[i].concurrency); ++w, ++thread)
-      threads_.emplace_back([shared = shared_, i, thread] {
+      threads_.emplace_back([shared = shared_, i, thread]() mutable {
         shared->RunStage(i);
-        shared->Exited(thread);
+        Shared::Exited(std::move(shared), thread);
       });
 }
 
@@ -217,12 +250,27 @@ void Pipeline::Cancel() {
       return std::all_of(shared_->exited.begin(), shared_->exited.end(), [](char e) { return e != 0; });
     });
     exited = shared_->exited;
+    int64_t left = 0;
+    for (size_t i = 0; i < exited.size(); ++i) {
+      if (!exited[i]) {
+        shared_->left_behind[i] = 1;
+        ++left;
+      }
+    }
+    std::lock_guard<std::mutex> left_lock(g_left_mu);  // under exit_mu: Exited() sees the mark
+    g_left_running += left;
   }
   for (size_t i = 0; i < threads_.size(); ++i) {
     if (exited[i]) threads_[i].join();
     else threads_[i].detach();  // still inside user code: it holds `shared_` and ends on its own
   }
   threads_.clear();
+}
+
+int64_t Pipeline::WaitForLeftBehind(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(g_left_mu);
+  g_left_cv.wait_for(lock, timeout, [] { return g_left_running == 0; });
+  return g_left_running;
 }
 
 PipelineStats Pipeline::stats() const {

@@ -61,6 +61,10 @@ class Pipeline {
   PipelineStats stats() const;
   // How long Cancel waits for the threads before leaving those still busy behind.
   static constexpr std::chrono::milliseconds kCancelGrace{200};
+  // Waits up to `timeout` until no thread left behind by any pipeline of the process is still
+  // running; returns how many still are. (At interpreter exit: a thread still inside Python when
+  // the interpreter finalizes is ended by it mid-call.)
+  static int64_t WaitForLeftBehind(std::chrono::milliseconds timeout);
 
  private:
   struct Shared;  // everything the threads use (pipeline.cc); it outlives a detached thread's work
