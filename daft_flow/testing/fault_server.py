@@ -25,6 +25,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from daft_flow.llm.schema_example import example_value
+
 CHAT_MODEL = "fault-chat"
 EMBEDDING_MODEL = "fault-embed"
 CACHE_BLOCK = 16
@@ -211,7 +213,7 @@ class FaultServer:
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_schema", "json_object"):
             schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
-            content = json.dumps(_sample(schema, digest))
+            content = json.dumps(example_value(schema, digest))
         else:
             words = ["answer", digest] + text.split()[:max(0, max_tokens - 2)]
             content = " ".join(words[:max_tokens])
@@ -358,22 +360,6 @@ class FaultServer:
                     self.close_connection = True
 
         return Handler
-
-
-def _sample(schema: dict[str, Any], seed: str) -> Any:
-    """A deterministic value matching a (simple) JSON schema."""
-    t = schema.get("type")
-    if t == "object" or "properties" in schema:
-        return {k: _sample(v, seed) for k, v in schema.get("properties", {}).items()}
-    if t == "array":
-        return [_sample(schema.get("items", {}), seed)]
-    if t == "integer":
-        return int(seed[:4], 16)
-    if t == "number":
-        return int(seed[:4], 16) / 16.0
-    if t == "boolean":
-        return True
-    return f"value-{seed}"
 
 
 def main(argv: list[str] | None = None) -> None:
