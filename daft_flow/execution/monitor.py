@@ -3,7 +3,7 @@ throughput series, the live progress display, and at the end the ``RunReport``.
 
 One sampler thread per process wakes every ``TICK_S`` while runs are live: it reads each run's
 counters (``_core.Run.stats()``: a few atomics, GIL held for microseconds), appends to the run's
-throughput series and refreshes its progress display. It sleeps while no run is live.
+throughput series and refreshes its progress display; it exits soon after the last live run ends.
 """
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from daft_flow.execution.report import (FlowReport, LatencyHistogram, OpCounters, OpReport, RunReport,
                                         ThroughputSeries, set_last)
 
 _log = logging.getLogger("daft_flow")
 
 TICK_S = 0.25
+IDLE_EXIT_S = 0.5  # the sampler thread exits after this long without a live run
 MAX_SAMPLES = 512  # the series keeps at most this many points (every other one is dropped, and the interval doubles)
 
 
@@ -144,20 +147,27 @@ class RunMonitor:
         _sampler.add(self)
 
     def batch_done(self, batch: Any) -> None:
-        """Counts a finished batch's rows and failures, per flow and per op."""
+        """Counts a finished batch's rows and failures, per flow and per op. A row fails when its
+        op failed it; it is skipped when a parent row failed (before or after the row was made)."""
         self.inputs_done += batch.num_rows(0)
-        for level in range(len(self.level_rows)):
+        dead: list[Any] = [None] * len(self.level_rows)  # per level: rows that did not survive, if any
+        for level, info in enumerate(self.plan.levels):  # parents come before their children
             try:
                 rows = batch.num_rows(level)
             except IndexError:  # the level was never made in this batch (its maker's input failed)
                 continue
             self.level_rows[level] += rows
             mask = batch.failed_mask(level)
-            if not mask:
+            inherited = None
+            if info.parent >= 0 and dead[info.parent] is not None and rows:
+                inherited = dead[info.parent][batch.ancestor_index(level, info.parent).to_numpy()]
+            if not mask and inherited is None:
                 continue
-            failed = mask.count(1)
+            own = np.frombuffer(mask, dtype=np.uint8) if mask else np.zeros(rows, dtype=np.uint8)
+            failed = int(np.count_nonzero(own == 1))
+            dead[level] = own != 0 if inherited is None else (own != 0) | inherited
             self.level_failed[level] += failed
-            self.level_skipped[level] += mask.count(2)
+            self.level_skipped[level] += int(np.count_nonzero(dead[level])) - failed
             if failed:
                 for _row, node, _op, _field, message, _handle in batch.failures(level):
                     kind = _error_type(message)
@@ -186,9 +196,12 @@ class RunMonitor:
         s.inputs_done.append(self.inputs_done)
         for info, st in zip(self.stages, stats.get("stages", ())):
             s.ops.setdefault(info.key, []).append(st["rows_out"])
+            if info.latency is not None:
+                s.requests.setdefault(info.key, []).append(info.latency.count)
         if len(s.t) > MAX_SAMPLES:
             s.t, s.inputs_done = s.t[::2], s.inputs_done[::2]
             s.ops = {k: v[::2] for k, v in s.ops.items()}
+            s.requests = {k: v[::2] for k, v in s.requests.items()}
             self._interval *= 2
 
     def discard(self) -> None:
@@ -281,7 +294,8 @@ def _log_report(report: RunReport) -> None:
 
 
 class _Sampler:
-    """The one thread that samples every live run (see the module docstring)."""
+    """The one thread that samples every live run (see the module docstring); it starts with the
+    first live run and exits once none has been live for ``IDLE_EXIT_S``."""
 
     def __init__(self) -> None:
         self._monitors: set[RunMonitor] = set()
@@ -304,7 +318,11 @@ class _Sampler:
         while True:
             with self._cond:
                 while not self._monitors:
-                    self._cond.wait()
+                    # Idle: linger a little (runs called in a loop reuse the thread), then exit so no
+                    # thread outlives the runs that needed it.
+                    if not self._cond.wait(IDLE_EXIT_S) and not self._monitors:
+                        self._thread = None
+                        return
                 monitors = list(self._monitors)
             now = time.monotonic()
             for m in monitors:

@@ -156,14 +156,16 @@ class FlowReport:
 @dataclass
 class ThroughputSeries:
     """Cumulative counts sampled while the run went on: ``t`` (seconds since start),
-    ``inputs_done`` (root rows finished) and, per op key, its rows out."""
+    ``inputs_done`` (root rows finished), per op key its rows out (counted when a batch leaves
+    the op), and per LLM op its requests answered (counted as each answer arrives)."""
 
     t: list[float] = field(default_factory=list)
     inputs_done: list[int] = field(default_factory=list)
     ops: dict[str, list[int]] = field(default_factory=dict)
+    requests: dict[str, list[int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"t": self.t, "inputs_done": self.inputs_done, "ops": self.ops}
+        return {"t": self.t, "inputs_done": self.inputs_done, "ops": self.ops, "requests": self.requests}
 
 
 class RunReport:
