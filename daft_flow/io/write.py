@@ -112,6 +112,16 @@ class SinkFlow:
         finally:
             self._writer.finish()
 
+    def estimate(self, inputs: Iterable[Any], **kwargs: Any) -> Any:
+        """The cost of writing ``inputs`` (see ``Flow.estimate``); nothing is written."""
+        from daft_flow.execution.estimate import estimate
+
+        return estimate(self, inputs, **kwargs)
+
+    def last_run(self) -> Any:
+        """The ``dflow.RunReport`` of the most recent run of this sink flow, or None."""
+        return getattr(self, "_last_run", None)
+
     def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> SinkResult:
         """Runs the flow on one input and writes its rows; returns what was written."""
         return self.collect_batch([value], on_error=on_error, **options)
@@ -123,6 +133,17 @@ class SinkFlow:
         ``on_error="return"`` they are listed in ``SinkResult.failures``."""
         (outcome,) = run_sinks([self], values, on_error=on_error, **options)
         return outcome
+
+
+class _Owners:
+    """Hands a run's report and usage to every sink flow of the run (``sink.last_run()``)."""
+
+    def __init__(self, sinks: "list[SinkFlow]") -> None:
+        object.__setattr__(self, "_sinks", sinks)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        for s in self._sinks:
+            setattr(s, name, value)
 
 
 class _SharedErrors:
@@ -162,7 +183,8 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     for s in sinks:
         s._writer.begin()
     try:
-        for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
+        for (shared, readers), batch in run_batches(traced, values, make_readers, usage_owner=_Owners(sinks),
+                                                    **options):
             for i, reader in enumerate(readers):
                 out = reader.read(batch)
                 where = out.columns[0].to_pylist()
@@ -203,6 +225,12 @@ class Multisink:
 
     def __repr__(self) -> str:
         return f"Multisink({self.sinks!r})"
+
+    def estimate(self, inputs: Iterable[Any], **kwargs: Any) -> Any:
+        """The cost of running the sinks on ``inputs`` (see ``Flow.estimate``); nothing is written."""
+        from daft_flow.execution.estimate import estimate
+
+        return estimate(self, inputs, **kwargs)
 
     def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
         return run_sinks(self.sinks, [value], on_error=on_error, **options)

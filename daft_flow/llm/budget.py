@@ -4,9 +4,10 @@ Before each request an LLM op reserves the request's worst-case cost: its input 
 with the model's tokenizer where known, else estimated with a margin, see ``model_tokens``) plus
 ``max_tokens`` of output, at the model's prices. A reservation that fits next to what was spent
 and what is reserved by requests in flight is granted; one that does not waits while requests are
-in flight (they usually cost less than reserved and give the difference back), and when nothing
-is left in flight and it still does not fit the budget is exhausted: this request and every later
-one fail their row with ``dflow.BudgetExceeded`` without being sent. When a request ends, its
+in flight (they usually cost less than reserved and give the difference back), in order (no
+request overtakes one that waits), and when nothing is left in flight and it still does not fit
+the budget is exhausted: this request and every later one fail their row with
+``dflow.BudgetExceeded`` without being sent. When a request ends, its
 reservation is replaced by what it cost (the usage the server reported; 0 when it never answered).
 
 All reservations happen on the runtime's event loop thread, so the arithmetic needs no lock; the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from typing import Any
 
 from daft_flow.errors import BudgetExceeded
@@ -46,7 +48,7 @@ class CostBudget:
         self.refused = 0          # requests not sent (their rows failed with BudgetExceeded)
         self.exhausted = False
         self.in_flight = 0        # granted and not settled (counted: summed floats drift)
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
 
     # -- what an op checks before the run starts -----------------------------------------------
     @staticmethod
@@ -75,42 +77,67 @@ class CostBudget:
         return cost_of(model, tokens, 0, 0) or 0.0
 
     # -- reservations (event loop thread) ------------------------------------------------------
+    def _fits(self, cost: float) -> bool:
+        return self.spent_usd + self.reserved_usd + cost <= self.max_cost_usd
+
+    def _refusal(self, cost: float) -> BudgetExceeded:
+        self.refused += 1
+        return BudgetExceeded(
+            f"max_cost_usd={self.max_cost_usd:g} reached: ${self.spent_usd:.6f} spent, and this request could cost "
+            f"up to ${cost:.6f}; it was not sent (the row was not run)", self.max_cost_usd, self.spent_usd)
+
+    def _grant(self, cost: float) -> None:
+        self.reserved_usd += cost
+        self.granted += 1
+        self.in_flight += 1
+
     async def reserve(self, cost: float) -> None:
-        """Waits until ``cost`` fits; raises ``BudgetExceeded`` once the budget is exhausted."""
-        while True:
-            if not self.exhausted:
-                if self.spent_usd + self.reserved_usd + cost <= self.max_cost_usd:
-                    self.reserved_usd += cost
-                    self.granted += 1
-                    self.in_flight += 1
-                    return
-                if self.in_flight == 0:  # nothing in flight can give anything back
-                    self.exhausted = True
-                    _log.info("max_cost_usd=%g reached ($%.6f spent): no more LLM requests in this run; the "
-                                 "rows that needed one fail with BudgetExceeded", self.max_cost_usd, self.spent_usd)
-            if self.exhausted:
-                self.refused += 1
-                raise BudgetExceeded(
-                    f"max_cost_usd={self.max_cost_usd:g} reached: ${self.spent_usd:.6f} spent, and this request "
-                    f"could cost up to ${cost:.6f}; it was not sent (the row was not run)",
-                    self.max_cost_usd, self.spent_usd)
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        """Waits until ``cost`` fits; raises ``BudgetExceeded`` once the budget is exhausted.
+        Requests are served in order: a large one (an embedding batch) is not overtaken by a
+        stream of small ones."""
+        if self.exhausted:
+            raise self._refusal(cost)
+        if not self._waiters and self._fits(cost):
+            self._grant(cost)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((cost, waiter))
+        self._serve()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.settle(cost, 0.0)  # granted, but the request will not be sent
+            raise
+
+    def _serve(self) -> None:
+        """Grants waiting reservations in order while they fit; refuses all of them once the first
+        cannot fit and nothing in flight can give anything back."""
+        while self._waiters:
+            cost, waiter = self._waiters[0]
+            if waiter.done():  # cancelled while waiting
+                self._waiters.popleft()
+            elif self._fits(cost):
+                self._waiters.popleft()
+                self._grant(cost)
+                waiter.set_result(None)
+            elif self.in_flight == 0:
+                self.exhausted = True
+                _log.info("max_cost_usd=%g reached ($%.6f spent): no more LLM requests in this run; the rows "
+                          "that needed one fail with BudgetExceeded", self.max_cost_usd, self.spent_usd)
+                while self._waiters:
+                    cost, waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_exception(self._refusal(cost))
+            else:
+                return
 
     def settle(self, reserved: float, actual: float) -> None:
         """A request holding ``reserved`` ended having cost ``actual``."""
         self.in_flight -= 1
         self.reserved_usd = max(0.0, self.reserved_usd - reserved) if self.in_flight else 0.0
         self.spent_usd += actual
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+        self._serve()
 
     def as_dict(self) -> dict[str, Any]:
         return {"max_cost_usd": self.max_cost_usd, "spent_usd": self.spent_usd, "requests_granted": self.granted,

@@ -135,13 +135,15 @@ class FaultServer:
             self.completion_tokens = 0
             self.cached_tokens = 0
             self.embedding_inputs = 0
+            self.embedding_tokens = 0    # the part of prompt_tokens that embedding requests reported
             self.started = time.monotonic()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {**self.counts, "prompt_tokens": self.prompt_tokens,
                     "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
-                    "embedding_inputs": self.embedding_inputs, "per_second": dict(self.per_second)}
+                    "embedding_inputs": self.embedding_inputs, "embedding_tokens": self.embedding_tokens,
+                    "per_second": dict(self.per_second)}
 
     def configure(self, **rates: float) -> None:
         """Changes fault rates while running (``error_rate=0.5``, ``drop_rate=0``, ...)."""
@@ -241,6 +243,7 @@ class FaultServer:
         with self._lock:
             self.counts["ok"] += 1
             self.prompt_tokens += tokens
+            self.embedding_tokens += tokens
             self.embedding_inputs += len(inputs)
         vectors = [fake_embedding(t, self.embedding_dim) for t in inputs]
         if body.get("encoding_format") == "base64":  # what the openai client asks for: float32 bytes

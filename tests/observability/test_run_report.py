@@ -133,6 +133,7 @@ def test_sinks_are_reported(tmp_path):
     sink = flow.write_sink(dflow.JSONFileSink(str(tmp_path / "out")), {"y": flow["y"]})
     result = sink.collect_batch(range(1, 21), on_error="return")
     report = dflow.last_run()
+    assert sink.last_run() is report
     assert report.ops["written_to"].rows_in == result.rows_written == 16
     assert report.accounting["x"]["failed"] == 4
 
