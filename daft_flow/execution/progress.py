@@ -59,12 +59,15 @@ def progress_for(option: Any) -> "TerminalProgress | NotebookProgress | None":
         return TerminalProgress(None)
     if in_notebook():
         return NotebookProgress()
-    isatty = getattr(sys.stderr, "isatty", None)
+    return TerminalProgress(None) if _is_tty(sys.stderr) else None
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
     try:
-        tty = bool(isatty and isatty())
-    except ValueError:  # a closed stderr
-        tty = False
-    return TerminalProgress(None) if tty else None
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 # -- what is shown -----------------------------------------------------------------------------------
@@ -156,7 +159,10 @@ class TerminalProgress:
             from rich.live import Live
 
             console = self.console if self.console is not None else Console(stderr=True)
-            self.live = Live(console=console, auto_refresh=False, transient=False, redirect_stdout=False,
+            # What the run's functions or a stream() loop print to a terminal stdout goes above the
+            # table instead of through it.
+            redirect = self.console is None and _is_tty(sys.stdout)
+            self.live = Live(console=console, auto_refresh=False, transient=False, redirect_stdout=redirect,
                              redirect_stderr=False)
             self.live.start()
         self.live.update(self._renderable(monitor, stats, t), refresh=True)

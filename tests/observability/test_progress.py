@@ -21,6 +21,8 @@ progress.SHOW_AFTER_S = 0.0
 
 def slow(x: int) -> int:
     time.sleep(0.01)
+    if x == 75:
+        print("halfway there", flush=True)
     return x
 
 flow = dflow.Flow("numbers", int)
@@ -56,6 +58,7 @@ def test_progress_is_drawn_on_a_terminal():
     assert "rows/s" in screen and "failed" in screen
     assert "150/150 inputs (100%)" in screen  # the last frame: every input done, of a known total
     assert "\x1b[" in screen  # drawn in place with cursor movements, not printed line after line
+    assert "halfway there" in screen  # what the function printed is shown too
 
 
 @pytest.mark.parametrize("how", [{"DFLOW_PROGRESS": "0"}, {"arg": "{'progress': False}"}])
@@ -70,12 +73,12 @@ def test_nothing_is_printed_into_a_pipe_or_a_file(tmp_path):
     piped = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=_env(), capture_output=True, text=True,
                            timeout=120)
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout == "DONE 150\n" and piped.stderr == ""
+    assert piped.stdout == "halfway there\nDONE 150\n" and piped.stderr == ""
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
         done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=_env(), stdout=f, stderr=f, timeout=120)
     assert done.returncode == 0
-    assert log.read_text() == "DONE 150\n"
+    assert log.read_text() == "halfway there\nDONE 150\n"
 
 
 def test_progress_shows_llm_tokens_and_cost_on_a_given_console(provider, fault_server, monkeypatch):
