@@ -191,13 +191,20 @@ async def _none_async(*args: Any) -> None:
 
 def estimation_plan(traced: Any, output_tokens: int | None) -> tuple[Any, list[CountingProvider]]:
     """A copy of ``traced`` that counts instead of calling models (see the module docstring)."""
-    from daft_flow.llm.provider import default_provider
+    from daft_flow.llm.defaults import default_provider
     from daft_flow.plan import flow_pb2 as ir
     from daft_flow.plan.trace import TracedPlan
 
     plan = ir.Plan()
     plan.CopyFrom(traced.plan)
-    callables = list(traced.callables)
+    objects = list(traced.objects)
+
+    def add(obj: Any) -> int:
+        """Appends to the object table (plan.objects[i] describes objects[i])."""
+        objects.append(obj)
+        plan.objects.add(module=type(obj).__module__, qualname=getattr(obj, "__qualname__", type(obj).__qualname__))
+        return len(objects) - 1
+
     needed = _needed_nodes(plan)
     counting: dict[int, CountingProvider] = {}
     nulls = {ir.PythonUdf.ROW: _none_row, ir.PythonUdf.BATCH: _none_batch, ir.PythonUdf.ASYNC: _none_async}
@@ -205,15 +212,13 @@ def estimation_plan(traced: Any, output_tokens: int | None) -> tuple[Any, list[C
         kind = node.WhichOneof("op")
         if kind == "llm_call":
             c = node.llm_call
-            real = callables[c.provider_ref] if c.provider_ref >= 0 else default_provider()
+            real = objects[c.provider_ref] if c.provider_ref >= 0 else default_provider()
             if id(real) not in counting:
                 counting[id(real)] = CountingProvider(real, output_tokens)
-            c.provider_ref = len(callables)
-            callables.append(counting[id(real)])
+            c.provider_ref = add(counting[id(real)])
         elif kind == "python_udf" and node.id not in needed:
-            node.python_udf.fn.ref = len(callables)
-            callables.append(nulls[node.python_udf.mode])
-    return TracedPlan(plan, callables), list(counting.values())
+            node.python_udf.fn_ref = add(nulls[node.python_udf.mode])
+    return TracedPlan(plan, objects), list(counting.values())
 
 
 def _sample(values: Any, total: int | None, sample: int | float | None) -> tuple[Any, int | None, int, float]:

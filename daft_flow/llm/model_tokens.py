@@ -9,7 +9,8 @@ Which tokenizer counts a model's tokens, first match wins:
 2. the native WordPiece tokenizer (all-MiniLM-L6-v2's vocabulary): an estimate for any other
    model. On English prose it counts about as many tokens as BPE tokenizers do; other scripts
    and code can differ more, which is why budgets reserve ``INEXACT_MARGIN`` more for it.
-3. ``ceil(UTF-8 bytes / 3)`` when the WordPiece vocabulary is not installed.
+3. ``ceil(UTF-8 bytes / 3)`` (``llm.tokens.estimate_tokens``) when the WordPiece vocabulary is
+   not installed (it comes with the ``local`` extra).
 
 A chat request also carries the message framing (role, separators, reply priming), which
 ``CHAT_FRAMING_TOKENS`` covers for the one-message requests ``prompt()`` sends.
@@ -24,7 +25,6 @@ from typing import Callable, Sequence
 
 CHAT_FRAMING_TOKENS = 7  # OpenAI chat format: 3 per message + 3 priming the reply, rounded up
 INEXACT_MARGIN = 1.25  # worst case over an estimated count: 25% more, plus the framing
-BYTES_PER_TOKEN = 3
 
 _log = logging.getLogger("daft_flow")
 
@@ -96,7 +96,9 @@ def _wordpiece_counter() -> TokenCounter | None:
 
 
 def _bytes_counter() -> TokenCounter:
+    from daft_flow.llm.tokens import estimate_tokens
+
     def count_batch(texts: Sequence[str]) -> list[int]:
-        return [-(-len(t.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN) for t in texts]
+        return [estimate_tokens(t) for t in texts]
 
     return TokenCounter("bytes/3", False, count_batch)
