@@ -243,21 +243,6 @@ def test_a_dict_of_inputs_is_rejected_instead_of_running_on_its_keys():
         dflow.Flow("x", str).collect_batch({"a": 1})
 
 
-def test_a_broken_stderr_does_not_stop_a_run_with_progress():
-    import io
-
-    class Broken(io.StringIO):
-        def write(self, s):
-            raise BrokenPipeError(32, "Broken pipe")
-
-    from daft_flow.execution.progress import Progress
-
-    progress = Progress("x", True, stream=Broken(), delay=0.0, interval=0.0)
-    progress.update(1, 1, 0)  # does not raise
-    progress.finish()
-    assert not progress.enabled
-
-
 def test_a_pandas_data_frame_is_read_as_a_table_not_as_its_column_names():
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"n": [1, 2], "x": ["a", "b"]})

@@ -35,7 +35,10 @@ class ExecutionOptions:
     batch_bytes: int = 4 * 2**20  # a batch closes early once its input values reach this size
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once
-    progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
+    # Live progress: None shows it on a terminal (stderr) or in a notebook only; True shows it on
+    # stderr whatever it is; False never; a rich Console: on that console (see execution/progress.py).
+    progress: Any = None
+    max_cost_usd: float | None = None  # a hard budget for the run's LLM requests (see llm/budget.py)
     read_timeout: Timeout = Timeout()  # read()'s limits unless the op sets its own (see daft_flow.io.limits)
     read_max_bytes: int = DEFAULT_MAX_BYTES  # the largest document read() reads
 
@@ -50,8 +53,11 @@ class ExecutionOptions:
             raise ValueError(f"async_concurrency must be at most {MAX_ASYNC_CONCURRENCY} (each batch an async op "
                              f"works on at once is a thread; max_in_flight bounds requests), got {concurrency}")
         set_(self, "async_concurrency", concurrency)
-        if self.progress is not None and not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be True, False or None (only on a terminal), got {self.progress!r}")
+        from daft_flow.execution.progress import check_progress_option
+        from daft_flow.llm.budget import check_max_cost
+
+        set_(self, "progress", check_progress_option(self.progress))
+        set_(self, "max_cost_usd", check_max_cost(self.max_cost_usd))
         set_(self, "read_timeout", Timeout.of(self.read_timeout, "read_timeout"))
         set_(self, "read_max_bytes", parse_bytes(self.read_max_bytes, "read_max_bytes"))
 

@@ -15,6 +15,33 @@ std::mutex g_left_mu;
 std::condition_variable g_left_cv;
 int64_t g_left_running = 0;
 
+// Rows of `level` that have not failed (0 when the batch has no such level yet).
+int64_t LiveRows(const Batch& batch, int32_t level) {
+  if (level < 0 || level >= static_cast<int32_t>(batch.levels.size())) return 0;
+  const Level& l = batch.levels[level];
+  if (!l.materialized) return 0;
+  if (l.failed.empty()) return l.num_rows;
+  return static_cast<int64_t>(std::count(l.failed.begin(), l.failed.end(), uint8_t{0}));
+}
+
+int64_t FailureCount(const Batch& batch) {
+  int64_t n = 0;
+  for (const Level& l : batch.levels) n += static_cast<int64_t>(l.failures.size());
+  return n;
+}
+
+void StoreMin(std::atomic<int64_t>& a, int64_t v) {
+  int64_t seen = a.load(std::memory_order_relaxed);
+  while ((seen < 0 || v < seen) && !a.compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
+  }
+}
+
+void StoreMax(std::atomic<int64_t>& a, int64_t v) {
+  int64_t seen = a.load(std::memory_order_relaxed);
+  while (v > seen && !a.compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
+  }
+}
+
 // A forked child has none of those threads (and the lock may have been held at the fork).
 const bool g_fork_handler = [] {
   pthread_atfork(nullptr, nullptr, [] {
@@ -47,6 +74,23 @@ struct Pipeline::Shared {
   std::mutex error_mu;
   std::exception_ptr error;
   std::atomic<int64_t> batches{0};
+
+  // Per-stage counters, updated once per batch with relaxed atomics (workers of one stage run
+  // concurrently; readers only need a recent value).
+  struct StageCounters {
+    std::atomic<int64_t> batches{0}, rows_in{0}, rows_out{0}, rows_failed{0}, busy_ns{0};
+    std::atomic<int64_t> first_start_ns{-1}, last_end_ns{-1};
+  };
+  struct SourceCounters {
+    std::atomic<int64_t> batches{0}, rows{0}, busy_ns{0}, budget_wait_ns{0};
+  };
+  std::chrono::steady_clock::time_point start_time;
+  std::vector<std::unique_ptr<StageCounters>> stage_counters;
+  SourceCounters source_counters;
+  int64_t Now() const {  // ns since Start
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_time)
+        .count();
+  }
 
   // Which threads have finished, and which Cancel left behind (index as in Pipeline::threads_).
   std::mutex exit_mu;
@@ -100,12 +144,14 @@ void Pipeline::AddStage(std::unique_ptr<Operator> op, StageOptions options) {
   op->set_cancel_flag(&shared_->cancelled);
   shared_->ops.push_back(std::move(op));
   shared_->stage_options.push_back(options);
+  shared_->stage_counters.push_back(std::make_unique<Shared::StageCounters>());
 }
 
 void Pipeline::Start() {
   if (started_) throw std::logic_error("Pipeline::Start called twice");
   started_ = true;
   Shared& s = *shared_;
+  s.start_time = std::chrono::steady_clock::now();
   for (size_t i = 0; i <= s.ops.size(); ++i) {
     size_t cap = s.options.queue_capacity;
     if (i < s.ops.size()) cap += s.stage_options[i].concurrency;  // keep every worker busy
@@ -139,12 +185,18 @@ void Pipeline::Shared::RunSource() {
     while (!cancelled) {
       if (probing && admitted > 0 && !footprint.WaitForProbe(admitted)) break;
       source->Hint(footprint.Expected(1));
+      int64_t pull_start = Now();
       std::unique_ptr<Batch> batch = source->Next();  // may block in user code: see Cancel
+      int64_t pulled = Now();
+      source_counters.busy_ns.fetch_add(pulled - pull_start, std::memory_order_relaxed);
       if (!batch || cancelled) break;
       batch->peak = batch->ComputeBytes();
       batch->reserved = footprint.Expected(batch->levels[0].num_rows);
       batch->bytes = std::max(batch->peak, batch->reserved);
       if (!budget.Acquire(batch->bytes)) break;
+      source_counters.budget_wait_ns.fetch_add(Now() - pulled, std::memory_order_relaxed);
+      source_counters.batches.fetch_add(1, std::memory_order_relaxed);
+      source_counters.rows.fetch_add(batch->levels[0].num_rows, std::memory_order_relaxed);
       ++admitted;
       if (!queues[0]->Push(std::move(batch))) break;
     }
@@ -158,11 +210,24 @@ void Pipeline::Shared::RunSource() {
 
 void Pipeline::Shared::RunStage(size_t index) {
   Operator& op = *ops[index];
+  StageCounters& counters = *stage_counters[index];
+  const StageOptions& stage = stage_options[index];
   try {
     while (auto item = queues[index]->Pop()) {
       std::unique_ptr<Batch> batch = std::move(*item);
       if (cancelled) break;
+      int64_t rows_in = LiveRows(*batch, stage.input_level);
+      int64_t failures_before = FailureCount(*batch);
+      int64_t start = Now();
+      StoreMin(counters.first_start_ns, start);
       op.Process(*batch);
+      int64_t end = Now();
+      counters.busy_ns.fetch_add(end - start, std::memory_order_relaxed);
+      StoreMax(counters.last_end_ns, end);
+      counters.batches.fetch_add(1, std::memory_order_relaxed);
+      counters.rows_in.fetch_add(rows_in, std::memory_order_relaxed);
+      counters.rows_out.fetch_add(LiveRows(*batch, stage.output_level), std::memory_order_relaxed);
+      counters.rows_failed.fetch_add(FailureCount(*batch) - failures_before, std::memory_order_relaxed);
       Charge(*batch);
       if (index + 1 == ops.size()) {
         ++batches;
@@ -274,9 +339,27 @@ int64_t Pipeline::WaitForLeftBehind(std::chrono::milliseconds timeout) {
 }
 
 PipelineStats Pipeline::stats() const {
+  const Shared& sh = *shared_;
   PipelineStats s;
-  s.batches = shared_->batches;
-  s.peak_budget_bytes = shared_->budget.peak();
+  s.batches = sh.batches;
+  s.peak_budget_bytes = sh.budget.peak();
+  s.budget_bytes = sh.budget.used();
+  s.elapsed_ns = started_ ? sh.Now() : 0;
+  s.source.batches = sh.source_counters.batches.load(std::memory_order_relaxed);
+  s.source.rows = sh.source_counters.rows.load(std::memory_order_relaxed);
+  s.source.busy_ns = sh.source_counters.busy_ns.load(std::memory_order_relaxed);
+  s.source.budget_wait_ns = sh.source_counters.budget_wait_ns.load(std::memory_order_relaxed);
+  for (const auto& c : sh.stage_counters) {
+    StageStats st;
+    st.batches = c->batches.load(std::memory_order_relaxed);
+    st.rows_in = c->rows_in.load(std::memory_order_relaxed);
+    st.rows_out = c->rows_out.load(std::memory_order_relaxed);
+    st.rows_failed = c->rows_failed.load(std::memory_order_relaxed);
+    st.busy_ns = c->busy_ns.load(std::memory_order_relaxed);
+    st.first_start_ns = c->first_start_ns.load(std::memory_order_relaxed);
+    st.last_end_ns = c->last_end_ns.load(std::memory_order_relaxed);
+    s.stages.push_back(st);
+  }
   return s;
 }
 

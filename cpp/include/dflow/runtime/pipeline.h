@@ -23,6 +23,11 @@ struct StageOptions {
   // Its outputs are much larger than its inputs (a read: URL -> document). The first batch
   // becomes a probe of how large rows get across the whole pipeline; see FootprintEstimate.
   bool expanding = false;
+  // The levels whose rows the stage reads and writes, for its row counters (a child level's
+  // maker reads its parent and writes the child; every other op reads and writes one level).
+  // -1: not counted.
+  int32_t input_level = -1;
+  int32_t output_level = -1;
 };
 
 struct PipelineOptions {
@@ -31,9 +36,32 @@ struct PipelineOptions {
   size_t queue_capacity = 2;  // batches waiting between two stages
 };
 
-struct PipelineStats {
+// What one stage did so far. Plain counters that add up across runs and processes (a remote
+// worker's stages merge into the same totals); times are nanoseconds since the pipeline started.
+struct StageStats {
   int64_t batches = 0;
+  int64_t rows_in = 0;      // live rows of the input level when batches arrived
+  int64_t rows_out = 0;     // live rows of the output level when batches left
+  int64_t rows_failed = 0;  // rows this stage failed
+  int64_t busy_ns = 0;      // time inside Process, summed over the stage's workers
+  int64_t first_start_ns = -1;  // when the stage started its first batch
+  int64_t last_end_ns = -1;     // when it finished its latest one
+};
+
+struct SourceStats {
+  int64_t batches = 0;
+  int64_t rows = 0;             // root rows admitted
+  int64_t busy_ns = 0;          // pulling inputs (Source::Next)
+  int64_t budget_wait_ns = 0;   // waiting for the memory budget
+};
+
+struct PipelineStats {
+  int64_t batches = 0;  // batches that left the last stage
   int64_t peak_budget_bytes = 0;
+  int64_t budget_bytes = 0;  // charged now
+  int64_t elapsed_ns = 0;    // since Start
+  SourceStats source;
+  std::vector<StageStats> stages;
 };
 
 class Pipeline {
