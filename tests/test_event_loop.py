@@ -228,3 +228,22 @@ def test_a_stream_that_stops_on_a_failed_row_leaves_no_pending_task(tmp_path):
         proc = run_script(script, tmp_path, timeout=60)
         assert proc.returncode == 0 and proc.stdout.strip() == "failed as expected", proc.stderr
         assert "Task was destroyed" not in proc.stderr and "never retrieved" not in proc.stderr, proc.stderr
+
+
+def test_collect_in_a_real_notebook_kernel_with_top_level_await(tmp_path):
+    # Jupyter runs cells on its own event loop in the main thread; a cell may also await.
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    cells = [
+        f"import sys\nsys.path.insert(0, {PACKAGE_ROOT!r})\nimport asyncio\nimport daft_flow as dflow",
+        "async def inc(x: int) -> int:\n    await asyncio.sleep(0.001)\n    return x + 1\n\n"
+        "flow = dflow.Flow('x', int)\nflow['y'] = flow['x'].run_python(inc)\n"
+        "print(sum(r['y'] for r in flow.collect_batch(range(100))))",
+        "await asyncio.sleep(0)\nprint((await asyncio.to_thread(flow.collect, 1))['y'], flow.collect(2)['y'])",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                            ).execute()
+    outputs = ["".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream") for cell in nb.cells]
+    assert outputs[1].strip() == "5050" and outputs[2].split() == ["2", "3"]

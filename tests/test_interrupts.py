@@ -112,3 +112,15 @@ def test_ctrl_c_interrupts_promptly(name, tmp_path):
     assert "Traceback" in stderr and "KeyboardInterrupt" in stderr, stderr
     assert proc.returncode != 0
     assert took < BOUND_SECONDS, f"Ctrl-C took {took:.1f}s: it waited for the work in progress"
+
+
+def test_keyboard_interrupt_raised_by_the_input_iterable_reaches_the_caller():
+    def inputs():
+        yield 1
+        raise KeyboardInterrupt
+
+    flow = dflow.Flow("x", int)
+    flow["y"] = flow["x"].run_python(lambda x: x, return_type=int)
+    with pytest.raises(KeyboardInterrupt):
+        flow.collect_batch(inputs())
+    assert flow.collect(2) == {"x": 2, "y": 2}
