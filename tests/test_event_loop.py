@@ -247,3 +247,37 @@ def test_collect_in_a_real_notebook_kernel_with_top_level_await(tmp_path):
                             ).execute()
     outputs = ["".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream") for cell in nb.cells]
     assert outputs[1].strip() == "5050" and outputs[2].split() == ["2", "3"]
+
+
+def test_locks_held_by_another_thread_at_fork_are_free_in_the_child(tmp_path):
+    script = """
+        import os, threading
+        import daft_flow as dflow
+        from daft_flow.execution import event_loop
+        from daft_flow.forksafe import ForkSafeLock
+        from daft_flow.llm import provider
+
+        held = threading.Event()
+        release = threading.Event()
+
+        def hold():
+            with event_loop._lock, provider._runs_lock:  # e.g. a thread starting the loop, a run starting
+                held.set()
+                release.wait()
+
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            ok = event_loop._lock.acquire(timeout=5) and provider._runs_lock.acquire(timeout=5)
+            flow = dflow.Flow("x", int)
+            flow["y"] = flow["x"].run_python(lambda x: x + 1, return_type=int)
+            print("child", ok, flow.collect(1)["y"], flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        release.set()
+        print("parent", isinstance(provider._runs_lock, ForkSafeLock))
+    """
+    proc = run_script(script, tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["child", "True", "2", "parent", "True"]

@@ -16,10 +16,11 @@ import os
 import threading
 from concurrent.futures import Future
 from typing import Any, Coroutine, Iterable
+from daft_flow.forksafe import ForkSafeLock
 
 logger = logging.getLogger("daft_flow")
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _stopping = False
@@ -120,11 +121,10 @@ def _shutdown() -> None:
 
 def _forget_after_fork() -> None:
     """In a forked child: the parent's loop has no thread here. Never touch it; start afresh."""
-    global _lock, _loop, _thread, _stopping
+    global _loop, _thread, _stopping
     if _loop is not None:
         _inherited.append(_loop)
-    _lock = threading.Lock()
-    _loop, _thread, _stopping = None, None, False
+    _loop, _thread, _stopping = None, None, False  # (_lock is a ForkSafeLock: unlocked here)
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

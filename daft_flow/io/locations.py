@@ -21,6 +21,7 @@ import threading
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
 from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_text, redact_url, url_secrets
@@ -245,16 +246,14 @@ def _close_at_exit() -> None:
                 pass
 
 
-_exit_hook = threading.Lock()
+_exit_hook = ForkSafeLock()
 _exit_hook_registered = False
 
 
 def _forget_filesystems_after_fork() -> None:
-    global _exit_hook
     _inherited.extend(_filesystems.values())
     _filesystems.clear()
     _fs_loops.clear()
-    _exit_hook = threading.Lock()  # may have been held by another thread of the parent
 
 
 os.register_at_fork(after_in_child=_forget_filesystems_after_fork)

@@ -17,12 +17,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError
 from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
@@ -77,7 +77,7 @@ class LlamaServer:
         self.n_ctx, self.startup_timeout = n_ctx, startup_timeout
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def base_url(self) -> str:
@@ -142,7 +142,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_path: str | None = None) -> None:
         self.model_path = model_path
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model_path": self.model_path}  # the model is loaded again where it runs
@@ -189,7 +189,7 @@ class LocalProvider(Provider):
         self.embedder = embedder or SentenceTransformerEmbedder()
         self.max_concurrency = max_concurrency
         self._chat: OpenAIProvider | None = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def describe(self) -> str:
         return "LocalProvider(gemma-3-270m via llama.cpp, all-MiniLM-L6-v2)"
@@ -245,7 +245,7 @@ class LocalProvider(Provider):
 
 
 _local: LocalProvider | None = None
-_local_lock = threading.Lock()
+_local_lock = ForkSafeLock()
 
 
 def local_provider() -> LocalProvider:

@@ -14,12 +14,12 @@ import abc
 import asyncio
 import contextvars
 import os
-import threading
 import time
 import weakref
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.llm.checks import check_number
 from daft_flow.llm.rate_limit import RateLimiter
 from daft_flow.llm.tokens import count_tokens
@@ -68,7 +68,7 @@ _ESTIMATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("daft_flo
 _active_runs: dict[int, int] = {}
 # Held across reset()/release(), so a run starting while the last one closes the client waits for
 # the close and then gets a fresh client, never the one being closed.
-_runs_lock = threading.Lock()
+_runs_lock = ForkSafeLock()
 
 
 class Provider(abc.ABC):
@@ -496,8 +496,6 @@ _inherited_clients: list[Any] = []  # kept referenced: no destructor may close t
 
 
 def _forget_clients_after_fork() -> None:
-    global _runs_lock, _lock
-    _runs_lock, _lock = threading.Lock(), threading.Lock()  # may have been held by another thread
     _active_runs.clear()  # the parent's runs are not this process's
     for provider in list(_with_clients):
         if provider._client is not None:
