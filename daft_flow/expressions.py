@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import abc
+import copy
 import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
+from daft_flow.ops.expr_methods import FieldOperators
 from daft_flow.ops.python_udf import PythonUdf, check_arguments, make_udf
 from daft_flow.ops.text_ops import ChunkSpec, check_text, tokenizer_path
 from daft_flow.types import DataType
@@ -30,6 +32,22 @@ class LevelDef:
         self.parent = parent
         self.source = source
         self.one_to_one = one_to_one
+        # filter() and limit() make views of a level: the same rows (same fields, same IR level),
+        # fewer of them. `origin` is the level viewed; `view_ops` the ("filter", Expr) and
+        # ("limit", int) steps applied to it, in order.
+        self.origin: LevelDef = self
+        self.view_ops: tuple[tuple[str, Any], ...] = ()
+
+    def with_view_op(self, kind: str, arg: Any) -> "LevelDef":
+        """A view of this level after one more filter() or limit()."""
+        view = copy.copy(self)
+        view.uid = next(_ids)
+        view.view_ops = self.view_ops + ((kind, arg),)
+        return view
+
+    def same_rows(self, other: "LevelDef") -> bool:
+        """Whether both are views of one level (fields of one are fields of the other)."""
+        return self.origin is other.origin
 
     def ancestors(self) -> list["LevelDef"]:
         """This level and its ancestors, nearest first."""
@@ -98,11 +116,11 @@ class Mapped(Expr):
         return self.expr.label()
 
 
-class Field:
+class Field(FieldOperators):
     """A field of a flow, or a value computed from fields, usable in other fields' definitions.
 
-    ``flow["x"]`` returns a Field; ops on it (``run_python``, ...) return new Fields to assign with
-    ``flow["y"] = ...``.
+    ``flow["x"]`` returns a Field; ops on it (``run_python``, operators, ``.str`` methods, ...)
+    return new Fields to assign with ``flow["y"] = ...``.
     """
 
     def __init__(self, expr: Expr, flow: "Flow", name: str) -> None:
@@ -138,7 +156,7 @@ class Field:
 
     def __bool__(self) -> bool:
         raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} has no truth value when the flow is "
-                        "built; use run_python to compute on its values")
+                        "built; combine conditions with & | ~ (not and/or/not), use dflow.if_else, or run_python")
 
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None) -> "Field":
@@ -255,7 +273,7 @@ def llm_field(spec: Any, literals: list[str], fields: list[Field], target: "Flow
     for f in fields:
         if not isinstance(f, Field):
             raise TypeError(f"{op}: template values must be fields, got {type(f).__name__}")
-        if f._flow._level not in levels:
+        if not any(f._flow._level.same_rows(lvl) for lvl in levels):
             raise ValueError(f"{op}: field {f.name!r} belongs to flow {f._flow.name!r}, which is neither flow "
                              f"{target.name!r} nor one of its parents")
         if f.dtype.kind in ("str", "HTML"):

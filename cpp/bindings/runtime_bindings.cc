@@ -7,6 +7,7 @@
 #include "arrow_py.h"
 #include "python_ops.h"
 #include "registry.h"
+#include "dflow/expr/expression_operator.h"
 #include "dflow/runtime/pipeline.h"
 #include "dflow/llm/template_renderer.h"
 #include "dflow/text/text_operators.h"
@@ -128,6 +129,9 @@ class PyRun {
                                                                        std::move(ins)),
                         {1});
   }
+  void AddExpressions(std::shared_ptr<dflow::expr::Program> program, std::string name) {
+    pipeline_->AddStage(std::make_unique<dflow::expr::ExpressionOperator>(std::move(program), std::move(name)), {1});
+  }
   void Start() { pipeline_->Start(); }
 
   // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
@@ -213,6 +217,7 @@ void init_runtime(py::module_& m) {
         return IndexColumn(b.batch->AncestorIndex(l, ancestor));
       })
       .def("child_index", [](const PyBatch& b, int32_t l) { return IndexColumn(b.level(l).child_index); })
+      .def("filtered", [](const PyBatch& b, int32_t l) { return b.level(l).filtered; })
       .def("failed_mask", [](const PyBatch& b, int32_t l) {
         const auto& f = b.level(l).failed;
         return py::bytes(reinterpret_cast<const char*>(f.data()), f.size());
@@ -235,6 +240,7 @@ void init_runtime(py::module_& m) {
       .def("add_chunk_text", &PyRun::AddChunkText)
       .def("add_tokenize", &PyRun::AddTokenize)
       .def("add_render_template", &PyRun::AddRenderTemplate)
+      .def("add_expressions", &PyRun::AddExpressions, py::arg("program"), py::arg("name"))
       .def("start", &PyRun::Start)
       .def("next", &PyRun::Next)
       .def("release", &PyRun::Release)

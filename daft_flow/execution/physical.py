@@ -13,6 +13,7 @@ from daft_flow import _core
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.execution.python_runners import (AsListRunner, AsyncRunner, BatchRunner, LlmRunner, row_builder,
                                                 row_converter)
+from daft_flow.ops.expr_ops import lower_programs
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
@@ -32,6 +33,7 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     # other types are re-read from Arrow so functions always see the field's declared type.
     root_type = dtype_from_ir(plan.root_type)
     root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
+    programs = lower_programs(plan)  # consecutive expression/filter nodes of a level: one native stage each
     for node in nodes:
         op = node.WhichOneof("op")
         level = plan.levels[node.level]
@@ -52,6 +54,10 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             if level.parent >= 0:
                 run.add_explode(parent=level.parent, level=level.id, source_node=level.source_node,
                                 element_node=node.id, one_to_one=level.one_to_one)
+            continue
+        if op in ("expression", "filter"):
+            if node.id in programs:
+                run.add_expressions(*programs[node.id])
             continue
         if op == "render_template":
             run.add_render_template(node.level, node.id, list(node.render_template.literals),

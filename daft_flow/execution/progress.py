@@ -18,13 +18,14 @@ class Progress:
         self.flow, self.delay, self.interval = flow, delay, interval
         self.start = time.monotonic()
         self.last = 0.0
-        self.inputs = self.rows = self.failures = 0
+        self.inputs = self.rows = self.failures = self.filtered = 0
         self.shown = False
 
-    def update(self, inputs: int, rows: int, failures: int) -> None:
+    def update(self, inputs: int, rows: int, failures: int, filtered: int = 0) -> None:
         self.inputs += inputs
         self.rows += rows
         self.failures += failures
+        self.filtered += filtered
         if not self.enabled:
             return
         now = time.monotonic()
@@ -35,7 +36,7 @@ class Progress:
     def _print(self, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
         self.stream.write(f"\r[daft_flow] {self.flow}: {self.inputs:,} inputs, {self.rows:,} rows, "
-                          f"{self.failures:,} failed, {self.rows / elapsed:,.0f} rows/s, {elapsed:,.1f}s")
+                          f"{self.failures:,} failed, {self.filtered:,} filtered, {self.rows / elapsed:,.0f} rows/s, {elapsed:,.1f}s")
         self.stream.flush()
         self.shown = True
 

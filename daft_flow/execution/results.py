@@ -1,6 +1,7 @@
 """Turning finished batches into what the user asked for: rows, failures, Arrow tables."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -26,12 +27,29 @@ class BatchOutput:
     """
 
     def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int, columns: list[pa.Array],
-                 failures: list[RowFailure]) -> None:
+                 failures: list[RowFailure], filtered: int = 0) -> None:
         self._batch, self._level, self._keep, self._n = batch, level, keep, n
         self.first_input: int = batch.first_input
         self.num_inputs: int = batch.num_rows(0)
         self.columns = columns
         self.failures = failures
+        self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
+
+    @property
+    def root_filtered(self) -> np.ndarray:
+        """Per input of the batch: whether a filter() dropped it."""
+        mask = np.frombuffer(self._batch.failed_mask(0), dtype=np.uint8)
+        return mask == 3 if len(mask) else np.zeros(self.num_inputs, dtype=bool)
+
+    def truncate(self, rows: int) -> None:
+        """Keeps the first ``rows`` rows (limit()); the batch then ends at the last input they came from."""
+        if rows >= len(self.row_positions):
+            return
+        last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
+        self._keep = self.row_positions[:rows]
+        self.columns = [c.slice(0, rows) for c in self.columns]
+        self.failures = [f for f in self.failures if f.input_index <= last_input]
+        self.num_inputs = last_input - self.first_input + 1
 
     @property
     def row_positions(self) -> np.ndarray:
@@ -97,7 +115,8 @@ class OutputReader:
                 index = index_to(lvl) if keep is None else index_to(lvl)[keep]
                 columns.append(col.take(pa.array(index, type=pa.int64())))
         failures = self._failures(batch) if keep is not None else []
-        return BatchOutput(batch, out, keep, n, columns, failures)
+        filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
+        return BatchOutput(batch, out, keep, n, columns, failures, filtered)
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []
@@ -124,6 +143,17 @@ class OutputReader:
     def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
         values = [arrow_to_values(col, t) for col, t in zip(output.columns, self.types)]
         return _core.make_rows(self.names, values) if values else []
+
+
+@dataclass
+class RunCounts:
+    """Where the rows of a run went: ``inputs`` read, ``rows`` output, ``failed`` rows (failures),
+    ``filtered`` rows that a filter() dropped (not failures)."""
+
+    inputs: int = 0
+    rows: int = 0
+    failed: int = 0
+    filtered: int = 0
 
 
 class FlowStream:

@@ -10,7 +10,7 @@ from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
 from daft_flow.execution.progress import Progress
-from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
+from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader, RunCounts
 from daft_flow.execution.source import InputSource
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir, trace
 
@@ -58,7 +58,10 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     values = _inputs(plan.root_field, values)
     opts = get_options(**options)
     root = plan.levels[0]
-    source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    out_level = plan.levels[plan.output_level]
+    source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
+                         max_inputs=root.input_limit if root.HasField("input_limit") else None,
+                         first_rows=out_level.limit if out_level.HasField("limit") else 0)
     from daft_flow.llm.usage import UsageReport, set_last
 
     usage = UsageReport()
@@ -91,11 +94,24 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     traced = trace(flow)
     plan = traced.plan
     progress = Progress(plan.levels[plan.output_level].flow, get_options(**options).progress)
+    counts = RunCounts()
+    flow._last_counts = counts
+    out_level = plan.levels[plan.output_level]
+    remaining = out_level.limit if out_level.HasField("limit") else -1  # limit() only the consumer can apply
     for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
                                      usage_owner=flow, **options):
         output = reader.read(batch)
-        progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
+        if remaining >= 0:
+            output.truncate(remaining)
+            remaining -= len(output.row_positions)
+        counts.inputs += output.num_inputs
+        counts.rows += len(output.row_positions)
+        counts.failed += len(output.failures)
+        counts.filtered += output.filtered
+        progress.update(output.num_inputs, len(output.row_positions), len(output.failures), output.filtered)
         yield reader, output
+        if remaining == 0:
+            break  # the run stops: its source reads no further
     progress.finish()
 
 
@@ -108,16 +124,29 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     root = _is_root(flow)
     results: list[Any] = []
     failures: list[RowFailure] = []
+    # Root flows: one result per input that was not filtered out, in input order (`position` maps
+    # an input index to its place when filter() dropped some).
+    position: dict[int, int] | None = None
     for reader, out in _execute(flow, values, **options):
         base = len(results)
         rows = reader.rows(out)
         if root:
-            if len(rows) == out.num_inputs:  # nothing failed: rows are the inputs, in order
+            if len(rows) == out.num_inputs and position is None:  # nothing failed or filtered: rows are the inputs
                 results.extend(rows)
-            else:
+            elif not out.filtered and position is None:
                 results.extend([None] * out.num_inputs)
                 for i, row in zip(out.input_index.tolist(), rows):
                     results[i] = row
+            else:
+                if position is None:
+                    position = {i: i for i in range(len(results))}
+                by_input = dict(zip(out.input_index.tolist(), rows))
+                dropped = out.root_filtered
+                for k in range(out.num_inputs):
+                    i = out.first_input + k
+                    if not dropped[k]:
+                        position[i] = len(results)
+                        results.append(by_input.get(i))
         else:
             results.extend([] for _ in range(out.num_inputs))
             if on_error == "return":
@@ -132,17 +161,17 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                 for i, row in zip(out.input_index, rows):
                     results[int(i)].append(row)
         for f in out.failures:
-            assert f.input_index >= base
+            assert position is not None or f.input_index >= base
             failures.append(f)
             if on_error == "return":
                 if root:
-                    results[f.input_index] = f
+                    results[f.input_index if position is None else position[f.input_index]] = f
                 else:
                     results[f.input_index].append(f)
     if failures and on_error == "raise":
         if root:
             for f in failures:
-                results[f.input_index] = None
+                results[f.input_index if position is None else position[f.input_index]] = None
         n_inputs = len({f.input_index for f in failures})
         raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
                            failures, results)
@@ -151,10 +180,10 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
 
 def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
     try:
-        (result,) = collect_batch(flow, [value], **options)
+        results = collect_batch(flow, [value], **options)
     except FlowRunError as e:
         raise e.failures[0].error from None
-    return result
+    return results[0] if results else None  # None: filter() dropped the input
 
 
 def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",

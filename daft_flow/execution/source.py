@@ -23,7 +23,7 @@ class InputSource:
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
-                 options: ExecutionOptions) -> None:
+                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
         self.sequence = values if isinstance(values, list) else None
         self.position = 0
         self.values: Iterator[Any] = iter(values)
@@ -33,6 +33,11 @@ class InputSource:
         self.options = options
         self.next_rows = min(options.first_batch_rows, options.batch_rows)
         self.count = 0
+        # limit(): read at most `max_inputs` inputs (None: all); `first_rows` starts batches that small
+        # when the consumer may stop after a few rows.
+        self.max_inputs = max_inputs
+        if first_rows:
+            self.next_rows = max(1, min(self.next_rows, first_rows))
         self.pending: list[Any] = []
         self.row_cap = options.batch_rows
         self.sized = dtype.kind in _SIZED_KINDS
@@ -77,6 +82,8 @@ class InputSource:
     def _next_values(self) -> tuple[list[Any], int, int]:
         """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
         limit = self.next_rows
+        if self.max_inputs is not None:
+            limit = min(limit, self.max_inputs - self.count)
         if self.sequence is not None:
             start = self.position
             return self.sequence, start, min(start + limit, len(self.sequence))
@@ -108,6 +115,8 @@ class InputSource:
         return array, problems, len(rows)
 
     def __call__(self) -> Any:
+        if self.max_inputs is not None and self.count >= self.max_inputs:
+            return None  # limit() reached: the rest of the input is never read
         values, start, stop = self._next_values()
         if start >= stop:
             return None

@@ -20,6 +20,12 @@ def _op(node: ir.Node) -> str:
     if which == "render_template":
         parts = len(node.render_template.literals)
         return f"render_template[{sum(len(x) for x in node.render_template.literals)} literal chars, {parts - 1} fields]"
+    if which == "expression":
+        from daft_flow.ops.expr_ops import explain_expression
+
+        return explain_expression(node)
+    if which == "filter":
+        return f"filter(#{node.inputs[0]})"
     if which == "llm_call":
         c = node.llm_call
         kind = "embed_text" if c.kind == ir.LlmCall.EMBED else "prompt"
@@ -61,9 +67,22 @@ def explain(plan: ir.Plan) -> str:
         else:
             how = f"child of {plan.levels[level.parent].flow!r}: one row per element of #{level.source_node} (flat_map)"
         lines.append(f"flow {level.flow!r} [level {level.id}] {how}")
+        if level.HasField("input_limit"):
+            lines.append(f"  reads at most {level.input_limit} input(s) (limit)")
+        if level.HasField("limit"):
+            lines.append(f"  at most {level.limit} row(s) come out (limit)")
         for node in by_level.get(level.id, []):
             name = node.name or "_"
             args = ", ".join(f"#{i}" for i in node.inputs)
-            call = _op(node) + (f"({args})" if args else "")
+            which = node.WhichOneof("op")
+            call = _op(node) if which in ("expression", "filter") else _op(node) + (f"({args})" if args else "")
             lines.append(f"  #{node.id} {name}: {dtype_from_ir(node.type)} = {call}")
+    from daft_flow.ops.expr_ops import fused_groups
+
+    groups = fused_groups(plan)
+    if groups:
+        lines.append("fused native stages (one pass over each batch's columns, no Python):")
+        for members in groups:
+            lvl = plan.levels[plan.nodes[members[0]].level].flow
+            lines.append(f"  flow {lvl!r}: " + ", ".join(f"#{m}" for m in members))
     return "\n".join(lines)

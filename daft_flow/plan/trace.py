@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from daft_flow.expressions import (AsList, Expr, LevelAttribute, LevelDef, LevelInput, LlmCall, Mapped, PythonCall,
                                    RenderTemplate, Tokenize)
+from daft_flow.ops.expr_ops import NativeExpr, expression_msg
 from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf, callable_name
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
@@ -18,7 +19,7 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 2  # 2: render_template and llm_call nodes
+IR_VERSION = 3  # 2: render_template and llm_call nodes; 3: expression and filter nodes, level limits
 
 _MODES = {"row": ir.PythonUdf.ROW, BATCH: ir.PythonUdf.BATCH, ASYNC: ir.PythonUdf.ASYNC}
 
@@ -55,6 +56,7 @@ class _Tracer:
         self.attribute_node: dict[tuple[int, str], int] = {}
         self.nodes: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         self.keep_alive: list[Any] = []
+        self.views: dict[int, tuple[tuple[str, Any], ...]] = {}  # IR level -> the filter/limit steps applied
 
     @staticmethod
     def resolve(level: LevelDef, maps: Maps) -> LevelDef:
@@ -63,13 +65,18 @@ class _Tracer:
         return level
 
     def level(self, level: LevelDef) -> int:
+        if level.origin is not level:
+            from daft_flow.ops.row_ops import apply_view
+
+            return apply_view(self, level)
         if level in self.level_ids:
             return self.level_ids[level]
         msg = ir.Level(flow=level.name, parent=-1)
         if level.parent is not None:
             assert level.source is not None
+            parent = self.level(level.parent)  # first: the parent's filters run before this level is made
             source, source_level = self.node(level.source, ())
-            msg.parent = self.level(level.parent)
+            msg.parent = parent
             if source_level != msg.parent:
                 raise ValueError(f"flow {level.name!r} is made from a value of flow "
                                  f"{self.plan.levels[source_level].flow!r}, which is not its parent")
@@ -113,6 +120,10 @@ class _Tracer:
             node.render_template.literals.extend(extra)
         elif kind == "llm_call":
             node.llm_call.CopyFrom(extra)
+        elif kind == "expression":
+            node.expression.CopyFrom(extra)
+        elif kind == "filter":
+            node.filter.SetInParent()
         elif kind == "tokenize":
             assert tokenize is not None
             node.tokenize.tokenizer = tokenize.tokenizer_path
@@ -215,6 +226,11 @@ class _Tracer:
         elif isinstance(expr, LlmCall):
             arg, level_id = self.node(expr.arg, maps)
             result = (self.add_node(level_id, name, expr.dtype, [arg], "llm_call", extra=self.llm_msg(expr)), level_id)
+        elif isinstance(expr, NativeExpr):
+            args = [self.node(a, maps) for a in expr.inputs]
+            level_id = self.combined_level(args, expr.op)
+            result = (self.add_node(level_id, name, expr.dtype, [n for n, _ in args], "expression",
+                                    extra=expression_msg(expr)), level_id)
         elif isinstance(expr, AsList):
             arg, level_id = self.node(expr.arg, maps)
             result = (self.add_node(level_id, name, expr.dtype, [arg], "as_list"), level_id)
@@ -226,6 +242,8 @@ class _Tracer:
 
 def trace(flow: "Flow") -> TracedPlan:
     """Traces ``flow`` (its fields are the output) into a plan."""
+    from daft_flow.ops.row_ops import check_limits
+
     t = _Tracer()
     out_level = t.level(flow._level)
     t.plan.output_level = out_level
@@ -236,6 +254,7 @@ def trace(flow: "Flow") -> TracedPlan:
             pass
         t.plan.output_nodes.append(node_id)
         t.plan.output_names.append(name)
+    check_limits(t.plan)
     return TracedPlan(t.plan, t.callables)
 
 
@@ -266,6 +285,9 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
     t.plan.output_level = 0
     t.plan.output_nodes.append(t.element_node[0])
     t.plan.output_names.append(t.plan.root_field)
+    from daft_flow.ops.row_ops import check_limits
+
+    check_limits(t.plan, several_outputs=True)
     return TracedPlan(t.plan, t.callables), outputs
 
 
