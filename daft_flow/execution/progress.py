@@ -36,7 +36,8 @@ class Progress:
     def _print(self, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
         self.stream.write(f"\r[daft_flow] {self.flow}: {self.inputs:,} inputs, {self.rows:,} rows, "
-                          f"{self.failures:,} failed, {self.filtered:,} filtered, {self.rows / elapsed:,.0f} rows/s, {elapsed:,.1f}s")
+                          f"{self.failures:,} failed, {self.filtered:,} filtered, {self.rows / elapsed:,.0f} rows/s, "
+                          f"{elapsed:,.1f}s")
         self.stream.flush()
         self.shown = True
 
