@@ -8,6 +8,7 @@
 """
 from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.execution.results import RunCounts
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
@@ -17,13 +18,14 @@ from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, 
 from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
                            default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage
+from daft_flow.ops.expr_ops import if_else
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Flow", "Field", "DEFAULT_FIELD",
+    "Flow", "Field", "DEFAULT_FIELD", "if_else", "RunCounts",
     "DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding",
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",

@@ -12,7 +12,8 @@ from daft_flow.errors import RowFailure
 from daft_flow.execution.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
-_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}
+_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError, "ZeroDivisionError": ZeroDivisionError,
+                   "OverflowError": OverflowError}
 
 
 def _exception_from_message(message: str) -> BaseException:

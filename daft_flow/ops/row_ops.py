@@ -148,3 +148,15 @@ def check_limits(plan: Any, several_outputs: bool = False) -> None:
         if level.HasField("limit") and (several_outputs or level.id != plan.output_level):
             raise ValueError(f"limit() on flow {level.flow!r} after filter() (or on a child flow) applies to the "
                              "rows that come out: collect that flow itself, or call limit() before filter()")
+
+
+def check_same_views(flows: list[Any]) -> None:
+    """Flows run in one plan (a Multisink) must see each shared level through the same filters
+    and limits: a filter drops the row for every op of the level."""
+    seen: dict[int, tuple[Any, Any]] = {}
+    for flow in flows:
+        for level in flow._level.ancestors():
+            prior = seen.setdefault(id(level.origin), (level, level.view_ops))
+            if not _same_ops(prior[1], level.view_ops):
+                raise ValueError(f"flow {level.name!r} is used with different filter()/limit() steps in one run; "
+                                 "run them separately")

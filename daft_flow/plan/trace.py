@@ -262,9 +262,12 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
     """Traces several flows of one root into one plan, sharing what they have in common (an op
     two flows read runs once). The plan's own output is the root's input; each flow's output is
     returned as (level id, node ids, field names), for readers of those levels."""
-    roots = {id(f._level.ancestors()[-1]) for f in flows}
+    from daft_flow.ops.row_ops import check_same_views
+
+    roots = {id(f._level.ancestors()[-1].origin) for f in flows}
     if len(roots) != 1:
         raise ValueError("flows run together must grow from the same root flow")
+    check_same_views(flows)
     t = _Tracer()
     # Inputs of every output first, so the outputs (sink writes) run after every op they share a
     # level with: a row that failed anywhere upstream is never written.
