@@ -149,12 +149,14 @@ class OutputReader:
 @dataclass
 class RunCounts:
     """Where the rows of a run went: ``inputs`` read, ``rows`` output, ``failed`` rows (failures),
-    ``filtered`` rows that a filter() dropped (not failures)."""
+    ``filtered`` rows that a filter() dropped (not failures); ``peak_bytes``: the most bytes the run
+    held in flight (what its memory budget bounds)."""
 
     inputs: int = 0
     rows: int = 0
     failed: int = 0
     filtered: int = 0
+    peak_bytes: int = 0
 
 
 class FlowStream:

@@ -36,9 +36,13 @@ def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
-    from daft_flow.io.sources import arrow_inputs
+def _inputs(flow_root_field: str, values: Iterable[Any], root_type: Any = None) -> Iterable[Any]:
+    from daft_flow.io.sources import arrow_column, arrow_inputs
 
+    if root_type is not None and root_type.arrow_format:
+        column = arrow_column(values, flow_root_field, root_type.to_arrow())
+        if column is not None:
+            return column  # Arrow in, Arrow through: no Python values
     converted = arrow_inputs(values, flow_root_field)
     if converted is not None:
         values = converted
@@ -50,12 +54,13 @@ def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, stats: dict[str, int] | None = None,
+                **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     LLM usage of the run is recorded (``dflow.usage()``) and on ``usage_owner._last_usage``."""
     plan = traced.plan
-    values = _inputs(plan.root_field, values)
+    values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
     opts = get_options(**options)
     root = plan.levels[0]
     out_level = plan.levels[plan.output_level]
@@ -76,6 +81,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             source.release(batch.first_input)
             run.release(batch)
     finally:
+        if stats is not None:
+            stats.update(run.stats())
         _live_runs.pop(id(run), None)
         for runner in cancellables:  # a run that ends early must not wait for in-flight requests
             runner.cancel()
@@ -98,8 +105,10 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
     flow._last_counts = counts
     out_level = plan.levels[plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # limit() only the consumer can apply
-    for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                                     usage_owner=flow, **options):
+    stats: dict[str, int] = {}
+    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered, usage_owner=flow,
+                          stats=stats, **options)
+    for reader, batch in batches:
         output = reader.read(batch)
         if remaining >= 0:
             output.truncate(remaining)
@@ -112,6 +121,8 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
         yield reader, output
         if remaining == 0:
             break  # the run stops: its source reads no further
+    batches.close()  # a limit() ends the run here: stop it now, not when the generator is collected
+    counts.peak_bytes = stats.get("peak_budget_bytes", 0)
     progress.finish()
 
 

@@ -7,6 +7,9 @@
 // after an empty match the next one starts one code point later. \w, \d and \s mean what they
 // mean in Python's `re` for str patterns (Unicode letters, digits, spaces; RE2's are ASCII).
 #include <re2/re2.h>
+#include <re2/regexp.h>
+
+#include <cstring>
 
 #include "../text/utf8.h"
 #include "kernel_util.h"
@@ -58,6 +61,61 @@ std::string TranslatePattern(const std::string& p) {
   return out;
 }
 
+// The longest literal every match must contain (UTF-8), or "" when there is none we can prove:
+// a row without it cannot match, and memmem rejects such rows much faster than a regex scan (the
+// literal prefilter of Rust's regex and Hyperscan, in its simplest form).
+std::string RequiredLiteral(re2::Regexp* re) {
+  if (re == nullptr || (re->parse_flags() & re2::Regexp::FoldCase)) return "";
+  switch (re->op()) {
+    case re2::kRegexpLiteral: {
+      std::string out;
+      text::utf8::append(out, static_cast<uint32_t>(re->rune()));
+      return out;
+    }
+    case re2::kRegexpLiteralString: {
+      std::string out;
+      for (int i = 0; i < re->nrunes(); ++i) text::utf8::append(out, static_cast<uint32_t>(re->runes()[i]));
+      return out;
+    }
+    case re2::kRegexpCapture:
+    case re2::kRegexpPlus:
+      return RequiredLiteral(re->sub()[0]);
+    case re2::kRegexpRepeat:
+      return re->min() > 0 ? RequiredLiteral(re->sub()[0]) : "";
+    case re2::kRegexpConcat: {
+      // Adjacent literals form one longer required string; otherwise keep the longest part.
+      std::string best, run;
+      for (int i = 0; i < re->nsub(); ++i) {
+        re2::Regexp* sub = re->sub()[i];
+        const bool literal = (sub->op() == re2::kRegexpLiteral || sub->op() == re2::kRegexpLiteralString) &&
+                             !(sub->parse_flags() & re2::Regexp::FoldCase);
+        std::string part = RequiredLiteral(sub);
+        if (literal) {
+          run += part;
+        } else {
+          if (run.size() > best.size()) best = run;
+          run.clear();
+          if (part.size() > best.size()) best = part;
+        }
+      }
+      return run.size() > best.size() ? run : best;
+    }
+    default:
+      return "";
+  }
+}
+
+// A compiled pattern and the literal its matches must contain.
+struct Pattern {
+  std::shared_ptr<const re2::RE2> re;
+  std::string required;
+  // Whether `s` may match at all (false: skip the regex).
+  bool MayMatch(std::string_view s) const {
+    return required.empty() ||
+           (s.size() >= required.size() && memmem(s.data(), s.size(), required.data(), required.size()) != nullptr);
+  }
+};
+
 std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const std::string& function) {
   const std::string pattern = TranslatePattern(python_pattern);
   re2::RE2::Options options;
@@ -66,6 +124,13 @@ std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const
   auto re = std::make_shared<const re2::RE2>(pattern, options);
   if (!re->ok()) throw std::invalid_argument(function + ": invalid regex " + python_pattern + ": " + re->error());
   return re;
+}
+
+Pattern CompilePattern(const std::string& python_pattern, const std::string& function) {
+  Pattern p;
+  p.re = Compile(python_pattern, function);
+  p.required = RequiredLiteral(p.re->Regexp());
+  return p;
 }
 
 // Calls fn(match_begin, match_end, groups) for every match; fn returns false to stop.
@@ -98,15 +163,15 @@ void RequireString(const std::string& name, const std::vector<VType>& args) {
 
 BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scalar>& options) {
   RequireString("str.contains_regex", args);
-  auto re = Compile(StringOption(options, 0, "str.contains"), "str.contains");
-  return {VType::Bool(), [re](const KernelArgs& k) {
+  const Pattern p = CompilePattern(StringOption(options, 0, "str.contains"), "str.contains");
+  return {VType::Bool(), [p](const KernelArgs& k) {
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
             uint8_t* r = out->AllocValues<uint8_t>();
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               std::string_view s = a.Str(i);
-              r[i] = re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *re);
+              r[i] = p.MayMatch(s) && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *p.re);
             }
             return out;
           }};
@@ -114,15 +179,19 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
 
 BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<Scalar>& options) {
   RequireString("str.count_matches", args);
-  auto re = Compile(StringOption(options, 0, "str.count_matches"), "str.count_matches");
-  return {VType::Int64(), [re](const KernelArgs& k) {
+  const Pattern p = CompilePattern(StringOption(options, 0, "str.count_matches"), "str.count_matches");
+  return {VType::Int64(), [p](const KernelArgs& k) {
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               int64_t n = 0;
-              ForEachMatch(*re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
+              if (!p.MayMatch(a.Str(i))) {
+                r[i] = 0;
+                continue;
+              }
+              ForEachMatch(*p.re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
                 ++n;
                 return true;
               });
@@ -134,12 +203,14 @@ BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<S
 
 BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar>& options) {
   RequireString("str.extract", args);
-  auto re = Compile(StringOption(options, 0, "str.extract"), "str.extract");
+  const Pattern p = CompilePattern(StringOption(options, 0, "str.extract"), "str.extract");
+  const auto& re = p.re;
   const int64_t group = IntOption(options, 1, "str.extract");
   if (group < 0 || group > re->NumberOfCapturingGroups())
     throw std::invalid_argument("str.extract: the regex has " + std::to_string(re->NumberOfCapturingGroups()) +
                                 " group(s), group " + std::to_string(group) + " does not exist");
-  return {VType::String(), [re, group](const KernelArgs& k) {
+  return {VType::String(), [p, group](const KernelArgs& k) {
+            const auto& re = p.re;
             // The group is a view into the input: no bytes are copied.
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
@@ -149,7 +220,8 @@ BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar
               if (!Live(*out, i)) continue;
               std::string_view s = a.Str(i);
               // No match, or a group that did not take part in the match: null (as re's group()).
-              if (!re->Match(re2::StringPiece(s.data(), s.size()), 0, s.size(), re2::RE2::UNANCHORED, groups.data(),
+              if (!p.MayMatch(s) ||
+                  !re->Match(re2::StringPiece(s.data(), s.size()), 0, s.size(), re2::RE2::UNANCHORED, groups.data(),
                              static_cast<int>(group) + 1) ||
                   groups[group].data() == nullptr) {
                 out->SetNull(i);
@@ -164,13 +236,15 @@ BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar
 
 BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar>& options) {
   RequireString("str.replace_regex", args);
-  auto re = Compile(StringOption(options, 0, "str.replace"), "str.replace");
+  const Pattern p = CompilePattern(StringOption(options, 0, "str.replace"), "str.replace");
+  const auto& re = p.re;
   const std::string rewrite = StringOption(options, 1, "str.replace");
   std::string error;
   if (!re->CheckRewriteString(rewrite, &error))
     throw std::invalid_argument("str.replace: invalid replacement " + rewrite + ": " + error);
   const int ngroups = re2::RE2::MaxSubmatch(rewrite);
-  return {VType::String(), [re, rewrite, ngroups](const KernelArgs& k) {
+  return {VType::String(), [p, rewrite, ngroups](const KernelArgs& k) {
+            const auto& re = p.re;
             const Vector& a = *k.args[0];
             StringVectorBuilder out(k.rows);
             std::string piece;
@@ -182,7 +256,7 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
               std::string_view s = a.Str(i);
               std::string& buf = out.buffer();
               size_t copied = 0;
-              ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
+              if (p.MayMatch(s)) ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
                 buf.append(s.data() + copied, b - copied);
                 piece.clear();
                 re->Rewrite(&piece, rewrite, groups.data(), ngroups + 1);

@@ -22,11 +22,19 @@ int64_t CodePoints(std::string_view s) {
   return n;
 }
 
-// A string-in, string-out kernel that may return a view into its input (strip) or write new bytes.
+int64_t TotalBytes(const Vector& a, int64_t rows) {
+  if (a.scalar) return a.IsValid(0) ? static_cast<int64_t>(a.Str(0).size()) * rows : 0;
+  int64_t bytes = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    if (a.IsValid(i)) bytes += static_cast<int64_t>(a.Str(i).size());
+  return bytes;
+}
+
+// A string-in, string-out kernel writing new bytes per row into one arena.
 template <typename Fn>
 std::shared_ptr<Vector> MapStrings(const KernelArgs& k, Fn fn) {
   const Vector& a = *k.args[0];
-  StringVectorBuilder out(k.rows, a.scalar ? 0 : 0);
+  StringVectorBuilder out(k.rows, TotalBytes(a, k.rows) + 16);
   for (int64_t i = 0; i < k.rows; ++i) {
     if (!a.IsValid(i)) {
       out.AppendNull();
@@ -78,20 +86,29 @@ bool FinalSigma(std::string_view s, size_t at, size_t len) {
 template <bool kLower>
 void MapCase(std::string_view s, std::string& buf) {
   const size_t start = buf.size();
-  buf.resize(start + s.size());
-  char* dst = &buf[start];
-  size_t i = 0;
-  // ASCII: one table-free byte operation per character.
-  for (; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) break;
-    if (kLower) {
-      dst[i] = static_cast<char>(c + ((static_cast<unsigned>(c - 'A')) < 26u ? 32 : 0));
-    } else {
-      dst[i] = static_cast<char>(c - ((static_cast<unsigned>(c - 'a')) < 26u ? 32 : 0));
+  // ASCII (most text): copy, then map in place with branch-free byte operations the compiler
+  // vectorises; any byte >= 0x80 sends the row to the Unicode path from its first such byte.
+  buf.append(s.data(), s.size());
+  unsigned char* dst = reinterpret_cast<unsigned char*>(&buf[start]);
+  unsigned char high = 0;
+  for (size_t j = 0; j < s.size(); ++j) high |= dst[j];
+  size_t i = s.size();
+  if (high < 0x80) {
+    for (size_t j = 0; j < s.size(); ++j) {
+      const unsigned char c = dst[j];
+      if (kLower) {
+        dst[j] = static_cast<unsigned char>(c + ((static_cast<unsigned>(c - 'A') < 26u) << 5));
+      } else {
+        dst[j] = static_cast<unsigned char>(c - ((static_cast<unsigned>(c - 'a') < 26u) << 5));
+      }
     }
+    return;
   }
-  if (i == s.size()) return;
+  for (i = 0; i < s.size() && static_cast<unsigned char>(s[i]) < 0x80; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    dst[i] = kLower ? static_cast<unsigned char>(c + ((static_cast<unsigned>(c - 'A') < 26u) << 5))
+                    : static_cast<unsigned char>(c - ((static_cast<unsigned>(c - 'a') < 26u) << 5));
+  }
   buf.resize(start + i);
   const unsigned char* p = U(s.data()) + i;
   const unsigned char* end = U(s.data()) + s.size();

@@ -82,12 +82,15 @@ class Vector {
   std::vector<std::shared_ptr<const void>> owners;
 
   // --- building (kernels): allocate owned buffers of `length` rows ---
+  // Fixed-width values are left uninitialised (kernels write every row they compute; readers only
+  // read valid rows), which saves a pass over each buffer.
   template <typename T>
   T* AllocValues() {
-    auto buf = std::make_shared<std::vector<T>>(static_cast<size_t>(scalar ? 1 : length));
-    T* p = buf->data();
+    const size_t n = static_cast<size_t>(scalar ? 1 : length);
+    std::shared_ptr<T> buf(n ? new T[n] : new T[1], std::default_delete<T[]>());
+    T* p = buf.get();
     values = p;
-    owners.push_back(buf);
+    owners.push_back(std::move(buf));
     return p;
   }
   // Allocates a validity buffer, initialised to `fill`, and returns it.
@@ -101,6 +104,8 @@ class Vector {
 // may move while it grows).
 class StringVectorBuilder {
  public:
+  // `expected_bytes`: what the rows will probably take (the input's size, for a map), so the arena
+  // grows once rather than by doubling.
   explicit StringVectorBuilder(int64_t rows, int64_t expected_bytes = 0);
   void Append(std::string_view s) { arena_->append(s.data(), s.size()); ends_.push_back(arena_->size()); }
   // Appends to the row being written; finish it with EndRow().
