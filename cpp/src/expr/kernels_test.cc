@@ -2,6 +2,7 @@
 // Python itself on random values: tests/expressions/test_properties.py).
 #include <cmath>
 
+#include "find.h"
 #include "kernel_util.h"
 #include "test_util.h"
 
@@ -230,6 +231,26 @@ TEST(ListKernels, EmbeddingMath) {
   Batch d = OneLevel({emb});
   Program(spec).Run(d);
   EXPECT_EQ(FloatValues(d.levels[0].columns.at(7)), (std::vector<std::optional<double>>{0.0, 2.0, 8.0}));
+}
+
+}  // namespace
+}  // namespace dflow::expr
+
+namespace dflow::expr {
+namespace {
+
+TEST(FindBytes, AgreesWithStringViewFind) {
+  const std::string hay = "the python package (python3) calls python( and pyt";
+  for (std::string needle : {"python", "(", "py", "pyt", "x", "", "python3) calls python( and pyt", "and pytx"}) {
+    for (size_t from = 0; from <= hay.size() + 1; ++from) {
+      const size_t want = from <= hay.size() ? std::string_view(hay).find(needle, from) : std::string_view::npos;
+      ASSERT_EQ(FindBytes(hay, needle, from), want) << needle << " from " << from;
+    }
+  }
+  std::string long_hay(1000, 'a');
+  long_hay += "needle";
+  EXPECT_EQ(FindBytes(long_hay, "needle"), 1000u);
+  EXPECT_EQ(FindBytes(long_hay, "needles"), std::string_view::npos);
 }
 
 }  // namespace

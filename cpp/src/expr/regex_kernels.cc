@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "../text/utf8.h"
+#include "find.h"
 #include "kernel_util.h"
 
 namespace dflow::expr {
@@ -111,8 +112,7 @@ struct Pattern {
   std::string required;
   // Whether `s` may match at all (false: skip the regex).
   bool MayMatch(std::string_view s) const {
-    return required.empty() ||
-           (s.size() >= required.size() && memmem(s.data(), s.size(), required.data(), required.size()) != nullptr);
+    return required.empty() || FindBytes(s, required) != std::string_view::npos;
   }
 };
 

@@ -6,6 +6,7 @@
 
 #include "../text/utf8.h"
 #include "case_tables.h"
+#include "find.h"
 #include "kernel_util.h"
 
 namespace dflow::expr {
@@ -138,12 +139,7 @@ void MapCase(std::string_view s, std::string& buf) {
 
 // --- searching ---
 
-size_t Find(std::string_view hay, std::string_view needle, size_t from) {
-  if (needle.empty()) return from <= hay.size() ? from : std::string_view::npos;
-  if (from >= hay.size()) return std::string_view::npos;
-  const void* hit = memmem(hay.data() + from, hay.size() - from, needle.data(), needle.size());
-  return hit ? static_cast<size_t>(static_cast<const char*>(hit) - hay.data()) : std::string_view::npos;
-}
+size_t Find(std::string_view hay, std::string_view needle, size_t from) { return FindBytes(hay, needle, from); }
 
 template <typename Test>
 KernelExec Predicate(std::string pattern, Test test) {
