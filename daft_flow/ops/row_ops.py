@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from daft_flow.expressions import Field
+from daft_flow.types import DataType
 
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
@@ -118,15 +119,9 @@ def apply_view(tracer: Any, view: Any) -> int:
         node, node_level = tracer.node(arg, ())
         if node_level != level_id:
             raise ValueError(f"filter() on flow {view.name!r}: its predicate is computed on another flow")
-        tracer.add_node(level_id, "", tracer_bool(), [node], "filter")
+        tracer.add_node(level_id, "", DataType("bool"), [node], "filter")
         filtered = True
     return level_id
-
-
-def tracer_bool() -> Any:
-    from daft_flow.types import DataType
-
-    return DataType("bool")
 
 
 def _same_ops(a: tuple[tuple[str, Any], ...], b: tuple[tuple[str, Any], ...]) -> bool:
