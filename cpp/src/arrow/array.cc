@@ -169,6 +169,12 @@ ArrayPtr Array::Slice(int64_t offset, int64_t length) const {
   return a;
 }
 
+ArrayPtr Array::Renamed(std::string name) const {
+  auto a = std::make_shared<Array>(*this);
+  a->name_ = std::move(name);
+  return a;
+}
+
 void Array::Export(ArrowSchema* schema, ArrowArray* array) const {
   ExportSchema(*this, schema);
   auto* p = new ExportedArray();
