@@ -11,10 +11,16 @@ filters) into one native program (``fuse_programs``).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from daft_flow.expressions import Expr, Field, _deepest_flow
+from daft_flow.expressions import Field, deepest_flow
+from daft_flow.ops.registry import Expr, register
 from daft_flow.types import DataType, dtype_of
+
+if TYPE_CHECKING:
+    from daft_flow.execution.physical import Lowering
+    from daft_flow.plan import flow_pb2 as ir
+    from daft_flow.plan.trace import Tracer
 
 _INT64 = (-(2**63), 2**63 - 1)
 _ELEMENT_KINDS = ("bool", "int", "float", "str")
@@ -34,9 +40,13 @@ class Literal:
         return repr(self.value)
 
 
+@register
 class NativeExpr(Expr):
     """``function(*args)`` of the native kernel registry; ``options`` are constant parameters (a
     regex, a JSON path); ``op`` is how plans and errors name it (``str.lower``, ``*``)."""
+
+    kind = "expression"
+    explains_inputs = True  # its explain() line writes its operands, literals included
 
     def __init__(self, function: str, args: tuple["Expr | Literal", ...], options: tuple[Any, ...], dtype: DataType,
                  op: str) -> None:
@@ -49,9 +59,88 @@ class NativeExpr(Expr):
     def label(self) -> str:
         return self.op
 
-    @property
     def inputs(self) -> tuple[Expr, ...]:
         return tuple(a for a in self.args if isinstance(a, Expr))
+
+    def write_ir(self, node: "ir.Node", t: "Tracer") -> None:
+        node.expression.CopyFrom(expression_msg(self))
+
+    @classmethod
+    def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
+        return explain_expression(node)
+
+    @classmethod
+    def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
+        e = node.expression
+        operands = [["input", o.input] if o.WhichOneof("value") == "input" else
+                    ["literal", _plain(literal_value(o.literal)), _type_name(o.literal)] for o in e.operands]
+        return {"function": e.function, "operands": operands,
+                "options": [_plain(literal_value(o)) for o in e.options]}
+
+    @classmethod
+    def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
+        from daft_flow.plan.trace import dtype_from_ir
+
+        e = node.expression
+        operands: list[Expr | Literal] = []
+        for o in e.operands:
+            if o.WhichOneof("value") == "input":
+                operands.append(args[o.input])
+            else:
+                operands.append(Literal(literal_value(o.literal), dtype_from_ir(o.literal.type)))
+        return NativeExpr(e.function, tuple(operands), tuple(literal_value(o) for o in e.options),
+                          dtype_from_ir(node.type), e.op)
+
+    @classmethod
+    def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
+        lower_fused(node, ctx)
+
+
+class FilterStep(Expr):
+    """The filter node of a filtered level (see ``ops/row_ops.py``): not a value any field holds."""
+
+    kind = "filter"
+    explains_inputs = True
+
+    def __init__(self, predicate: Expr) -> None:
+        self.predicate = predicate
+        self.dtype = DataType("bool")
+
+    def label(self) -> str:
+        return "filter"
+
+    def inputs(self) -> tuple[Expr, ...]:
+        return (self.predicate,)
+
+    @classmethod
+    def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
+        return f"filter(#{node.inputs[0]})"
+
+    @classmethod
+    def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
+        return FilterStep(args[0])
+
+    @classmethod
+    def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
+        lower_fused(node, ctx)
+
+
+register(FilterStep)
+
+
+def _plain(value: Any) -> Any:
+    # NaN and infinities are not JSON: name them (fingerprints hash plain data).
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return repr(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _type_name(literal: Any) -> str:
+    from daft_flow.plan.trace import dtype_from_ir
+
+    return str(dtype_from_ir(literal.type)) if literal.HasField("type") else ""
 
 
 # -- types ----------------------------------------------------------------------------------------
@@ -162,7 +251,7 @@ def call(function: str, args: Sequence["Field | Literal"], *, op: str, options: 
         raise TypeError(f"{op} cannot take {', '.join(describe(a) for a in args)} ({e})") from None
     except ValueError as e:
         raise ValueError(f"{op} on {describe(fields[0])}: {e}") from None
-    target = _deepest_flow(tuple(fields))
+    target = deepest_flow(tuple(fields))
     out = dtype if dtype is not None else _from_native(result)
     operands = tuple(a._expr if isinstance(a, Field) else a for a in args)
     expr = NativeExpr(function, operands, options, out, op)
@@ -445,6 +534,16 @@ def program_steps(plan: Any, members: list[int]) -> tuple[list[tuple[int, int, s
         options = [literal_value(o) for o in e.options]
         steps.append((e.function, args, options, m, output, e.op, node.name or e.op))
     return inputs, literals, steps
+
+
+def lower_fused(node: "ir.Node", ctx: "Lowering") -> None:
+    """Lowers an expression or filter node: the first node of each fused group adds the group's
+    program as one stage; the others are in it already."""
+    programs = ctx.shared.get("expression_programs")
+    if programs is None:
+        programs = ctx.shared["expression_programs"] = lower_programs(ctx.plan)
+    if node.id in programs:
+        ctx.run.add_expressions(*programs[node.id])
 
 
 def lower_programs(plan: Any) -> dict[int, tuple[Any, str]]:

@@ -96,7 +96,7 @@ def format_table(names: list[str], rows: list[dict[str, Any]], width: int = 40) 
 def apply_view(tracer: Any, view: Any) -> int:
     """Traces a filtered/limited view of a level: the level itself, then (once) its filter nodes,
     before anything else of the level is traced, and its limits on the IR level."""
-    level_id = tracer.level(view.origin)
+    level_id = tracer.level(view.base)
     applied = tracer.views.get(level_id)
     if applied is not None:
         if not _same_ops(applied, view.view_ops):
@@ -119,7 +119,7 @@ def apply_view(tracer: Any, view: Any) -> int:
         node, node_level = tracer.node(arg, ())
         if node_level != level_id:
             raise ValueError(f"filter() on flow {view.name!r}: its predicate is computed on another flow")
-        tracer.add_node(level_id, "", DataType("bool"), [node], "filter")
+        tracer.add_node(level_id, "", DataType("bool"), [node]).filter.SetInParent()
         filtered = True
     return level_id
 
@@ -151,7 +151,7 @@ def check_same_views(flows: list[Any]) -> None:
     seen: dict[int, tuple[Any, Any]] = {}
     for flow in flows:
         for level in flow._level.ancestors():
-            prior = seen.setdefault(id(level.origin), (level, level.view_ops))
+            prior = seen.setdefault(id(level.base), (level, level.view_ops))
             if not _same_ops(prior[1], level.view_ops):
                 raise ValueError(f"flow {level.name!r} is used with different filter()/limit() steps in one run; "
                                  "run them separately")
