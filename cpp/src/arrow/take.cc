@@ -60,17 +60,17 @@ ArrayPtr Take(const Array& a, const int64_t* rows, int64_t n) {
       total += static_cast<int64_t>(a.View(rows[i]).size());
       (*offsets)[i + 1] = total;
     }
-    auto data = std::make_shared<std::string>();
-    data->resize(static_cast<size_t>(total));
+    // Every byte is copied in below: no zero-fill first.
+    std::shared_ptr<char> data(new char[static_cast<size_t>(total) + 1], std::default_delete<char[]>());
     for (int64_t i = 0; i < n; ++i) {
       std::string_view v = a.View(rows[i]);
-      if (!v.empty()) std::memcpy(&(*data)[static_cast<size_t>((*offsets)[i])], v.data(), v.size());
+      if (!v.empty()) std::memcpy(data.get() + (*offsets)[i], v.data(), v.size());
     }
-    struct Owner { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<std::string> d; std::shared_ptr<std::vector<uint8_t>> v; };
+    struct Owner { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<char> d; std::shared_ptr<std::vector<uint8_t>> v; };
     auto owner = std::make_shared<Owner>(Owner{offsets, data, validity});
     const bool utf8 = f == "U" || f == "u";
-    return Array::Make(utf8 ? "U" : "Z", n, nulls, 0, {valid_ptr, offsets->data(), data->data()}, {}, owner,
-                       static_cast<int64_t>(offsets->size() * 8 + data->size() + validity->size()));
+    return Array::Make(utf8 ? "U" : "Z", n, nulls, 0, {valid_ptr, offsets->data(), data.get()}, {}, owner,
+                       static_cast<int64_t>(offsets->size() * 8 + validity->size()) + total);
   }
   if (const int64_t w = ByteWidth(f)) {
     auto values = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(n * w) + 1);

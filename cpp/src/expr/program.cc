@@ -235,9 +235,10 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
   }, 1);
   std::vector<int64_t> part_start(parts.size() + 1, 0);
   for (size_t p = 0; p < parts.size(); ++p) part_start[p + 1] = part_start[p] + part_bytes[p];
-  auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n) + 1, 0);
-  auto data = std::make_shared<std::string>();
-  data->resize(static_cast<size_t>(part_start.back()));
+  // Offsets and bytes are written in full below: allocated without zero-filling them first.
+  std::shared_ptr<int64_t> offsets(new int64_t[static_cast<size_t>(n) + 1], std::default_delete<int64_t[]>());
+  offsets.get()[0] = 0;
+  std::shared_ptr<char> data(new char[static_cast<size_t>(part_start.back()) + 1], std::default_delete<char[]>());
   auto valid = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>((n + 7) / 8) + 1, 0);
   std::vector<int64_t> nulls(parts.size(), 0);
   parallel_for(static_cast<int64_t>(parts.size()), threads, [&](int64_t lo, int64_t hi) {
@@ -250,14 +251,14 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
         if (k < part.sel->size() && (*part.sel)[k] == row) {
           if (part.values->IsValid(static_cast<int64_t>(k))) {
             std::string_view s = part.values->Str(static_cast<int64_t>(k));
-            if (!s.empty()) std::memcpy(&(*data)[static_cast<size_t>(at)], s.data(), s.size());
+            if (!s.empty()) std::memcpy(data.get() + at, s.data(), s.size());
             at += static_cast<int64_t>(s.size());
             SetBit(valid->data(), row);
             ++valid_rows;
           }
           ++k;
         }
-        (*offsets)[row + 1] = at;
+        offsets.get()[row + 1] = at;
       }
       nulls[p] = (part.end - part.begin) - valid_rows;
     }
@@ -265,13 +266,13 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
   int64_t null_count = 0;
   for (int64_t x : nulls) null_count += x;
   struct Owner {
-    std::shared_ptr<std::vector<int64_t>> o;
-    std::shared_ptr<std::string> d;
+    std::shared_ptr<int64_t> o;
+    std::shared_ptr<char> d;
     std::shared_ptr<std::vector<uint8_t>> v;
   };
   auto owner = std::make_shared<Owner>(Owner{offsets, data, valid});
-  return Array::Make("U", n, null_count, 0, {null_count ? valid->data() : nullptr, offsets->data(), data->data()}, {},
-                     owner, static_cast<int64_t>(offsets->size() * 8 + data->size() + valid->size()));
+  return Array::Make("U", n, null_count, 0, {null_count ? valid->data() : nullptr, offsets.get(), data.get()}, {},
+                     owner, (n + 1) * 8 + part_start.back() + static_cast<int64_t>(valid->size()));
 }
 
 // Lists (split, list.slice, ...): concatenate the parts, then gather the level's rows (nulls for

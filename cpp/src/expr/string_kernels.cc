@@ -26,7 +26,10 @@ int64_t CodePoints(std::string_view s) {
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, p + i, 8);
-    continuation += __builtin_popcountll(w & ~(w << 1) & 0x8080808080808080ull);
+    // One bit (bit 7) per continuation byte, moved to bit 0 and summed by a multiplication (no
+    // popcount instruction is assumed on baseline x86-64).
+    const uint64_t marks = ((w & ~(w << 1)) & 0x8080808080808080ull) >> 7;
+    continuation += static_cast<int64_t>((marks * 0x0101010101010101ull) >> 56);
   }
   for (; i < n; ++i) continuation += (static_cast<unsigned char>(p[i]) & 0xC0) == 0x80;
   return static_cast<int64_t>(n) - continuation;
@@ -100,25 +103,21 @@ void MapCase(std::string_view s, std::string& buf) {
   // vectorises; any byte >= 0x80 sends the row to the Unicode path from its first such byte.
   buf.append(s.data(), s.size());
   unsigned char* dst = reinterpret_cast<unsigned char*>(&buf[start]);
+  // One pass maps every byte with the ASCII rule (it leaves bytes >= 0x80 alone, so it is right
+  // for the ASCII prefix of any string) and notes whether any byte was not ASCII.
   unsigned char high = 0;
-  for (size_t j = 0; j < s.size(); ++j) high |= dst[j];
-  size_t i = s.size();
-  if (high < 0x80) {
-    for (size_t j = 0; j < s.size(); ++j) {
-      const unsigned char c = dst[j];
-      if (kLower) {
-        dst[j] = static_cast<unsigned char>(c + ((static_cast<unsigned>(c - 'A') < 26u) << 5));
-      } else {
-        dst[j] = static_cast<unsigned char>(c - ((static_cast<unsigned>(c - 'a') < 26u) << 5));
-      }
+  for (size_t j = 0; j < s.size(); ++j) {
+    const unsigned char c = dst[j];
+    high |= c;
+    if (kLower) {
+      dst[j] = static_cast<unsigned char>(c + ((static_cast<unsigned>(c - 'A') < 26u) << 5));
+    } else {
+      dst[j] = static_cast<unsigned char>(c - ((static_cast<unsigned>(c - 'a') < 26u) << 5));
     }
-    return;
   }
-  for (i = 0; i < s.size() && static_cast<unsigned char>(s[i]) < 0x80; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    dst[i] = kLower ? static_cast<unsigned char>(c + ((static_cast<unsigned>(c - 'A') < 26u) << 5))
-                    : static_cast<unsigned char>(c - ((static_cast<unsigned>(c - 'a') < 26u) << 5));
-  }
+  if (high < 0x80) return;
+  size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;  // already mapped above
   buf.resize(start + i);
   const unsigned char* p = U(s.data()) + i;
   const unsigned char* end = U(s.data()) + s.size();
