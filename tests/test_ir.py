@@ -141,3 +141,20 @@ def test_generated_code_matches_the_proto(tmp_path):
         checked_in = (ROOT / "daft_flow" / "plan" / name).read_text()
         assert (tmp_path / name).read_text() == checked_in, (
             f"daft_flow/plan/{name} is stale: regenerate with tools/gen-proto")
+
+
+def test_a_plan_whose_function_cannot_be_pickled_names_it():
+    import threading
+
+    lock = threading.Lock()
+
+    def guarded(s: str) -> str:
+        with lock:
+            return s
+
+    flow = dflow.Flow("d", str)
+    flow["g"] = flow["d"].run_python(guarded)
+    assert flow.collect("x")["g"] == "x"
+    with pytest.raises(TypeError) as info:
+        flow.to_bytes()
+    assert "guarded" in "".join(info.value.__notes__) and "cannot be pickled" in "".join(info.value.__notes__)

@@ -73,10 +73,23 @@ def pickle_objects(objects: list[Any]) -> list[bytes]:
                 continue
             registered.append(module)
         try:
-            return [cloudpickle.dumps(obj) for obj in objects]
+            return [_dumps(cloudpickle, i, obj) for i, obj in enumerate(objects)]
         finally:
             for module in registered:
                 cloudpickle.unregister_pickle_by_value(module)
+
+
+def _dumps(cloudpickle: Any, i: int, obj: Any) -> bytes:
+    try:
+        return bytes(cloudpickle.dumps(obj))
+    except Exception as e:
+        from daft_flow.plan.trace import object_name
+
+        module, name = object_name(obj)
+        e.add_note(f"[daft_flow] object {i} of the plan ({module}.{name}) cannot be pickled, so the plan cannot "
+                   "travel; a function that holds an open resource (a lock, a connection, a file) can create it "
+                   "when first called instead")
+        raise
 
 
 def plan_to_bytes(traced: TracedPlan) -> bytes:

@@ -102,7 +102,7 @@ def flows(base_url, key, tokenizer_path, sink_dir, s3_url):
     doc = dflow.Flow("doc", str)
     chunks = doc["doc"].chunk_text(max_chars=20, overlap=0)
     chunks["summary"] = chunks.prompt("Document: {d}\\nChunk: {c}".format(d=doc["doc"], c=chunks["chunk"]),
-                                      provider=p, max_tokens=12, temperature=0.2)
+                                      provider=p, max_tokens=12, temperature=0.2, options={"top_p": 0.9})
     chunks["title"] = chunks["chunk"].prompt("Title this", provider=p, response_format=Title)
     out["prompt"] = chunks
     emb = dflow.Flow("doc", str)
