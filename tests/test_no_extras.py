@@ -72,3 +72,12 @@ def test_a_tokenizer_from_a_file_needs_no_model_package(tmp_path):
     assert flow.collect("hello worlds")["ids"] == [2, 4, 5, 6, 3]
     assert [c["chunk"] for c in chunks.collect("hello world hello")] == ["hello world ", "hello"]
     assert dflow.Flow.from_bytes(chunks.to_bytes()).fingerprint() == chunks.fingerprint()
+
+
+def test_native_expressions_filter_and_limit():
+    doc = dflow.Flow("doc", str)
+    doc["n"] = doc["doc"].str.len()
+    kept = doc.filter(doc["n"] > 3).limit(2)
+    kept["word"] = kept["doc"].str.lower().str.extract(r"(\w+)")
+    assert kept.collect_batch(["ab", "Hello world", "Big Sky", "later"]) == [
+        {"doc": "Hello world", "n": 11, "word": "hello"}, {"doc": "Big Sky", "n": 7, "word": "big"}]
