@@ -99,9 +99,7 @@ def chunk_tokens(texts: Sequence[str], max_tokens: int, overlap_tokens: int, tok
 # -- expressions (cpp/bindings/expr_bindings.cc) ----------------------------------------------------
 class ExpressionProgram:
     """A fused native program over one level: (inputs, literals, steps) as daft_flow.ops.expr_ops builds them."""
-    chunk_rows: int
     def __init__(self, level: int, inputs: Sequence[tuple[int, int, str]], literals: Sequence[tuple[Any, str]],
                  steps: Sequence[tuple[str, Sequence[int], Sequence[Any], int, bool, str, str]], threads: int = 0) -> None: ...
 
 def check_kernel(function: str, arg_types: Sequence[str], options: Sequence[Any]) -> str: ...
-def kernel_names() -> list[str]: ...

@@ -63,8 +63,7 @@ void init_expr(py::module_& m) {
              }
              return std::make_shared<dflow::expr::Program>(std::move(spec));
            }),
-           py::arg("level"), py::arg("inputs"), py::arg("literals"), py::arg("steps"), py::arg("threads") = 0)
-      .def_property_readonly_static("chunk_rows", [](py::object) { return dflow::expr::Program::kChunkRows; });
+           py::arg("level"), py::arg("inputs"), py::arg("literals"), py::arg("steps"), py::arg("threads") = 0);
   // Binds one kernel for these argument types and options (a regex is compiled, a JSON path parsed)
   // and returns its result type: how the DSL checks a call when the expression is built.
   m.def("check_kernel", [](const std::string& function, const std::vector<std::string>& arg_types,
@@ -73,7 +72,6 @@ void init_expr(py::module_& m) {
     for (const auto& t : arg_types) types.push_back(dflow::expr::VType::Parse(t));
     return dflow::expr::KernelRegistry::Global().Bind(function, types, ToScalars(options)).out.ToString();
   }, py::arg("function"), py::arg("arg_types"), py::arg("options"));
-  m.def("kernel_names", [] { return dflow::expr::KernelRegistry::Global().Names(); });
 }
 
 }  // namespace dflow_py

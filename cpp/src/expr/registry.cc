@@ -33,12 +33,6 @@ BoundKernel KernelRegistry::Bind(const std::string& name, const std::vector<VTyp
   return it->second(args, options);
 }
 
-std::vector<std::string> KernelRegistry::Names() const {
-  std::vector<std::string> out;
-  for (const auto& [name, _] : binders_) out.push_back(name);
-  return out;
-}
-
 void ThrowSignature(const std::string& name, const std::vector<VType>& args, const std::string& expected) {
   std::string got;
   for (size_t i = 0; i < args.size(); ++i) got += (i ? ", " : "") + args[i].ToString();

@@ -88,7 +88,6 @@ class KernelRegistry {
   // Binds `name` for these argument types and options; throws as the binder does, and
   // std::invalid_argument for an unknown name.
   BoundKernel Bind(const std::string& name, const std::vector<VType>& args, const std::vector<Scalar>& options) const;
-  std::vector<std::string> Names() const;
 
  private:
   std::map<std::string, KernelBinder> binders_;

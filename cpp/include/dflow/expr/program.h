@@ -55,7 +55,6 @@ class Program {
   void Run(Batch& batch) const;
 
   const ProgramSpec& spec() const { return spec_; }
-  const VType& register_type(int32_t r) const { return types_[r]; }
 
   // Evaluation over whole columns (no chunking, no threads): the reference the chunked path is
   // measured and tested against.
