@@ -6,9 +6,10 @@
 >>> doc.collect("the quick brown fox")
 {'document': 'the quick brown fox', 'words': 4}
 """
-from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
-from daft_flow.execution.results import RunCounts
+from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
@@ -27,7 +28,7 @@ from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Flow", "Field", "DEFAULT_FIELD", "if_else", "RunCounts",
+    "Flow", "Field", "DEFAULT_FIELD", "if_else",
     "DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding",
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",
@@ -36,4 +37,5 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "usage", "UsageReport", "OpUsage", "set_price",
+    "RunReport", "last_run", "Estimate", "BudgetExceeded",
 ]

@@ -1,7 +1,6 @@
 """Turning finished batches into what the user asked for: rows, failures, Arrow tables."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -153,19 +152,6 @@ class OutputReader:
     def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
         values = [arrow_to_values(col, t) for col, t in zip(output.columns, self.types)]
         return _core.make_rows(self.names, values) if values else []
-
-
-@dataclass
-class RunCounts:
-    """Where the rows of a run went: ``inputs`` read, ``rows`` output, ``failed`` rows (failures),
-    ``filtered`` rows that a filter() dropped (not failures); ``peak_bytes``: the most bytes the run
-    held in flight (what its memory budget bounds)."""
-
-    inputs: int = 0
-    rows: int = 0
-    failed: int = 0
-    filtered: int = 0
-    peak_bytes: int = 0
 
 
 class FlowStream:

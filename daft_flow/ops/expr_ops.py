@@ -543,7 +543,8 @@ def lower_fused(node: "ir.Node", ctx: "Lowering") -> None:
     if programs is None:
         programs = ctx.shared["expression_programs"] = lower_programs(ctx.plan)
     if node.id in programs:
-        ctx.run.add_expressions(*programs[node.id])
+        program, name = programs[node.id]
+        ctx.run.add_expressions(program, name, node.id)
 
 
 def lower_programs(plan: Any) -> dict[int, tuple[Any, str]]:

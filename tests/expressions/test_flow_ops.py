@@ -32,8 +32,10 @@ def test_filter_drops_rows_counts_them_and_never_runs_later_ops_for_them():
     assert kept.collect_batch(texts) == [{"text": "long enough", "n": 11, "shout": "LONG ENOUGH"},
                                          {"text": "four", "n": 4, "shout": "FOUR"}]
     assert sorted(calls) == ["four", "long enough"]
-    counts = kept.last_counts()
-    assert (counts.inputs, counts.rows, counts.failed, counts.filtered) == (5, 2, 0, 3)
+    report = kept.last_run()
+    assert report.inputs == 5
+    assert report.accounting["text"] == {"rows": 5, "succeeded": 2, "failed": 0, "dead_lettered": 0, "skipped": 0,
+                                         "filtered": 3}
     assert kept.collect("ab") is None
     # The unfiltered flow is unchanged.
     assert len(doc.collect_batch(texts)) == 5
@@ -63,7 +65,9 @@ def test_children_of_filtered_rows_are_never_made():
     unfiltered = doc.chunk_text(max_chars=8, overlap=0).collect_batch(["keep this one please", "keep"])
     assert [[r["chunk"] for r in rows] for rows in out] == [[r["chunk"] for r in unfiltered[0]], [], ["keep"]]
     assert sorted(calls) == sorted(r["chunk"] for rows in unfiltered for r in rows)
-    assert chunks.last_counts().filtered == 1
+    flows = chunks.last_run().flows
+    assert flows["text"].filtered == 1 and flows["text"].failed == 0
+    assert flows["text.chunks"].filtered == 0 and flows["text.chunks"].succeeded == len(calls)
 
 
 def test_filter_on_a_child_flow_and_in_chains():

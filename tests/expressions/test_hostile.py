@@ -14,7 +14,7 @@ def test_empty_inputs_and_everything_filtered():
     none = doc.filter(doc["n"] > 1000)
     assert none.collect_batch([]) == []
     assert none.collect_batch(["a", "b"]) == []
-    assert none.last_counts().filtered == 2
+    assert none.last_run().flows["text"].filtered == 2
     table = none.collect_arrow(["a"])
     assert table.num_rows == 0 and table.column_names == ["text", "n"]
 
