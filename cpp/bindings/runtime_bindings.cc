@@ -144,8 +144,8 @@ class PyRun {
   // rows over the pool), so a core waiting on one batch's last chunk can start the next batch.
   // `node`: the IR node the stage is reported as (its program's first step).
   void AddExpressions(std::shared_ptr<dflow::expr::Program> program, std::string name, int32_t node) {
-    dflow::StageOptions options;
-    options.concurrency = dflow::default_threads();
+    const int32_t level = program->spec().level;
+    dflow::StageOptions options = Counted({dflow::default_threads()}, level, level);
     pipeline_->AddStage(std::make_unique<dflow::expr::ExpressionOperator>(std::move(program),
                                                                           std::move(name) + "#" + std::to_string(node)),
                         options);

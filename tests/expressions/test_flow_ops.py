@@ -34,6 +34,8 @@ def test_filter_drops_rows_counts_them_and_never_runs_later_ops_for_them():
     assert sorted(calls) == ["four", "long enough"]
     report = kept.last_run()
     assert report.inputs == 5
+    stage = report.ops["n"]  # the fused stage (len, >, filter) is reported under its first field
+    assert (stage.op, stage.rows_in, stage.rows_out, stage.rows_failed) == ("expressions", 5, 2, 0)
     assert report.accounting["text"] == {"rows": 5, "succeeded": 2, "failed": 0, "dead_lettered": 0, "skipped": 0,
                                          "filtered": 3}
     assert kept.collect("ab") is None
