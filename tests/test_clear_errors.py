@@ -248,3 +248,21 @@ def test_a_pandas_data_frame_is_read_as_a_table_not_as_its_column_names():
     frame = pd.DataFrame({"n": [1, 2], "x": ["a", "b"]})
     assert dflow.Flow("x", str).collect_batch(frame) == [{"x": "a"}, {"x": "b"}]  # the column named like the field
     assert dflow.Flow("n", int).collect_batch(frame) == [{"n": 1}, {"n": 2}]
+
+
+def test_none_in_an_arrow_input_is_rejected_unless_the_field_is_optional():
+    column = pa.array(["a", None, "b"], pa.large_string())  # taken by the runtime as it is (no Python values)
+    results = dflow.Flow("x", str).collect_batch(column, on_error="return")
+    assert results[0] == {"x": "a"} and results[2] == {"x": "b"}
+    assert type(results[1].error) is TypeError and "str | None" in str(results[1].error)
+    assert dflow.Flow("x", str | None).collect_batch(column) == [{"x": "a"}, {"x": None}, {"x": "b"}]
+    ints = dflow.Flow("n", int).collect_batch(pa.table({"n": pa.array([1, None], pa.int64())}), on_error="return")
+    assert ints[0] == {"n": 1} and isinstance(ints[1], dflow.RowFailure)
+
+
+def test_expressions_over_an_optional_input():
+    flow = dflow.Flow("x", int | None)
+    flow["y"] = flow["x"] + 1
+    flow["z"] = (flow["x"] + flow["y"]).fill_null(0)
+    assert flow.fields["z"] == dflow.DataType("int")
+    assert flow.collect_batch([1, None]) == [{"x": 1, "y": 2, "z": 3}, {"x": None, "y": None, "z": 0}]

@@ -12,7 +12,8 @@ from daft_flow.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 from daft_flow.user_errors import add_note
 
-_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}
+_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError, "ZeroDivisionError": ZeroDivisionError,
+                   "OverflowError": OverflowError}
 
 
 def _exception_from_message(message: str) -> BaseException:
@@ -38,6 +39,16 @@ SLICE_ROWS = 4096
 SLICE_BYTES = 4 << 20
 
 
+def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -> pa.Array:
+    """``col`` (node ``node`` of ``level``) at ``index``. Natively, without the GIL, into memory of
+    the runtime's allocator (pyarrow's take holds the GIL and, through its allocator's huge pages,
+    stalled for up to 100 ms per batch)."""
+    try:
+        return batch.take(level, node, np.ascontiguousarray(index, dtype=np.int64))
+    except ValueError:  # a layout the native take does not know
+        return col.take(pa.array(index, type=pa.int64()))
+
+
 class BatchOutput:
     """The output level's rows of one batch: values per output field, for the rows that survived.
 
@@ -48,13 +59,34 @@ class BatchOutput:
     """
 
     def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int,
-                 sources: list[tuple[pa.Array, "np.ndarray | None"]], failures: list[RowFailure]) -> None:
+                 sources: list[tuple[pa.Array, "np.ndarray | None", int, int]], failures: list[RowFailure],
+                 filtered: int = 0) -> None:
         self._batch, self._level, self._keep, self._n = batch, level, keep, n
         self.first_input: int = batch.first_input
         self.num_inputs: int = batch.num_rows(0)
-        self._sources = sources  # per field: (column, row index into it per surviving row, or None: as is)
+        # Per field: (column, row index into it per surviving row or None: as is, its level, its node).
+        self._sources = sources
         self._columns: list[pa.Array] | None = None
         self.failures = failures
+        self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
+
+    @property
+    def root_filtered(self) -> np.ndarray:
+        """Per input of the batch: whether a filter() dropped it."""
+        mask = np.frombuffer(self._batch.failed_mask(0), dtype=np.uint8)
+        return mask == 3 if len(mask) else np.zeros(self.num_inputs, dtype=bool)
+
+    def truncate(self, rows: int) -> None:
+        """Keeps the first ``rows`` rows (limit()); the batch then ends at the last input they came from."""
+        if rows >= len(self.row_positions):
+            return
+        last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
+        self._keep = self.row_positions[:rows]
+        self._sources = [(col, (np.arange(rows) if index is None else index[:rows]), lvl, node)
+                         for col, index, lvl, node in self._sources]
+        self._columns = None
+        self.failures = [f for f in self.failures if f.input_index <= last_input]
+        self.num_inputs = last_input - self.first_input + 1
 
     @property
     def num_rows(self) -> int:
@@ -64,20 +96,20 @@ class BatchOutput:
     @property
     def columns(self) -> list[pa.Array]:
         if self._columns is None:
-            self._columns = [col if index is None else col.take(pa.array(index, type=pa.int64()))
-                             for col, index in self._sources]
+            self._columns = [col if index is None else _take(self._batch, lvl, node, col, index)
+                             for col, index, lvl, node in self._sources]
         return self._columns
 
     def column_slice(self, k: int, start: int, stop: int) -> pa.Array:
-        col, index = self._sources[k]
+        col, index, lvl, node = self._sources[k]
         if index is None:
             return col.slice(start, stop - start)
-        return col.take(pa.array(index[start:stop], type=pa.int64()))
+        return _take(self._batch, lvl, node, col, index[start:stop])
 
     def bytes_per_row(self) -> int:
         """About how many Arrow bytes one surviving row reads (ancestor values counted per row)."""
         total = 0.0
-        for col, _ in self._sources:
+        for col, *_ in self._sources:
             if len(col):
                 total += col.nbytes / len(col)
         return int(total)
@@ -109,11 +141,11 @@ class BatchOutput:
         self._keep = np.delete(self.row_positions, surviving)
         identity = None
         sources = []
-        for col, index in self._sources:
+        for col, index, lvl, node in self._sources:
             if index is None:
                 identity = np.arange(len(col)) if identity is None else identity
                 index = identity
-            sources.append((col, np.delete(index, surviving)))
+            sources.append((col, np.delete(index, surviving), lvl, node))
         self._sources, self._columns = sources, None
         self.failures.sort(key=lambda f: f.input_index)
 
@@ -158,11 +190,12 @@ class OutputReader:
         for node, lvl in zip(self.nodes, self.node_levels):
             col = batch.column(lvl, node)
             if lvl == out and keep is None:
-                sources.append((col, None))
+                sources.append((col, None, lvl, node))
             else:
-                sources.append((col, index_to(lvl) if keep is None else index_to(lvl)[keep]))
+                sources.append((col, index_to(lvl) if keep is None else index_to(lvl)[keep], lvl, node))
         failures = self._failures(batch) if keep is not None else []
-        return BatchOutput(batch, out, keep, n, sources, failures)
+        filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
+        return BatchOutput(batch, out, keep, n, sources, failures, filtered)
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []

@@ -32,9 +32,13 @@ class InputSource:
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
-                 options: ExecutionOptions) -> None:
+                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
         self.array = values if _is_numpy_vector(values) else None
         self.sequence = values if isinstance(values, list) else None
+        # Arrow inputs of the root field's type are sliced, never converted (see io/sources.ArrowColumn).
+        self.arrow_chunks = getattr(values, "chunks", None) if type(values).__name__ == "ArrowColumn" else None
+        self.arrow_chunk: Any = None
+        self.arrow_pos = 0
         self.position = 0
         self.values: Iterator[Any] = iter(()) if self.array is not None else iter(values)
         self.objects: dict[int, tuple[list[Any], int]] = {}
@@ -43,6 +47,11 @@ class InputSource:
         self.options = options
         self.next_rows = min(options.first_batch_rows, options.batch_rows)
         self.count = 0
+        # limit(): read at most `max_inputs` inputs (None: all); `first_rows` starts batches that small
+        # when the consumer may stop after a few rows.
+        self.max_inputs = max_inputs
+        if first_rows:
+            self.next_rows = max(1, min(self.next_rows, first_rows))
         self.pending: list[Any] = []
         self.sized = dtype.kind in _SIZED_KINDS
         self.footprint_target = max(options.batch_bytes, options.memory_budget // 8)
@@ -93,6 +102,8 @@ class InputSource:
         limit = self.next_rows
         if expected_row_bytes > 0 and not self.expanding:
             limit = min(limit, max(1, self.footprint_target // expected_row_bytes))
+        if self.max_inputs is not None:
+            limit = min(limit, self.max_inputs - self.count)
         return limit
 
     def _next_values(self, limit: int) -> tuple[list[Any], int, int]:
@@ -147,15 +158,64 @@ class InputSource:
             return f"ValueError: input {index} {where} cannot be read: {problem[len(_UNREADABLE):]}"
         return f"TypeError: input {index} {problem.replace('returned ', 'is ', 1)} {where}"
 
+    def _next_arrow(self, limit: int) -> Any:
+        """The next slice of the current Arrow chunk, sized by rows and bytes; None at the end."""
+        while self.arrow_chunk is None or self.arrow_pos >= len(self.arrow_chunk):
+            self.arrow_chunk = next(self.arrow_chunks, None)
+            self.arrow_pos = 0
+            if self.arrow_chunk is None:
+                return None
+        chunk = self.arrow_chunk
+        rows = limit
+        if self.sized and len(chunk):
+            per_row = max(1.0, chunk.nbytes / len(chunk))
+            rows = max(1, min(rows, int(self.options.batch_bytes / per_row)))
+        part = chunk.slice(self.arrow_pos, rows)
+        self.arrow_pos += len(part)
+        return part
+
+    def _arrow_is_clean(self, part: Any) -> bool:
+        """Whether an Arrow slice can go through as it is: no None in a field that is not optional,
+        and (strings) valid UTF-8. Else its values take the checked path, which fails just those rows."""
+        if part.null_count and not self.dtype.optional:
+            return False
+        if self.dtype.arrow_format == "U":
+            import pyarrow as pa
+
+            try:
+                part.validate(full=True)  # checks UTF-8, at memory speed
+            except pa.ArrowInvalid:
+                return False
+        return True
+
     def __call__(self, expected_row_bytes: int = 0) -> Any:
         """The next batch. ``expected_row_bytes``: what the runtime has seen a root row grow into."""
+        if self.max_inputs is not None and self.count >= self.max_inputs:
+            return None  # limit() reached: the rest of the input is never read
         limit = self._limit(expected_row_bytes)
-        values, start, stop = self._next_values(limit)
+        if self.arrow_chunks is not None:
+            part = self._next_arrow(limit)
+            if part is None:
+                return None
+            if self._arrow_is_clean(part):
+                self.batches += 1
+                self.next_rows = max(1, min(len(part) * 2, self.options.batch_rows))
+                first, self.count = self.count, self.count + len(part)
+                return first, len(part), {self.root_node: part}, None, []
+            from daft_flow.io.sources import python_values
+
+            values: list[Any] = python_values(part)
+            start, stop = 0, len(values)
+        else:
+            values, start, stop = self._next_values(limit)
         if start >= stop:
             return None
         array, problems, consumed = self._convert(values, start, stop)
         if self.sequence is not None:
             self.position = start + consumed
+        elif self.arrow_chunks is not None:
+            self.arrow_pos -= stop - start - consumed  # the rest of the slice comes next time
+            values = values[:consumed]
         elif consumed < stop - start:
             self.pending = values[consumed:] + self.pending
             values = values[:consumed]

@@ -23,7 +23,7 @@ def _column_index(schema: pa.Schema, field: str) -> int:
     return names.index(field) if field in names else 0
 
 
-def _python_values(array: pa.Array) -> list[Any]:
+def python_values(array: pa.Array) -> list[Any]:
     """The values of an Arrow column. A string that is not valid UTF-8 becomes an
     ``UnreadableInput`` (its row fails, naming the row and field) instead of failing the call."""
     try:
@@ -56,7 +56,60 @@ def _batches_values(batches: Iterable[pa.RecordBatch], field: str) -> Iterator[A
     for batch in batches:
         if index is None:
             index = _column_index(batch.schema, field)
-        yield from _python_values(batch.column(index))
+        yield from python_values(batch.column(index))
+
+
+class ArrowColumn:
+    """An Arrow input whose column is handed to the runtime as Arrow slices (zero-copy), never as
+    Python values: ``chunks`` yields arrays of the root field's canonical Arrow type."""
+
+    def __init__(self, chunks: Iterator[pa.Array]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks:
+            yield from chunk.to_pylist()
+
+
+def arrow_column(values: Any, field: str, arrow_type: pa.DataType) -> "ArrowColumn | None":
+    """The input as Arrow chunks of ``arrow_type`` when it is an Arrow table/batch/reader/array
+    whose column has that type (or casts to it without loss: string -> large_string), else None."""
+    if _is_daft_frame(values):
+        return None
+    if isinstance(values, pa.Table):
+        batches: Iterable[pa.RecordBatch] = values.to_batches()
+    elif isinstance(values, pa.RecordBatch):
+        batches = [values]
+    elif isinstance(values, pa.RecordBatchReader):
+        batches = values
+    elif isinstance(values, pa.ChunkedArray):
+        return _column_chunks(values.chunks, arrow_type)
+    elif isinstance(values, pa.Array):
+        return _column_chunks([values], arrow_type)
+    else:
+        return None
+    schema = values.schema
+    column = _column_index(schema, field)
+    return _column_chunks((b.column(column) for b in batches), arrow_type, schema.field(column).type)
+
+
+_CASTABLE = {pa.large_string(): (pa.string(),), pa.large_binary(): (pa.binary(),)}
+
+
+def _column_chunks(chunks: Iterable[pa.Array], arrow_type: pa.DataType,
+                   column_type: pa.DataType | None = None) -> "ArrowColumn | None":
+    chunks = iter(chunks)
+    if column_type is None:
+        first = next(chunks, None)
+        if first is None:
+            return ArrowColumn(iter(()))
+        column_type = first.type
+        chunks = itertools.chain([first], chunks)
+    if column_type == arrow_type:
+        return ArrowColumn(chunks)
+    if column_type in _CASTABLE.get(arrow_type, ()):
+        return ArrowColumn(c.cast(arrow_type) for c in chunks)
+    return None
 
 
 def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
@@ -73,9 +126,9 @@ def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
     if isinstance(values, pa.RecordBatchReader):
         return _batches_values(values, field)
     if isinstance(values, pa.ChunkedArray):
-        return itertools.chain.from_iterable(_python_values(c) for c in values.chunks)
+        return itertools.chain.from_iterable(python_values(c) for c in values.chunks)
     if isinstance(values, pa.Array):
-        return _python_values(values)
+        return python_values(values)
     # A data frame (pandas, polars) iterates its column names: read it as the table it is.
     if hasattr(values, "__arrow_c_stream__") and (not hasattr(values, "__iter__") or hasattr(values, "columns")):
         return _batches_values(pa.RecordBatchReader.from_stream(values), field)
