@@ -165,7 +165,7 @@ class Flow:
 
     def prompt(self, template: "str | Field", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None) -> Field:
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> Field:
         """Asks the LLM a prompt rendered per row from ``template``, and returns the answer as a field
         of this flow (assign it: ``flow["answer"] = flow.prompt(...)``).
 
@@ -173,13 +173,17 @@ class Flow:
         parents (``PROMPT.format(doc=doc_flow["document"], chunk=chunk_flow["chunk"])``), or a string
         naming this flow's own fields as ``{name}``. Options: ``provider=``, ``model=``,
         ``max_tokens=``, ``temperature=``, ``response_format=`` (a pydantic model or JSON schema: the
-        field is then ``JSON``), ``options=`` (other request parameters).
+        field is then ``JSON``), ``options=`` (other request parameters), ``include_finish_reason=True``
+        (the field is then ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``).
+        Answers cut at ``max_tokens`` are counted in the usage report (``truncated``) and logged
+        once per op.
         """
         from daft_flow.expressions import llm_field
         from daft_flow.ops.llm_ops import PROMPT, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
-                             response_format=response_format, options=options)
+                             response_format=response_format, options=options,
+                             include_finish_reason=include_finish_reason)
         if isinstance(template, Field):
             literals, fields = ["", ""], [template]
         else:
@@ -210,8 +214,9 @@ class Flow:
         return self[name]
 
     def last_usage(self) -> Any:
-        """Usage (requests, tokens, retries, errors, latency, cost per LLM op) of the most recent run
-        of this flow object, or None if it has not run LLM ops."""
+        """Usage (requests, tokens, retries, errors, truncated answers, latency, cost per LLM op) of
+        the most recent run of this flow object (empty if that run had no LLM ops), or None if it
+        has not run."""
         return getattr(self, "_last_usage", None)
 
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,

@@ -109,8 +109,9 @@ def _add_llm(run: Any, traced: TracedPlan, node: Any, level: Any, out: Any, opti
     report = usage if usage is not None else UsageReport()
     if all(p is not provider for p in report.providers):
         report.providers.append(provider)
+    cap = 0 if embed else (spec.max_tokens or getattr(provider, "default_max_tokens", 0))
     op_usage = report.op(field if field not in report.ops else f"{field}#{node.id}", op=name, field=field,
-                         flow=level.flow, model=model)
+                         flow=level.flow, model=model, max_tokens=cap)
     arg = _core.ArgSpec(node.inputs[0], traced.plan.nodes[node.inputs[0]].level)
     info = _core.OpInfo(node.id, node.level, [arg], name, field, level.flow)
     runner = LlmRunner(spec, provider, model, name, out, op_usage)

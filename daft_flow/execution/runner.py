@@ -79,11 +79,11 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         run.close()
         for provider in usage.providers:
             provider.release()
-        if usage.ops:
-            usage.finish()
-            set_last(usage)
-            if usage_owner is not None:
-                usage_owner._last_usage = usage
+        # dflow.usage() is the last run's report, empty when that run had no LLM ops.
+        usage.finish()
+        set_last(usage)
+        if usage_owner is not None:
+            usage_owner._last_usage = usage
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,

@@ -98,6 +98,7 @@ class LlmSpec:
     response_format: dict[str, Any] | None = None  # structured output: OpenAI response_format
     output_model: Any = None        # a pydantic model class validating structured output
     options: dict[str, Any] = field(default_factory=dict)
+    include_finish_reason: bool = False  # the field is {"answer": ..., "finish_reason": ...}
 
     @property
     def name(self) -> str:
@@ -106,7 +107,7 @@ class LlmSpec:
 
 def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, max_tokens: int | None = None,
                   temperature: float | None = None, response_format: Any = None, options: dict[str, Any] | None = None,
-                  ) -> LlmSpec:
+                  include_finish_reason: bool = False) -> LlmSpec:
     from daft_flow.llm.provider import Provider
 
     op = "prompt()" if kind == PROMPT else "embed_text()"
@@ -119,10 +120,13 @@ def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, 
         raise ValueError(f"{op}: max_tokens must be a positive int, got {max_tokens!r}")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         raise ValueError(f"{op}: temperature must be a number in [0, 2], got {temperature!r}")
+    if not isinstance(include_finish_reason, bool):
+        raise TypeError(f"{op}: include_finish_reason must be True or False, got {include_finish_reason!r}")
     rf, output_model = _response_format(response_format, op)
     return LlmSpec(kind=kind, provider=provider, model=model or "", max_tokens=max_tokens or 0,
                    temperature=None if temperature is None else float(temperature), response_format=rf,
-                   output_model=output_model, options=dict(options or {}))
+                   output_model=output_model, options=dict(options or {}),
+                   include_finish_reason=include_finish_reason)
 
 
 def _response_format(value: Any, op: str) -> tuple[dict[str, Any] | None, Any]:
