@@ -30,6 +30,26 @@ class LevelDef:
         self.parent = parent
         self.source = source
         self.one_to_one = one_to_one
+        # Fields defined on this level by name (the latest assignment of a name wins), so a child
+        # flow can name the parent fields it wants in its results (include_parents=["url"]).
+        self.named: dict[str, Expr] = {}
+        self.origin: "tuple[LevelDef, dict[LevelDef, LevelDef]] | None" = None  # copied by chain()/flat_map(flow)
+
+    def lookup(self, name: str) -> "Expr | None":
+        """The field named ``name`` on this level, if any."""
+        if name in self.named:
+            return self.named[name]
+        if self.origin is not None:
+            level, mapping = self.origin
+            expr = level.lookup(name)
+            return Mapped(expr, mapping) if expr is not None else None
+        return None
+
+    def field_names(self) -> list[str]:
+        names = list(self.named)
+        if self.origin is not None:
+            names += [n for n in self.origin[0].field_names() if n not in self.named]
+        return names
 
     def ancestors(self) -> list["LevelDef"]:
         """This level and its ancestors, nearest first."""

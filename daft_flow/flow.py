@@ -36,6 +36,10 @@ class Flow:
 
     def __init__(self, name_or_type: Any, dtype: Any = _MISSING) -> None:
         if dtype is _MISSING:
+            if isinstance(name_or_type, str):
+                raise TypeError(f"Flow({name_or_type!r}) needs a type. Flow takes a field name and a type, "
+                                f"Flow({name_or_type!r}, str) (the initial field is named {name_or_type!r}), or "
+                                f"only a type, Flow(str) (the initial field is named {DEFAULT_FIELD!r})")
             name, dtype = DEFAULT_FIELD, name_or_type
         else:
             name = name_or_type
@@ -49,6 +53,8 @@ class Flow:
         self._level = level
         self._fields = dict(fields)
         self._current = current
+        for name, expr in fields.items():
+            level.named.setdefault(name, expr)
 
     @classmethod
     def _make(cls, level: LevelDef, fields: dict[str, Expr], current: "str | Field") -> "Flow":
@@ -61,6 +67,7 @@ class Flow:
             expr.field_name = name
         fields = dict(self._fields)
         fields[name] = expr
+        self._level.named[name] = expr
         return Flow._make(self._level, fields, name)
 
     def _with_current(self, field: Field) -> "Flow":
@@ -111,6 +118,7 @@ class Flow:
             raise ValueError(f"field {value.name!r} belongs to flow {value._flow.name!r}, which is neither flow "
                              f"{self.name!r} nor one of its parents")
         self._fields[name] = value._expr
+        self._level.named[name] = value._expr
         if not getattr(value._expr, "field_name", ""):
             value._expr.field_name = name  # how plans and errors name it, also when read from a child flow
         self._current = name
@@ -296,6 +304,7 @@ class Flow:
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
                             source=src, one_to_one=oto, chunk=lvl.chunk)
+            copy.origin = (lvl, mapping)
             mapping[lvl] = copy
             parent = copy
         # Sources of non-root levels are expressions in the original graph: view them through the mapping.
@@ -331,16 +340,53 @@ class Flow:
         return explain(trace(self).plan)
 
     # -- execution ------------------------------------------------------------------------------
-    def collect(self, value: Any, **options: Any) -> Any:
+    def _with_parents(self, include_parents: "Iterable[str | Field] | None") -> "Flow":
+        """This flow with chosen fields of its parent flows added to its rows (``include_parents``:
+        names, resolved on the nearest parent flow that has them, or the parent fields themselves)."""
+        if include_parents is None:
+            return self
+        if isinstance(include_parents, (str, Field)):
+            include_parents = [include_parents]
+        fields = dict(self._fields)
+        parents = self._level.ancestors()[1:]
+        for item in include_parents:
+            if isinstance(item, Field):
+                if item._flow._level not in parents:
+                    raise ValueError(f"include_parents: field {item.name!r} belongs to flow {item._flow.name!r}, "
+                                     f"which is not a parent of flow {self.name!r}")
+                name, expr = item.name, item._expr
+            elif isinstance(item, str):
+                name, found = item, None
+                for level in parents:
+                    found = level.lookup(item)
+                    if found is not None:
+                        break
+                if found is None:
+                    known = ", ".join(repr(n) for level in parents for n in level.field_names()) or "none"
+                    raise KeyError(f"include_parents: no parent flow of flow {self.name!r} has a field {item!r}; "
+                                   f"parent fields: {known}")
+                expr = found
+            else:
+                raise TypeError(f"include_parents takes field names or parent fields, got {type(item).__name__}")
+            if name in fields and fields[name] is not expr:
+                raise ValueError(f"include_parents: flow {self.name!r} already has a field {name!r}; add the "
+                                 f"parent field under another name instead (flow[{name + '_parent'!r}] = parent[{name!r}])")
+            fields[name] = expr
+        return Flow._make(self._level, fields, self._current)
+
+    def collect(self, value: Any, *, include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> Any:
         """Runs the flow on one input. Returns a dict for a root flow, a list of dicts for a child flow.
 
-        If a row fails, its original exception is raised, with notes naming the row id, op and field.
+        ``include_parents=["url"]`` adds fields of parent flows to a child flow's rows (by name, or
+        the parent fields themselves). If a row fails, its original exception is raised, with notes
+        naming the row id, op and field.
         """
         from daft_flow.execution.runner import collect_one
 
-        return collect_one(self, value, **options)
+        return collect_one(self._with_parents(include_parents), value, usage_owner=self, **options)
 
-    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
+    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise",
+                      include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> list[Any]:
         """Runs the flow on many inputs; one result per input. Inputs may be any iterable
         (generators included), a pyarrow Table / RecordBatch / RecordBatchReader / Array (the
         column named like the initial field, else the first) or a daft DataFrame.
@@ -351,37 +397,44 @@ class Flow:
         """
         from daft_flow.execution.runner import collect_batch
 
-        return collect_batch(self, values, on_error=on_error, **options)
+        return collect_batch(self._with_parents(include_parents), values, on_error=on_error, usage_owner=self,
+                             **options)
 
-    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
-               **options: Any) -> "FlowStream":
+    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise", lineage: bool = False,
+               include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> "FlowStream":
         """Yields this flow's rows as they finish (input order by default; ``ordered=False`` for
         completion order). Breaking out of the loop stops the run and frees its memory.
 
         ``on_error="raise"`` raises the first failure; ``"skip"`` records failures on the stream's
-        ``failures`` list and goes on.
+        ``failures`` list and goes on. ``lineage=True`` adds ``_input_index`` and ``_row_id`` to each
+        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``.
         """
         from daft_flow.execution.runner import stream
 
-        return stream(self, values, ordered=ordered, on_error=on_error, **options)
+        return stream(self._with_parents(include_parents), values, ordered=ordered, on_error=on_error, lineage=lineage,
+                      usage_owner=self, **options)
 
     def collect_arrow(self, values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
-                      **options: Any) -> "pa.Table":
+                      include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> "pa.Table":
         """Runs the flow on many inputs and returns its rows as one ``pyarrow.Table`` (bulk form).
 
-        ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns.
+        ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns; ``include_parents`` as for
+        ``collect``.
         """
         from daft_flow.execution.runner import collect_arrow
 
-        return collect_arrow(self, values, on_error=on_error, lineage=lineage, **options)
+        return collect_arrow(self._with_parents(include_parents), values, on_error=on_error, lineage=lineage,
+                             usage_owner=self, **options)
 
-    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False, **options: Any) -> Any:
+    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False,
+                     include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> Any:
         """Runs the flow on ``values`` (a daft DataFrame: the column named like the initial field,
         else the first; or any input ``collect_arrow`` takes) and returns a daft DataFrame,
         exchanged as Arrow."""
         import daft
 
-        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage, **options))
+        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage,
+                                                  include_parents=include_parents, **options))
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")
