@@ -15,6 +15,7 @@ from daft_flow.execution.python_runners import (AsListRunner, AsyncRunner, Batch
                                                 row_converter)
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
+from daft_flow.types import DataType
 
 
 _EXPANDING = ("read", "read_bytes")  # ops whose outputs are much larger than their inputs
@@ -77,6 +78,10 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out),
                                root_objects, plan.levels[0].element_node)
         elif udf.mode == ir.PythonUdf.BATCH:
+            if udf.builtin == "write_sink":  # sinks name what they write by the inputs rows came from
+                args.append(_core.ArgSpec(_core.INPUT_INDEX_ARG, node.level))
+                arg_types.append(DataType("int"))
+                info = _core.OpInfo(node.id, node.level, args, name, node.name or name, level.flow)
             runner = BatchRunner(fn, name, arg_types, out, udf.batch_arg_kind or "list", udf.batch_size)
             run.add_python_batch(info, runner, 1)
         else:
