@@ -466,7 +466,8 @@ class LanceDBSink(Sink):
             return False
 
     def prepare(self, columns: dict[str, DataType]) -> None:
-        if self.mode == "error_if_exists" and self._exists(self._connect()):
+        db = self._connect()  # a missing lancedb or a bad uri stops the run before any sink starts
+        if self.mode == "error_if_exists" and self._exists(db):
             raise FileExistsError(f"{self.describe()}: table {self.table_name!r} already exists; pass "
                                   "mode='overwrite' to replace it or mode='append' to add to it")
 
