@@ -43,6 +43,12 @@ class Flow:
             name, dtype = DEFAULT_FIELD, name_or_type
         else:
             name = name_or_type
+            if not isinstance(name, str) and isinstance(dtype, str):
+                raise TypeError(f"Flow({name!r}, {dtype!r}): the field name comes first, then the type: "
+                                f"Flow({dtype!r}, {getattr(name, '__name__', name)})")
+            if isinstance(dtype, str):
+                raise TypeError(f"Flow({name!r}, {dtype!r}): pass the type itself, not its name, "
+                                f"e.g. Flow({name!r}, {dtype})")
         _check_field_name(name, "Flow()")
         ftype = dtype_of(dtype, where=f"type of flow {name!r}")
         level = LevelDef(name=name, input_field=name, input_type=ftype)

@@ -49,6 +49,10 @@ def test_flow_with_a_name_and_no_type_explains_both_signatures():
     with pytest.raises(TypeError, match=r"Flow\('document'\) needs a type.*Flow\('document', str\).*Flow\(str\)"):
         dflow.Flow("document")
     assert dflow.Flow(str).name == "input"
+    with pytest.raises(TypeError, match=r"the field name comes first.*Flow\('document', str\)"):
+        dflow.Flow(str, "document")
+    with pytest.raises(TypeError, match=r"pass the type itself.*Flow\('document', str\)"):
+        dflow.Flow("document", "str")
 
 
 def test_fields_show_types_as_users_write_them():
