@@ -36,9 +36,12 @@ def test_every_block_is_python_or_a_shell_command():
 
 @pytest.fixture
 def clean_state(tmp_path, monkeypatch):
-    """A fresh directory; no provider or logging changes leak out of a document."""
+    """A fresh directory; no provider, option or logging changes leak out of a document."""
+    from daft_flow.execution import options
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(options, "_defaults", options._defaults)
     logger = logging.getLogger("daft_flow")
     level = logger.level
     yield

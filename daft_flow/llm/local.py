@@ -312,7 +312,8 @@ class LocalProvider(Provider):
         if kwargs.get("temperature") is None:
             kwargs["temperature"] = 0.0  # greedy: a small model's best answer, the same on every run
         chat = self._chats.get(model)
-        if chat is None or not self._server(model).running():
+        server = self._server(model)
+        if chat is None or not getattr(server, "running", lambda: True)():  # not started, or it died
             chat = await asyncio.to_thread(self.chat_provider, model)
         return await chat.complete(prompt, model=model, usage=usage, **kwargs)
 
