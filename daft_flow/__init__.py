@@ -15,11 +15,13 @@ from daft_flow.flow import DEFAULT_FIELD, Flow
 from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
-from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
+from daft_flow.io.write import SinkResult, SinkWriteError
+from daft_flow.sink_flow import Multisink, SinkFlow, collect
 from daft_flow.llm import (Completion, OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError,
                            UsageReport, default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage
-from daft_flow.llm.local import LocalProvider, warmup
+from daft_flow.llm.defaults import warmup
+from daft_flow.llm.local import LocalProvider
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 

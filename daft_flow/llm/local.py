@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from daft_flow._logging import logger
-from daft_flow.llm.provider import Completion, OpenAIProvider, Provider, ProviderConfigError, estimate_tokens
+from daft_flow.llm.provider import Completion, OpenAIProvider, Provider, ProviderConfigError
+from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
 
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -132,6 +133,14 @@ class LlamaServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as configuration: a process unpickling it starts its own server."""
+        return {"model_path": self.model_path, "model": self.model, "chat_format": self.chat_format,
+                "n_ctx": self.n_ctx, "startup_timeout": self.startup_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def start(self) -> "LlamaServer":
         with self._lock:
             if self.running():
@@ -204,6 +213,12 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_path": self.model_path}  # the model is loaded again where it runs
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
@@ -268,6 +283,22 @@ class LocalProvider(Provider):
     def describe(self) -> str:
         return f"LocalProvider({self.model} via llama.cpp, {LOCAL_EMBEDDING_MODEL})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Servers travel as configuration: the default model's (when one was given), started on demand.
+        return {"server": self._servers.get(self.model), "embedder": self.embedder,
+                "max_concurrency": self.max_concurrency, "default_max_tokens": self.default_max_tokens,
+                "chat_model": self.model}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: the embedded models and the default answer length."""
+        # Model files count by name: their paths differ from machine to machine.
+        return {"chat": self.model, "embedding": self.embedding_model, "default_max_tokens": self.default_max_tokens,
+                "chat_model_file": os.path.basename(str(getattr(self.server, "model_path", None) or "")),
+                "embedding_model_dir": os.path.basename(str(self.embedder.model_path or "").rstrip("/"))}
+
     def reset(self) -> None:
         for chat in list(self._chats.values()):
             chat.reset()
@@ -327,7 +358,7 @@ class LocalProvider(Provider):
         start = time.monotonic()
         vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
         usage.add(requests=1, latency_s=time.monotonic() - start,
-                  input_tokens=sum(estimate_tokens(t) for t in texts))
+                  input_tokens=sum(count_tokens(list(texts), exact=True)))
         return vectors
 
 
@@ -341,17 +372,3 @@ def local_provider() -> LocalProvider:
         if _local is None:
             _local = LocalProvider()
         return _local
-
-
-def warmup(provider: Provider | None = None, *, chat: bool = True, embeddings: bool = True) -> None:
-    """Starts the embedded models now instead of on the first ``prompt()`` / ``embed_text()``.
-
-    Acts on ``provider`` or, by default, on the provider ops without ``provider=`` use; providers
-    with nothing to start (a remote endpoint) are left alone. ``chat=False`` / ``embeddings=False``
-    skip one of the two.
-    """
-    from daft_flow.llm.provider import default_provider
-
-    target = provider if provider is not None else default_provider()
-    if isinstance(target, LocalProvider):
-        target.warmup(chat=chat, embeddings=embeddings)

@@ -13,6 +13,7 @@ import pytest
 
 import daft_flow as dflow
 from daft_flow.io.write import SinkBusyError
+from daft_flow.retry import Backoff
 
 
 def _strict_json(line):
@@ -155,7 +156,7 @@ def test_a_failing_sink_does_not_touch_the_other_sinks_of_a_multisink(tmp_path, 
     chunks = doc["document"].chunk_text(max_chars=200, overlap=0)
     good = chunks.write_sink(dflow.JSONFileSink(str(tmp_path / "good")), {"chunk": chunks["chunk"]})
     broken = chunks.write_sink(BrokenSink(), chunks["chunk"])
-    broken._writer.backoff = 0.001
+    broken._writer.backoff = Backoff(initial=0.001, maximum=0.001)
     sinks = [broken, good] if broken_first else [good, broken]
     results = dflow.Multisink(sinks).collect_batch(URLS[:20], on_error="return")
     bad_result, good_result = results if broken_first else results[::-1]
