@@ -7,8 +7,10 @@
 {'document': 'the quick brown fox', 'words': 4}
 """
 from daft_flow._logging import install_default_handler as _install_default_log_handler
-from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
@@ -38,6 +40,7 @@ __all__ = [
     "OpenAIProvider", "LocalProvider", "Provider", "Completion", "ProviderError", "ProviderConfigError",
     "set_provider", "default_provider", "warmup",
     "usage", "UsageReport", "OpUsage", "set_price",
+    "RunReport", "last_run", "Estimate", "BudgetExceeded",
 ]
 
 _install_default_log_handler()

@@ -44,9 +44,12 @@ def clean_state(tmp_path, monkeypatch):
     monkeypatch.setattr(options, "_defaults", options._defaults)
     logger = logging.getLogger("daft_flow")
     level = logger.level
+    prices = dict(dflow.llm.PRICES)
     yield
     dflow.set_provider(None)
     logger.setLevel(level)
+    dflow.llm.PRICES.clear()
+    dflow.llm.PRICES.update(prices)
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)

@@ -33,6 +33,17 @@ class _SharedErrors:
         return self.errors[handle]
 
 
+class _Owners:
+    """Hands a run's report and usage to every object it ran for (``sink.last_run()``)."""
+
+    def __init__(self, owners: list[Any]) -> None:
+        object.__setattr__(self, "_owners", owners)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        for o in self._owners:
+            setattr(o, name, value)
+
+
 class _Outcome:
     """What the runs of a set of sinks wrote, filled batch by batch."""
 
@@ -48,9 +59,10 @@ class _Outcome:
 
 
 def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_Outcome | None" = None,
-                 **options: Any) -> Iterator[list[tuple[Written, list[RowFailure]]]]:
+                 owner: Any = None, **options: Any) -> Iterator[list[tuple[Written, list[RowFailure]]]]:
     """Runs sink flows of one root in a single pass; yields per batch, per sink: (rows written,
-    rows failed). Every sink is closed and its target released when the run ends, however it ends."""
+    rows failed). Every sink is closed and its target released when the run ends, however it ends.
+    The run's report goes to each sink flow and to ``owner`` (the Multisink)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
@@ -78,7 +90,8 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
             for r in runs:
                 r.sink.begin(r.columns)
                 begun.append(r)
-            batches = run_batches(traced, values, make_readers, **options)
+            owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
+            batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
             for (shared, readers), batch in batches:
                 per_sink = []
                 for i, reader in enumerate(readers):
