@@ -56,6 +56,7 @@ class _Outcome:
         self.written = [0] * len(runs)
         self.paths: list[dict[str, None]] = [{} for _ in runs]
         self.failures: list[list[RowFailure]] = [[] for _ in runs]
+        self.write_failures = [0] * len(runs)  # rows each sink could not write (not failed upstream)
 
 
 def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_Outcome | None" = None,
@@ -99,6 +100,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     if i == 0:
                         outcome.num_inputs += out.num_inputs
                     written, failed = _split(out, reader, runs[i])
+                    outcome.write_failures[i] += len(failed) - len(out.failures)
                     outcome.written[i] += len(written)
                     for where, _, _ in written:
                         outcome.paths[i].setdefault(where, None)
@@ -109,6 +111,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
         finally:
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
+                _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
             _close_all(begun)
     finally:
         release_targets(claimed)
@@ -139,6 +142,20 @@ def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailur
         failed.append(RowFailure(int(i), rid, flow, op, "written_to", error))
     failed.sort(key=lambda f: f.input_index)
     return written, failed
+
+
+def _report_write_failures(report: Any, outputs: list[Any], outcome: _Outcome) -> None:
+    """The run report counts rows a sink could not write as failed by its op: the runtime saw them
+    succeed (the sink marks them in its own column, see ``SinkRun``)."""
+    if report is None:
+        return
+    by_node = {op.node: op for op in report.ops.values()}
+    for (_level, nodes, _names), n in zip(outputs, outcome.write_failures):
+        op = by_node.get(nodes[0])
+        if op is not None and n:
+            op.rows_out -= n
+            op.rows_failed += n
+            op.failures_by_type["SinkWriteError"] = op.failures_by_type.get("SinkWriteError", 0) + n
 
 
 def _close_all(runs: "list[SinkRun]") -> None:

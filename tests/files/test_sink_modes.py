@@ -167,6 +167,8 @@ def test_a_failing_sink_does_not_touch_the_other_sinks_of_a_multisink(tmp_path, 
     assert isinstance(failure.error, dflow.SinkWriteError) and isinstance(failure.error.__cause__, ConnectionError)
     assert failure.op == "write_sink(BrokenSink())" and failure.field == "written_to"
     assert {f.input_index for f in bad_result.failures} == set(range(20))
+    failed = [op for op in dflow.last_run().ops.values() if op.rows_failed]  # the run report agrees
+    assert len(failed) == 1 and failed[0].rows_failed == 60 and failed[0].failures_by_type == {"SinkWriteError": 60}
     # With on_error="raise" the results still come back, on the error.
     with pytest.raises(dflow.FlowRunError, match="20 of 20 inputs had rows that were not written") as info:
         dflow.Multisink(sinks).collect_batch(URLS[:20])
