@@ -135,6 +135,9 @@ class DataType:
         """This type without ``| None``."""
         return replace(self, optional=False) if self.optional else self
 
+    def __repr__(self) -> str:  # as users write types: flow.fields shows {'document': str, 'size': int}
+        return str(self)
+
     # -- value checks --------------------------------------------------------------------------
     def accepts(self, other: "DataType") -> bool:
         """Whether a value of type ``other`` may flow into a parameter declared as ``self``."""

@@ -359,11 +359,22 @@ class LlmRunner(_Cancellable):
                     text, model=self.model, usage=usage, max_tokens=spec.max_tokens or None,
                     temperature=spec.temperature, response_format=spec.response_format,
                     options=spec.options or None))
+            # Providers return a Completion (text and finish reason) or, if they cannot tell, a str;
+            # anything else goes on as it is, to fail its row with the type error of every path.
+            if isinstance(answer, str) or not hasattr(answer, "text"):
+                content, finish_reason = answer, None
+            else:
+                content, finish_reason = answer.text, getattr(answer, "finish_reason", None)
+            if finish_reason == "length":
+                self.usage.add(truncated=1)
+            value: Any = content
             if spec.response_format is not None:
                 from daft_flow.ops.llm_ops import parse_structured
 
-                return parse_structured(answer, spec)
-            return answer
+                value = parse_structured(content, spec)
+            if spec.include_finish_reason:
+                return {"answer": value, "finish_reason": finish_reason}
+            return value
 
         return await asyncio.gather(*(_guarded(lambda t=t: one(t), self.name) for _, t in calls))
 

@@ -229,10 +229,11 @@ class OutputReader:
         return rows
 
     def row_slices(self, output: BatchOutput, max_rows: int | None = SLICE_ROWS,
-                   max_bytes: int = SLICE_BYTES) -> Iterator[list[dict[str, Any]]]:
+                   max_bytes: int = SLICE_BYTES, lineage: bool = False) -> Iterator[list[dict[str, Any]]]:
         """The surviving rows as dicts, converted at most ``max_rows`` (and about ``max_bytes`` of
         Arrow data) at a time. Rows whose values cannot be read back are added to
-        ``output.failures`` as their slice is converted."""
+        ``output.failures`` as their slice is converted. With ``lineage``, each row also has
+        ``_input_index`` and ``_row_id`` (as ``collect_arrow(lineage=True)``)."""
         n = output.num_rows
         if n == 0 or not self.types:
             if n and not self.types:
@@ -240,6 +241,7 @@ class OutputReader:
             return
         step = n if max_rows is None else max(1, min(max_rows, max_bytes // max(1, output.bytes_per_row())))
         dropped: list[int] = []
+        input_index, row_ids = (output.input_index, output.row_ids) if lineage else (None, None)
         try:
             for start in range(0, n, step):
                 stop = min(n, start + step)
@@ -250,11 +252,16 @@ class OutputReader:
                     values.append(arrow_to_values(output.column_slice(k, start, stop), t, bad))
                     for j, error in bad:
                         unreadable.setdefault(j, (k, error))
+                names = self.names
+                if lineage:
+                    names = names + ["_input_index", "_row_id"]
+                    values.append(input_index[start:stop].tolist())
+                    values.append([f"{rid:016x}" for rid in row_ids[start:stop].tolist()])
                 if unreadable:
                     output.failures.extend(self._unreadable(output, start, unreadable))
                     dropped.extend(start + j for j in sorted(unreadable))
                     values = [[v for j, v in enumerate(col) if j not in unreadable] for col in values]
-                yield _core.make_rows(self.names, values)
+                yield _core.make_rows(names, values)
         finally:
             output.exclude(dropped)
 
