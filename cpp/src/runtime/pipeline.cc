@@ -15,6 +15,15 @@ std::mutex g_left_mu;
 std::condition_variable g_left_cv;
 int64_t g_left_running = 0;
 
+// Whether a stage has nothing to do for a retry batch: its level is carried as context, or it
+// makes a level the retry batch already holds (the retried rows' own level).
+bool SkipInRetry(const Batch& batch, const StageOptions& stage) {
+  const int32_t out = stage.output_level;
+  if (out < 0 || out >= static_cast<int32_t>(batch.levels.size())) return false;
+  const Level& l = batch.levels[out];
+  return l.context || (stage.input_level != out && l.materialized);
+}
+
 // Rows of `level` that have not failed (0 when the batch has no such level yet).
 int64_t LiveRows(const Batch& batch, int32_t level) {
   if (level < 0 || level >= static_cast<int32_t>(batch.levels.size())) return 0;
@@ -92,6 +101,17 @@ struct Pipeline::Shared {
         .count();
   }
 
+  // Retries (PipelineOptions::retries): batches waiting for their delay, by due time, and what
+  // decides when the input ends. `in_flight` counts batches admitted that have not left the last
+  // stage: any of them may still spawn retries.
+  mutable std::mutex retry_mu;
+  std::condition_variable retry_cv;
+  std::multimap<std::chrono::steady_clock::time_point, std::unique_ptr<Batch>> waiting;
+  int64_t in_flight = 0;
+  bool source_done = false, input_closed = false;
+  int64_t next_tag = 1;
+  std::atomic<int64_t> retry_batches{0};
+
   // Which threads have finished, and which Cancel left behind (index as in Pipeline::threads_).
   std::mutex exit_mu;
   std::condition_variable exit_cv;
@@ -102,6 +122,10 @@ struct Pipeline::Shared {
     budget.Cancel();
     footprint.Cancel();
     for (auto& q : queues) q->Close(/*discard=*/true);
+    if (options.retries) {
+      { std::lock_guard<std::mutex> lock(retry_mu); }  // a waiting retry thread sees `cancelled`
+      retry_cv.notify_all();
+    }
   }
   void Fail(std::exception_ptr e) {
     {
@@ -130,6 +154,26 @@ struct Pipeline::Shared {
   }
   void RunSource();
   void RunStage(size_t index);
+  void RunRetries();
+  // With retries, the input ends when the source has, nothing is in flight and nothing waits.
+  void CloseInputIfDone() {  // under retry_mu
+    if (input_closed || !source_done || in_flight > 0 || !waiting.empty()) return;
+    input_closed = true;
+    queues[0]->Close();
+    retry_cv.notify_all();
+  }
+  void Admitted() {
+    if (!options.retries) return;
+    std::lock_guard<std::mutex> lock(retry_mu);
+    ++in_flight;
+  }
+  void Schedule(Batch& batch);   // takes the retry batches a stage made from `batch`
+  void LeftLastStage() {
+    if (!options.retries) return;
+    std::lock_guard<std::mutex> lock(retry_mu);
+    --in_flight;
+    CloseInputIfDone();
+  }
   void Charge(Batch& batch);          // re-measures a batch after a stage and charges its growth
   void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
 };
@@ -164,13 +208,21 @@ void Pipeline::Start() {
     workers += n;
   }
   for (const StageOptions& o : s.stage_options) s.probing = s.probing || o.expanding;
-  s.exited.assign(1 + workers, 0);
-  s.left_behind.assign(1 + workers, 0);
+  const size_t retry_threads = s.options.retries ? 1 : 0;
+  s.exited.assign(1 + workers + retry_threads, 0);
+  s.left_behind.assign(1 + workers + retry_threads, 0);
   threads_.emplace_back([shared = shared_]() mutable {
     shared->RunSource();
     Shared::Exited(std::move(shared), 0);
   });
   size_t thread = 1;
+  if (retry_threads) {
+    threads_.emplace_back([shared = shared_, thread]() mutable {
+      shared->RunRetries();
+      Shared::Exited(std::move(shared), thread);
+    });
+    ++thread;
+  }
   for (size_t i = 0; i < s.ops.size(); ++i)
     for (int w = 0; w < std::max(1, s.stage_options[i].concurrency); ++w, ++thread)
       threads_.emplace_back([shared = shared_, i, thread]() mutable {
@@ -198,6 +250,7 @@ void Pipeline::Shared::RunSource() {
       source_counters.batches.fetch_add(1, std::memory_order_relaxed);
       source_counters.rows.fetch_add(batch->levels[0].num_rows, std::memory_order_relaxed);
       ++admitted;
+      Admitted();
       if (!queues[0]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
@@ -205,7 +258,61 @@ void Pipeline::Shared::RunSource() {
   } catch (...) {
     Fail(std::current_exception());
   }
-  queues[0]->Close();
+  if (options.retries) {
+    std::lock_guard<std::mutex> lock(retry_mu);
+    source_done = true;
+    CloseInputIfDone();
+  } else {
+    queues[0]->Close();
+  }
+}
+
+void Pipeline::Shared::Schedule(Batch& batch) {
+  if (batch.spawned.empty()) return;
+  if (!options.retries) throw std::logic_error("a stage spawned retry batches in a pipeline without retries");
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(retry_mu);
+    for (Batch::Spawned& s : batch.spawned) {
+      s.batch->tag = next_tag++;
+      waiting.emplace(now + s.delay, std::move(s.batch));
+    }
+  }
+  retry_batches.fetch_add(static_cast<int64_t>(batch.spawned.size()), std::memory_order_relaxed);
+  batch.spawned.clear();
+  retry_cv.notify_all();
+}
+
+// Waits for the earliest due retry batch and admits it like the source does (it takes its bytes
+// from the budget only now: a row waiting for its retry holds none).
+void Pipeline::Shared::RunRetries() {
+  try {
+    std::unique_lock<std::mutex> lock(retry_mu);
+    while (!cancelled && !input_closed) {
+      if (waiting.empty()) {
+        retry_cv.wait(lock);
+        continue;
+      }
+      auto due = waiting.begin()->first;
+      if (std::chrono::steady_clock::now() < due) {
+        retry_cv.wait_until(lock, due);
+        continue;
+      }
+      std::unique_ptr<Batch> batch = std::move(waiting.begin()->second);
+      waiting.erase(waiting.begin());
+      ++in_flight;
+      lock.unlock();
+      batch->peak = batch->ComputeBytes();
+      batch->bytes = batch->peak;
+      if (!budget.Acquire(batch->bytes)) break;
+      if (!queues[0]->Push(std::move(batch))) break;
+      lock.lock();
+    }
+  } catch (abi::__forced_unwind&) {
+    throw;
+  } catch (...) {
+    Fail(std::current_exception());
+  }
 }
 
 void Pipeline::Shared::RunStage(size_t index) {
@@ -216,22 +323,30 @@ void Pipeline::Shared::RunStage(size_t index) {
     while (auto item = queues[index]->Pop()) {
       std::unique_ptr<Batch> batch = std::move(*item);
       if (cancelled) break;
-      int64_t rows_in = LiveRows(*batch, stage.input_level);
-      int64_t failures_before = FailureCount(*batch);
-      int64_t start = Now();
-      StoreMin(counters.first_start_ns, start);
-      op.Process(*batch);
-      int64_t end = Now();
-      counters.busy_ns.fetch_add(end - start, std::memory_order_relaxed);
-      StoreMax(counters.last_end_ns, end);
-      counters.batches.fetch_add(1, std::memory_order_relaxed);
-      counters.rows_in.fetch_add(rows_in, std::memory_order_relaxed);
-      counters.rows_out.fetch_add(LiveRows(*batch, stage.output_level), std::memory_order_relaxed);
-      counters.rows_failed.fetch_add(FailureCount(*batch) - failures_before, std::memory_order_relaxed);
-      Charge(*batch);
+      if (!(batch->tag != 0 && SkipInRetry(*batch, stage))) {
+        int64_t rows_in = LiveRows(*batch, stage.input_level);
+        int64_t failures_before = FailureCount(*batch);
+        int64_t start = Now();
+        StoreMin(counters.first_start_ns, start);
+        op.Process(*batch);
+        int64_t end = Now();
+        counters.busy_ns.fetch_add(end - start, std::memory_order_relaxed);
+        StoreMax(counters.last_end_ns, end);
+        counters.batches.fetch_add(1, std::memory_order_relaxed);
+        counters.rows_in.fetch_add(rows_in, std::memory_order_relaxed);
+        counters.rows_out.fetch_add(LiveRows(*batch, stage.output_level), std::memory_order_relaxed);
+        // (A stage resolving policies removes the failures of rows it sends to retry.)
+        counters.rows_failed.fetch_add(std::max<int64_t>(0, FailureCount(*batch) - failures_before),
+                                       std::memory_order_relaxed);
+        Schedule(*batch);
+        Charge(*batch);
+      }
       if (index + 1 == ops.size()) {
         ++batches;
-        Finished(*batch);  // after Charge: a source woken by the report must see this batch's growth
+        // After Charge: a source woken by the report must see this batch's growth. Retry batches
+        // hold a few rows under their ancestors: they say nothing about how large rows grow.
+        if (batch->tag == 0) Finished(*batch);
+        LeftLastStage();
       }
       if (!queues[index + 1]->Push(std::move(batch))) break;
     }
@@ -296,7 +411,7 @@ Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::uniq
       ended_ = true;
       return PollStatus::kEnd;
     }
-    if (!reorder) {
+    if (!reorder || (*item)->tag != 0) {  // retry batches are handed over as they finish
       *out = std::move(*item);
       return PollStatus::kBatch;
     }
@@ -342,6 +457,11 @@ PipelineStats Pipeline::stats() const {
   const Shared& sh = *shared_;
   PipelineStats s;
   s.batches = sh.batches;
+  s.retry_batches = sh.retry_batches.load(std::memory_order_relaxed);
+  if (sh.options.retries) {
+    std::lock_guard<std::mutex> lock(sh.retry_mu);
+    s.retries_waiting = static_cast<int64_t>(sh.waiting.size());
+  }
   s.peak_budget_bytes = sh.budget.peak();
   s.budget_bytes = sh.budget.used();
   s.elapsed_ns = started_ ? sh.Now() : 0;

@@ -2,8 +2,10 @@
 // Each flow level (root, chunks of the root, ...) is a table whose columns are keyed by IR node id;
 // child rows point at their parent row by index, so ancestor values are read by reference, never copied.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,7 +22,12 @@ struct RowFailure {
   std::string field;
   std::string message;
   int64_t handle = -1;
+  bool dead_lettered = false;  // the row's failure was written to its flow's dead-letter sink
 };
+
+// Row states (Level::failed). 4: the row failed and went to a retry batch with its descendants
+// (see retry.h): not an output, not a failure, not counted in this batch.
+constexpr uint8_t kRowOk = 0, kRowFailed = 1, kRowSkipped = 2, kRowFiltered = 3, kRowRetrying = 4;
 
 struct Level {
   bool materialized = false;
@@ -30,12 +37,16 @@ struct Level {
   std::vector<int64_t> child_index;   // row -> its position among its parent's children
   std::vector<uint64_t> row_ids;
   // Per row: 0 ok, 1 failed (listed in failures), 2 skipped because an ancestor failed or was
-  // filtered out, 3 filtered out (a filter() predicate was not true: not a failure, no output).
-  // Empty means every row is ok.
+  // filtered out, 3 filtered out (a filter() predicate was not true: not a failure, no output),
+  // 4 retrying (gone to a retry batch). Empty means every row is ok.
   std::vector<uint8_t> failed;
   int64_t filtered = 0;  // rows marked 3
   std::vector<RowFailure> failures;
   std::map<int32_t, ArrayPtr> columns;
+  // In a retry batch: rows carried only so the retried rows can read their ancestors (or a level
+  // beside them, left empty). Stages never compute a context level; its rows are never output
+  // or counted again.
+  bool context = false;
 
   bool Failed(int64_t row) const { return !failed.empty() && failed[row]; }
   void Fail(RowFailure f) {
@@ -62,6 +73,15 @@ struct Batch {
   // When >= 0, root row ids are computed on first use by hashing this root column: flows that
   // never need ids (no children, no failures, no lineage) never pay for them.
   int32_t root_id_node = -1;
+  // 0 for a batch of inputs; > 0 for a retry batch (unique within the run, given by the pipeline
+  // when it schedules it). Retry batches are handed over when they finish, never re-ordered.
+  int64_t tag = 0;
+  // Retry batches an operator made from this batch: the pipeline schedules each after its delay.
+  struct Spawned {
+    std::chrono::nanoseconds delay{0};
+    std::unique_ptr<Batch> batch;
+  };
+  std::vector<Spawned> spawned;
 
   // Row ids of `level`, computing the root's lazily.
   const std::vector<uint64_t>& RowIds(int32_t level);

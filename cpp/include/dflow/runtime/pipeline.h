@@ -34,6 +34,10 @@ struct PipelineOptions {
   int64_t memory_budget = 512ll << 20;
   bool ordered = true;
   size_t queue_capacity = 2;  // batches waiting between two stages
+  // Some stage may spawn retry batches (Batch::spawned): they wait on a thread of their own for
+  // their delay, holding no memory budget, then enter the first stage like the source's batches;
+  // the input ends once the source has and no batch in flight or waiting can spawn more.
+  bool retries = false;
 };
 
 // What one stage did so far. Plain counters that add up across runs and processes (a remote
@@ -57,6 +61,8 @@ struct SourceStats {
 
 struct PipelineStats {
   int64_t batches = 0;  // batches that left the last stage
+  int64_t retry_batches = 0;   // retry batches scheduled
+  int64_t retries_waiting = 0;  // retry batches waiting for their delay now
   int64_t peak_budget_bytes = 0;
   int64_t budget_bytes = 0;  // charged now
   int64_t elapsed_ns = 0;    // since Start
@@ -75,8 +81,8 @@ class Pipeline {
   void Start();
 
   enum class PollStatus { kBatch, kEnd, kTimeout };
-  // Waits up to `timeout` for the next finished batch (in input order when ordered). Rethrows the
-  // first error raised by any stage. The caller must Release(batch->bytes) once done with it.
+  // Waits up to `timeout` for the next finished batch (in input order when ordered; retry batches
+  // as soon as they finish). Rethrows the first error raised by any stage. The caller must Release(batch->bytes) once done with it.
   PollStatus Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out);
   void Release(int64_t bytes);
 
