@@ -25,6 +25,7 @@ from daft_flow.llm import last_usage as usage
 from daft_flow.llm.defaults import warmup
 from daft_flow.llm.local import LocalProvider
 from daft_flow.ops.expr_ops import if_else
+from daft_flow.policy import Retry
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
@@ -42,6 +43,7 @@ __all__ = [
     "set_provider", "default_provider", "warmup",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
+    "Retry",
 ]
 
 _install_default_log_handler()

@@ -26,12 +26,15 @@ class RowFailure:
     op: str  # e.g. "run_python(parse)"
     field: str  # the field the op was computing
     error: BaseException  # the original exception (type, message and traceback preserved)
+    attempts: int = 1  # attempts made (more than 1 when its flow's policy retried it)
+    dead_lettered: bool = False  # also written to its flow's dead-letter sink
 
     def __str__(self) -> str:
         from daft_flow.user_errors import describe  # the error's own __str__ may raise
 
+        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
         return (f"input {self.input_index}, row {self.row_id}, flow {self.flow!r}, op {self.op}, "
-                f"field {self.field!r}: {describe(self.error)}")
+                f"field {self.field!r}: {describe(self.error)}{tries}")
 
 
 class FlowRunError(FlowError, ExceptionGroup):  # type: ignore[misc]
@@ -56,11 +59,31 @@ class FlowRunError(FlowError, ExceptionGroup):  # type: ignore[misc]
         return ExceptionGroup(self.message, excs)
 
 
-class ChildFlowError(FlowError):
-    """A child flow run failed and its policy propagates the failure to the parent row.
+class ChildFlowError(FlowError, ExceptionGroup):  # type: ignore[misc]
+    """Rows of a child flow with ``with_policy(failure="fail_parent")`` failed, and so did their
+    parent row. ``failures`` holds one :class:`RowFailure` per failed child row; it is an
+    ``ExceptionGroup`` of their errors, so ``except* ValueError`` reaches them."""
 
-    Reserved for per-flow failure policies (the seed's "fail the parent"), which are not
-    configurable yet: today a failed child row fails alone and its parent and siblings go on."""
+    def __new__(cls, message: str, failures: list[RowFailure]) -> "ChildFlowError":
+        self = super().__new__(cls, message, [f.error for f in failures])
+        self.failures = failures
+        return self
+
+    def __init__(self, message: str, failures: list[RowFailure]) -> None:
+        super().__init__(message, [f.error for f in failures])
+
+    def derive(self, excs):  # type: ignore[no-untyped-def]
+        return ExceptionGroup(self.message, excs)
+
+    @classmethod
+    def of(cls, failures: list[RowFailure], child_flow: str) -> "ChildFlowError":
+        """The error of a parent row whose children ``failures`` (of flow ``child_flow``) failed."""
+        n = len(failures)
+        rows = f"{n} rows" if n != 1 else "a row"
+        return cls(f"{rows} of child flow {child_flow!r} failed; first: {failures[0]}", failures)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.message, self.failures))
 
 
 class BatchError(FlowError):

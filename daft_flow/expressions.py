@@ -67,7 +67,8 @@ class Field(FieldOperators):
 
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   version: str | int | None = None) -> "Field":
+                   version: str | int | None = None, timeout: float | None = None,
+                   on_batch_error: str | None = None) -> "Field":
         """Applies ``fn`` to this field's value (and to ``others``) for every row.
 
         - Row-wise (default): ``fn(value) -> result`` per row.
@@ -82,6 +83,13 @@ class Field(FieldOperators):
 
         ``version=`` is part of the op's fingerprint: change it to mark new results when what ``fn``
         computes changed in a way its fingerprint does not follow (see the user guide).
+
+        ``timeout=`` (seconds per call): an async function that does not finish in time fails its
+        row with ``TimeoutError``; a sync function cannot be interrupted, so a warning naming the op
+        and the row is logged at the timeout and its result is kept when it returns.
+        ``on_batch_error="split"`` (batch functions): a call that raises is split in halves, and so
+        on, so only the rows that make it raise fail (each with a ``dflow.BatchError`` naming its
+        index in the batch); by default (``"fail"``) every row of the call fails with a ``BatchError``.
         """
         fields = (self, *others)
         for f in others:
@@ -89,7 +97,8 @@ class Field(FieldOperators):
                 raise TypeError(f"run_python() extra arguments must be fields, got {type(f).__name__}")
         where = f"field {self._name!r} of flow {self._flow.name!r}"
         udf = make_udf(fn, return_type=return_type, batch=batch, max_in_flight=max_in_flight,
-                       batch_size=batch_size, where=where, version=version)
+                       batch_size=batch_size, where=where, version=version, timeout=timeout,
+                       on_batch_error=on_batch_error)
         check_arguments(udf, [(f._flow.name, f._name, f.dtype) for f in fields], where)
         target = deepest_flow(fields)
         return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
@@ -128,7 +137,8 @@ class Field(FieldOperators):
 
     def prompt(self, instruction: str = "", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> "Field":
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False,
+               timeout: float | None = None) -> "Field":
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
         template with fields (see ``Flow.prompt``). ``include_finish_reason=True`` makes the field
@@ -137,7 +147,7 @@ class Field(FieldOperators):
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options,
-                             include_finish_reason=include_finish_reason)
+                             include_finish_reason=include_finish_reason, timeout=timeout)
         if not isinstance(instruction, str):
             raise TypeError(f"prompt() needs a str instruction, got {type(instruction).__name__}")
         check_reserved(instruction, "prompt()")
@@ -150,11 +160,11 @@ class Field(FieldOperators):
         fields.append(self)
         return llm_field(spec, literals, fields, None, "prompt()")
 
-    def embed_text(self, *, provider: Any = None, model: str | None = None) -> "Field":
+    def embed_text(self, *, provider: Any = None, model: str | None = None, timeout: float | None = None) -> "Field":
         """The embedding of this text field (``dflow.Embedding``)."""
         from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec
 
-        spec = make_llm_spec(EMBED, provider=provider, model=model)
+        spec = make_llm_spec(EMBED, provider=provider, model=model, timeout=timeout)
         return llm_field(spec, ["", ""], [self], None, "embed_text()")
 
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,

@@ -136,7 +136,8 @@ class Flow:
     # -- ops ----------------------------------------------------------------------------------
     def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   name: str | None = None, version: str | int | None = None) -> "Flow":
+                   name: str | None = None, version: str | int | None = None, timeout: float | None = None,
+                   on_batch_error: str | None = None) -> "Flow":
         """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
 
         ``fn`` receives the current field (the last one added), or, if all its parameter names are
@@ -149,7 +150,8 @@ class Flow:
         else:
             args = [self._current_field()]
         value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
-                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version)
+                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version,
+                                   timeout=timeout, on_batch_error=on_batch_error)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
@@ -182,7 +184,8 @@ class Flow:
 
     def prompt(self, template: "str | Field", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> Field:
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False,
+               timeout: float | None = None) -> Field:
         """Asks the LLM a prompt rendered per row from ``template``, and returns the answer as a field
         of this flow (assign it: ``flow["answer"] = flow.prompt(...)``).
 
@@ -193,13 +196,14 @@ class Flow:
         field is then ``JSON``), ``options=`` (other request parameters), ``include_finish_reason=True``
         (the field is then ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``).
         Answers cut at ``max_tokens`` are counted in the usage report (``truncated``) and logged
-        once per op.
+        once per op. ``timeout=`` (seconds) bounds each request, its retries included: a row whose
+        answer did not come in time fails with ``TimeoutError``.
         """
         from daft_flow.ops.llm_ops import PROMPT, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options,
-                             include_finish_reason=include_finish_reason)
+                             include_finish_reason=include_finish_reason, timeout=timeout)
         if isinstance(template, Field):
             literals, fields = ["", ""], [template]
         else:
@@ -207,12 +211,12 @@ class Flow:
         return llm_field(spec, literals, fields, self, "prompt()")
 
     def embed_text(self, field_or_template: "str | Field | None" = None, *, provider: Any = None,
-                   model: str | None = None) -> Field:
+                   model: str | None = None, timeout: float | None = None) -> Field:
         """The embedding (``dflow.Embedding``) of a field or of a template rendered per row (see
         ``prompt``); without an argument, of the current field. Inputs are sent many per request."""
         from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec, parse_template
 
-        spec = make_llm_spec(EMBED, provider=provider, model=model)
+        spec = make_llm_spec(EMBED, provider=provider, model=model, timeout=timeout)
         if field_or_template is None:
             field_or_template = self._current_field()
         if isinstance(field_or_template, Field):
@@ -360,6 +364,33 @@ class Flow:
         flow._current = current if isinstance(current, str) else Field(Mapped(current._expr, mapping), flow,
                                                                         current.name)
         return flow
+
+    # -- failures --------------------------------------------------------------------------------
+    def with_policy(self, failure: str = "isolate", *, retry: Any = None, dead_letter: Any = None,
+                    timeout: float | None = None) -> "Flow":
+        """This flow with a failure policy for its rows (the original flow is unchanged). Set it
+        before deriving child flows from this flow: they see the policy of the flow they grow from.
+
+        - ``failure="isolate"`` (default): a failed row fails alone; its parent and siblings go on.
+          ``"fail_parent"``: a failed row fails its parent row with a ``dflow.ChildFlowError``
+          (carrying the children's failures), then the parent's policy applies; none of the
+          parent's other descendants reach any sink.
+        - ``retry=dflow.Retry(max_attempts=3, ...)``: a failed row and everything below it run
+          again after an exponential backoff with jitter; it fails only once its attempts are
+          spent. Retried rows come out after the others (also with ``ordered=True``).
+        - ``dead_letter=sink``: every row that finally fails is also written to ``sink`` (any
+          daft_flow sink) with its root input, error and attempts; ``dflow.replay(location, flow)``
+          runs those inputs again. Dead-lettered rows do not make ``collect_batch`` raise.
+        - ``timeout=`` (seconds): the default per-call limit of this flow's ``run_python``,
+          ``prompt`` and ``embed_text`` ops.
+
+        A ``fail_parent`` flow takes no ``retry`` or ``dead_letter`` of its own (its failures are
+        its parent's). The run report counts rows, failures, retries and dead letters per flow
+        (``flow.last_run().accounting``).
+        """
+        from daft_flow.policy import with_policy
+
+        return with_policy(self, failure, retry, dead_letter, timeout)
 
     # -- rows and fields -----------------------------------------------------------------------
     def filter(self, predicate: Field) -> "Flow":

@@ -111,9 +111,10 @@ class SinkFlow(_SinkPlans):
             for batch in sink_batches([self], values, ordered=ordered, **options):
                 written, failed = batch[0]
                 if failed:
-                    if on_error == "raise":
-                        raise failed[0].error
                     failures.extend(failed)
+                    unhandled = [f for f in failed if not f.dead_lettered]
+                    if unhandled and on_error == "raise":
+                        raise unhandled[0].error
                 for where, input_index, row_id in written:
                     row: dict[str, Any] = {"written_to": where}
                     if lineage:

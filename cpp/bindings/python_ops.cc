@@ -305,12 +305,17 @@ class GilYield {
 
 }  // namespace
 
+CurrentRow& CurrentRowOfThread() {
+  thread_local CurrentRow row;
+  return row;
+}
+
 PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format,
                                      std::vector<py::object> convert, py::object build, py::object root_objects,
-                                     int32_t root_node, std::shared_ptr<ErrorTable> errors)
+                                     int32_t root_node, std::shared_ptr<ErrorTable> errors, bool track_rows)
     : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), root_objects_(std::move(root_objects)),
       root_node_(root_node), convert_(std::move(convert)),
-      out_format_(std::move(out_format)), errors_(std::move(errors)) {}
+      out_format_(std::move(out_format)), errors_(std::move(errors)), track_rows_(track_rows) {}
 
 // An operator is destroyed by the run (GIL held) or, when Cancel left a thread busy in user code,
 // by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
@@ -344,7 +349,9 @@ void PythonRowOperator::Process(Batch& batch) {
   GilHold gil;
   std::vector<ArgReader> readers = MakeReaders(batch, info_);
   for (size_t k = 0; k < readers.size(); ++k) {
-    if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none()) {
+    // (Not for retry batches: the caller's objects are kept per batch of inputs.)
+    if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none() &&
+        batch.tag == 0) {
       // The caller's own input objects: no need to decode them again from Arrow.
       // (list, offset): this batch's inputs are list[offset : offset + rows].
       py::object found = root_objects_(batch.first_input);
@@ -384,6 +391,15 @@ void PythonRowOperator::Process(Batch& batch) {
   bool any_unreadable = false;
   for (const ArgReader& reader : readers) any_unreadable = any_unreadable || !reader.unreadable.empty();
   GilYield yield;
+  const std::vector<uint64_t>* row_ids = nullptr;
+  std::vector<int64_t> to_root;
+  if (track_rows_) {
+    row_ids = &batch.RowIds(info_.level);
+    to_root = batch.AncestorIndex(info_.level, 0);
+  }
+  struct ClearCurrent {
+    ~ClearCurrent() { CurrentRowOfThread().input = -1; }
+  } clear_current;
   for (int64_t r = 0; r < n; ++r) {
     // Every row: a cancelled run (Ctrl-C, an error elsewhere) stops after the row in progress.
     if (cancelled()) throw std::runtime_error("run cancelled");
@@ -406,6 +422,7 @@ void PythonRowOperator::Process(Batch& batch) {
       args[made] = readers[made].Get(r);
       if (!args[made]) { ok = false; break; }
     }
+    if (track_rows_) CurrentRowOfThread() = {(*row_ids)[r], batch.first_input + to_root[r]};
     PyObject* res = ok ? PyObject_Vectorcall(fn, args.data(), readers.size(), nullptr) : nullptr;
     for (size_t k = 0; k < made; ++k) Py_DECREF(args[k]);
     if (res == nullptr) {
@@ -464,6 +481,12 @@ void PythonBatchOperator::Process(Batch& batch) {
   };
   std::vector<Input> inputs;
   for (const ArgSpec& a : info_.args) {
+    if (a.node == kBatchTagArg) {
+      dflow::PrimitiveBuilder<int64_t> b("l", level.num_rows);
+      for (int64_t r = 0; r < level.num_rows; ++r) b.Append(batch.tag);
+      inputs.push_back({b.Finish(), false, {}});
+      continue;
+    }
     if (a.node == kInputIndexArg) {
       std::vector<int64_t> roots = batch.AncestorIndex(info_.level, 0);
       dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(roots.size()));
@@ -503,6 +526,69 @@ void PythonBatchOperator::Process(Batch& batch) {
     else FailRow(level, row, info_, *errors_, err);
   }
   level.columns[info_.node] = std::move(out);
+}
+
+PolicyOperator::PolicyOperator(py::object resolver, std::vector<dflow::LevelShape> shape,
+                               std::shared_ptr<ErrorTable> errors)
+    : resolver_(std::move(resolver)), shape_(std::move(shape)), errors_(std::move(errors)) {}
+
+PolicyOperator::~PolicyOperator() {
+  WithGilUnlessFinalizing(
+      [this] {
+        resolver_ = py::object();
+        errors_.reset();
+      },
+      [this] {
+        resolver_.release();
+        new std::shared_ptr<ErrorTable>(std::move(errors_));
+      });
+}
+
+void PolicyOperator::Process(Batch& batch) {
+  bool any = false;
+  for (const Level& l : batch.levels) any = any || !l.failures.empty();
+  if (!any) return;  // the common case costs no GIL
+  std::vector<dflow::RetryRequest> requests;
+  {
+    GilHold gil;
+    py::list failures;
+    for (const Level& l : batch.levels) {
+      py::list entries;
+      for (const dflow::RowFailure& f : l.failures)
+        entries.append(py::make_tuple(f.row, f.node, f.op, f.field, f.message,
+                                      f.handle >= 0 ? errors_->Peek(f.handle) : py::none()));
+      failures.append(entries);
+    }
+    std::shared_ptr<Batch> lent(&batch, [](Batch*) {});
+    py::object view = py::cast(PyBatch{lent});
+    py::tuple actions = resolver_(view, failures);
+    view = py::object();
+    if (lent.use_count() != 1) throw std::logic_error("the policy resolver kept the batch it was lent");
+    for (auto item : py::list(actions[0])) {  // fail_parent: parents failed by their children
+      py::tuple t = item.cast<py::tuple>();
+      PythonOpInfo info{-1, t[0].cast<int32_t>(), {}, t[2].cast<std::string>(), t[3].cast<std::string>(), ""};
+      FailRow(batch.levels.at(info.level), t[1].cast<int64_t>(), info, *errors_, t[4]);
+    }
+    for (auto item : py::list(actions[1])) {
+      py::tuple t = item.cast<py::tuple>();
+      auto delay = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::duration<double>(std::max(0.0, t[2].cast<double>())));
+      requests.push_back({t[0].cast<int32_t>(), t[1].cast<int64_t>(), delay});
+    }
+    for (auto item : py::list(actions[2])) {
+      py::tuple t = item.cast<py::tuple>();
+      int64_t row = t[1].cast<int64_t>();
+      for (dflow::RowFailure& f : batch.levels.at(t[0].cast<int32_t>()).failures)
+        if (f.row == row) f.dead_lettered = true;
+    }
+  }
+  if (!requests.empty()) {
+    std::vector<dflow::RowFailure> removed = dflow::SpawnRetries(batch, requests, shape_);
+    GilHold gil;
+    for (const dflow::RowFailure& f : removed)
+      if (f.handle >= 0) errors_->Take(f.handle);  // dropped: the row runs again
+  }
+  dflow::PropagateDead(batch);
 }
 
 }  // namespace dflow_py

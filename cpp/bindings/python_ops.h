@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dflow/runtime/operator.h"
+#include "dflow/runtime/retry.h"
 #include "gil.h"
 
 namespace dflow_py {
@@ -22,6 +23,11 @@ class ErrorTable {
     int64_t h = next_++;
     errors_[h] = std::move(error);
     return h;
+  }
+  // The object, left in the table (the results still take it later).
+  py::object Peek(int64_t handle) const {
+    auto it = errors_.find(handle);
+    return it == errors_.end() ? py::none() : it->second;
   }
   py::object Take(int64_t handle) {
     auto it = errors_.find(handle);
@@ -40,11 +46,33 @@ class ErrorTable {
 // Where an operator reads one argument: a node's column at the operator's level or an ancestor.
 // Node kInputIndexArg is no column but each row's input index (the batch's first input plus the
 // row's root row), for ops that name their output by the inputs rows came from (sinks).
+// Node kBatchTagArg: each row's batch tag (0, or the retry batch's number), so sinks name the
+// writes of retried rows apart from the first ones.
 struct ArgSpec {
   int32_t node;
   int32_t level;
 };
 inline constexpr int32_t kInputIndexArg = -1;
+inline constexpr int32_t kBatchTagArg = -2;
+
+// A batch handed to Python: a finished one (owned), or one a stage lends for the length of a call.
+struct PyBatch {
+  std::shared_ptr<dflow::Batch> batch;
+
+  const dflow::Level& level(int32_t l) const {
+    if (l < 0 || l >= static_cast<int32_t>(batch->levels.size()) || !batch->levels[l].materialized)
+      throw py::index_error("level " + std::to_string(l) + " is not materialized in this batch");
+    return batch->levels[l];
+  }
+};
+
+// The row a row-wise function is being called for on this thread (for timeout warnings); -1
+// input when none.
+struct CurrentRow {
+  uint64_t row_id = 0;
+  int64_t input = -1;
+};
+CurrentRow& CurrentRowOfThread();
 
 struct PythonOpInfo {
   int32_t node;    // output node id
@@ -61,9 +89,10 @@ class PythonRowOperator : public dflow::Operator {
   // `convert[k]`: for arguments without a fast conversion, a callable pa.Array -> list.
   // `root_objects(first_input)` may return the Python objects the batch's root inputs were made
   // from (or None); arguments reading root node `root_node` then use them instead of decoding.
+  // `track_rows`: publish the row each call is for (CurrentRowOfThread), for ops with a timeout.
   PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
                     py::object build, py::object root_objects, int32_t root_node,
-                    std::shared_ptr<ErrorTable> errors);
+                    std::shared_ptr<ErrorTable> errors, bool track_rows = false);
   ~PythonRowOperator() override;
   std::string name() const override { return info_.op; }
   void Process(dflow::Batch& batch) override;
@@ -75,6 +104,7 @@ class PythonRowOperator : public dflow::Operator {
   std::vector<py::object> convert_;
   std::string out_format_;
   std::shared_ptr<ErrorTable> errors_;
+  bool track_rows_;
 };
 
 // Calls runner(args, failed_mask) -> (column, [(row, error_or_message), ...]) with the GIL held.
@@ -90,6 +120,26 @@ class PythonBatchOperator : public dflow::Operator {
  private:
   PythonOpInfo info_;
   py::object runner_;
+  std::shared_ptr<ErrorTable> errors_;
+};
+
+// Applies the flows' failure policies to a batch whose every op (but the sinks) has run: calls
+// resolver(batch, failures) -> (parent_failures, retries, dead_lettered) with the GIL held, only
+// for batches with failures. `failures[level]` lists (row, node, op, field, message, error) per
+// failed row; the batch is lent for the call only. Then adds the parents' failures (fail_parent:
+// (level, row, op, field, error)), marks the dead-lettered failures ((level, row)), moves the rows
+// to retry ((level, row, delay seconds)) into retry batches (dflow::SpawnRetries) and skips the
+// descendants of every row that did not survive, so the sinks after it never see them.
+class PolicyOperator : public dflow::Operator {
+ public:
+  PolicyOperator(py::object resolver, std::vector<dflow::LevelShape> shape, std::shared_ptr<ErrorTable> errors);
+  ~PolicyOperator() override;
+  std::string name() const override { return "policies"; }
+  void Process(dflow::Batch& batch) override;
+
+ private:
+  py::object resolver_;
+  std::vector<dflow::LevelShape> shape_;
   std::shared_ptr<ErrorTable> errors_;
 };
 

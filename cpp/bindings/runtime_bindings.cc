@@ -80,17 +80,6 @@ class PythonSource : public dflow::Source {
   int64_t expected_row_bytes_ = 0;
 };
 
-// A finished batch handed to Python, which turns the output level into rows and failures.
-struct PyBatch {
-  std::shared_ptr<Batch> batch;
-
-  const dflow::Level& level(int32_t l) const {
-    if (l < 0 || l >= static_cast<int32_t>(batch->levels.size()) || !batch->levels[l].materialized)
-      throw py::index_error("level " + std::to_string(l) + " is not materialized in this batch");
-    return batch->levels[l];
-  }
-};
-
 // Stage options whose row counters read `input_level` and write `output_level`.
 dflow::StageOptions Counted(dflow::StageOptions options, int32_t input_level, int32_t output_level) {
   options.input_level = input_level;
@@ -100,22 +89,33 @@ dflow::StageOptions Counted(dflow::StageOptions options, int32_t input_level, in
 
 class PyRun {
  public:
-  PyRun(py::object next_batch, int64_t memory_budget, bool ordered)
+  PyRun(py::object next_batch, int64_t memory_budget, bool ordered, bool retries)
       : errors_(std::make_shared<ErrorTable>()), pid_(getpid()) {
     dflow::PipelineOptions options;
     options.memory_budget = memory_budget;
     options.ordered = ordered;
+    options.retries = retries;
     pipeline_ = std::make_unique<dflow::Pipeline>(std::make_unique<PythonSource>(std::move(next_batch)), options);
   }
   ~PyRun() { Close(); }
 
   void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
-                    py::object build, py::object root_objects, int32_t root_node) {
+                    py::object build, py::object root_objects, int32_t root_node, bool track_rows) {
     int32_t level = info.level;
     pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
                                                             std::move(convert), std::move(build),
-                                                            std::move(root_objects), root_node, errors_),
+                                                            std::move(root_objects), root_node, errors_,
+                                                            track_rows),
                         Counted({1}, level, level));
+  }
+  // The stage applying failure policies (see PolicyOperator): `parents[l]` and `origin_nodes[l]`
+  // describe level l (its parent, the columns its rows are made with).
+  void AddPolicy(py::object resolver, std::vector<int32_t> parents, std::vector<std::vector<int32_t>> origin_nodes) {
+    if (parents.size() != origin_nodes.size()) throw std::invalid_argument("add_policy: one parent per level");
+    std::vector<dflow::LevelShape> shape;
+    for (size_t l = 0; l < parents.size(); ++l) shape.push_back({parents[l], std::move(origin_nodes[l])});
+    pipeline_->AddStage(std::make_unique<PolicyOperator>(std::move(resolver), std::move(shape), errors_),
+                        dflow::StageOptions{1});
   }
   void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency, bool expanding) {
     dflow::StageOptions options = Counted({concurrency}, info.level, info.level);
@@ -211,6 +211,8 @@ class PyRun {
   static py::dict StatsDict(const dflow::PipelineStats& s) {
     py::dict d;
     d["batches"] = s.batches;
+    d["retry_batches"] = s.retry_batches;
+    d["retries_waiting"] = s.retries_waiting;
     d["peak_budget_bytes"] = s.peak_budget_bytes;
     d["budget_bytes"] = s.budget_bytes;
     d["elapsed_ns"] = s.elapsed_ns;
@@ -263,6 +265,14 @@ void init_runtime(py::module_& m) {
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   m.attr("INPUT_INDEX_ARG") = kInputIndexArg;
+  m.attr("BATCH_TAG_ARG") = kBatchTagArg;
+  m.def("current_row", []() -> py::object {
+        const CurrentRow& row = CurrentRowOfThread();
+        if (row.input < 0) return py::none();
+        return py::make_tuple(row.row_id, row.input);
+      },
+        "(row id, input index) of the row a row-wise function with a timeout is being called for on this "
+        "thread, or None.");
   py::class_<PythonOpInfo>(m, "OpInfo")
       .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
                        std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),
@@ -275,6 +285,11 @@ void init_runtime(py::module_& m) {
 
   py::class_<PyBatch>(m, "Batch")
       .def_property_readonly("first_input", [](const PyBatch& b) { return b.batch->first_input; })
+      .def_property_readonly("tag", [](const PyBatch& b) { return b.batch->tag; })
+      .def_property_readonly("num_levels", [](const PyBatch& b) { return b.batch->levels.size(); })
+      .def("is_context", [](const PyBatch& b, int32_t l) { return b.level(l).context; }, py::arg("level"))
+      .def("child_index", [](const PyBatch& b, int32_t l) { return IndexColumn(b.level(l).child_index); },
+           py::arg("level"))
       .def_property_readonly("nbytes", [](const PyBatch& b) { return b.batch->bytes; })
       .def("num_rows", [](const PyBatch& b, int32_t l) { return b.level(l).num_rows; })
       .def("column", [](const PyBatch& b, int32_t l, int32_t node) {
@@ -319,14 +334,17 @@ void init_runtime(py::module_& m) {
       .def("failures", [](const PyBatch& b, int32_t l) {
         py::list out;
         for (const auto& f : b.level(l).failures)
-          out.append(py::make_tuple(f.row, f.node, f.op, f.field, f.message, f.handle));
+          out.append(py::make_tuple(f.row, f.node, f.op, f.field, f.message, f.handle, f.dead_lettered));
         return out;
       });
 
   py::class_<PyRun>(m, "Run")
-      .def(py::init<py::object, int64_t, bool>(), py::arg("next_batch"), py::arg("memory_budget"), py::arg("ordered"))
+      .def(py::init<py::object, int64_t, bool, bool>(), py::arg("next_batch"), py::arg("memory_budget"),
+           py::arg("ordered"), py::arg("retries") = false)
       .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
-           py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1)
+           py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1,
+           py::arg("track_rows") = false)
+      .def("add_policy", &PyRun::AddPolicy, py::arg("resolver"), py::arg("parents"), py::arg("origin_nodes"))
       .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1,
            py::arg("expanding") = false)
       .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),

@@ -205,6 +205,8 @@ def estimation_plan(traced: Any, output_tokens: int | None) -> tuple[Any, list[C
         plan.objects.add(module=type(obj).__module__, qualname=getattr(obj, "__qualname__", type(obj).__qualname__))
         return len(objects) - 1
 
+    for level in plan.levels:  # an estimate neither retries nor writes dead letters
+        level.ClearField("policy")
     needed = _needed_nodes(plan)
     counting: dict[int, CountingProvider] = {}
     nulls = {ir.PythonUdf.ROW: _none_row, ir.PythonUdf.BATCH: _none_batch, ir.PythonUdf.ASYNC: _none_async}

@@ -81,6 +81,14 @@ class RecordingRun:
         self._monitor.plan_stage(node, "expressions")
         return self._run.add_expressions(program, name, node)
 
+    def add_policy(self, resolver: Any, parents: Any, origin_nodes: Any) -> Any:
+        # Node -1: the parent failures it makes (ChildFlowError) are counted as its own.
+        self._monitor.stage(-1, "policies", "policies", self.plan_root_flow(), 0)
+        return self._run.add_policy(resolver, parents, origin_nodes)
+
+    def plan_root_flow(self) -> str:
+        return str(self._monitor.plan.levels[0].flow)
+
 
 class RunMonitor:
     """The live state of one run, from ``build_run`` to its ``RunReport``."""
@@ -103,7 +111,9 @@ class RunMonitor:
         self.level_skipped = [0] * n
         self.level_filtered = [0] * n
         self.level_budget = [0] * n
+        self.level_dead_lettered = [0] * n
         self.failures_by_node: dict[int, Counter[str]] = {}
+        self.policies: Any = None  # the run's execution.policies.PolicyResolver, if it has policies
         self.series = ThroughputSeries()
         self._interval = TICK_S
         self._next_sample = 0.0
@@ -154,16 +164,20 @@ class RunMonitor:
     def batch_done(self, batch: Any) -> None:
         """Counts a finished batch's rows and failures, per flow and per op. A row fails when its
         op failed it; it is skipped when a parent row failed (before or after the row was made); it
-        is filtered when a filter() dropped it or its parent row (never a failure)."""
-        self.inputs_done += batch.num_rows(0)
+        is filtered when a filter() dropped it or its parent row (never a failure). Rows that went
+        to a retry batch (state 4) are counted where their retry ends, and a retry batch's context
+        rows (its retried rows' ancestors) where they came from: each row is counted once."""
+        if batch.tag == 0:
+            self.inputs_done += batch.num_rows(0)
         dead: list[Any] = [None] * len(self.level_rows)  # per level: rows that did not survive, if any
         gone: list[Any] = [None] * len(self.level_rows)  # per level: rows filtered out (or of filtered parents)
         for level, info in enumerate(self.plan.levels):  # parents come before their children
             try:
                 rows = batch.num_rows(level)
+                if batch.is_context(level):
+                    continue
             except IndexError:  # the level was never made in this batch (its maker's input failed)
                 continue
-            self.level_rows[level] += rows
             mask = batch.failed_mask(level)
             inherited = inherited_gone = None
             if info.parent >= 0 and dead[info.parent] is not None and rows:
@@ -171,21 +185,25 @@ class RunMonitor:
                 inherited = dead[info.parent][up]
                 inherited_gone = gone[info.parent][up]
             if not mask and inherited is None:
+                self.level_rows[level] += rows
                 continue
             own = np.frombuffer(mask, dtype=np.uint8) if mask else np.zeros(rows, dtype=np.uint8)
+            counted = own != 4
             failed = int(np.count_nonzero(own == 1))
             gone[level] = own == 3 if inherited_gone is None else (own == 3) | (inherited_gone & (own != 1))
             dead[level] = own != 0 if inherited is None else (own != 0) | inherited
-            filtered = int(np.count_nonzero(gone[level]))
+            filtered = int(np.count_nonzero(gone[level] & counted))
+            self.level_rows[level] += int(np.count_nonzero(counted))
             self.level_failed[level] += failed
             self.level_filtered[level] += filtered
-            self.level_skipped[level] += int(np.count_nonzero(dead[level])) - failed - filtered
+            self.level_skipped[level] += int(np.count_nonzero(dead[level] & counted)) - failed - filtered
             if failed:
-                for _row, node, _op, _field, message, _handle in batch.failures(level):
+                for _row, node, _op, _field, message, _handle, dead_lettered in batch.failures(level):
                     kind = _error_type(message)
                     self.failures_by_node.setdefault(node, Counter())[kind] += 1
                     if kind == "BudgetExceeded":
                         self.level_budget[level] += 1
+                    self.level_dead_lettered[level] += bool(dead_lettered)
 
     def tick(self, now: float) -> None:
         """Called by the sampler thread."""
@@ -258,6 +276,8 @@ class RunMonitor:
             op.failures_by_type = dict(self.failures_by_node.get(info.node, {}))
             if info.counters is not None:
                 op.retries, op.cache_hits = info.counters.retries, info.counters.cache_hits
+            if self.policies is not None and info.node >= 0:  # rows its failures sent to retry
+                op.retries += self.policies.retries_by_node.get(info.node, 0)
             u = getattr(info.runner, "usage", None)
             if u is not None and id(u) in llm:
                 u.finish()
@@ -279,7 +299,9 @@ class RunMonitor:
             flows[key] = FlowReport(level.flow, i, rows=self.level_rows[i],
                                     succeeded=self.level_rows[i] - failed - self.level_filtered[i], failed=failed,
                                     skipped=self.level_skipped[i], filtered=self.level_filtered[i],
-                                    budget_exceeded=self.level_budget[i])
+                                    budget_exceeded=self.level_budget[i],
+                                    dead_lettered=self.level_dead_lettered[i],
+                                    retries=self.policies.retries[i] if self.policies is not None else 0)
         source = stats.get("source", {})
         return RunReport(
             flow=self.plan.levels[self.plan.output_level].flow, status=status, started_at=self.started_at,

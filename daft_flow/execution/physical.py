@@ -31,6 +31,7 @@ class Lowering:
     cancellables: list[Any] = field(default_factory=list)  # runners to cancel when the run stops early
     root_objects: Any = None  # the source's caller-held str/bytes inputs, for row functions
     shared: dict[str, Any] = field(default_factory=dict)  # what ops compute once per run (fused programs)
+    policies: list[Any] = field(default_factory=list)  # each level's policy.Policy (None: the default)
 
     @property
     def plan(self) -> ir.Plan:
@@ -40,6 +41,13 @@ class Lowering:
     def objects(self) -> list[Any]:
         return self.traced.objects
 
+    def timeout(self, node: ir.Node, own: float) -> float:
+        """The per-call timeout of an op: its own, else its flow's policy's; 0 for none."""
+        if own:
+            return own
+        policy = self.policies[node.level] if node.level < len(self.policies) else None
+        return (policy.timeout or 0.0) if policy is not None else 0.0
+
     def out_type(self, node: ir.Node) -> DataType:
         return dtype_from_ir(node.type)
 
@@ -48,30 +56,65 @@ class Lowering:
 
     def op_info(self, node: ir.Node, op_name: str, *, input_index: bool = False) -> Any:
         """The runtime's description of a Python op: which node it writes, what it reads, and how
-        errors name it (op, field, flow). ``input_index``: one more argument, each row's input index."""
+        errors name it (op, field, flow). ``input_index``: two more arguments, each row's input
+        index and its batch's tag (0, or the retry batch it is in), for ops naming what they write."""
         args = [_core.ArgSpec(i, self.plan.nodes[i].level) for i in node.inputs]
         if input_index:
             args.append(_core.ArgSpec(_core.INPUT_INDEX_ARG, node.level))
+            args.append(_core.ArgSpec(_core.BATCH_TAG_ARG, node.level))
         return _core.OpInfo(node.id, node.level, args, op_name, node.name or op_name,
                             self.plan.levels[node.level].flow)
 
 
 def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
-              cancellables: list[Any] | None = None, monitor: Any = None) -> Any:
+              cancellables: list[Any] | None = None, monitor: Any = None, resources: list[Any] | None = None) -> Any:
     """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
-    run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs."""
+    run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs;
+    ``resources`` collects what the caller opens before the run starts and closes after it ends
+    (the failure policies' dead-letter sinks).
+
+    With failure policies (``with_policy``), every op but the sinks runs first, then the policy
+    stage (``execution/policies.py``: retries, fail_parent, dead letters), then the sinks, so a
+    sink never writes a row whose parent a child's failure is about to fail."""
+    from daft_flow.execution.policies import PolicyResolver, level_policies
     from daft_flow.llm.usage import UsageReport
 
     plan = traced.plan
-    run = _core.Run(source, options.memory_budget, ordered)
+    policies = level_policies(traced)
+    resolver = PolicyResolver(traced, policies) if any(p is not None for p in policies) else None
+    retries = any(p is not None and p.retry is not None for p in policies)
+    run = _core.Run(source, options.memory_budget, ordered, retries)
     if monitor is not None:
         run = monitor.wrap(run)
+        monitor.policies = run.policies = resolver  # the results read attempts from it
     # Row functions may read str/bytes root inputs from the caller's own objects (no decoding);
     # other types are re-read from Arrow so functions always see the field's declared type.
     root_type = dtype_from_ir(plan.root_type)
     root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
     ctx = Lowering(run, traced, source, options, usage if usage is not None else UsageReport(),
-                   cancellables if cancellables is not None else [], root_objects)
+                   cancellables if cancellables is not None else [], root_objects, policies=policies)
+    sinks = [n for n in plan.nodes if resolver is not None and _is_sink(n)]
     for node in plan.nodes:
+        if not (sinks and _is_sink(node)):
+            node_op(node.WhichOneof("op")).lower(node, ctx)
+    if resolver is not None:
+        run.add_policy(resolver, [level.parent for level in plan.levels], _origin_nodes(plan))
+        if resources is not None:
+            resources.append(resolver)
+    for node in sinks:  # nothing reads a sink's column: they can all come last
         node_op(node.WhichOneof("op")).lower(node, ctx)
     return run
+
+
+def _is_sink(node: ir.Node) -> bool:
+    return node.WhichOneof("op") == "python_udf" and node.python_udf.builtin == "write_sink"
+
+
+def _origin_nodes(plan: ir.Plan) -> list[list[int]]:
+    """Per level, the columns its rows are made with: its input and its origin's attributes (the
+    only columns a retried row keeps; every other one is computed again)."""
+    out: list[list[int]] = [[level.element_node] for level in plan.levels]
+    for node in plan.nodes:
+        if node.WhichOneof("op") == "level_attribute":
+            out[node.level].append(node.id)
+    return out

@@ -67,11 +67,27 @@ class _Stop:
         self.error = error
 
 
-async def _guarded(call: Callable[[], Any], op: str) -> tuple[bool, Any] | _Stop:
-    """Runs one user coroutine: ``(True, value)``, ``(False, exception)`` for a failed row, or a
-    ``_Stop``. A ``CancelledError`` is re-raised only when the run itself is being cancelled."""
+async def _within(call: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``await call()``, failing with ``TimeoutError`` (naming ``what``) after ``timeout`` seconds
+    (0: no limit). The call is cancelled; the run goes on."""
+    if not timeout:
+        return await call()
+    limit = asyncio.timeout(timeout)
     try:
-        return True, await call()
+        async with limit:
+            return await call()
+    except TimeoutError:
+        if not limit.expired():
+            raise  # the call's own TimeoutError
+        raise TimeoutError(f"{what} did not finish within its timeout of {timeout:g} s") from None
+
+
+async def _guarded(call: Callable[[], Any], op: str, timeout: float = 0.0) -> tuple[bool, Any] | _Stop:
+    """Runs one user coroutine: ``(True, value)``, ``(False, exception)`` for a failed row, or a
+    ``_Stop``. A ``CancelledError`` is re-raised only when the run itself is being cancelled.
+    ``timeout``: seconds before the call fails its row with ``TimeoutError`` (0: none)."""
+    try:
+        return True, await _within(call, timeout, op)
     except asyncio.CancelledError as e:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
@@ -164,12 +180,18 @@ def _index_of(error: BaseException) -> int | None:
 
 
 class BatchRunner:
-    """``run_python(fn, batch=True)``: one call per batch (or per ``batch_size`` rows)."""
+    """``run_python(fn, batch=True)``: one call per batch (or per ``batch_size`` rows).
+
+    A call that raises fails its rows with a ``BatchError``; with ``split`` (``on_batch_error=
+    "split"``) it is called again on each half, and so on down to single rows, so only the rows
+    that make it raise fail (a batch with one bad value among n costs about 2 log2(n) more calls).
+    With ``timeout``, a call still running after it is logged (a sync call cannot be stopped)."""
 
     def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType,
-                 arg_kind: str, batch_size: int) -> None:
+                 arg_kind: str, batch_size: int, split: bool = False, timeout: float = 0.0) -> None:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
         self.arg_kind, self.batch_size = arg_kind, batch_size
+        self.split, self.timeout = split, timeout
         self._cancelled = False
 
     def cancel(self) -> None:
@@ -194,24 +216,9 @@ class BatchRunner:
         step = self.batch_size or max(len(rows), 1)
         outputs: list[Any] = []
         for start in range(0, len(rows), step):
-            if self._cancelled:
-                raise RuntimeError("run cancelled")
             chunk_rows = rows[start:start + step]
             chunk = [c[start:start + step] for c in columns] if step < len(rows) else columns
-            try:
-                out = _batch_results(self.fn(*chunk), self.name, len(chunk_rows))
-            except BatchError as e:
-                failures.extend((r, e) for r in chunk_rows)
-                out = [None] * len(chunk_rows)
-            except BaseException as e:
-                if stops_run(e):
-                    raise
-                err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: {describe(e)}",
-                                 batch_size=len(chunk_rows), index=_index_of(e))
-                err.__cause__ = e
-                failures.extend((r, err) for r in chunk_rows)
-                out = [None] * len(chunk_rows)
-            outputs.extend(out)
+            outputs.extend(self._chunk(chunk, chunk_rows, 0, len(chunk_rows), failures))
         if all_alive:
             results = outputs
         else:
@@ -222,15 +229,60 @@ class BatchRunner:
         failures.extend(problems)
         return array, failures
 
+    def _call(self, chunk: list[Any], n: int) -> list[Any]:
+        if not self.timeout:
+            return _batch_results(self.fn(*chunk), self.name, n)
+        from daft_flow.execution.watchdog import watchdog
+
+        token = watchdog.begin(lambda: f"{self.name} on a batch of {n} rows", self.timeout)
+        try:
+            return _batch_results(self.fn(*chunk), self.name, n)
+        finally:
+            watchdog.end(token)
+
+    def _chunk(self, chunk: list[Any], rows: list[int], offset: int, size: int, failures: Failures) -> list[Any]:
+        """Results of one call on ``chunk`` (rows ``rows``, at ``offset`` in a batch call of
+        ``size`` rows); failed rows get None and go to ``failures``."""
+        if self._cancelled:
+            raise RuntimeError("run cancelled")
+        try:
+            return self._call(chunk, len(rows))
+        except BatchError as e:  # a result of the wrong shape: the function's, not a row's
+            failures.extend((r, e) for r in rows)
+        except BaseException as e:
+            if stops_run(e):
+                raise
+            if self.split and len(rows) > 1:
+                half = len(rows) // 2
+                left = self._take(chunk, 0, half)
+                right = self._take(chunk, half, len(rows))
+                return (self._chunk(left, rows[:half], offset, size, failures)
+                        + self._chunk(right, rows[half:], offset + half, size, failures))
+            if self.split:
+                err = BatchError(f"{self.name} failed on element {offset} of a batch of {size} rows (split down to "
+                                 f"it): {describe(e)}", batch_size=size, index=offset)
+            else:
+                err = BatchError(f"{self.name} failed on a batch of {len(rows)} rows: {describe(e)}",
+                                 batch_size=len(rows), index=_index_of(e))
+            err.__cause__ = e
+            failures.extend((r, err) for r in rows)
+        return [None] * len(rows)
+
+    @staticmethod
+    def _take(chunk: list[Any], start: int, stop: int) -> list[Any]:
+        return [c.slice(start, stop - start) if isinstance(c, pa.Array) else c[start:stop] for c in chunk]
+
 
 class AsyncRunner(_Cancellable):
     """``async def`` functions: every row of the batch is a coroutine on the runtime's event loop,
     at most ``max_in_flight`` running at once across all batches of this op."""
 
     def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType,
-                 max_in_flight: int, on_output: "Callable[[int, int], None] | None" = None) -> None:
+                 max_in_flight: int, on_output: "Callable[[int, int], None] | None" = None,
+                 timeout: float = 0.0) -> None:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
         self.max_in_flight = max_in_flight
+        self.timeout = timeout  # seconds per call (the wait for a max_in_flight slot not included)
         self.on_output = on_output  # told (bytes, rows) of each batch's results, for expanding ops
         self._semaphore: asyncio.Semaphore | None = None
         self._semaphore_loop: asyncio.AbstractEventLoop | None = None
@@ -240,11 +292,11 @@ class AsyncRunner(_Cancellable):
         loop = asyncio.get_running_loop()
         if self._semaphore is None or self._semaphore_loop is not loop:
             self._semaphore, self._semaphore_loop = asyncio.Semaphore(self.max_in_flight), loop
-        sem, fn, name = self._semaphore, self.fn, self.name
+        sem, fn, name, timeout = self._semaphore, self.fn, self.name, self.timeout
 
         async def one(call_args: list[Any]) -> Any:
             async with sem:
-                return await _guarded(lambda: fn(*call_args), name)
+                return await _guarded(lambda: fn(*call_args), name, timeout)
 
         return await asyncio.gather(*(one(a) for _, a in calls))
 
@@ -295,6 +347,18 @@ class AsListRunner:
         return array, failures
 
 
+def _batch_error(error: BaseException, name: str, n: int) -> BaseException:
+    """A request for several rows failed: each of them fails with a BatchError caused by it
+    (a provider's fatal configuration error stays as it is: it stops the run)."""
+    from daft_flow.llm.provider import ProviderConfigError
+
+    if isinstance(error, (BatchError, ProviderConfigError)):
+        return error
+    err = BatchError(f"{name}: a request for {n} rows failed: {describe(error)}", batch_size=n, index=_index_of(error))
+    err.__cause__ = error
+    return err
+
+
 def uses_event_loop(runners: list[Any]) -> bool:
     """Whether any of a run's runners sends coroutines to the runtime's event loop."""
     return any(isinstance(r, _Cancellable) for r in runners)
@@ -325,8 +389,10 @@ class LlmRunner(_Cancellable):
     ``ProviderConfigError`` (bad key, unknown model) stops the run with one error.
     """
 
-    def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any) -> None:
+    def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any,
+                 timeout: float = 0.0) -> None:
         self.spec, self.provider, self.model, self.name, self.out, self.usage = spec, provider, model, name, out, usage
+        self.timeout = timeout  # seconds per request, its retries included (0: none)
         # Set by the run's monitor when the run is built: the run's CostBudget (max_cost_usd) and
         # the histogram each request's latency goes to.
         self.budget: Any = None
@@ -376,7 +442,7 @@ class LlmRunner(_Cancellable):
                 return {"answer": value, "finish_reason": finish_reason}
             return value
 
-        return await asyncio.gather(*(_guarded(lambda t=t: one(t), self.name) for _, t in calls))
+        return await asyncio.gather(*(_guarded(lambda t=t: one(t), self.name, self.timeout) for _, t in calls))
 
     async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
         texts = [t for _, t in calls]
@@ -401,10 +467,12 @@ class LlmRunner(_Cancellable):
                 raise ProviderError(f"{self.name}: the provider returned {got} embeddings for {len(group)} texts")
             return vectors
 
-        answers = await asyncio.gather(*(_guarded(lambda g=g: one(g), self.name) for g in groups))
+        answers = await asyncio.gather(*(_guarded(lambda g=g: one(g), self.name, self.timeout) for g in groups))
         outcomes: list[Any] = [(False, RuntimeError(f"{self.name}: the provider grouped no request for this text"))
                                ] * len(calls)
         for group, answer in zip(groups, answers):
+            if not isinstance(answer, _Stop) and not answer[0] and len(group) > 1:
+                answer = (False, _batch_error(answer[1], self.name, len(group)))
             for j, i in enumerate(group):
                 if isinstance(answer, _Stop) or not answer[0]:
                     outcomes[i] = answer

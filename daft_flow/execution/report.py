@@ -138,8 +138,11 @@ class OpReport:
 class FlowReport:
     """Rows of one flow (one level of the plan): ``rows == succeeded + failed + filtered``;
     ``skipped`` rows (not run because a parent row failed) are among the failed, and so are
-    ``budget_exceeded`` rows (not run because the run's budget was spent). ``filtered`` rows were
-    dropped by a ``filter()`` (or are children of such rows): not failures, no output."""
+    ``budget_exceeded`` rows (not run because the run's budget was spent) and ``dead_lettered``
+    rows (failed, and written to the flow's dead-letter sink). ``filtered`` rows were dropped by a
+    ``filter()`` (or are children of such rows): not failures, no output. ``retries``: attempts
+    its policy's ``retry`` added (a row retried twice counts 2; each row is counted once in
+    ``rows``, with its last attempt's outcome)."""
 
     flow: str
     level: int
@@ -150,6 +153,7 @@ class FlowReport:
     filtered: int = 0
     budget_exceeded: int = 0
     dead_lettered: int = 0
+    retries: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -60,10 +60,14 @@ class BatchOutput:
 
     def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int,
                  sources: list[tuple[pa.Array, "np.ndarray | None", int, int]], failures: list[RowFailure],
-                 filtered: int = 0) -> None:
+                 filtered: int = 0, parents: "list[int] | None" = None) -> None:
+        self._parents = parents or []
         self._batch, self._level, self._keep, self._n = batch, level, keep, n
         self.first_input: int = batch.first_input
-        self.num_inputs: int = batch.num_rows(0)
+        # A retry batch brings rows of an input seen before: no new inputs, and rows that belong
+        # to the input at first_input (see retry.h).
+        self.tag: int = batch.tag
+        self.num_inputs: int = batch.num_rows(0) if not self.tag else 0
         # Per field: (column, row index into it per surviving row or None: as is, its level, its node).
         self._sources = sources
         self._columns: list[pa.Array] | None = None
@@ -75,6 +79,25 @@ class BatchOutput:
         """Per input of the batch: whether a filter() dropped it."""
         mask = np.frombuffer(self._batch.failed_mask(0), dtype=np.uint8)
         return mask == 3 if len(mask) else np.zeros(self.num_inputs, dtype=bool)
+
+    def order_keys(self) -> list[tuple[int, ...]]:
+        """Per surviving row: its position under its input (its and its ancestors' child
+        indexes, top down), which orders an input's child rows whatever batch they came in."""
+        if self._level == 0:
+            return [()] * self.num_rows
+        columns = []
+        level = self._level
+        parents = self._parents
+        while level > 0:
+            index = self._batch.child_index(level).to_numpy()
+            to_level = (np.arange(self._n) if level == self._level
+                        else self._batch.ancestor_index(self._level, level).to_numpy())
+            columns.append(index[to_level])
+            level = parents[level]
+        keys = np.stack(columns[::-1], axis=1) if columns else np.zeros((self._n, 0), dtype=np.int64)
+        if self._keep is not None:
+            keys = keys[self._keep]
+        return [tuple(k) for k in keys.tolist()]
 
     def truncate(self, rows: int) -> None:
         """Keeps the first ``rows`` rows (limit()); the batch then ends at the last input they came from."""
@@ -161,6 +184,8 @@ class OutputReader:
         self.types = [dtype_from_ir(plan.nodes[n].type) for n in self.nodes]
         self.ops = [_op_name(plan.nodes[n], traced.objects) for n in self.nodes]
         self.flows = [lvl.flow for lvl in plan.levels]
+        self.parents = [lvl.parent for lvl in plan.levels]
+        self.policies = getattr(run, "policies", None)  # the run's PolicyResolver: attempts of failed rows
         path, lvl = [], self.level
         while lvl >= 0:
             path.append(lvl)
@@ -170,6 +195,10 @@ class OutputReader:
 
     def read(self, batch: Any) -> BatchOutput:
         out = self.level
+        if batch.tag and batch.is_context(out):  # a retry batch redoing rows that are not this output's
+            return BatchOutput(batch, out, np.zeros(0, dtype=np.int64), 0,
+                               [(pa.array([], type=t.to_arrow()), None, out, n) for t, n in zip(self.types, self.nodes)],
+                               [], 0, self.parents)
         n = batch.num_rows(out)
         masks = [(lvl, np.frombuffer(batch.failed_mask(lvl), dtype=np.uint8)) for lvl in self.path]
         ancestor: dict[int, np.ndarray] = {}
@@ -195,7 +224,7 @@ class OutputReader:
                 sources.append((col, index_to(lvl) if keep is None else index_to(lvl)[keep], lvl, node))
         failures = self._failures(batch) if keep is not None else []
         filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
-        return BatchOutput(batch, out, keep, n, sources, failures, filtered)
+        return BatchOutput(batch, out, keep, n, sources, failures, filtered, self.parents)
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []
@@ -205,17 +234,20 @@ class OutputReader:
                 continue
             ids = batch.row_ids(lvl).to_numpy()
             to_root = None if lvl == 0 else batch.ancestor_index(lvl, 0).to_numpy()
-            for row, _node, op, field, message, handle in entries:
+            for row, _node, op, field, message, handle, dead_lettered in entries:
                 error = self.run.take_error(handle) if handle >= 0 else None
                 if error is None:
                     error = _exception_from_message(message)
                 input_index = batch.first_input + (row if to_root is None else int(to_root[row]))
                 row_id = f"{int(ids[row]):016x}"
+                attempts = self.policies.attempts_of(lvl, int(ids[row])) if self.policies is not None else 1
                 if id(error) not in self._noted:
                     self._noted.add(id(error))
+                    tries = f" after {attempts} attempts" if attempts > 1 else ""
                     add_note(error, f"[daft_flow] row {row_id} (input {input_index}) of flow {self.flows[lvl]!r} "
-                                    f"failed in {op} computing field {field!r}")
-                failures.append(RowFailure(input_index, row_id, self.flows[lvl], op, field, error))
+                                    f"failed in {op} computing field {field!r}{tries}")
+                failures.append(RowFailure(input_index, row_id, self.flows[lvl], op, field, error, attempts,
+                                           bool(dead_lettered)))
         failures.sort(key=lambda f: f.input_index)
         return failures
 

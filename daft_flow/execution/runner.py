@@ -140,15 +140,21 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                          total_inputs=total, progress=progress_for(opts.progress) if record else None,
                          plan_fingerprint=traced.plan.fingerprint or None)
     cancellables: list[Any] = []
+    resources: list[Any] = []  # opened before the run starts, closed after it ends (dead-letter sinks)
+    opened: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
+        for resource in resources:
+            resource.open()
+            opened.append(resource)
         monitor.start()
         run.start()
     except BaseException:
         monitor.discard()
         _end_provider_runs(usage)
+        _close_all(opened)
         raise
     _live_runs[id(run)] = run
     status, error = "stopped", None
@@ -170,7 +176,10 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             for runner in cancellables:  # a run that ends early must not wait for in-flight requests
                 runner.cancel()
         finally:  # also when a second Ctrl-C lands here
-            run.close()
+            try:
+                run.close()
+            finally:
+                _close_all(opened)
         _end_provider_runs(usage)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()
@@ -181,6 +190,18 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         report = monitor.finish(status, error, usage if usage.ops else None, record=record)
         if usage_owner is not None:
             usage_owner._last_run = report
+
+
+def _close_all(resources: list[Any]) -> None:
+    """Closes every resource, even when one fails to; then raises the first failure."""
+    first: BaseException | None = None
+    for resource in resources:
+        try:
+            resource.close()
+        except BaseException as e:  # noqa: B036 - closing the others matters more; re-raised below
+            first = first or e
+    if first is not None:
+        raise first
 
 
 def _end_provider_runs(usage: Any) -> None:
@@ -222,11 +243,23 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     # an input index to its place when filter() dropped some).
     position: dict[int, int] | None = None
     num_inputs = 0
+    # Child flows whose rows a policy may retry: retried rows come in later batches, so each
+    # input's rows are put back in order (by their position under the input) at the end.
+    ordered: dict[int, list[tuple[tuple[int, ...], Any]]] | None = None
     for reader, out in _execute(flow, values, **options):
         num_inputs += out.num_inputs
         base = len(results)
         rows = reader.rows(out)
-        if root:
+        if ordered is None and not root and reader.policies is not None and reader.policies.retrying:
+            ordered = {}
+        if out.tag:  # a retry batch: rows and failures of inputs that came before
+            for i, row, key in zip(out.input_index.tolist(), rows, out.order_keys() if ordered is not None else
+                                   [()] * len(rows)):
+                if root:
+                    results[i if position is None else position[i]] = row
+                elif ordered is not None:
+                    ordered.setdefault(i, []).append((key, row))
+        elif root:
             if len(rows) == out.num_inputs and position is None:  # nothing failed or filtered: rows are the inputs
                 results.extend(rows)
             elif not out.filtered and position is None:
@@ -247,21 +280,32 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
             # Each input's child rows in order. With on_error="return" its RowFailures follow them
             # (below): a failure may be of an ancestor row, which has no place among the children.
             results.extend([] for _ in range(out.num_inputs))
-            for i, row in zip(out.input_index, rows):
-                results[int(i)].append(row)
+            if ordered is not None:
+                for i, row, key in zip(out.input_index.tolist(), rows, out.order_keys()):
+                    ordered.setdefault(i, []).append((key, row))
+            else:
+                for i, row in zip(out.input_index, rows):
+                    results[int(i)].append(row)
         for f in out.failures:
-            assert position is not None or f.input_index >= base
+            assert position is not None or f.input_index >= base or out.tag
             failures.append(f)
-            if on_error == "return":
-                if root:
-                    results[f.input_index if position is None else position[f.input_index]] = f
-                else:
-                    results[f.input_index].append(f)
-    if failures and on_error == "raise":
+    if ordered:
+        for i, items in ordered.items():
+            items.sort(key=lambda item: item[0])
+            results[i] = [row for _, row in items]
+    for f in failures:
+        if on_error == "return":
+            if root:
+                results[f.input_index if position is None else position[f.input_index]] = f
+            else:
+                results[f.input_index].append(f)
+    unhandled = [f for f in failures if not f.dead_lettered]
+    if on_error == "raise" and failures:
         if root:
             for f in failures:
                 results[f.input_index if position is None else position[f.input_index]] = None
-        raise FlowRunError(failed_message(failures, num_inputs), failures, results)
+        if unhandled:
+            raise FlowRunError(failed_message(unhandled, num_inputs), unhandled, results)
     return results
 
 
@@ -306,21 +350,26 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
     get_options(**{k: v for k, v in options.items() if k != "usage_owner"})  # wrong ones fail here, not at next()
     failures: list[RowFailure] = []
 
+    def report(new: list[RowFailure]) -> None:
+        """Failures go to the stream's list; with on_error="raise" the first that was not
+        dead-lettered is raised (a dead letter is a failure handled by its flow's policy)."""
+        failures.extend(new)
+        if on_error == "raise":
+            for f in new:
+                if not f.dead_lettered:
+                    raise f.error
+
     def rows() -> Iterator[dict[str, Any]]:
         for reader, out in _execute(flow, values, ordered=ordered, **options):
             reported = 0
             # A slice at a time: a batch with millions of child rows is never all Python objects at once.
             for chunk in reader.row_slices(out, lineage=lineage):  # lineage: as collect_arrow(lineage=True)
                 if len(out.failures) > reported:  # failed upstream, or a value that could not be read back
-                    if on_error == "raise":
-                        raise out.failures[reported].error
-                    failures.extend(out.failures[reported:])
-                    reported = len(out.failures)
+                    new, reported = out.failures[reported:], len(out.failures)
+                    report(new)
                 yield from chunk
             if len(out.failures) > reported:
-                if on_error == "raise":
-                    raise out.failures[reported].error
-                failures.extend(out.failures[reported:])
+                report(out.failures[reported:])
 
     return FlowStream(rows(), failures)
 
@@ -344,9 +393,10 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                        pa.array([f"{int(x):016x}" for x in out.row_ids], type=pa.string())]
             cols += ["_input_index", "_row_id"]
         tables.append(pa.Table.from_arrays(arrays, names=cols))
-    if failures and on_error == "raise":
+    unhandled = [f for f in failures if not f.dead_lettered]
+    if unhandled and on_error == "raise":
         partial = pa.concat_tables(tables) if tables else None
-        raise FlowRunError(failed_message(failures, num_inputs), failures, [partial])
+        raise FlowRunError(failed_message(unhandled, num_inputs), unhandled, [partial])
     if not tables:
         plan = trace(flow).plan
         fields = [pa.field(n, dtype_from_ir(plan.nodes[i].type).to_arrow())

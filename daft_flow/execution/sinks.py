@@ -26,6 +26,7 @@ class _SharedErrors:
     def __init__(self, run: Any) -> None:
         self.run = run
         self.errors: dict[int, Any] = {}
+        self.policies = getattr(run, "policies", None)
 
     def take_error(self, handle: int) -> Any:
         if handle not in self.errors:
@@ -185,7 +186,7 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     results = [SinkResult(r.sink.describe(), outcome.written[i], list(outcome.paths[i]), outcome.failures[i],
                           r.sink.result()) for i, r in enumerate(outcome.runs)]
     if on_error == "raise":
-        failed = [f for r in results for f in r.failures]
+        failed = [f for r in results for f in r.failures if not f.dead_lettered]  # dead letters are handled
         if failed:
             names = ", ".join(r.sink for r in results if r.failures)
             raise FlowRunError(f"{names}: " + failed_message(failed, outcome.num_inputs, "had rows that were not written"),

@@ -17,7 +17,8 @@ File sinks take ``mode=``:
 Names are deterministic per row range: a file is named by the first input its rows came from
 (``part-00000064-000.jsonl``), an object per row by its input and position
 (``part-00000064-000003.txt``), so a rerun over the same inputs writes the same names and a retried
-write replaces what it wrote before.
+write replaces what it wrote before. Rows that a failure policy retried are written by their retry
+batch, whose number is part of the name (``part-00000064-retry000003-000.jsonl``).
 
 - ``JSONFileSink(dir)``: JSON lines, a file per write (split at ``rows_per_file``), written to a
   temporary name and renamed.
@@ -113,8 +114,14 @@ def _run_tag() -> str:
 
 
 def _name_pattern(prefix: str, suffix: str) -> "re.Pattern[str]":
-    """Names this sink writes: {prefix}-[{run tag}-]{8+ digits}[-{digits}]{suffix}."""
-    return re.compile(re.escape(prefix) + r"-(r\d{14}[0-9a-f]{6}-)?\d{8,}(-\d+)?" + re.escape(suffix) + r"\Z")
+    """Names this sink writes: {prefix}-[{run tag}-]{8+ digits}[-retry{digits}][-{digits}]{suffix}."""
+    return re.compile(re.escape(prefix) + r"-(r\d{14}[0-9a-f]{6}-)?\d{8,}(-retry\d+)?(-\d+)?" + re.escape(suffix)
+                      + r"\Z")
+
+
+def _retry_part(sink: "Sink") -> str:
+    """The part of a name that keeps a retry batch's writes apart from the first ones."""
+    return f"-retry{sink._retry_tag:06d}" if sink._retry_tag else ""
 
 
 def _temp_pattern(prefix: str) -> "re.Pattern[str]":
@@ -145,6 +152,9 @@ class Sink(abc.ABC):
     _TRANSIENT: tuple[str, ...] = ("_file", "_fs", "_db", "_table", "_tables")
     accepts_untyped = True  # whether untyped fields (Python objects) can be written
     mode = "append"  # sinks without modes add what they are given
+    # Set by the run before each write: 0 for rows of a first attempt, else the number of the retry
+    # batch they come from. Sinks that name output by row range put it in the names.
+    _retry_tag = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
@@ -256,7 +266,8 @@ class _DirectorySink(Sink):
 
     def _path(self, first: int, part: int | None = None) -> str:
         tail = "" if part is None else f"-{part:03d}"
-        return os.path.join(self.directory, f"{self.prefix}-{self._tag}{first:08d}{tail}{self.suffix}")
+        return os.path.join(self.directory,
+                            f"{self.prefix}-{self._tag}{first:08d}{_retry_part(self)}{tail}{self.suffix}")
 
     def _replace(self, path: str, write: Any) -> None:
         """Writes a file atomically: ``write(tmp_path)``, then renames it to ``path``."""
@@ -428,14 +439,14 @@ class S3FileSink(Sink):
             for i in inputs:
                 n = seen.get(i, 0)
                 seen[i] = n + 1
-                keys.append(f"{base}{i:08d}-{n:06d}{self.suffix}")
+                keys.append(f"{base}{i:08d}{_retry_part(self)}-{n:06d}{self.suffix}")
             bodies = {}
             for key, row in zip(keys, rows):
                 v = row[name]
                 bodies[key] = v if isinstance(v, bytes) else (v if isinstance(v, str) else _dumps(v)).encode()
             self._fs.pipe(bodies)
             return keys
-        key = f"{base}{min(inputs):08d}.jsonl"
+        key = f"{base}{min(inputs):08d}{_retry_part(self)}.jsonl"
         self._fs.pipe({key: "".join(_dumps(r) + "\n" for r in rows).encode()})
         return [key] * len(rows)
 

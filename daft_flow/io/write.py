@@ -86,10 +86,21 @@ class SinkRun:
         self.errors: list[BaseException] = []
 
     def __call__(self, *columns: list[Any]) -> list[str]:
+        # After the written columns, the lowering adds each row's input index and batch tag.
+        k = len(self.writer.names)
+        inputs = [int(i) for i in columns[k]]
+        tag = int(columns[k + 1][0]) if len(columns) > k + 1 and len(columns[k + 1]) else 0
+        return self.write(columns[:k], inputs, tag)
+
+    def write(self, columns: Any, inputs: list[int], tag: int = 0) -> list[str]:
+        """Writes rows (``columns``: one list per written column) that came from ``inputs``; ``tag``
+        is their batch's retry number (0 for first attempts), which sinks naming their output by
+        row range put in the names so a retried row's write never replaces another."""
+        if not inputs:
+            return []
         w = self.writer
-        k = len(w.names)
-        rows = [dict(zip(w.names, values)) for values in zip(*columns[:k])]
-        inputs = [int(i) for i in columns[-1]]  # each row's input index (the lowering adds it)
+        rows = [dict(zip(w.names, values)) for values in zip(*columns)]
+        self.sink._retry_tag = tag
         attempt = 0
         while True:
             self.attempts += 1

@@ -124,6 +124,7 @@ class LlmSpec:
     output_model: Any = None        # a pydantic model class validating structured output
     options: dict[str, Any] = field(default_factory=dict)
     include_finish_reason: bool = False  # the field is {"answer": ..., "finish_reason": ...}
+    timeout: float = 0.0            # seconds per request, retries included (0: the flow's policy's)
 
     @property
     def name(self) -> str:
@@ -132,8 +133,9 @@ class LlmSpec:
 
 def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, max_tokens: int | None = None,
                   temperature: float | None = None, response_format: Any = None, options: dict[str, Any] | None = None,
-                  include_finish_reason: bool = False) -> LlmSpec:
+                  include_finish_reason: bool = False, timeout: Any = None) -> LlmSpec:
     from daft_flow.llm.provider import Provider
+    from daft_flow.policy import check_timeout
 
     op = "prompt()" if kind == PROMPT else "embed_text()"
     if provider is not None and not isinstance(provider, Provider):
@@ -147,11 +149,13 @@ def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, 
         raise ValueError(f"{op}: temperature must be a number in [0, 2], got {temperature!r}")
     if not isinstance(include_finish_reason, bool):
         raise TypeError(f"{op}: include_finish_reason must be True or False, got {include_finish_reason!r}")
+    seconds = check_timeout(timeout, op)
     rf, output_model = _response_format(response_format, op)
     options = _check_options(options, op)
     return LlmSpec(kind=kind, provider=provider, model=model or "", max_tokens=max_tokens or 0,
                    temperature=None if temperature is None else float(temperature), response_format=rf,
-                   output_model=output_model, options=options, include_finish_reason=include_finish_reason)
+                   output_model=output_model, options=options, include_finish_reason=include_finish_reason,
+                   timeout=seconds or 0.0)
 
 
 def _check_options(options: Any, op: str) -> dict[str, Any]:
@@ -299,6 +303,7 @@ class LlmCall(Expr):
             msg.options_json = json.dumps(spec.options, sort_keys=True)
         msg.output_model_ref = -1 if spec.output_model is None else t.ref(spec.output_model)
         msg.include_finish_reason = spec.include_finish_reason
+        msg.timeout = spec.timeout
 
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
@@ -308,7 +313,8 @@ class LlmCall(Expr):
             ([f"max_tokens={c.max_tokens}"] if c.max_tokens else []) + \
             ([f"temperature={c.temperature:g}"] if c.has_temperature else []) + \
             (["structured"] if c.response_format_json else []) + \
-            (["with finish_reason"] if c.include_finish_reason else [])
+            (["with finish_reason"] if c.include_finish_reason else []) + \
+            ([f"timeout={c.timeout:g}s"] if c.timeout else [])
         return f"{kind}[{', '.join(opts)}]"
 
     @classmethod
@@ -343,7 +349,7 @@ class LlmCall(Expr):
                        response_format=json.loads(c.response_format_json) if c.response_format_json else None,
                        output_model=objects[c.output_model_ref] if c.output_model_ref >= 0 else None,
                        options=json.loads(c.options_json) if c.options_json else {},
-                       include_finish_reason=c.include_finish_reason)
+                       include_finish_reason=c.include_finish_reason, timeout=c.timeout)
 
     @classmethod
     def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
@@ -367,6 +373,7 @@ class LlmCall(Expr):
                              flow=ctx.plan.levels[node.level].flow, model=model, max_tokens=cap)
         arg = _core.ArgSpec(node.inputs[0], ctx.plan.nodes[node.inputs[0]].level)
         info = _core.OpInfo(node.id, node.level, [arg], name, field, ctx.plan.levels[node.level].flow)
-        runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage)
+        runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage,
+                           timeout=ctx.timeout(node, c.timeout))
         ctx.run.add_python_batch(info, runner, ctx.options.async_concurrency)
         ctx.cancellables.append(runner)

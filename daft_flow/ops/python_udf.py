@@ -34,6 +34,8 @@ class PythonUdf:
     builtin_detail: str = ""  # what explain() shows after the builtin's name (e.g. the sink)
     expanding: bool = False  # results much larger than inputs (read): the runtime probes row sizes
     version: str = ""  # run_python(..., version=): changes the fingerprint when the logic did not
+    timeout: float = 0.0  # seconds per call (0: the flow's policy's, if any)
+    on_batch_error: str = "fail"  # batch mode: "fail" every row of a call that raises, or "split" it
 
     @property
     def name(self) -> str:
@@ -65,9 +67,15 @@ def positional_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
     return params
 
 
+ON_BATCH_ERROR = ("fail", "split")
+
+
 def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_flight: int | None,
-             batch_size: int | None, where: str, version: Any = None) -> PythonUdf:
+             batch_size: int | None, where: str, version: Any = None, timeout: Any = None,
+             on_batch_error: str | None = None) -> PythonUdf:
     """Builds the op spec; ``where`` names the flow/field for error messages."""
+    from daft_flow.policy import check_timeout
+
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
     if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(getattr(fn, "__call__", None)):  # noqa: B004
@@ -90,6 +98,14 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
         raise TypeError(f"run_python({callable_name(fn)}): batch must be True or False, got {batch!r}")
     if version is not None and (not isinstance(version, (str, int)) or isinstance(version, bool)):
         raise TypeError(f"run_python({callable_name(fn)}): version must be a str or int, got {version!r}")
+    seconds = check_timeout(timeout, f"run_python({callable_name(fn)}) ({where})")
+    if on_batch_error is not None:
+        if not isinstance(on_batch_error, str) or on_batch_error not in ON_BATCH_ERROR:
+            raise ValueError(f"run_python({callable_name(fn)}): on_batch_error must be one of "
+                             f"{', '.join(map(repr, ON_BATCH_ERROR))}, got {on_batch_error!r}")
+        if not batch:
+            raise ValueError(f"run_python({callable_name(fn)}): on_batch_error applies to batch functions "
+                             f"(batch=True) ({where})")
     hints = _hints(fn)
     if return_type is not None:
         rtype = dtype_of(return_type, where=f"return_type of run_python({callable_name(fn)})")
@@ -109,7 +125,8 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     mode = ASYNC if is_async else (BATCH if batch else ROW)
     return PythonUdf(fn=fn, mode=mode, return_type=rtype,
                      max_in_flight=max_in_flight or (DEFAULT_MAX_IN_FLIGHT if is_async else 0),
-                     batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version))
+                     batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version),
+                     timeout=seconds or 0.0, on_batch_error=on_batch_error or "fail")
 
 
 def _batch_return_type(ann: Any, fn: Callable[..., Any]) -> DataType:
@@ -190,6 +207,8 @@ class PythonCall(Expr):
         msg.max_in_flight, msg.batch_size, msg.batch_arg_kind = udf.max_in_flight, udf.batch_size, udf.batch_arg_kind
         msg.builtin, msg.builtin_detail = udf.builtin, udf.builtin_detail
         msg.expanding, msg.version = udf.expanding, udf.version
+        msg.timeout = udf.timeout
+        msg.on_batch_error = "" if udf.on_batch_error == "fail" else udf.on_batch_error
 
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
@@ -201,6 +220,10 @@ class PythonCall(Expr):
             detail += f", batch_size={udf.batch_size}"
         if udf.version:
             detail += f", version={udf.version}"
+        if udf.timeout:
+            detail += f", timeout={udf.timeout:g}s"
+        if udf.on_batch_error:
+            detail += f", on_batch_error={udf.on_batch_error}"
         if udf.builtin:
             what = f"{udf.builtin}({udf.builtin_detail})" if udf.builtin_detail else udf.builtin
             return f"{what} [{detail}]"
@@ -211,7 +234,8 @@ class PythonCall(Expr):
     @classmethod
     def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
         udf = node.python_udf
-        # max_in_flight only changes how many calls overlap, not what they return.
+        # max_in_flight only changes how many calls overlap, not what they return; timeout and
+        # on_batch_error only which rows fail (they are in the plan's policy fingerprint).
         return {"fn": plan.objects[udf.fn_ref].fingerprint, "mode": int(udf.mode), "batch_size": udf.batch_size,
                 "batch_arg_kind": udf.batch_arg_kind, "builtin": udf.builtin, "version": udf.version}
 
@@ -224,7 +248,8 @@ class PythonCall(Expr):
         udf = PythonUdf(fn=objects[msg.fn_ref], mode=mode, return_type=dtype_from_ir(node.type),
                         max_in_flight=msg.max_in_flight, batch_size=msg.batch_size,
                         batch_arg_kind=msg.batch_arg_kind or "list", builtin=msg.builtin,
-                        builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version)
+                        builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version,
+                        timeout=msg.timeout, on_batch_error=msg.on_batch_error or "fail")
         return PythonCall(udf, tuple(args))
 
     @classmethod
@@ -236,15 +261,21 @@ class PythonCall(Expr):
         name = msg.builtin or f"run_python({callable_name(fn)})"
         info = ctx.op_info(node, name)
         out, arg_types = ctx.out_type(node), ctx.arg_types(node)
+        timeout = ctx.timeout(node, msg.timeout)
         if msg.mode == _MODES[ROW]:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
+            if timeout:  # a sync call cannot be stopped: the watchdog names it once it is late
+                from daft_flow.execution.watchdog import timed_row_function
+
+                fn = timed_row_function(fn, name, info.flow, info.field, timeout)
             ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
-                                   ctx.plan.levels[0].element_node)
+                                   ctx.plan.levels[0].element_node, bool(timeout))
         elif msg.mode == _MODES[BATCH]:
             if msg.builtin == "write_sink":  # sinks name what they write by the inputs rows came from
                 info = ctx.op_info(node, name, input_index=True)
-                arg_types = [*arg_types, DataType("int")]
-            runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
+                arg_types = [*arg_types, DataType("int"), DataType("int")]
+            runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size,
+                                 split=msg.on_batch_error == "split", timeout=timeout)
             ctx.cancellables.append(runner)  # stops between batch_size chunks when the run stops
             ctx.run.add_python_batch(info, runner, 1)
         else:
@@ -254,7 +285,8 @@ class PythonCall(Expr):
                 on_output = ctx.source.note_output
             if hasattr(fn, "with_defaults"):  # read(): the run's limits where the op set none
                 fn = fn.with_defaults(ctx.options.read_timeout, ctx.options.read_max_bytes)
-            runner = AsyncRunner(fn, name, arg_types, out, msg.max_in_flight or DEFAULT_MAX_IN_FLIGHT, on_output)
+            runner = AsyncRunner(fn, name, arg_types, out, msg.max_in_flight or DEFAULT_MAX_IN_FLIGHT, on_output,
+                                 timeout=0.0 if msg.builtin == "read" else timeout)  # reads have their own limits
             ctx.cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
             # charge each admitted batch its expected footprint (in-flight reads included).

@@ -95,18 +95,27 @@ def format_table(names: list[str], rows: list[dict[str, Any]], width: int = 40) 
 
 def apply_view(tracer: Any, view: Any) -> int:
     """Traces a filtered/limited view of a level: the level itself, then (once) its filter nodes,
-    before anything else of the level is traced, and its limits on the IR level."""
+    before anything else of the level is traced, and its limits on the IR level. A view's failure
+    policy (``with_policy``) goes to the tracer, which writes it on the IR level."""
+    from daft_flow.policy import level_policy
+
     level_id = tracer.level(view.base)
+    policy = level_policy(view)
+    if policy is not None:
+        tracer.set_policy(level_id, policy, view.name)
+    view_ops = _row_ops(view.view_ops)
+    if not view_ops:  # only a policy: the rows are the level's own
+        return level_id
     applied = tracer.views.get(level_id)
     if applied is not None:
-        if not _same_ops(applied, view.view_ops):
+        if not _same_ops(applied, view_ops):
             raise ValueError(f"flow {view.name!r} is used with different filter()/limit() steps in one run; run "
                              "them separately")
         return level_id
-    tracer.views[level_id] = view.view_ops
+    tracer.views[level_id] = view_ops
     msg = tracer.plan.levels[level_id]
     filtered = False
-    for kind, arg in view.view_ops:
+    for kind, arg in view_ops:
         if kind == "limit":
             if not filtered and msg.parent < 0:
                 msg.input_limit = min(msg.input_limit, arg) if msg.HasField("input_limit") else arg
@@ -124,10 +133,15 @@ def apply_view(tracer: Any, view: Any) -> int:
     return level_id
 
 
+def _row_ops(ops: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """The steps of a view that choose rows (filters and limits), without its policies."""
+    return tuple(op for op in ops if op[0] != "policy")
+
+
 def _same_ops(a: tuple[tuple[str, Any], ...], b: tuple[tuple[str, Any], ...]) -> bool:
     def key(ops: tuple[tuple[str, Any], ...]) -> list[Any]:
         out = []
-        for kind, arg in ops:
+        for kind, arg in _row_ops(ops):
             while hasattr(arg, "mapping") and hasattr(arg, "expr"):  # a Mapped view of the same expression
                 arg = arg.expr
             out.append((kind, id(arg) if kind == "filter" else arg))

@@ -25,6 +25,8 @@ def explain(plan: ir.Plan) -> str:
             lines.append(f"  reads at most {level.input_limit} input(s) (limit)")
         if level.HasField("limit"):
             lines.append(f"  at most {level.limit} row(s) come out (limit)")
+        if level.HasField("policy"):
+            lines.append(f"  on failure: {_policy(level.policy, plan)}")
         for node in by_level.get(level.id, []):
             name = node.name or "_"
             args = ", ".join(f"#{i}" for i in node.inputs)
@@ -42,3 +44,17 @@ def explain(plan: ir.Plan) -> str:
             lvl = plan.levels[plan.nodes[members[0]].level].flow
             lines.append(f"  flow {lvl!r}: " + ", ".join(f"#{m}" for m in members))
     return "\n".join(lines)
+
+
+def _policy(p: ir.FailurePolicy, plan: ir.Plan) -> str:
+    parts = ["fail the parent row (ChildFlowError)" if p.failure == p.FAIL_PARENT else "isolate the row"]
+    if p.HasField("retry"):
+        r = p.retry
+        on = ", ".join(plan.objects[i].qualname for i in r.on_refs)
+        parts.append(f"retry up to {r.max_attempts} attempts ({r.initial_delay:g} s x{r.multiplier:g}, at most "
+                     f"{r.max_delay:g} s{', jitter' if r.jitter else ''}) on {on}")
+    if p.HasField("dead_letter_ref"):
+        parts.append(f"dead letters to {plan.objects[p.dead_letter_ref].qualname}")
+    if p.timeout:
+        parts.append(f"timeout {p.timeout:g} s per call")
+    return "; ".join(parts)

@@ -62,9 +62,41 @@ def fingerprint_plan(traced: TracedPlan) -> ir.Plan:
         node.op_fingerprint = _hash("op", kind, node_op(kind).fingerprint(node, plan), _dtype(node.type))
         node.fingerprint = _hash("node", node.op_fingerprint, levels[node.level],
                                  [plan.nodes[i].fingerprint for i in node.inputs])
-    plan.fingerprint = _hash("plan", int(plan.kind), _output(plan, plan.output_level, plan.output_nodes, plan.output_names),
-                             [_output(plan, o.level, o.nodes, o.names) for o in plan.outputs])
+    parts: list[Any] = [int(plan.kind), _output(plan, plan.output_level, plan.output_nodes, plan.output_names),
+                        [_output(plan, o.level, o.nodes, o.names) for o in plan.outputs]]
+    fail_parent = [level.fingerprint for level in plan.levels
+                   if level.HasField("policy") and level.policy.failure == level.policy.FAIL_PARENT]
+    if fail_parent:  # which rows come out changes (a parent fails with its child); counted only when set
+        parts.append(["fail_parent", fail_parent])
+    plan.fingerprint = _hash("plan", *parts)
+    plan.policy_fingerprint = _policy_fingerprint(plan)
     return plan
+
+
+def _policy_fingerprint(plan: ir.Plan) -> str:
+    """What happens to failed rows: every level's policy (failure mode, retry timing and the
+    errors retried, the dead-letter sink, timeout) and the ops' own timeouts and on_batch_error.
+    None of it changes a successful row's values, so none of it is in node fingerprints."""
+    levels = []
+    for level in plan.levels:
+        if not level.HasField("policy"):
+            continue
+        p = level.policy
+        retry = None
+        if p.HasField("retry"):
+            r = p.retry
+            retry = [r.max_attempts, r.initial_delay, r.max_delay, r.multiplier, r.jitter,
+                     sorted(f"{plan.objects[i].module}.{plan.objects[i].qualname}" for i in r.on_refs)]
+        sink = plan.objects[p.dead_letter_ref].fingerprint if p.HasField("dead_letter_ref") else None
+        levels.append([level.fingerprint, int(p.failure), retry, sink, p.timeout])
+    ops = []
+    for node in plan.nodes:
+        kind = node.WhichOneof("op")
+        timeout = node.python_udf.timeout if kind == "python_udf" else node.llm_call.timeout if kind == "llm_call" else 0
+        split = node.python_udf.on_batch_error if kind == "python_udf" else ""
+        if timeout or split:
+            ops.append([node.fingerprint, timeout, split])
+    return _hash("policies", levels, ops)
 
 
 def _output(plan: ir.Plan, level: int, nodes: Any, names: Any) -> Any:

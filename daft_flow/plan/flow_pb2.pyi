@@ -32,7 +32,7 @@ class PythonObject(_message.Message):
     def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., pickled: _Optional[bytes] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class PythonUdf(_message.Message):
-    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding")
+    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding", "timeout", "on_batch_error")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROW: _ClassVar[PythonUdf.Mode]
@@ -50,6 +50,8 @@ class PythonUdf(_message.Message):
     BUILTIN_DETAIL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXPANDING_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ON_BATCH_ERROR_FIELD_NUMBER: _ClassVar[int]
     fn_ref: int
     mode: PythonUdf.Mode
     max_in_flight: int
@@ -59,7 +61,9 @@ class PythonUdf(_message.Message):
     builtin_detail: str
     version: str
     expanding: bool
-    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ...) -> None: ...
+    timeout: float
+    on_batch_error: str
+    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ..., timeout: _Optional[float] = ..., on_batch_error: _Optional[str] = ...) -> None: ...
 
 class LevelInput(_message.Message):
     __slots__ = ()
@@ -92,7 +96,7 @@ class RenderTemplate(_message.Message):
     def __init__(self, literals: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LlmCall(_message.Message):
-    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "output_model_ref", "include_finish_reason")
+    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "output_model_ref", "include_finish_reason", "timeout")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         PROMPT: _ClassVar[LlmCall.Kind]
@@ -110,6 +114,7 @@ class LlmCall(_message.Message):
     OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_MODEL_REF_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     kind: LlmCall.Kind
     provider_ref: int
     provider: str
@@ -121,7 +126,8 @@ class LlmCall(_message.Message):
     options_json: str
     output_model_ref: int
     include_finish_reason: bool
-    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ..., include_finish_reason: _Optional[bool] = ...) -> None: ...
+    timeout: float
+    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ..., include_finish_reason: _Optional[bool] = ..., timeout: _Optional[float] = ...) -> None: ...
 
 class Literal(_message.Message):
     __slots__ = ("null_value", "bool_value", "int_value", "float_value", "str_value", "float_list", "type")
@@ -234,8 +240,42 @@ class ChunkText(_message.Message):
     tokenizer_ref: int
     def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ..., tokenizer_ref: _Optional[int] = ...) -> None: ...
 
+class Retry(_message.Message):
+    __slots__ = ("max_attempts", "initial_delay", "max_delay", "multiplier", "jitter", "on_refs")
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_DELAY_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    ON_REFS_FIELD_NUMBER: _ClassVar[int]
+    max_attempts: int
+    initial_delay: float
+    max_delay: float
+    multiplier: float
+    jitter: bool
+    on_refs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, max_attempts: _Optional[int] = ..., initial_delay: _Optional[float] = ..., max_delay: _Optional[float] = ..., multiplier: _Optional[float] = ..., jitter: _Optional[bool] = ..., on_refs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FailurePolicy(_message.Message):
+    __slots__ = ("failure", "retry", "dead_letter_ref", "timeout")
+    class Failure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ISOLATE: _ClassVar[FailurePolicy.Failure]
+        FAIL_PARENT: _ClassVar[FailurePolicy.Failure]
+    ISOLATE: FailurePolicy.Failure
+    FAIL_PARENT: FailurePolicy.Failure
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_REF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    failure: FailurePolicy.Failure
+    retry: Retry
+    dead_letter_ref: int
+    timeout: float
+    def __init__(self, failure: _Optional[_Union[FailurePolicy.Failure, str]] = ..., retry: _Optional[_Union[Retry, _Mapping]] = ..., dead_letter_ref: _Optional[int] = ..., timeout: _Optional[float] = ...) -> None: ...
+
 class Level(_message.Message):
-    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint", "input_limit", "limit")
+    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint", "input_limit", "limit", "policy")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +286,7 @@ class Level(_message.Message):
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     INPUT_LIMIT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent: int
     flow: str
@@ -256,7 +297,8 @@ class Level(_message.Message):
     fingerprint: str
     input_limit: int
     limit: int
-    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ..., input_limit: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    policy: FailurePolicy
+    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ..., input_limit: _Optional[int] = ..., limit: _Optional[int] = ..., policy: _Optional[_Union[FailurePolicy, _Mapping]] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("level", "nodes", "names")
@@ -269,7 +311,7 @@ class Output(_message.Message):
     def __init__(self, level: _Optional[int] = ..., nodes: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint", "kind", "outputs")
+    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint", "kind", "outputs", "policy_fingerprint")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         FLOW: _ClassVar[Plan.Kind]
@@ -291,6 +333,7 @@ class Plan(_message.Message):
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     levels: _containers.RepeatedCompositeFieldContainer[Level]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
@@ -304,4 +347,5 @@ class Plan(_message.Message):
     fingerprint: str
     kind: Plan.Kind
     outputs: _containers.RepeatedCompositeFieldContainer[Output]
-    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ..., kind: _Optional[_Union[Plan.Kind, str]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ...) -> None: ...
+    policy_fingerprint: str
+    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ..., kind: _Optional[_Union[Plan.Kind, str]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., policy_fingerprint: _Optional[str] = ...) -> None: ...

@@ -62,8 +62,25 @@ def _restore_level(plan: ir.Plan, msg: ir.Level, element: ir.Node, levels: list[
         if parent is None or msg.source_node >= len(exprs):
             raise ValueError(f"malformed plan: level {msg.id} comes before its parent or its source")
         source = exprs[msg.source_node]
-    return LevelDef(name=msg.flow, input_field=element.name, input_type=dtype_from_ir(element.type), parent=parent,
-                    source=source, origin=origin)
+    level = LevelDef(name=msg.flow, input_field=element.name, input_type=dtype_from_ir(element.type), parent=parent,
+                     source=source, origin=origin)
+    if msg.HasField("policy"):  # with_policy(): a view of the level, as the DSL makes it
+        level = level.with_view_op("policy", restore_policy(msg.policy, objects))
+    return level
+
+
+def restore_policy(msg: ir.FailurePolicy, objects: list[Any]) -> Any:
+    """The ``policy.Policy`` an IR level's policy message was written from."""
+    from daft_flow.policy import FAIL_PARENT, ISOLATE, Policy, Retry
+
+    retry = None
+    if msg.HasField("retry"):
+        r = msg.retry
+        retry = Retry(max_attempts=r.max_attempts, initial_delay=r.initial_delay, max_delay=r.max_delay,
+                      multiplier=r.multiplier, jitter=r.jitter, on=tuple(objects[i] for i in r.on_refs))
+    return Policy(failure=FAIL_PARENT if msg.failure == msg.FAIL_PARENT else ISOLATE, retry=retry,
+                  dead_letter=objects[msg.dead_letter_ref] if msg.HasField("dead_letter_ref") else None,
+                  timeout=msg.timeout or None)
 
 
 def output_flow(levels: list[LevelDef], exprs: list[Expr], level: int, nodes: list[int], names: list[str],

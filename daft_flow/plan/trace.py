@@ -20,8 +20,9 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 5  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
-# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type)
+IR_VERSION = 6  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type);
+# 6: failure policies on levels, op timeouts, on_batch_error
 
 
 @dataclass
@@ -68,6 +69,32 @@ class Tracer:
         self.attribute_node: dict[tuple[int, str], int] = {}
         self.nodes: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         self.keep_alive: list[Any] = []
+        self.policies: dict[int, Any] = {}  # IR level -> its failure policy (policy.Policy)
+
+    def set_policy(self, level_id: int, policy: Any, flow: str) -> None:
+        """``policy`` applies to the rows of IR level ``level_id`` (one policy per level and run)."""
+        prior = self.policies.get(level_id)
+        if prior is not None and prior != policy:
+            raise ValueError(f"flow {flow!r} is used with two different failure policies in one run "
+                             f"({prior} and {policy}); give the flow one with_policy() before deriving flows from it")
+        self.policies[level_id] = policy
+
+    def write_policies(self) -> None:
+        """Writes each level's policy on its IR level (objects it names go to the object table)."""
+        from daft_flow.policy import FAIL_PARENT
+
+        for level_id, policy in sorted(self.policies.items()):
+            msg = self.plan.levels[level_id].policy
+            msg.failure = msg.FAIL_PARENT if policy.failure == FAIL_PARENT else msg.ISOLATE
+            if policy.retry is not None:
+                r = policy.retry
+                msg.retry.max_attempts, msg.retry.initial_delay, msg.retry.max_delay = \
+                    r.max_attempts, r.initial_delay, r.max_delay
+                msg.retry.multiplier, msg.retry.jitter = r.multiplier, r.jitter
+                msg.retry.on_refs.extend(self.ref(t) for t in r.on)
+            if policy.dead_letter is not None:
+                msg.dead_letter_ref = self.ref(policy.dead_letter)
+            msg.timeout = policy.timeout or 0.0
 
     @staticmethod
     def resolve(level: LevelDef, maps: Maps) -> LevelDef:
@@ -175,6 +202,7 @@ def trace(flow: "Flow") -> TracedPlan:
     from daft_flow.ops.row_ops import check_limits
 
     check_limits(t.plan)
+    t.write_policies()
     return TracedPlan(t.plan, t.objects)
 
 
@@ -211,6 +239,7 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
     t.plan.output_nodes.append(t.element_node[0])
     t.plan.output_names.append(t.plan.root_field)
     check_limits(t.plan, several_outputs=True)
+    t.write_policies()
     return TracedPlan(t.plan, t.objects), outputs
 
 
