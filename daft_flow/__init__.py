@@ -10,6 +10,7 @@ from daft_flow._logging import install_default_handler as _install_default_log_h
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.execution.replay import ReplayReport, replay
 from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
@@ -43,7 +44,7 @@ __all__ = [
     "set_provider", "default_provider", "warmup",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
-    "Retry",
+    "Retry", "replay", "ReplayReport",
 ]
 
 _install_default_log_handler()

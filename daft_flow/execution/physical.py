@@ -93,9 +93,9 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
     ctx = Lowering(run, traced, source, options, usage if usage is not None else UsageReport(),
                    cancellables if cancellables is not None else [], root_objects, policies=policies)
-    sinks = [n for n in plan.nodes if resolver is not None and _is_sink(n)]
+    sinks = [n for n in plan.nodes if resolver is not None and node_op(n.WhichOneof("op")).writes_out(n)]
     for node in plan.nodes:
-        if not (sinks and _is_sink(node)):
+        if not (sinks and node_op(node.WhichOneof("op")).writes_out(node)):
             node_op(node.WhichOneof("op")).lower(node, ctx)
     if resolver is not None:
         run.add_policy(resolver, [level.parent for level in plan.levels], _origin_nodes(plan))
@@ -106,15 +106,11 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     return run
 
 
-def _is_sink(node: ir.Node) -> bool:
-    return node.WhichOneof("op") == "python_udf" and node.python_udf.builtin == "write_sink"
-
-
 def _origin_nodes(plan: ir.Plan) -> list[list[int]]:
     """Per level, the columns its rows are made with: its input and its origin's attributes (the
     only columns a retried row keeps; every other one is computed again)."""
-    out: list[list[int]] = [[level.element_node] for level in plan.levels]
+    out: list[list[int]] = [[] for _ in plan.levels]
     for node in plan.nodes:
-        if node.WhichOneof("op") == "level_attribute":
+        if node_op(node.WhichOneof("op")).makes_rows(node):
             out[node.level].append(node.id)
     return out

@@ -43,6 +43,7 @@ class _Failure:
     message: str
     error: BaseException
     own: bool = True  # False: a ChildFlowError this step made
+    children: tuple[tuple[int, int], ...] = ()  # its failed children's (level, row), and theirs
 
 
 class _Attempts:
@@ -130,7 +131,18 @@ class PolicyResolver:
 
     # -- one batch ---------------------------------------------------------------------------------------
     def __call__(self, batch: Any, failures: list[list[tuple[Any, ...]]]) -> tuple[list[Any], list[Any], list[Any]]:
+        # The batch is lent for this call only. An exception kept afterwards (a failed dead-letter
+        # write's) holds this frame through its traceback: it must not hold the batch too.
         view = _BatchView(batch, self.parents, self.root_node)
+        tag = batch.tag
+        del batch
+        try:
+            return self._resolve(view, failures, tag)
+        finally:
+            view.batch = None
+
+    def _resolve(self, view: "_BatchView", failures: list[list[tuple[Any, ...]]],
+                 tag: int) -> tuple[list[Any], list[Any], list[Any]]:
         now = time.time()
         pending: dict[int, list[_Failure]] = {}
         for level, entries in enumerate(failures):
@@ -164,23 +176,27 @@ class PolicyResolver:
                 error = ChildFlowError.of([self._row_failure(view, k) for k in kids], self.flows[level])
                 parent_failures.append((parent, parent_row, "fail_parent", self.flows[level], error))
                 view.set_state(parent, parent_row, 1)
+                tree = tuple(x for k in kids for x in ((k.level, k.row), *k.children))
                 pending.setdefault(parent, []).append(
-                    _Failure(parent, parent_row, -1, "fail_parent", self.flows[level], "", error, own=False))
+                    _Failure(parent, parent_row, -1, "fail_parent", self.flows[level], "", error, own=False,
+                             children=tree))
         retries = self._settle(view, retry, pending, final)
         kept = {(level, row) for level, row, _ in retries}
         dead: list[tuple[int, int]] = []
         records: dict[int, tuple[Any, list[tuple[int, int, dict[str, Any]]]]] = {}
+        failed_of: dict[int, list[_Failure]] = {}
         for f in final:
             if view.under_retry(f.level, f.row, kept):
                 continue  # an ancestor's retry redoes it
             writer = self.writer_of.get(f.level)
             if writer is not None:
                 records.setdefault(id(writer), (writer, []))[1].append((f.level, f.row, self._record(view, f)))
+                failed_of.setdefault(id(writer), []).append(f)
         for writer, items in records.values():
-            ok = writer.write([r for _, _, r in items], batch.tag)
-            for (level, row, _), written in zip(items, ok):
-                if written:
-                    dead.append((level, row))
+            ok = writer.write([r for _, _, r in items], tag)
+            for (level, row, _), written, f in zip(items, ok, failed_of[id(writer)]):
+                if written:  # its children's failures (fail_parent) are in its record: handled too
+                    dead.extend([(level, row), *f.children])
                     self.dead_lettered[level] += 1
                 else:
                     self.dead_letter_failed[level] += 1

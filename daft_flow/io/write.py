@@ -86,10 +86,11 @@ class SinkRun:
         self.errors: list[BaseException] = []
 
     def __call__(self, *columns: list[Any]) -> list[str]:
-        # After the written columns, the lowering adds each row's input index and batch tag.
+        # The written columns, the flow's input (which anchors the op at its level), then what the
+        # lowering adds: each row's input index and its batch's tag.
         k = len(self.writer.names)
-        inputs = [int(i) for i in columns[k]]
-        tag = int(columns[k + 1][0]) if len(columns) > k + 1 and len(columns[k + 1]) else 0
+        inputs = [int(i) for i in columns[-2]]
+        tag = int(columns[-1][0]) if len(columns[-1]) else 0
         return self.write(columns[:k], inputs, tag)
 
     def write(self, columns: Any, inputs: list[int], tag: int = 0) -> list[str]:

@@ -158,6 +158,10 @@ class LevelInput(Expr):
         return "input"
 
     @classmethod
+    def makes_rows(cls, node: "ir.Node") -> bool:
+        return True
+
+    @classmethod
     def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
         level = ctx.plan.levels[node.level]
         level_origin(level.WhichOneof("origin")).lower(level, node, ctx)
@@ -187,6 +191,10 @@ class LevelAttribute(Expr):
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
         return node.level_attribute.name
+
+    @classmethod
+    def makes_rows(cls, node: "ir.Node") -> bool:
+        return True
 
     @classmethod
     def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:

@@ -240,6 +240,10 @@ class PythonCall(Expr):
                 "batch_arg_kind": udf.batch_arg_kind, "builtin": udf.builtin, "version": udf.version}
 
     @classmethod
+    def writes_out(cls, node: "ir.Node") -> bool:
+        return node.python_udf.builtin == "write_sink"
+
+    @classmethod
     def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
         from daft_flow.plan.trace import dtype_from_ir
 

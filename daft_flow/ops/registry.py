@@ -103,6 +103,18 @@ class Expr(abc.ABC):
         """Adds the node's pipeline stage to ``ctx.run``."""
         raise NotImplementedError(f"{cls.__name__} has no runtime stage")
 
+    @classmethod
+    def writes_out(cls, node: "ir.Node") -> bool:
+        """Whether the node writes its rows out of the run (a sink): such nodes run after the
+        failure policies have decided which rows survive."""
+        return False
+
+    @classmethod
+    def makes_rows(cls, node: "ir.Node") -> bool:
+        """Whether the node is a value its level's rows are made with (their input, their origin's
+        attributes): a retried row keeps those and computes every other value again."""
+        return False
+
 
 class LevelOrigin(abc.ABC):
     """How a child level's rows are made from a value of its parent (the root's come from the
