@@ -87,9 +87,22 @@ class SinkFlow(_SinkPlans):
     def stream(self, values: Iterable[Any], **options: Any) -> Iterator[dict[str, Any]]:
         """Runs the flow and yields, per row written, ``{"written_to": location}`` as rows finish
         (options as for ``Flow.stream``); the sink is flushed when the stream ends or is closed."""
+        cluster = options.pop("cluster", None)
         self._writer.begin()
         try:
-            yield from self.rows.stream(values, **options)
+            if cluster is None:
+                yield from self.rows.stream(values, **options)
+                return
+            # On a cluster, workers compute the rows and this process writes them (exactly once).
+            from daft_flow.cluster.execute import cluster_sink_batches
+
+            on_error = options.pop("on_error", "raise")
+            options.pop("ordered", None)  # sinks are written in input order
+            for (out,) in cluster_sink_batches([self], values, cluster, options):
+                if out.failures and on_error == "raise":
+                    raise out.failures[0].error
+                for where in out.columns[0].to_pylist():
+                    yield {"written_to": where}
         finally:
             self._writer.finish()
 

@@ -51,15 +51,19 @@ def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, first_input: int = 0,
+                **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
-    LLM usage of the run is recorded (``dflow.usage()``) and on ``usage_owner._last_usage``."""
+    LLM usage of the run is recorded (``dflow.usage()``) and on ``usage_owner._last_usage``.
+    ``first_input`` numbers the inputs from there (a worker running a morsel of a larger input
+    names inputs by their index in the whole input)."""
     plan = traced.plan
     values = _inputs(plan.root_field, values)
     opts = get_options(**options)
     root = plan.levels[0]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    source.count = first_input
     from daft_flow.llm.usage import UsageReport, set_last
 
     usage = UsageReport()
@@ -99,12 +103,19 @@ def _end_provider_runs(usage: Any) -> None:
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    cluster = options.pop("cluster", None)
     traced = trace(flow)
     plan = traced.plan
     progress = Progress(plan.levels[plan.output_level].flow, get_options(**options).progress)
-    for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                                     usage_owner=flow, **options):
-        output = reader.read(batch)
+    if cluster is not None:  # the same results, computed by workers (daft_flow/cluster/)
+        from daft_flow.cluster.execute import cluster_execute
+
+        outputs: Iterator[tuple[Any, Any]] = cluster_execute(flow, traced, values, cluster, ordered, options)
+    else:
+        outputs = ((reader, reader.read(batch)) for reader, batch in
+                   run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
+                               usage_owner=flow, **options))
+    for reader, output in outputs:
         progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
         yield reader, output
     progress.finish()

@@ -2,7 +2,7 @@
 they share runs once), each sink getting each of its rows once, and a ``SinkResult`` per sink."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.io.write import SinkResult
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from daft_flow.sink_flow import SinkFlow
 
 
-class _SharedErrors:
+class SharedErrors:
     """Lets several output readers of one run see the same original exception of a failed row."""
 
     def __init__(self, run: Any) -> None:
@@ -24,40 +24,53 @@ class _SharedErrors:
         return self.errors[handle]
 
 
-def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
-              **options: Any) -> list[SinkResult]:
-    """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
-    and each sink gets each of its rows once."""
+def _local_sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], options: dict[str, Any]) -> Iterator[list[Any]]:
+    """Per finished batch, each sink's output (``written_to`` per written row, and failures)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
 
+    traced, outputs = trace_outputs([s.rows for s in sinks])
+
+    def make_readers(run: Any) -> tuple[SharedErrors, list[OutputReader]]:
+        shared = SharedErrors(run)
+        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
+
+    for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
+        yield [reader.read(batch) for reader in readers]
+        shared.errors.clear()
+
+
+def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
+              **options: Any) -> list[SinkResult]:
+    """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
+    and each sink gets each of its rows once."""
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
     if len({id(s._writer) for s in sinks}) != len(sinks):
         raise ValueError("the same sink flow appears twice; each would write every row twice")
-    traced, outputs = trace_outputs([s.rows for s in sinks])
+    cluster = options.pop("cluster", None)
+    if cluster is not None:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
+        from daft_flow.cluster.execute import cluster_sink_batches
 
-    def make_readers(run: Any) -> tuple[_SharedErrors, list[OutputReader]]:
-        shared = _SharedErrors(run)
-        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
-
+        batches = cluster_sink_batches(sinks, values, cluster, options)
+    else:
+        batches = _local_sink_batches(sinks, values, options)
     paths: list[dict[str, None]] = [{} for _ in sinks]
     failures: list[list[RowFailure]] = [[] for _ in sinks]
     written = [0] * len(sinks)
     for s in sinks:
         s._writer.begin()
     try:
-        for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
-            for i, reader in enumerate(readers):
-                out = reader.read(batch)
+        for outs in batches:
+            for i, out in enumerate(outs):
                 where = out.columns[0].to_pylist()
                 written[i] += len(where)
                 for p in where:
                     paths[i].setdefault(p, None)
                 failures[i].extend(out.failures)
-            shared.errors.clear()
     finally:
+        batches.close()  # a run that stops early closes its native run before the sinks flush
         for s in sinks:
             s._writer.finish()
     results = []

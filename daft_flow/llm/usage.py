@@ -70,6 +70,9 @@ class OpUsage:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
+_COUNTERS = ("rows", "requests", "input_tokens", "output_tokens", "cached_tokens", "retries", "errors", "latency_s")
+
+
 class UsageReport:
     """Usage of every LLM op of one run, keyed by output field name (``report["summary"]``)."""
 
@@ -81,6 +84,13 @@ class UsageReport:
         if key not in self.ops:
             self.ops[key] = OpUsage(**meta)
         return self.ops[key]
+
+    def merge(self, ops: dict[str, dict[str, Any]]) -> None:
+        """Adds the counters of another report's ``as_dict()`` (a part of the run done elsewhere:
+        a worker's morsel); costs are computed again by ``finish``."""
+        for key, d in ops.items():
+            u = self.op(key, op=d["op"], field=d["field"], flow=d["flow"], model=d["model"])
+            u.add(**{k: d[k] for k in _COUNTERS})
 
     def finish(self) -> "UsageReport":
         for u in self.ops.values():

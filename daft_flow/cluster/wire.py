@@ -1,0 +1,201 @@
+"""What travels between a client and the process that runs a morsel (a ``dflow-worker`` or a Ray
+actor): the morsel's inputs as one Arrow record batch, and back, per runtime batch, the surviving
+rows of every output of the plan with their lineage, plus the failed rows with their errors.
+
+Inputs of a type with a native Arrow layout (str, int, bytes, ...) travel as that column, built
+by the same conversion the local source uses; any other input (or a morsel holding a value of the
+wrong type) travels as one pickle per value, so the receiving source sees the very values the
+caller passed and names bad ones exactly as a local run would.
+
+Results: one stream schema for all outputs of a plan (a Flow has one output; sink flows have one
+per sink). Output ``i``'s columns are named ``"{i}:{field}"``; a batch of output ``i`` carries
+nulls in the other outputs' columns, and ``__input_index`` / ``__row_id`` give each row its
+global input index and its row id. Each batch's app metadata (a pickle) names its output, its
+inputs and its failures; a final metadata-only message carries the morsel's usage.
+"""
+from __future__ import annotations
+
+import pickle
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from daft_flow import _core
+from daft_flow.errors import FlowError, RowFailure
+from daft_flow.types import DataType
+
+INPUT_COLUMN = "input"
+_ENCODING = b"dflow.encoding"
+INPUT_INDEX = "__input_index"
+ROW_ID = "__row_id"
+
+
+class RemoteError(FlowError):
+    """An exception raised on a worker whose class cannot be rebuilt here (it is not importable in
+    this process, or it does not pickle): its type name, message and traceback as text."""
+
+    def __init__(self, remote_type: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{remote_type}: {message}")
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RemoteError, (self.remote_type, str(self).partition(": ")[2], self.remote_traceback))
+
+
+# -- inputs ------------------------------------------------------------------------------------------------
+
+def encode_inputs(values: list[Any], dtype: DataType) -> pa.RecordBatch:
+    """A morsel's inputs as one record batch (column ``input``)."""
+    fmt = dtype.arrow_format
+    if fmt:
+        try:
+            column = pa.array(_core.from_pylist(values, fmt))
+            return _batch(column, b"arrow")
+        except (TypeError, OverflowError, UnicodeEncodeError):
+            pass  # a value of another type: it must reach the worker's source as it is, to fail there as locally
+    return _batch(pa.array([_dumps(v) for v in values], type=pa.large_binary()), b"pickle")
+
+
+def _batch(column: pa.Array, encoding: bytes) -> pa.RecordBatch:
+    schema = pa.schema([pa.field(INPUT_COLUMN, column.type)], metadata={_ENCODING: encoding})
+    return pa.RecordBatch.from_arrays([column], schema=schema)
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(value))
+
+
+def decode_inputs(table: pa.Table | pa.RecordBatch) -> list[Any]:
+    """The Python values of a morsel (the inverse of ``encode_inputs``)."""
+    encoding = (table.schema.metadata or {}).get(_ENCODING)
+    column = table.column(INPUT_COLUMN)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if encoding == b"arrow":
+        values: list[Any] = []
+        for chunk in chunks:
+            values.extend(_core.to_pylist(chunk))
+        return values
+    if encoding == b"pickle":
+        return [pickle.loads(v) for chunk in chunks for v in chunk.to_pylist()]
+    raise ValueError(f"not a morsel of inputs (encoding {encoding!r})")
+
+
+# -- failures ----------------------------------------------------------------------------------------------
+
+def _text(fn: Any, fallback: str) -> str:
+    try:
+        return str(fn())
+    except Exception:  # an exception whose __str__ raises still travels
+        return fallback
+
+
+def encode_failure(f: RowFailure) -> dict[str, Any]:
+    err = f.error
+    kind = f"{type(err).__module__}.{type(err).__qualname__}"
+    try:
+        blob: bytes | None = _dumps(err)
+    except Exception:
+        blob = None
+    return {"input_index": int(f.input_index), "row_id": f.row_id, "flow": f.flow, "op": f.op, "field": f.field,
+            "type": kind, "message": _text(lambda: err, f"<{kind} whose str() failed>"),
+            "traceback": _text(lambda: _traceback_text(err), ""), "pickle": blob}
+
+
+def _traceback_text(err: BaseException) -> str:
+    """The traceback as text, without the notes (they travel with the exception itself)."""
+    tb = traceback.TracebackException.from_exception(err)
+    tb.__notes__ = None
+    return "".join(tb.format())
+
+
+def decode_failure(d: dict[str, Any], where: str) -> RowFailure:
+    err: BaseException | None = None
+    if d.get("pickle"):
+        try:
+            err = pickle.loads(d["pickle"])
+        except Exception:
+            err = None
+        if not isinstance(err, BaseException):
+            err = None
+    if err is None:
+        err = RemoteError(d["type"], d["message"], d["traceback"])
+    if d["traceback"]:
+        err.add_note(f"[daft_flow] raised on {where}; its traceback there:\n{d['traceback'].rstrip()}")
+    return RowFailure(d["input_index"], d["row_id"], d["flow"], d["op"], d["field"], err)
+
+
+# -- results -----------------------------------------------------------------------------------------------
+
+def column_name(output: int, name: str) -> str:
+    return f"{output}:{name}"
+
+
+def results_schema(outputs: list[Any]) -> pa.Schema:
+    """The stream schema for the first batch's outputs (one ``BatchOutput`` and reader per output)."""
+    fields = []
+    for i, (out, reader) in enumerate(outputs):
+        fields += [pa.field(column_name(i, n), c.type) for n, c in zip(reader.names, out.columns)]
+    return pa.schema(fields + [pa.field(INPUT_INDEX, pa.int64()), pa.field(ROW_ID, pa.uint64())])
+
+
+def encode_output(schema: pa.Schema, i: int, out: Any, reader: Any) -> tuple[pa.RecordBatch, bytes]:
+    """Output ``i`` of one runtime batch: its rows (other outputs' columns null) and its metadata."""
+    n = len(out.row_positions)
+    mine = {column_name(i, name): col for name, col in zip(reader.names, out.columns)}
+    arrays = []
+    for field in schema:
+        if field.name == INPUT_INDEX:
+            arrays.append(pa.array(np.asarray(out.input_index, dtype=np.int64)))
+        elif field.name == ROW_ID:
+            arrays.append(pa.array(np.asarray(out.row_ids, dtype=np.uint64)))
+        elif field.name in mine:
+            col = mine[field.name]
+            arrays.append(col if col.type == field.type else col.cast(field.type))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    meta = {"output": i, "first_input": int(out.first_input), "num_inputs": int(out.num_inputs),
+            "failures": [encode_failure(f) for f in out.failures]}
+    return pa.RecordBatch.from_arrays(arrays, schema=schema), pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@dataclass
+class RemoteOutput:
+    """One runtime batch's rows of one output, as a worker sent them: what ``BatchOutput`` gives a
+    local run (columns, failures, lineage), so the same result code serves both."""
+
+    first_input: int
+    num_inputs: int
+    columns: list[pa.Array]
+    failures: list[RowFailure]
+    input_index: np.ndarray
+    row_ids: np.ndarray
+
+    @property
+    def row_positions(self) -> np.ndarray:
+        return np.arange(len(self.input_index))
+
+
+def decode_output(batch: pa.RecordBatch, meta: dict[str, Any], names: list[list[str]], where: str) -> RemoteOutput:
+    i = meta["output"]
+    columns = [batch.column(column_name(i, n)) for n in names[i]]
+    return RemoteOutput(meta["first_input"], meta["num_inputs"], columns,
+                        [decode_failure(f, where) for f in meta["failures"]],
+                        batch.column(INPUT_INDEX).to_numpy(), batch.column(ROW_ID).to_numpy())
+
+
+@dataclass
+class MorselResult:
+    """Everything a morsel produced: per runtime batch, one ``RemoteOutput`` per output of the plan
+    (in order), and the morsel's usage (``UsageReport.as_dict()``)."""
+
+    batches: list[list[RemoteOutput]]
+    usage: dict[str, dict[str, Any]]
