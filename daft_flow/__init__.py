@@ -6,6 +6,7 @@
 >>> doc.collect("the quick brown fox")
 {'document': 'the quick brown fox', 'words': 4}
 """
+from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RemoteError
 from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
@@ -34,4 +35,5 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "usage", "UsageReport", "OpUsage", "set_price",
+    "Cluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]

@@ -213,8 +213,11 @@ class _Refused(Exception):
 
 
 def _short(e: BaseException | None) -> str:
+    """gRPC's message without its debug context (which repeats it at length)."""
     text = str(e) if e is not None else "no answer"
-    return text.split(". Detail:")[0][:300]
+    for cut in (". gRPC client debug context", ". Detail:"):
+        text = text.split(cut)[0]
+    return text[:300]
 
 
 def _remote_message(e: flight.FlightServerError) -> str:
@@ -309,8 +312,11 @@ class FlightExecutor(Executor):
                 batches[-1].append(decode_output(chunk.data, meta, self.names, where))
             if usage is None:
                 raise flight.FlightUnavailableError(f"the stream from {self.name} ended before the morsel did")
-            writer.close()
             return MorselResult(batches, usage)
         finally:
             with self._lock:
                 self._calls.discard(reader)
+            try:
+                writer.close()
+            except Exception:  # the call already failed; its error is the one being raised
+                pass
