@@ -181,9 +181,9 @@ class Cluster(Backend):
         options_hex = pickle.dumps(options, protocol=pickle.HIGHEST_PROTOCOL).hex()
 
         with ThreadPoolExecutor(max_workers=min(32, len(self.addresses)), thread_name_prefix="dflow-connect") as pool:
-            futures = [(a, pool.submit(prepare, a)) for a in self.addresses]
+            futures = [pool.submit(prepare, a) for a in self.addresses]
         ready, problems = [], []
-        for address, future in futures:
+        for future in futures:
             try:
                 ready.append(future.result())
             except _Refused as e:

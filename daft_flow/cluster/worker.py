@@ -33,7 +33,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Iterator
 
 import pyarrow as pa
