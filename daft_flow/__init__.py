@@ -7,8 +7,10 @@
 {'document': 'the quick brown fox', 'words': 4}
 """
 from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RemoteError
-from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
@@ -35,5 +37,6 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "usage", "UsageReport", "OpUsage", "set_price",
+    "RunReport", "last_run", "Estimate", "BudgetExceeded",
     "Cluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]

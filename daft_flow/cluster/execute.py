@@ -201,12 +201,12 @@ def _write(sink_flow: Any, out: RemoteOutput) -> SinkOutput:
     return SinkOutput(pa.array(where, type=pa.large_string()), out.failures)
 
 
-def cluster_sink_batches(sinks: list[Any], values: Iterable[Any], cluster: Any,
+def cluster_sink_batches(sinks: list[Any], values: Iterable[Any], cluster: Any, owner: Any,
                          options: dict[str, Any]) -> Iterator[list[SinkOutput]]:
     """Per runtime batch, what each sink wrote: workers compute, this process writes (see the module)."""
     from daft_flow.plan.trace import trace_outputs
 
     traced, _ = trace_outputs([_capture(s) for s in sinks])
-    for outs in cluster_outputs(cluster, traced, values, options):
+    for outs in cluster_outputs(cluster, traced, values, options, usage_owner=owner):
         yield [_write(s, out) for s, out in zip(sinks, outs)]
 

@@ -23,7 +23,8 @@ from daft_flow.plan.serialize import read_plan
 from daft_flow.plan.trace import TracedPlan, with_output
 
 # Options a client's run sets for its morsels; memory is the worker's to divide, progress is the client's.
-_CLIENT_OPTIONS = tuple(f.name for f in fields(ExecutionOptions) if f.name not in ("memory_budget", "progress"))
+_CLIENT_OPTIONS = tuple(f.name for f in fields(ExecutionOptions)
+                        if f.name not in ("memory_budget", "progress", "max_cost_usd"))
 
 
 def client_options(options: ExecutionOptions) -> dict[str, Any]:

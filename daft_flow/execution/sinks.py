@@ -24,7 +24,19 @@ class SharedErrors:
         return self.errors[handle]
 
 
-def _local_sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], options: dict[str, Any]) -> Iterator[list[Any]]:
+class _Owners:
+    """Hands a run's report and usage to every object it ran for (``sink.last_run()``)."""
+
+    def __init__(self, owners: list[Any]) -> None:
+        object.__setattr__(self, "_owners", owners)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        for o in self._owners:
+            setattr(o, name, value)
+
+
+def _local_sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], owners: _Owners,
+                        options: dict[str, Any]) -> Iterator[list[Any]]:
     """Per finished batch, each sink's output (``written_to`` per written row, and failures)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
@@ -36,26 +48,28 @@ def _local_sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], options:
         shared = SharedErrors(run)
         return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
 
-    for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
+    for (shared, readers), batch in run_batches(traced, values, make_readers, usage_owner=owners, **options):
         yield [reader.read(batch) for reader in readers]
         shared.errors.clear()
 
 
-def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
+def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise", owner: Any = None,
               **options: Any) -> list[SinkResult]:
     """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
-    and each sink gets each of its rows once."""
+    and each sink gets each of its rows once. The run's report goes to each sink flow and to
+    ``owner`` (the Multisink)."""
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
     if len({id(s._writer) for s in sinks}) != len(sinks):
         raise ValueError("the same sink flow appears twice; each would write every row twice")
+    owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
     cluster = options.pop("cluster", None)
     if cluster is not None:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
         from daft_flow.cluster.execute import cluster_sink_batches
 
-        batches = cluster_sink_batches(sinks, values, cluster, options)
+        batches = cluster_sink_batches(sinks, values, cluster, owners, options)
     else:
-        batches = _local_sink_batches(sinks, values, options)
+        batches = _local_sink_batches(sinks, values, owners, options)
     paths: list[dict[str, None]] = [{} for _ in sinks]
     failures: list[list[RowFailure]] = [[] for _ in sinks]
     written = [0] * len(sinks)
