@@ -297,7 +297,7 @@ class FlightExecutor(Executor):
             writer.done_writing()
             where = f"dflow-worker {self.name}"
             batches: list[list[Any]] = []
-            usage = None
+            end = None
             while True:
                 try:
                     chunk = reader.read_chunk()
@@ -305,14 +305,14 @@ class FlightExecutor(Executor):
                     break
                 meta = pickle.loads(chunk.app_metadata) if chunk.app_metadata is not None else {}
                 if meta.get("done"):
-                    usage = meta["usage"]
+                    end = meta
                     continue
                 if meta.get("output") == 0:
                     batches.append([])
                 batches[-1].append(decode_output(chunk.data, meta, self.names, where))
-            if usage is None:
+            if end is None:
                 raise flight.FlightUnavailableError(f"the stream from {self.name} ended before the morsel did")
-            return MorselResult(batches, usage)
+            return MorselResult(batches, end["usage"], end.get("report"))
         finally:
             with self._lock:
                 self._calls.discard(reader)

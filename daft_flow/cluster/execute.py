@@ -120,6 +120,8 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output."""
     from daft_flow.execution.options import get_options
     from daft_flow.execution.runner import _inputs
+    from daft_flow.cluster.report import ReportMerger
+    from daft_flow.execution.report import set_last as set_last_run
     from daft_flow.llm.usage import UsageReport, set_last
     from daft_flow.plan import flow_pb2 as ir
     from daft_flow.plan.serialize import plan_to_bytes
@@ -127,27 +129,45 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     backend, monitor = _backend(cluster)
     plan = traced.plan
     opts = get_options(**options)
+    if opts.max_cost_usd is not None:
+        raise ValueError("max_cost_usd is enforced by the process that makes the requests; on a cluster each worker "
+                         "would hold the whole budget, so it is refused: run with a budget locally, or without one "
+                         "on the cluster")
     values = _inputs(plan.root_field, values)
     data = plan_to_bytes(traced)
-    key = plan_key(ir.Plan.FromString(data).fingerprint, data)
+    fingerprint = ir.Plan.FromString(data).fingerprint
+    key = plan_key(fingerprint, data)
     outputs = _output_names(plan)
     executors = backend.executors(data, key, [names for names, _ in outputs], client_options(opts))
     root = _Root(plan.levels[0].flow, plan.root_field, dtype_from_ir(plan.root_type), outputs)
     morsels = _morsels(values, root, backend, backend.max_morsel_bytes(executors))
     usage = UsageReport()
+    reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
     dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor,
                             max_attempts=getattr(backend, "max_attempts", 3))
+    status, error = "stopped", None
     try:
-        for _morsel, result in dispatcher:
+        for morsel, result in dispatcher:
             if result.usage:
                 usage.merge(result.usage)
+            reports.add(result.report, morsel.num_inputs)
             yield from result.batches
+        status = "completed"
+    except GeneratorExit:
+        raise
+    except BaseException as e:
+        status, error = "error", e
+        raise
     finally:
         if usage.ops:
             usage.finish()
             set_last(usage)
             if usage_owner is not None:
                 usage_owner._last_usage = usage
+        report = reports.report(status, error, usage if usage.ops else None)
+        set_last_run(report)
+        if usage_owner is not None:
+            usage_owner._last_run = report
 
 
 def cluster_execute(flow: Any, traced: TracedPlan, values: Iterable[Any], cluster: Any, ordered: bool,

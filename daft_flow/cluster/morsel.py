@@ -89,8 +89,11 @@ class MorselCancelled(Exception):
     """The client went away or the worker is shutting down: the morsel's run stops."""
 
 
-class _UsageHolder:
+class _Owner:
+    """Receives a morsel run's usage and report (``run_batches``' ``usage_owner``)."""
+
     _last_usage: Any = None
+    _last_run: Any = None
 
 
 Emit = Callable[[pa.Schema, pa.RecordBatch, bytes], None]
@@ -99,16 +102,18 @@ Emit = Callable[[pa.Schema, pa.RecordBatch, bytes], None]
 def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: dict[str, Any], emit: Emit,
                memory_budget: int, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Runs ``values`` (inputs ``first_input``...) through the plan, calling ``emit(schema, batch,
-    metadata)`` per output per runtime batch; returns the morsel's usage (``UsageReport.as_dict()``).
-    ``cancelled()`` is checked between batches; the run closes (threads joined, memory freed) on
-    any way out."""
+    metadata)`` per output per runtime batch; returns what ends the morsel's stream: ``{"done":
+    True, "usage": UsageReport.as_dict(), "report": RunReport.to_dict()}``. ``cancelled()`` is
+    checked between batches; the run closes (threads joined, memory freed) on any way out."""
+    from daft_flow.cluster.report import morsel_report
     from daft_flow.execution.runner import run_batches
 
-    holder = _UsageHolder()
+    holder = _Owner()
     schema = None
+    # record=False: the morsel's report goes back to the client, not into this process's last_run().
     for (shared, readers), batch in run_batches(entry.traced, values, entry.make_readers, first_input=first_input,
-                                                usage_owner=holder, memory_budget=memory_budget, progress=False,
-                                                **options):
+                                                usage_owner=holder, record=False, memory_budget=memory_budget,
+                                                progress=False, **options):
         outs = [(reader.read(batch), reader) for reader in readers]
         if schema is None:
             schema = results_schema(outs)
@@ -118,4 +123,5 @@ def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: 
         if cancelled():
             raise MorselCancelled("the morsel's run was stopped")
     usage = holder._last_usage
-    return usage.as_dict() if usage is not None else {}
+    return {"done": True, "usage": usage.as_dict() if usage is not None else {},
+            "report": morsel_report(holder._last_run)}

@@ -1,6 +1,7 @@
 """What travels between a client and the process that runs a morsel (a ``dflow-worker`` or a Ray
 actor): the morsel's inputs as one Arrow record batch, and back, per runtime batch, the surviving
-rows of every output of the plan with their lineage, plus the failed rows with their errors.
+rows of every output of the plan with their lineage, plus the failed rows with their errors, and
+at the end the morsel's usage and run report.
 
 Inputs of a type with a native Arrow layout (str, int, bytes, ...) travel as that column, built
 by the same conversion the local source uses; any other input (or a morsel holding a value of the
@@ -11,7 +12,7 @@ Results: one stream schema for all outputs of a plan (a Flow has one output; sin
 per sink). Output ``i``'s columns are named ``"{i}:{field}"``; a batch of output ``i`` carries
 nulls in the other outputs' columns, and ``__input_index`` / ``__row_id`` give each row its
 global input index and its row id. Each batch's app metadata (a pickle) names its output, its
-inputs and its failures; a final metadata-only message carries the morsel's usage.
+inputs and its failures; a final metadata-only message carries the morsel's usage and report.
 """
 from __future__ import annotations
 
@@ -199,3 +200,4 @@ class MorselResult:
 
     batches: list[list[RemoteOutput]]
     usage: dict[str, dict[str, Any]]
+    report: dict[str, Any] | None = None  # the morsel's RunReport.to_dict() (None: settled on the client)

@@ -179,7 +179,7 @@ class Worker(flight.FlightServerBase):
 
         budget = max(1, self.memory_budget // self.slots)
         try:
-            usage = run_morsel(entry, values, first_input, options, emit, budget, cancelled)
+            end = run_morsel(entry, values, first_input, options, emit, budget, cancelled)
         except MorselCancelled:
             if self._stop_runs.is_set():
                 raise flight.FlightUnavailableError(f"dflow-worker {self.address} is shutting down; the morsel was "
@@ -193,7 +193,7 @@ class Worker(flight.FlightServerBase):
             raise _app_error(e) from None
         if not state["begun"]:  # no inputs: an empty stream still needs a schema
             writer.begin(pa.schema([]))
-        writer.write_metadata(pickle.dumps({"done": True, "usage": usage}, protocol=pickle.HIGHEST_PROTOCOL))
+        writer.write_metadata(pickle.dumps(end, protocol=pickle.HIGHEST_PROTOCOL))
 
     # -- shutdown -----------------------------------------------------------------------------------
     def drain(self, grace: float) -> None:

@@ -358,3 +358,21 @@ def test_bad_cluster_arguments_are_refused():
         dflow.Cluster(["a:1"], morsel_rows=0)
     with pytest.raises(TypeError, match="cluster= takes"):
         dflow.Flow("x", int).collect_batch([1], cluster="127.0.0.1:7711")
+
+
+def test_the_run_report_adds_up_the_workers_morsels(cluster):
+    flow = _doc_flow()
+    flow.collect_batch(DOCS, on_error="return")
+    local = flow.last_run()
+    flow.collect_batch(DOCS, on_error="return", cluster=cluster)
+    remote = flow.last_run()
+    assert remote is dflow.last_run() and remote.status == "completed"
+    assert remote.accounting == local.accounting
+    assert remote.inputs == local.inputs == len(DOCS)
+    assert remote.plan_fingerprint == flow.fingerprint()
+    for key, op in local.ops.items():
+        assert (remote.ops[key].rows_in, remote.ops[key].rows_out, remote.ops[key].rows_failed,
+                remote.ops[key].failures_by_type) == (op.rows_in, op.rows_out, op.rows_failed, op.failures_by_type)
+    assert remote.throughput.inputs_done[-1] == len(DOCS)
+    with pytest.raises(ValueError, match="max_cost_usd"):
+        flow.collect_batch(DOCS, cluster=cluster, max_cost_usd=1.0)
