@@ -6,7 +6,7 @@
 >>> doc.collect("the quick brown fox")
 {'document': 'the quick brown fox', 'words': 4}
 """
-from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RemoteError
+from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RayCluster, RemoteError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -38,5 +38,5 @@ __all__ = [
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
-    "Cluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
+    "Cluster", "RayCluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]

@@ -6,6 +6,7 @@ See docs/scaling.md. ``cluster=`` on ``collect_batch``, ``stream``, ``collect_ar
 from daft_flow.cluster.client import Cluster
 from daft_flow.cluster.dispatch import ClusterError, JobCancelled
 from daft_flow.cluster.job import Job
+from daft_flow.cluster.ray_runner import RayCluster
 from daft_flow.cluster.wire import RemoteError
 
-__all__ = ["Cluster", "ClusterError", "Job", "JobCancelled", "RemoteError"]
+__all__ = ["Cluster", "RayCluster", "ClusterError", "Job", "JobCancelled", "RemoteError"]

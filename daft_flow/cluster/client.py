@@ -36,6 +36,15 @@ class Backend:
     def max_morsel_bytes(self, executors: list[Executor]) -> int:
         return min((getattr(e, "max_morsel_bytes", 0) or 2**62) for e in executors)
 
+    def submit(self, target: Any, inputs: Iterable[Any], *, checkpoint: Any = None, on_error: str = "raise",
+               **options: Any) -> "Any":
+        """Starts ``target.collect_batch(inputs, cluster=self, ...)`` in the background and returns a
+        ``dflow.Job`` (``status()``, ``progress()``, ``result()``, ``cancel()``). ``target`` is a
+        Flow, SinkFlow or Multisink; ``checkpoint`` is passed on to the run when given."""
+        from daft_flow.cluster.job import Job
+
+        return Job(self, target, inputs, checkpoint=checkpoint, on_error=on_error, options=options)
+
 
 def _location(address: str, tls: bool) -> str:
     if "://" in address:
@@ -197,15 +206,6 @@ class Cluster(Backend):
         for problem in problems:
             _log.warning("daft_flow: %s; running without it", problem)
         return ready
-
-    def submit(self, target: Any, inputs: Iterable[Any], *, checkpoint: Any = None, on_error: str = "raise",
-               **options: Any) -> "Any":
-        """Starts ``target.collect_batch(inputs, cluster=self, ...)`` in the background and returns a
-        ``dflow.Job`` (``status()``, ``progress()``, ``result()``, ``cancel()``). ``target`` is a
-        Flow, SinkFlow or Multisink; ``checkpoint`` is passed on to the run when given."""
-        from daft_flow.cluster.job import Job
-
-        return Job(self, target, inputs, checkpoint=checkpoint, on_error=on_error, options=options)
 
 
 class _Refused(Exception):
