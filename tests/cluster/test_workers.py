@@ -345,3 +345,59 @@ def test_the_run_report_adds_up_the_workers_morsels(cluster):
     assert remote.throughput.inputs_done[-1] == len(DOCS)
     with pytest.raises(ValueError, match="max_cost_usd"):
         flow.collect_batch(DOCS, cluster=cluster, max_cost_usd=1.0)
+
+
+def test_llm_usage_and_provider_keys_work_as_locally():
+    """The provider travels as configuration; each worker reads the key from its own environment;
+    usage (requests, tokens) comes back and adds up to what a local run uses."""
+    from daft_flow.testing import FaultServer
+
+    key = "sk-cluster-fault-4242"
+    with FaultServer(api_key=key) as server, \
+            WorkerProcess("--threads", "2", env={"CLUSTER_LLM_KEY": key}) as w1, \
+            WorkerProcess("--threads", "2") as w2:
+        provider = dflow.OpenAIProvider(base_url=server.base_url, api_key=key, api_key_env="CLUSTER_LLM_KEY",
+                                        model="fault-chat")
+        flow = dflow.Flow("t", str)
+        flow["a"] = flow["t"].prompt("Say: {t}".format(t=flow["t"]), provider=provider, max_tokens=4)
+        texts = [f"text {i}" for i in range(40)]
+        local = flow.collect_batch(texts)
+        local_usage = flow.last_usage().as_dict()
+        with_key = dflow.Cluster([w1.address], morsel_rows=8)
+        assert flow.collect_batch(texts, cluster=with_key) == local
+        usage = flow.last_usage()
+        assert usage is dflow.usage()
+        for name in ("rows", "requests", "input_tokens", "output_tokens", "errors"):
+            assert usage.total(name) == sum(u[name] for u in local_usage.values()), name
+        assert key not in w1.log
+        # A worker without the variable stops the run as a local run would, naming it, never the key.
+        with pytest.raises(dflow.ProviderConfigError, match="set the environment variable CLUSTER_LLM_KEY") as e:
+            flow.collect_batch(texts[:3], cluster=dflow.Cluster([w2.address]))
+        assert key not in str(e.value) and "raised on dflow-worker" in "\n".join(e.value.__notes__)
+
+
+def test_workers_serve_tls(tmp_path):
+    cert, pem_key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(pem_key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    with WorkerProcess("--tls-cert", str(cert), "--tls-key", str(pem_key), token=TOKEN) as w:
+        assert w.url.startswith("grpc+tls://")
+        flow = dflow.Flow("x", int)
+        flow["y"] = flow["x"].run_python(lambda x: x + 1, return_type=int)
+        c = dflow.Cluster([w.address], token=TOKEN, tls_root_certs=str(cert))
+        assert flow.collect_batch(range(10), cluster=c) == [{"x": i, "y": i + 1} for i in range(10)]
+        plain = dflow.Cluster([f"grpc://{w.address}"], token=TOKEN, connect_attempts=1, connect_timeout=2)
+        with pytest.raises(dflow.ClusterError, match="unreachable"):
+            flow.collect_batch(range(10), cluster=plain)
+
+
+def test_the_console_script_is_declared():
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(dflow.__file__)), "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert scripts["dflow-worker"] == "daft_flow.cluster.worker:main"
+    from daft_flow.cluster.worker import main
+
+    assert main(["--listen", "0.0.0.0:0"]) == 2  # refuses without a token, before listening
