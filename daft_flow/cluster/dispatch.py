@@ -122,49 +122,55 @@ class Dispatcher:
         self.dead: dict[str, str] = {}
         self.threads: list[threading.Thread] = []
         self.stopping = False
+        self.pulling = False  # a thread is reading the next morsel from the input
 
     # -- worker threads -----------------------------------------------------------------------------
-    def _pull(self) -> Morsel | None:
-        """The next new morsel from the input (lock held), or None at the end."""
-        try:
-            morsel = next(self.morsels)
-        except StopIteration:
-            self.exhausted = True
-            self.monitor.input_exhausted = True
-            return None
-        self.next_seq = morsel.seq + 1
-        with self.monitor.lock:
-            self.monitor.inputs_read += morsel.num_inputs
-        return morsel
-
     def _take(self, ex: Executor) -> Morsel | None:
-        with self.cond:
-            while True:
+        """The next morsel for ``ex``: a re-sent one first, else a new one from the input (read and
+        encoded outside the lock, one reader at a time, so results keep flowing meanwhile)."""
+        while True:
+            with self.cond:
                 if self.stopping or self.error is not None or ex.name in self.dead:
                     return None
                 if self.retry:
-                    morsel = self.retry.popleft()
-                elif not self.exhausted and self.next_seq - self.handed < self.window:
-                    try:
-                        morsel = self._pull()
-                    except BaseException as e:  # the caller's iterator failed: the run stops with its error
-                        self._fail(e)
-                        return None
-                    if morsel is None:
-                        self.cond.notify_all()
-                        continue
-                    if morsel.result is not None:  # settled on the client
-                        self._finish(morsel, morsel.result, "")
-                        continue
+                    return self._start(ex, self.retry.popleft())
+                if not self.exhausted and not self.pulling and self.next_seq - self.handed < self.window:
+                    self.pulling = True
                 elif self.exhausted and not self.in_flight and not self.retry:
                     return None
                 else:
                     self.cond.wait()
                     continue
-                self.in_flight += 1
+            try:
+                morsel: Morsel | None = next(self.morsels)
+            except StopIteration:
+                morsel = None
+            except BaseException as e:  # noqa: B036 - the caller's iterator failed: the run stops with its error
+                with self.cond:
+                    self.pulling = False
+                    self._fail(e)
+                return None
+            with self.cond:
+                self.pulling = False
+                self.cond.notify_all()
+                if morsel is None:
+                    self.exhausted = True
+                    self.monitor.input_exhausted = True
+                    continue
+                self.next_seq = morsel.seq + 1
                 with self.monitor.lock:
-                    self.monitor.in_flight[ex.name] = self.monitor.in_flight.get(ex.name, 0) + 1
-                return morsel
+                    self.monitor.inputs_read += morsel.num_inputs
+                if morsel.result is not None:  # settled on the client
+                    self._finish(morsel, morsel.result, "")
+                    continue
+                return self._start(ex, morsel)
+
+    def _start(self, ex: Executor, morsel: Morsel) -> Morsel:
+        """Counts a morsel as in flight on ``ex`` (lock held)."""
+        self.in_flight += 1
+        with self.monitor.lock:
+            self.monitor.in_flight[ex.name] = self.monitor.in_flight.get(ex.name, 0) + 1
+        return morsel
 
     def _finish(self, morsel: Morsel, result: MorselResult, where: str) -> None:
         """Records a result (lock held)."""
@@ -268,11 +274,6 @@ class Dispatcher:
                     self.cond.notify_all()
                     return morsel, result
                 if self.exhausted and not self.in_flight and not self.retry and not self.finished:
-                    return None
-                if self.exhausted and not self.in_flight and not self.retry and all(
-                        not t.is_alive() for t in self.threads):
-                    if self.finished:  # a gap can only come from a failure recorded above
-                        continue
                     return None
                 self.cond.wait(0.1)
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 from daft_flow.cluster.client import Backend
 from daft_flow.cluster.dispatch import Dispatcher, Monitor, Morsel
 from daft_flow.cluster.morsel import client_options, plan_key
-from daft_flow.cluster.wire import MorselResult, RemoteOutput, encode_inputs
+from daft_flow.cluster.wire import MorselResult, RemoteOutput, arrow_morsel, encode_inputs
 from daft_flow.errors import RowFailure
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 from daft_flow.types import DataType
@@ -89,6 +89,41 @@ def _morsels(values: Iterable[Any], root: _Root, backend: Backend, limit: int) -
         first += len(chunk)
 
 
+def _arrow_column(values: Any, root: _Root) -> pa.ChunkedArray | None:
+    """The input column when the inputs are Arrow of exactly the field's native type, without
+    nulls: their morsels are slices, never converted to Python and back."""
+    from daft_flow.io.sources import _column_index
+
+    if not root.dtype.arrow_format:
+        return None
+    if isinstance(values, (pa.Table, pa.RecordBatch)):
+        column = values.column(_column_index(values.schema, root.field))
+    elif isinstance(values, (pa.Array, pa.ChunkedArray)):
+        column = values
+    else:
+        return None
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    return column if column.type == root.dtype.to_arrow() and column.null_count == 0 else None
+
+
+def _arrow_morsels(column: pa.ChunkedArray, root: _Root, backend: Backend, limit: int) -> Iterator[Morsel]:
+    n = len(column)
+    per_row = max(1.0, column.nbytes / max(1, n))
+    step = max(1, min(backend.morsel_rows, int(backend.morsel_bytes / per_row)))
+    seq = 0
+    for start in range(0, n, step):
+        piece = column.slice(start, step).combine_chunks()  # zero-copy within one chunk
+        batch = arrow_morsel(piece)
+        parts = [(start, batch)] if batch.nbytes <= limit else _fit(piece.to_pylist(), start, root, limit)
+        for part_first, part in parts:
+            if isinstance(part, MorselResult):
+                yield Morsel(seq, part_first, 1, None, result=part)
+            else:
+                yield Morsel(seq, part_first, part.num_rows, part)
+            seq += 1
+
+
 def _fit(values: list[Any], first: int, root: _Root, limit: int) -> Iterator[tuple[int, Any]]:
     batch = encode_inputs(values, root.dtype)
     if batch.nbytes <= limit:
@@ -133,14 +168,18 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
         raise ValueError("max_cost_usd is enforced by the process that makes the requests; on a cluster each worker "
                          "would hold the whole budget, so it is refused: run with a budget locally, or without one "
                          "on the cluster")
-    values = _inputs(plan.root_field, values)
     data = plan_to_bytes(traced)
     fingerprint = ir.Plan.FromString(data).fingerprint
     key = plan_key(fingerprint, data)
     outputs = _output_names(plan)
     executors = backend.executors(data, key, [names for names, _ in outputs], client_options(opts))
     root = _Root(plan.levels[0].flow, plan.root_field, dtype_from_ir(plan.root_type), outputs)
-    morsels = _morsels(values, root, backend, backend.max_morsel_bytes(executors))
+    limit = backend.max_morsel_bytes(executors)
+    column = _arrow_column(values, root)
+    if column is not None:
+        morsels = _arrow_morsels(column, root, backend, limit)
+    else:
+        morsels = _morsels(_inputs(plan.root_field, values), root, backend, limit)
     usage = UsageReport()
     reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
     dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor,

@@ -61,6 +61,11 @@ def encode_inputs(values: list[Any], dtype: DataType) -> pa.RecordBatch:
     return _batch(pa.array([_dumps(v) for v in values], type=pa.large_binary()), b"pickle")
 
 
+def arrow_morsel(column: pa.Array) -> pa.RecordBatch:
+    """A morsel of Arrow inputs already of the field's native type: sent as they are."""
+    return _batch(column, b"arrow")
+
+
 def _batch(column: pa.Array, encoding: bytes) -> pa.RecordBatch:
     schema = pa.schema([pa.field(INPUT_COLUMN, column.type)], metadata={_ENCODING: encoding})
     return pa.RecordBatch.from_arrays([column], schema=schema)
@@ -80,10 +85,10 @@ def decode_inputs(table: pa.Table | pa.RecordBatch) -> list[Any]:
     encoding = (table.schema.metadata or {}).get(_ENCODING)
     column = table.column(INPUT_COLUMN)
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    if encoding == b"arrow":
+    if encoding == b"arrow":  # str, bytes, int, float, bool: pyarrow's to_pylist gives the values back as they were
         values: list[Any] = []
         for chunk in chunks:
-            values.extend(_core.to_pylist(chunk))
+            values.extend(chunk.to_pylist())
         return values
     if encoding == b"pickle":
         return [pickle.loads(v) for chunk in chunks for v in chunk.to_pylist()]
