@@ -290,6 +290,23 @@ def test_sigterm_finishes_running_morsels_and_the_run_goes_on():
         assert job.result(timeout=120) == [{"x": i, "y": i + 1} for i in range(400)]
         assert "stopping" in a.log
 
+    def very_slow(x: int) -> int:
+        import time
+
+        time.sleep(0.03)
+        return x + 1
+
+    flow["y"] = flow["x"].run_python(very_slow)
+    # A grace period shorter than a morsel: the morsel is stopped and handed back, and runs elsewhere.
+    with WorkerProcess("--threads", "1", "--grace", "0.1") as a, WorkerProcess("--threads", "2") as b:
+        job = dflow.Cluster([a.address, b.address], morsel_rows=40).submit(flow, range(120))
+        while job.progress()["workers"].get(a.address, {}).get("in_flight", 0) == 0:
+            time.sleep(0.002)
+        assert a.stop() == 0
+        assert job.result(timeout=120) == [{"x": i, "y": i + 1} for i in range(120)]
+        assert "handing them back" in a.log
+        assert job.progress()["morsels_resent"] >= 1
+
 
 def test_jobs_report_progress_and_can_be_cancelled(cluster, workers):
     flow = dflow.Flow("x", int)
