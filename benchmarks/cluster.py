@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
 from . import _harness as h
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=8000, help="inputs of the CPU-bound flow (default 8,000)")
     p.add_argument("--mb", type=int, default=256, help="MB of strings through the pass-through flow (default 256)")
     p.add_argument("--value-bytes", type=int, default=4096, help="bytes per string of the pass-through (default 4096)")
+    p.add_argument("--threads", type=int, default=1, help="morsels each worker runs at once (default 1: the "
+                   "function holds the GIL, so a second one only waits)")
+    p.add_argument("--morsel-rows", type=int, default=128, help="rows per morsel of the CPU-bound flow (default 128)")
     h.add_repeat(p)
     args = p.parse_args(argv)
 
@@ -51,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     nbytes = table.nbytes
     passthrough = dflow.Flow("s", str)
 
-    workers = [WorkerProcess("--threads", "2") for _ in range(2)]
+    workers = [WorkerProcess("--threads", str(args.threads)) for _ in range(2)]
     try:
-        one = dflow.Cluster([workers[0].address], morsel_rows=256)
-        two = dflow.Cluster([w.address for w in workers], morsel_rows=256)
+        one = dflow.Cluster([workers[0].address], morsel_rows=args.morsel_rows)
+        two = dflow.Cluster([w.address for w in workers], morsel_rows=args.morsel_rows)
         big = dflow.Cluster([workers[0].address], morsel_rows=65536, morsel_bytes="16MB")
         cases = {
             "local": lambda: flow.collect_batch(xs),
@@ -71,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
                 assert result[:50] == expected, name  # type: ignore[index]
 
         timings = h.best_of_interleaved(cases, repeat=args.repeat, warmup=1, on_result=check, log=sys.stderr)
+        # The client's own CPU per morsel and per MB: what limits how many workers one client can feed.
+        cpu = {}
+        for name in ("2 workers", "pass-through (1 worker)"):
+            t0 = time.process_time()
+            cases[name]()
+            cpu[name] = time.process_time() - t0
     finally:
         for w in workers:
             w.stop()
@@ -94,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     h.check("2 workers / 1 worker speedup", speedup, ">=", 1.5)
     mbps = nbytes / secs["pass-through (1 worker)"] / 1e6 if "pass-through (1 worker)" in secs else None
     h.check("pass-through through one worker, MB/s", mbps, ">=", 300)
+    morsels = -(-args.rows // args.morsel_rows)
+    per_mb = cpu["pass-through (1 worker)"] / (nbytes / 1e6)
+    print(f"info  client CPU per morsel (CPU-bound flow, 2 workers): {cpu['2 workers'] / morsels * 1e3:.2f} ms "
+          f"({morsels} morsels of {args.morsel_rows} ints)")
+    print(f"info  client CPU per MB through a worker (pass-through): {per_mb * 1e3:.2f} ms")
     return 0
 
 
