@@ -18,9 +18,6 @@ from daft_flow.cluster.wire import MorselResult, decode_failure, decode_output
 _log = logging.getLogger("daft_flow")
 
 _SEND_CHUNK_BYTES = 8 * 2**20  # one gRPC message per slice of a morsel
-# gRPC keepalive: a worker that stops answering (a frozen host, a cut cable) is noticed within ~20 s.
-_KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 10_000),
-              ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
 
 
 class Backend:
@@ -28,6 +25,8 @@ class Backend:
 
     morsel_rows: int = 1024
     morsel_bytes: int = 8 * 2**20
+    max_attempts: int = 3
+    heartbeat: float = 10.0
 
     def executors(self, plan: bytes, key: str, names: list[list[str]], options: dict[str, Any]) -> list[Executor]:
         """Ready executors for a plan (bytes, cache key, output field names, the run's options)."""
@@ -61,12 +60,15 @@ class Cluster(Backend):
     into morsels of at most ``morsel_rows`` rows and ``morsel_bytes`` bytes; each worker runs as
     many at once as it reports slots (``max_in_flight`` caps that per worker). A worker that cannot
     be reached is retried ``connect_attempts`` times (``connect_timeout`` seconds each) before it is
-    left out with a warning; none reachable is an error naming each address.
+    left out with a warning; none reachable is an error naming each address. A worker holding
+    morsels is asked every ``heartbeat`` seconds whether it still answers; after two missed
+    answers its morsels go elsewhere (a frozen host keeps its connections open).
     """
 
     def __init__(self, addresses: Iterable[str], token: str | None = None, *, tls_root_certs: bytes | str | None = None,
                  morsel_rows: int = 1024, morsel_bytes: int | str = "8MB", max_in_flight: int | None = None,
-                 connect_timeout: float = 5.0, connect_attempts: int = 3, max_attempts: int = 3) -> None:
+                 connect_timeout: float = 5.0, connect_attempts: int = 3, max_attempts: int = 3,
+                 heartbeat: float = 10.0) -> None:
         import os
 
         from daft_flow.units import parse_bytes
@@ -96,6 +98,9 @@ class Cluster(Backend):
         self.connect_timeout = float(connect_timeout)
         self.connect_attempts = connect_attempts
         self.max_attempts = max_attempts
+        if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or not heartbeat > 0:
+            raise ValueError(f"Cluster(): heartbeat must be a positive number of seconds, got {heartbeat!r}")
+        self.heartbeat = float(heartbeat)
         self._clients: dict[str, flight.FlightClient] = {}
         self._lock = threading.Lock()
 
@@ -111,7 +116,7 @@ class Cluster(Backend):
         with self._lock:
             client = self._clients.get(address)
             if client is None:
-                kwargs: dict[str, Any] = {"generic_options": _KEEPALIVE}
+                kwargs: dict[str, Any] = {}
                 if self._tls_root_certs:
                     kwargs["tls_root_certs"] = self._tls_root_certs
                 client = flight.FlightClient(_location(address, bool(self._tls_root_certs)), **kwargs)
@@ -245,6 +250,15 @@ class FlightExecutor(Executor):
         self._lock = threading.Lock()
         self._cancelled = False
         self.options_hex = options_hex
+
+    def alive(self, timeout: float) -> bool:
+        try:
+            self.cluster._action(self.name, "info", timeout=timeout)
+            return True
+        except flight.FlightUnauthenticatedError:
+            return True  # it answered
+        except Exception:
+            return False
 
     def cancel(self) -> None:
         with self._lock:

@@ -67,6 +67,11 @@ class Executor:
     def cancel(self) -> None:
         pass
 
+    def alive(self, timeout: float) -> bool:
+        """Whether it still answers (asked while it holds morsels); True where the transport
+        notices failures itself."""
+        return True
+
 
 class Monitor:
     """What a run has done so far (``Job.progress()``), and its cancel switch."""
@@ -99,7 +104,8 @@ class Dispatcher:
     completion order with ``ordered=False``). Closing the iterator cancels what is in flight."""
 
     def __init__(self, executors: list[Executor], morsels: Iterator[Morsel], *, ordered: bool = True,
-                 window: int | None = None, max_attempts: int = 3, monitor: Monitor | None = None) -> None:
+                 window: int | None = None, max_attempts: int = 3, monitor: Monitor | None = None,
+                 heartbeat_s: float = 10.0) -> None:
         if not executors:
             raise ClusterError("no executor to run morsels on")
         self.executors = executors
@@ -123,6 +129,7 @@ class Dispatcher:
         self.threads: list[threading.Thread] = []
         self.stopping = False
         self.pulling = False  # a thread is reading the next morsel from the input
+        self.heartbeat_s = heartbeat_s
 
     # -- worker threads -----------------------------------------------------------------------------
     def _take(self, ex: Executor) -> Morsel | None:
@@ -246,6 +253,9 @@ class Dispatcher:
                 t = threading.Thread(target=self._serve, args=(ex,), name=f"dflow-dispatch-{ex.name}-{i}", daemon=True)
                 self.threads.append(t)
                 t.start()
+        watchdog = threading.Thread(target=self._watch, name="dflow-dispatch-watchdog", daemon=True)
+        watchdog.start()
+        self.threads.append(watchdog)
         try:
             while True:
                 item = self._next()
@@ -276,6 +286,30 @@ class Dispatcher:
                 if self.exhausted and not self.in_flight and not self.retry and not self.finished:
                     return None
                 self.cond.wait(0.1)
+
+    def _watch(self) -> None:
+        """Asks every worker holding morsels whether it still answers: a frozen host (or one cut off)
+        keeps its connections open and would hold its morsels forever. Two missed answers in a row
+        and its calls are cancelled, so its morsels go elsewhere."""
+        missed: dict[str, int] = {}
+        while True:
+            with self.cond:
+                if self.stopping or self.error is not None:
+                    return
+                self.cond.wait(self.heartbeat_s)
+                if self.stopping or self.error is not None:
+                    return
+                with self.monitor.lock:
+                    busy = [e for e in self.executors
+                            if self.monitor.in_flight.get(e.name, 0) and e.name not in self.dead]
+            for ex in busy:
+                if ex.alive(timeout=self.heartbeat_s):
+                    missed.pop(ex.name, None)
+                    continue
+                missed[ex.name] = missed.get(ex.name, 0) + 1
+                if missed[ex.name] >= 2:
+                    _log.warning("daft_flow: %s stopped answering; its morsels go to the other workers", ex.name)
+                    ex.cancel()
 
     def _stop(self) -> None:
         with self.cond:

@@ -182,8 +182,8 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
         morsels = _morsels(_inputs(plan.root_field, values), root, backend, limit)
     usage = UsageReport()
     reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
-    dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor,
-                            max_attempts=getattr(backend, "max_attempts", 3))
+    dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor, max_attempts=backend.max_attempts,
+                            heartbeat_s=backend.heartbeat)
     status, error = "stopped", None
     try:
         for morsel, result in dispatcher:

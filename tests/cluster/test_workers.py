@@ -418,3 +418,25 @@ def test_the_console_script_is_declared():
     from daft_flow.cluster.worker import main
 
     assert main(["--listen", "0.0.0.0:0"]) == 2  # refuses without a token, before listening
+
+
+def test_a_frozen_worker_is_noticed_and_its_morsels_run_elsewhere():
+    flow = dflow.Flow("x", int)
+
+    def slow(x: int) -> int:
+        import time
+
+        time.sleep(0.005)
+        return x - 1
+
+    flow["y"] = flow["x"].run_python(slow)
+    with WorkerProcess("--threads", "1") as a, WorkerProcess("--threads", "1") as b:
+        job = dflow.Cluster([a.address, b.address], morsel_rows=10, heartbeat=0.5).submit(flow, range(300))
+        while job.progress()["workers"].get(b.address, {}).get("in_flight", 0) == 0:
+            time.sleep(0.002)
+        b.proc.send_signal(signal.SIGSTOP)  # alive, connections open, never answering
+        try:
+            assert job.result(timeout=120) == [{"x": i, "y": i - 1} for i in range(300)]
+            assert job.progress()["workers"][b.address]["lost"]
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
