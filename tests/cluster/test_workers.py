@@ -258,7 +258,10 @@ def test_a_client_that_disconnects_mid_run_frees_the_workers_run():
         client = subprocess.Popen([sys.executable, "-c", _CLIENT, w.address], stdout=subprocess.PIPE, text=True, env=env)
         try:
             assert client.stdout.readline().strip() == "streaming"
-            assert json.loads(c._action(w.address, "info"))["in_flight"] > 0
+            deadline = time.monotonic() + 30
+            while json.loads(c._action(w.address, "info"))["in_flight"] == 0:  # between two morsels
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
         finally:
             client.send_signal(signal.SIGKILL)
             client.wait()
