@@ -86,7 +86,9 @@ class Cluster(Backend):
                 raise ValueError(f"Cluster(): {name} must be a positive int, got {value!r}")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"Cluster(): max_in_flight must be a positive int or None, got {max_in_flight!r}")
-        token = token if token is not None else os.environ.get("DFLOW_WORKER_TOKEN") or None
+        from daft_flow.cluster.worker import check_token
+
+        token = check_token(token if token is not None else os.environ.get("DFLOW_WORKER_TOKEN") or None, "Cluster()")
         self._headers = [(b"authorization", b"Bearer " + token.encode())] if token else []
         if isinstance(tls_root_certs, str):
             with open(tls_root_certs, "rb") as f:

@@ -24,9 +24,10 @@ class Job:
             raise TypeError(f"submit() needs a Flow, SinkFlow or Multisink, got {type(target).__name__}")
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
-        if checkpoint is not None:
-            options = {**options, "checkpoint": checkpoint}
-        get_options(**{k: v for k, v in options.items() if k != "checkpoint"})  # bad options fail here, not later
+        get_options(**options)  # bad options fail here, not in the background
+        if checkpoint is not None:  # the checkpoint/resume work connects here (collect_batch(checkpoint=...))
+            raise ValueError("submit(checkpoint=...): this daft_flow cannot checkpoint runs yet; submit without it (a run "
+                             "on a cluster re-sends the morsels of lost workers by itself)")
         self.monitor = Monitor()
         self._cluster = _Bound(cluster, self.monitor)
         self._done = threading.Event()

@@ -75,7 +75,7 @@ class Worker(flight.FlightServerBase):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None, slots: int | None = None,
                  memory_budget: int = 2 * 2**30, max_morsel_bytes: int = DEFAULT_MAX_MORSEL_BYTES,
                  tls: tuple[bytes, bytes] | None = None, gpus: list[int] | None = None) -> None:
-        check_listen(host, token)
+        check_listen(host, check_token(token, "dflow-worker"))
         scheme = "grpc+tls" if tls else "grpc"
         middleware = {"token": _TokenCheck(token.encode())} if token else {}
         certs = [flight.CertKeyPair(cert=tls[0], key=tls[1])] if tls else []
@@ -255,6 +255,16 @@ def check_listen(host: str, token: str | None) -> None:
 
 # -- command line ---------------------------------------------------------------------------------------
 
+def check_token(token: str | None, where: str) -> str | None:
+    """A token is printable ASCII without spaces (it travels in a gRPC header); never echoed."""
+    if token is None:
+        return None
+    if not isinstance(token, str) or not token or not all(33 <= ord(c) < 127 for c in token):
+        raise ValueError(f"{where}: the token must be a non-empty string of printable ASCII characters without "
+                         "spaces (it is sent as a gRPC header)")
+    return token
+
+
 def _parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep:
@@ -271,8 +281,8 @@ def _read_token(args: argparse.Namespace) -> str | None:
             token = f.read().strip()
         if not token:
             raise ValueError(f"--token-file {args.token_file} is empty")
-        return token
-    return os.environ.get("DFLOW_WORKER_TOKEN") or None
+        return check_token(token, f"--token-file {args.token_file}")
+    return check_token(os.environ.get("DFLOW_WORKER_TOKEN") or None, "DFLOW_WORKER_TOKEN")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,6 +118,11 @@ def test_multisink_on_a_cluster_writes_every_row_once(cluster, tmp_path):
     import pyarrow.parquet  # noqa: F401
 
     assert rows(tmp_path / "remote") == rows(tmp_path / "local")
+    # A SinkFlow's stream on a cluster writes on this side too, and yields where each row went.
+    doc = dflow.Flow("doc", str)
+    one = doc.write_sink(dflow.JSONFileSink(str(tmp_path / "streamed")), doc["doc"])
+    assert len(list(one.stream(DOCS[:20], cluster=cluster))) == 20
+    assert sorted(r["doc"] for r in _jsonl(glob.glob(str(tmp_path / "streamed" / "*.jsonl")))) == sorted(DOCS[:20])
 
 
 def test_a_sigkilled_worker_loses_no_row_and_duplicates_none(tmp_path):
@@ -214,8 +219,10 @@ def test_a_worker_of_another_ir_version_is_refused_with_both_versions():
 
 
 def test_an_oversized_input_fails_its_row_and_an_oversized_morsel_is_refused():
-    with WorkerProcess("--max-morsel-bytes", "200KB") as w:
+    with WorkerProcess("--max-morsel-bytes", "200KB", "--gpus", "3") as w:
         c = dflow.Cluster([w.address], morsel_rows=50)
+        info = c.workers()[w.address]
+        assert info["max_morsel_bytes"] == 200_000 and info["gpus"] == [3]
         flow = dflow.Flow("doc", str)
         flow["n"] = flow["doc"].run_python(len, return_type=int)
         docs = ["small"] * 30 + ["x" * 300_000] + ["y" * 1000] * 300  # morsels over the limit are split
@@ -337,6 +344,10 @@ def test_jobs_report_progress_and_can_be_cancelled(cluster, workers):
     assert not done.cancel()
     with pytest.raises(TypeError, match="unknown execution option"):
         cluster.submit(flow, range(5), batch_rowz=3)
+    with pytest.raises(TypeError, match="submit"):
+        cluster.submit("not a flow", range(5))
+    with pytest.raises(ValueError, match="cannot checkpoint runs yet"):
+        cluster.submit(flow, range(5), checkpoint="ckpt/")
 
 
 def test_bad_cluster_arguments_are_refused():
@@ -345,6 +356,9 @@ def test_bad_cluster_arguments_are_refused():
             dflow.Cluster(bad)
     with pytest.raises(ValueError, match="morsel_rows"):
         dflow.Cluster(["a:1"], morsel_rows=0)
+    with pytest.raises(ValueError, match="printable ASCII") as e:
+        dflow.Cluster(["a:1"], token="s3cr\u00e9t token")
+    assert "s3cr" not in str(e.value)
     with pytest.raises(TypeError, match="cluster= takes"):
         dflow.Flow("x", int).collect_batch([1], cluster="127.0.0.1:7711")
 
