@@ -309,8 +309,9 @@ def test_sigterm_finishes_running_morsels_and_the_run_goes_on():
     flow["y"] = flow["x"].run_python(very_slow)
     # A grace period shorter than a morsel: the morsel is stopped and handed back, and runs elsewhere.
     with WorkerProcess("--threads", "1", "--grace", "0.1") as a, WorkerProcess("--threads", "2") as b:
-        job = dflow.Cluster([a.address, b.address], morsel_rows=40).submit(flow, range(120))
-        while job.progress()["workers"].get(a.address, {}).get("in_flight", 0) == 0:
+        c = dflow.Cluster([a.address, b.address], morsel_rows=40)
+        job = c.submit(flow, range(120))
+        while json.loads(c._action(a.address, "info"))["in_flight"] == 0:  # the worker itself holds a morsel
             time.sleep(0.002)
         assert a.stop() == 0
         assert job.result(timeout=120) == [{"x": i, "y": i + 1} for i in range(120)]
@@ -329,9 +330,9 @@ def test_jobs_report_progress_and_can_be_cancelled(cluster, workers):
 
     flow["y"] = flow["x"].run_python(slow)
     job = cluster.submit(flow, range(10**6))
-    while job.progress()["morsels_done"] < 2:
+    while job.progress()["inputs_done"] < 32:  # two morsels handed back
         time.sleep(0.01)
-    assert job.status() == "running" and job.progress()["inputs_done"] >= 32
+    assert job.status() == "running" and job.progress()["morsels_done"] >= 2
     assert job.cancel() and job.status() == "cancelled"
     with pytest.raises(dflow.JobCancelled):
         job.result()
