@@ -14,6 +14,7 @@ that, writes stay here.)
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -89,39 +90,29 @@ def _morsels(values: Iterable[Any], root: _Root, backend: Backend, limit: int) -
         first += len(chunk)
 
 
-def _arrow_column(values: Any, root: _Root) -> pa.ChunkedArray | None:
-    """The input column when the inputs are Arrow of exactly the field's native type, without
-    nulls: their morsels are slices, never converted to Python and back."""
-    from daft_flow.io.sources import _column_index
-
-    if not root.dtype.arrow_format:
-        return None
-    if isinstance(values, (pa.Table, pa.RecordBatch)):
-        column = values.column(_column_index(values.schema, root.field))
-    elif isinstance(values, (pa.Array, pa.ChunkedArray)):
-        column = values
-    else:
-        return None
-    if isinstance(column, pa.Array):
-        column = pa.chunked_array([column])
-    return column if column.type == root.dtype.to_arrow() and column.null_count == 0 else None
-
-
-def _arrow_morsels(column: pa.ChunkedArray, root: _Root, backend: Backend, limit: int) -> Iterator[Morsel]:
-    n = len(column)
-    per_row = max(1.0, column.nbytes / max(1, n))
-    step = max(1, min(backend.morsel_rows, int(backend.morsel_bytes / per_row)))
-    seq = 0
-    for start in range(0, n, step):
-        piece = column.slice(start, step).combine_chunks()  # zero-copy within one chunk
-        batch = arrow_morsel(piece)
-        parts = [(start, batch)] if batch.nbytes <= limit else _fit(piece.to_pylist(), start, root, limit)
-        for part_first, part in parts:
-            if isinstance(part, MorselResult):
-                yield Morsel(seq, part_first, 1, None, result=part)
-            else:
-                yield Morsel(seq, part_first, part.num_rows, part)
-            seq += 1
+def _arrow_morsels(chunks: Iterable[pa.Array], root: _Root, backend: Backend, limit: int,
+                   max_inputs: int | None) -> Iterator[Morsel]:
+    """Morsels of an Arrow input already of the field's type: slices of its chunks, never Python values."""
+    seq = first = 0
+    for chunk in chunks:
+        n = len(chunk)
+        if max_inputs is not None:
+            n = min(n, max_inputs - first)
+        per_row = max(1.0, chunk.nbytes / max(1, len(chunk)))
+        step = max(1, min(backend.morsel_rows, int(backend.morsel_bytes / per_row)))
+        for start in range(0, n, step):
+            piece = chunk.slice(start, min(step, n - start))
+            batch = arrow_morsel(piece)
+            parts = [(first, batch)] if batch.nbytes <= limit else _fit(piece.to_pylist(), first, root, limit)
+            for part_first, part in parts:
+                if isinstance(part, MorselResult):
+                    yield Morsel(seq, part_first, 1, None, result=part)
+                else:
+                    yield Morsel(seq, part_first, part.num_rows, part)
+                seq += 1
+            first += len(piece)
+        if max_inputs is not None and first >= max_inputs:
+            return
 
 
 def _fit(values: list[Any], first: int, root: _Root, limit: int) -> Iterator[tuple[int, Any]]:
@@ -155,6 +146,7 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output."""
     from daft_flow.execution.options import get_options
     from daft_flow.execution.runner import _inputs
+    from daft_flow.io.sources import arrow_column
     from daft_flow.cluster.report import ReportMerger
     from daft_flow.execution.report import set_last as set_last_run
     from daft_flow.llm.usage import UsageReport, set_last
@@ -175,11 +167,15 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     executors = backend.executors(data, key, [names for names, _ in outputs], client_options(opts))
     root = _Root(plan.levels[0].flow, plan.root_field, dtype_from_ir(plan.root_type), outputs)
     limit = backend.max_morsel_bytes(executors)
-    column = _arrow_column(values, root)
+    max_inputs = plan.levels[0].input_limit if plan.levels[0].HasField("input_limit") else None  # limit()
+    column = arrow_column(values, plan.root_field, root.dtype.to_arrow()) if root.dtype.arrow_format else None
     if column is not None:
-        morsels = _arrow_morsels(column, root, backend, limit)
+        morsels = _arrow_morsels(column.chunks, root, backend, limit, max_inputs)
     else:
-        morsels = _morsels(_inputs(plan.root_field, values), root, backend, limit)
+        python_values: Iterable[Any] = _inputs(plan.root_field, values)
+        if max_inputs is not None:
+            python_values = itertools.islice(python_values, max_inputs)
+        morsels = _morsels(python_values, root, backend, limit)
     usage = UsageReport()
     reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
     dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor, max_attempts=backend.max_attempts,

@@ -12,7 +12,7 @@ from daft_flow.execution.report import FlowReport, LatencyHistogram, OpReport, R
 
 _OP_COUNTS = ("busy_s", "batches", "rows_in", "rows_out", "rows_failed", "retries", "cache_hits", "requests",
               "input_tokens", "output_tokens", "cached_tokens")
-_FLOW_COUNTS = ("rows", "succeeded", "failed", "skipped", "budget_exceeded", "dead_lettered")
+_FLOW_COUNTS = ("rows", "succeeded", "failed", "skipped", "filtered", "budget_exceeded", "dead_lettered")
 
 
 def morsel_report(report: RunReport | None) -> dict[str, Any] | None:
@@ -86,7 +86,7 @@ class ReportMerger:
         for key, f in part["flows"].items():
             flow = self.flows.setdefault(key, FlowReport(f["flow"], f["level"]))
             for name in _FLOW_COUNTS:
-                setattr(flow, name, getattr(flow, name) + f[name])
+                setattr(flow, name, getattr(flow, name) + f.get(name, 0))
         for name, value in part["source"].items():
             self.source[name] = self.source.get(name, 0) + value
         for name, value in part["memory"].items():

@@ -80,16 +80,14 @@ def _dumps(value: Any) -> bytes:
         return bytes(cloudpickle.dumps(value))
 
 
-def decode_inputs(table: pa.Table | pa.RecordBatch) -> list[Any]:
-    """The Python values of a morsel (the inverse of ``encode_inputs``)."""
+def decode_inputs(table: pa.Table | pa.RecordBatch) -> Any:
+    """A morsel's inputs for ``run_batches``: its Arrow column, or the Python values that were
+    pickled (the inverse of ``encode_inputs``)."""
     encoding = (table.schema.metadata or {}).get(_ENCODING)
     column = table.column(INPUT_COLUMN)
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    if encoding == b"arrow":  # str, bytes, int, float, bool: pyarrow's to_pylist gives the values back as they were
-        values: list[Any] = []
-        for chunk in chunks:
-            values.extend(chunk.to_pylist())
-        return values
+    if encoding == b"arrow":  # the column the source would build: it goes to the runtime as it is
+        return column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     if encoding == b"pickle":
         return [pickle.loads(v) for chunk in chunks for v in chunk.to_pylist()]
     raise ValueError(f"not a morsel of inputs (encoding {encoding!r})")
@@ -168,8 +166,10 @@ def encode_output(schema: pa.Schema, i: int, out: Any, reader: Any) -> tuple[pa.
             arrays.append(col if col.type == field.type else col.cast(field.type))
         else:
             arrays.append(pa.nulls(n, field.type))
+    filtered = int(getattr(out, "filtered", 0))
     meta = {"output": i, "first_input": int(out.first_input), "num_inputs": int(out.num_inputs),
-            "failures": [encode_failure(f) for f in out.failures]}
+            "failures": [encode_failure(f) for f in out.failures], "filtered": filtered,
+            "root_filtered": np.flatnonzero(out.root_filtered).tolist() if filtered else []}
     return pa.RecordBatch.from_arrays(arrays, schema=schema), pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -184,10 +184,30 @@ class RemoteOutput:
     failures: list[RowFailure]
     input_index: np.ndarray
     row_ids: np.ndarray
+    filtered: int = 0  # rows a filter() dropped
+    dropped_inputs: tuple[int, ...] = ()  # positions (in this batch) of inputs a filter() dropped
 
     @property
     def row_positions(self) -> np.ndarray:
         return np.arange(len(self.input_index))
+
+    @property
+    def root_filtered(self) -> np.ndarray:
+        """Per input of the batch: whether a filter() dropped it."""
+        mask = np.zeros(self.num_inputs, dtype=bool)
+        mask[list(self.dropped_inputs)] = True
+        return mask
+
+    def truncate(self, rows: int) -> None:
+        """Keeps the first ``rows`` rows (limit()), as ``BatchOutput.truncate`` does."""
+        if rows >= len(self.input_index):
+            return
+        last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
+        self.columns = [c.slice(0, rows) for c in self.columns]
+        self.input_index, self.row_ids = self.input_index[:rows], self.row_ids[:rows]
+        self.failures = [f for f in self.failures if f.input_index <= last_input]
+        self.num_inputs = last_input - self.first_input + 1
+        self.dropped_inputs = tuple(k for k in self.dropped_inputs if k < self.num_inputs)
 
 
 def decode_output(batch: pa.RecordBatch, meta: dict[str, Any], names: list[list[str]], where: str) -> RemoteOutput:
@@ -195,7 +215,8 @@ def decode_output(batch: pa.RecordBatch, meta: dict[str, Any], names: list[list[
     columns = [batch.column(column_name(i, n)) for n in names[i]]
     return RemoteOutput(meta["first_input"], meta["num_inputs"], columns,
                         [decode_failure(f, where) for f in meta["failures"]],
-                        batch.column(INPUT_INDEX).to_numpy(), batch.column(ROW_ID).to_numpy())
+                        batch.column(INPUT_INDEX).to_numpy(), batch.column(ROW_ID).to_numpy(),
+                        meta.get("filtered", 0), tuple(meta.get("root_filtered", ())))
 
 
 @dataclass
