@@ -458,3 +458,14 @@ def test_a_frozen_worker_is_noticed_and_its_morsels_run_elsewhere():
             assert job.progress()["workers"][b.address]["lost"]
         finally:
             b.proc.send_signal(signal.SIGCONT)
+
+
+def test_filter_and_limit_on_a_cluster_match_local(cluster):
+    doc = dflow.Flow("doc", str)
+    doc["n"] = doc["doc"].run_python(len, return_type=int)
+    kept = doc.filter(doc["n"] > 40)
+    chunks = kept["doc"].chunk_text(max_chars=30, overlap=0)
+    for flow in (kept, kept.limit(7), chunks, chunks.limit(25)):
+        assert flow.collect_batch(DOCS, cluster=cluster) == flow.collect_batch(DOCS)
+        assert flow.collect_arrow(DOCS, lineage=True, cluster=cluster).equals(flow.collect_arrow(DOCS, lineage=True))
+    assert kept.last_run().accounting == (kept.collect_batch(DOCS), kept.last_run())[1].accounting
