@@ -3,6 +3,7 @@ exactly once when a worker is SIGKILLed, and clear refusals (token, IR version, 
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +49,10 @@ def test_three_workers_give_the_results_of_a_local_run(cluster, workers):
         assert _failures([r for r in a if not isinstance(r, dict)]) == _failures([r for r in b if not isinstance(r, dict)])
     # Every worker took part, and the Arrow form with lineage (global input indices, row ids) is identical.
     assert all(json.loads(cluster._action(w.address, "info"))["morsels_done"] > 0 for w in workers)
+    # The plan stays on the workers: a second run of the same flow does not send it again.
+    received = [w.log.count("received") for w in workers]
+    flow.collect_batch(DOCS[:50], on_error="return", cluster=cluster)
+    assert [w.log.count("received") for w in workers] == received
     t_local = flow.collect_arrow(DOCS, on_error="skip", lineage=True)
     t_remote = flow.collect_arrow(DOCS, on_error="skip", lineage=True, cluster=cluster)
     assert t_remote.equals(t_local)
@@ -412,6 +417,8 @@ def test_llm_usage_and_provider_keys_work_as_locally():
 
 
 def test_workers_serve_tls(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
     cert, pem_key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(pem_key), "-out", str(cert)],
