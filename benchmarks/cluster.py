@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any
 
 from . import _harness as h
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     h.add_repeat(p)
     args = p.parse_args(argv)
 
+    import psutil
     import pyarrow as pa
 
     import daft_flow as dflow
@@ -60,10 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         one = dflow.Cluster([workers[0].address], morsel_rows=args.morsel_rows)
         two = dflow.Cluster([w.address for w in workers], morsel_rows=args.morsel_rows)
         big = dflow.Cluster([workers[0].address], morsel_rows=65536, morsel_bytes="16MB")
+        procs = [psutil.Process(w.pid) for w in workers]
+        worker_cpu: dict[str, list[float]] = {}
+
+        def measured(name: str, fn: Any) -> Any:
+            """Also adds up the CPU seconds the worker processes spent on each call."""
+            def run() -> Any:
+                before = sum(sum(p.cpu_times()[:2]) for p in procs)
+                result = fn()
+                worker_cpu.setdefault(name, []).append(sum(sum(p.cpu_times()[:2]) for p in procs) - before)
+                return result
+            return run
+
         cases = {
             "local": lambda: flow.collect_batch(xs),
-            "1 worker": lambda: flow.collect_batch(xs, cluster=one),
-            "2 workers": lambda: flow.collect_batch(xs, cluster=two),
+            "1 worker": measured("1 worker", lambda: flow.collect_batch(xs, cluster=one)),
+            "2 workers": measured("2 workers", lambda: flow.collect_batch(xs, cluster=two)),
             "pass-through (1 worker)": lambda: passthrough.collect_arrow(table, cluster=big),
         }
         expected = flow.collect_batch(xs[:50])
@@ -109,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"info  client CPU per morsel (CPU-bound flow, 2 workers): {cpu['2 workers'] / morsels * 1e3:.2f} ms "
           f"({morsels} morsels of {args.morsel_rows} ints)")
     print(f"info  client CPU per MB through a worker (pass-through): {per_mb * 1e3:.2f} ms")
+    cpu_1, cpu_2 = min(worker_cpu.get("1 worker", [0])), min(worker_cpu.get("2 workers", [0]))
+    if cpu_1 and cpu_2:
+        print(f"info  worker CPU seconds for the CPU-bound flow: 1 worker {cpu_1:.2f}, 2 workers {cpu_2:.2f} (together): "
+              "the work does not grow when it is spread; the wall-clock speedup depends on free cores")
     return 0
 
 

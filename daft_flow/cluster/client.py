@@ -57,8 +57,9 @@ class Cluster(Backend):
     ``addresses``: ``"host:port"`` (or ``grpc://`` / ``grpc+tls://`` URLs). ``token``: the workers'
     token (default: ``DFLOW_WORKER_TOKEN`` of this process). ``tls_root_certs``: PEM bytes or a
     path, to verify workers serving TLS (addresses without a scheme then use TLS). Inputs are cut
-    into morsels of at most ``morsel_rows`` rows and ``morsel_bytes`` bytes; each worker runs as
-    many at once as it reports slots (``max_in_flight`` caps that per worker). A worker that cannot
+    into morsels of at most ``morsel_rows`` rows and ``morsel_bytes`` bytes; each worker holds one
+    more than it runs at once (its reported slots), so it never waits for the next one's inputs
+    (``max_in_flight`` caps morsels in flight per worker). A worker that cannot
     be reached is retried ``connect_attempts`` times (``connect_timeout`` seconds each) before it is
     left out with a warning; none reachable is an error naming each address. A worker holding
     morsels is asked every ``heartbeat`` seconds whether it still answers; after two missed
@@ -188,7 +189,9 @@ class Cluster(Backend):
                     self._action(address, "plan", plan)
                 except flight.FlightServerError as e:
                     raise _Refused(f"worker {address} could not load the plan: {_remote_message(e)}") from None
-            slots = int(info.get("slots") or 1)
+            # One morsel more than the worker runs at once waits at its gate: it never idles for the
+            # next morsel's round trip.
+            slots = int(info.get("slots") or 1) + 1
             if self.max_in_flight:
                 slots = min(slots, self.max_in_flight)
             return FlightExecutor(self, address, key, plan, names, slots, int(info.get("max_morsel_bytes") or 0),
