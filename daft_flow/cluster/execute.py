@@ -31,7 +31,7 @@ from daft_flow.types import DataType
 _SIZED = (str, bytes, bytearray)
 
 
-class _Bound:
+class BoundCluster:
     """A backend with a job's monitor (progress and cancel) attached."""
 
     def __init__(self, backend: Backend, monitor: Monitor) -> None:
@@ -39,7 +39,7 @@ class _Bound:
 
 
 def _backend(cluster: Any) -> tuple[Backend, Monitor]:
-    if isinstance(cluster, _Bound):
+    if isinstance(cluster, BoundCluster):
         return cluster.backend, cluster.monitor
     if not isinstance(cluster, Backend):
         raise TypeError(f"cluster= takes a dflow.Cluster or dflow.RayCluster, got {type(cluster).__name__}")

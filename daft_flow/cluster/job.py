@@ -17,7 +17,7 @@ class Job:
 
     def __init__(self, cluster: Any, target: Any, inputs: Iterable[Any], *, checkpoint: Any = None,
                  on_error: str = "raise", options: dict[str, Any]) -> None:
-        from daft_flow.cluster.execute import _Bound
+        from daft_flow.cluster.execute import BoundCluster
         from daft_flow.execution.options import get_options
 
         if not hasattr(target, "collect_batch"):
@@ -29,7 +29,7 @@ class Job:
             raise ValueError("submit(checkpoint=...): this daft_flow cannot checkpoint runs yet; submit without it (a run "
                              "on a cluster re-sends the morsels of lost workers by itself)")
         self.monitor = Monitor()
-        self._cluster = _Bound(cluster, self.monitor)
+        self._cluster = BoundCluster(cluster, self.monitor)
         self._done = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
