@@ -171,6 +171,12 @@ class Cluster(Backend):
         for client in clients:
             client.close()
 
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # -- runs ---------------------------------------------------------------------------------------
     def executors(self, plan: bytes, key: str, names: list[list[str]], options: dict[str, Any]) -> list[Executor]:
         from daft_flow import __version__

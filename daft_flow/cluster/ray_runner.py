@@ -159,6 +159,12 @@ class RayCluster(Backend):
                 ray.shutdown()
                 self._started_ray = False
 
+    def __enter__(self) -> "RayCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
     def __reduce__(self) -> Any:
         raise TypeError("a dflow.RayCluster holds Ray actors: create it where it is used")
 

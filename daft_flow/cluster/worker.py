@@ -105,7 +105,7 @@ class Worker(flight.FlightServerBase):
         return {"daft_flow": __version__, "ir_version": IR_VERSION, "slots": self.slots, "in_flight": self._in_flight,
                 "morsels_done": self._morsels_done, "plans": len(self.plans), "max_morsel_bytes": self.max_morsel_bytes,
                 "memory_budget": self.memory_budget, "gpus": self.gpus, "draining": self._draining.is_set(),
-                "pid": os.getpid(), "threads": _thread_count()}
+                "pid": os.getpid(), "threads": _thread_count(), "rss_bytes": _rss()}
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[flight.Result]:
         kind = action.type
@@ -224,6 +224,14 @@ def _thread_count() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return threading.active_count()
+
+
+def _rss() -> int | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _host_for_url(host: str) -> str:

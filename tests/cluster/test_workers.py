@@ -476,3 +476,26 @@ def test_filter_and_limit_on_a_cluster_match_local(cluster):
         assert flow.collect_batch(DOCS, cluster=cluster) == flow.collect_batch(DOCS)
         assert flow.collect_arrow(DOCS, lineage=True, cluster=cluster).equals(flow.collect_arrow(DOCS, lineage=True))
     assert kept.last_run().accounting == (kept.collect_batch(DOCS), kept.last_run())[1].accounting
+
+
+def test_ctrl_c_during_a_cluster_run_stops_it(cluster, workers):
+    import threading
+
+    flow = dflow.Flow("x", int)
+
+    def slow(x: int) -> int:
+        import time
+
+        time.sleep(0.01)
+        return x
+
+    flow["y"] = flow["x"].run_python(slow)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        flow.collect_batch(range(10**5), cluster=cluster)
+    timer.join()
+    deadline = time.monotonic() + 30
+    while any(json.loads(cluster._action(w.address, "info"))["in_flight"] for w in workers):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
