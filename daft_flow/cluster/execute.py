@@ -228,40 +228,34 @@ def _capture(sink_flow: Any) -> Any:
 
 
 class SinkOutput:
-    """What one sink did with one runtime batch: where each row went, and the rows that failed."""
+    """What one sink did with one runtime batch, as ``OutputReader.read`` gives a local run:
+    ``columns[0]`` is where each surviving row went (or the mark of a failed write)."""
 
-    def __init__(self, written_to: pa.Array, failures: list[RowFailure]) -> None:
+    def __init__(self, written_to: pa.Array, out: RemoteOutput) -> None:
         self.columns = [written_to]
-        self.failures = failures
+        self.failures = out.failures
+        self.input_index, self.row_ids = out.input_index, out.row_ids
+        self.first_input, self.num_inputs = out.first_input, out.num_inputs
 
 
-def _write(sink_flow: Any, out: RemoteOutput) -> SinkOutput:
+def _write(run: Any, out: RemoteOutput) -> SinkOutput:
+    """Writes a morsel's rows of one sink through the run's ``SinkRun`` (retries, marks of failed
+    writes, as a local write_sink op)."""
     from daft_flow.convert import arrow_to_values
 
-    writer = sink_flow._writer
-    n = len(out.input_index)
-    if not n:
-        return SinkOutput(pa.array([], type=pa.large_string()), out.failures)
-    columns = [arrow_to_values(col, t) for col, t in zip(out.columns, writer.types)]
-    try:
-        where = writer(*columns)
-    except Exception as e:
-        ids = [f"{int(x):016x}" for x in out.row_ids]
-        e.add_note(f"[daft_flow] rows {ids[0]}.. (inputs {int(out.input_index[0])}..{int(out.input_index[-1])}) of "
-                   f"flow {sink_flow.rows.name!r} failed in write_sink computing field 'written_to'")
-        failed = [RowFailure(int(i), rid, sink_flow.rows.name, "write_sink", "written_to", e)
-                  for i, rid in zip(out.input_index, ids)]
-        return SinkOutput(pa.array([], type=pa.large_string()), sorted(out.failures + failed,
-                                                                       key=lambda f: f.input_index))
-    return SinkOutput(pa.array(where, type=pa.large_string()), out.failures)
+    if not len(out.input_index):
+        return SinkOutput(pa.array([], type=pa.large_string()), out)
+    columns = [arrow_to_values(col, t) for col, t in zip(out.columns, run.columns.values())]
+    where = run(*columns, out.input_index.tolist())
+    return SinkOutput(pa.array(where, type=pa.large_string()), out)
 
 
-def cluster_sink_batches(sinks: list[Any], values: Iterable[Any], cluster: Any, owner: Any,
+def cluster_sink_outputs(sinks: list[Any], runs: list[Any], values: Iterable[Any], cluster: Any, owner: Any,
                          options: dict[str, Any]) -> Iterator[list[SinkOutput]]:
-    """Per runtime batch, what each sink wrote: workers compute, this process writes (see the module)."""
+    """Per runtime batch, each sink's output: workers compute the columns each sink writes (its
+    write_sink op's inputs), this process writes them once the whole morsel is back (see the module)."""
     from daft_flow.plan.trace import trace_outputs
 
     traced, _ = trace_outputs([_capture(s) for s in sinks])
     for outs in cluster_outputs(cluster, traced, values, options, usage_owner=owner):
-        yield [_write(s, out) for s, out in zip(sinks, outs)]
-
+        yield [_write(run, out) for run, out in zip(runs, outs)]
