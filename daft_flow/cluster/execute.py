@@ -256,6 +256,8 @@ def cluster_sink_outputs(sinks: list[Any], runs: list[Any], values: Iterable[Any
     write_sink op's inputs), this process writes them once the whole morsel is back (see the module)."""
     from daft_flow.plan.trace import trace_outputs
 
+    options = dict(options)
+    ordered = options.pop("ordered", True)
     traced, _ = trace_outputs([_capture(s) for s in sinks])
-    for outs in cluster_outputs(cluster, traced, values, options, usage_owner=owner):
+    for outs in cluster_outputs(cluster, traced, values, options, ordered=ordered, usage_owner=owner):
         yield [_write(run, out) for run, out in zip(runs, outs)]
