@@ -5,7 +5,7 @@ batch, one ``RemoteOutput`` per output of the plan: what ``OutputReader.read`` g
 (surviving rows, failures, lineage with global input indices). ``collect_batch``, ``stream`` and
 ``collect_arrow`` consume it unchanged.
 
-Sink writes happen here, on the client, in input order (``cluster_sink_batches``): a worker
+Sink writes happen here, on the client, in input order (``cluster_sink_outputs``): a worker
 computes the columns each sink writes, the client writes a morsel's rows once the whole morsel has
 come back. A worker that dies mid-morsel has written nothing, so re-sending its morsel can never
 write a row twice. (Writes on the workers need a sink that stages a batch under a key and commits
