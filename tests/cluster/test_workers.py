@@ -407,7 +407,7 @@ def test_llm_usage_and_provider_keys_work_as_locally():
         assert flow.collect_batch(texts, cluster=with_key) == local
         usage = flow.last_usage()
         assert usage is dflow.usage()
-        for name in ("rows", "requests", "input_tokens", "output_tokens", "errors"):
+        for name in ("rows", "requests", "input_tokens", "output_tokens", "errors", "truncated"):
             assert usage.total(name) == sum(u[name] for u in local_usage.values()), name
         assert key not in w1.log
         # A worker without the variable stops the run as a local run would, naming it, never the key.
