@@ -111,7 +111,8 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
         finally:
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
-                _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
+                if cluster is None:  # a cluster's report names the workers' ops; writes happened here
+                    _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
             _close_all(begun)
     finally:
         release_targets(claimed)
