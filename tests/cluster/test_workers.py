@@ -499,3 +499,28 @@ def test_ctrl_c_during_a_cluster_run_stops_it(cluster, workers):
     while any(json.loads(cluster._action(w.address, "info"))["in_flight"] for w in workers):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+class _FullDisk(dflow.JSONFileSink):
+    """Every write fails, as on a full disk: on a cluster the rows fail here, where writes happen."""
+
+    def _write_lines(self, path, lines):
+        raise OSError(28, "injected: No space left on device")
+
+
+def test_failed_sink_writes_on_a_cluster_fail_their_rows_as_locally(cluster, tmp_path):
+    from daft_flow.retry import Backoff
+
+    def run(where, **options):
+        doc = dflow.Flow("doc", str)
+        good = doc.write_sink(dflow.JSONFileSink(str(where / "good")), doc["doc"])
+        bad = doc.write_sink(_FullDisk(str(where / "bad")), doc["doc"])
+        bad._writer.backoff = Backoff(initial=0.001, maximum=0.001)
+        return dflow.Multisink([good, bad]).collect_batch(DOCS[:40], on_error="return", **options)
+
+    local, remote = run(tmp_path / "local"), run(tmp_path / "remote", cluster=cluster)
+    assert [r.rows_written for r in remote] == [r.rows_written for r in local] == [40, 0]
+    assert [(f.input_index, f.row_id, f.op, f.field, type(f.error).__name__) for f in remote[1].failures] == \
+        [(f.input_index, f.row_id, f.op.replace("/local/", "/remote/"), f.field, type(f.error).__name__)
+         for f in local[1].failures]
+    assert len(remote[1].failures) == 40 and "No space left" in str(remote[1].failures[0].error.__cause__)
