@@ -192,6 +192,27 @@ class RemoteOutput:
         return np.arange(len(self.input_index))
 
     @property
+    def num_rows(self) -> int:
+        return len(self.input_index)
+
+    def column_slice(self, k: int, start: int, stop: int) -> pa.Array:
+        return self.columns[k].slice(start, stop - start)
+
+    def bytes_per_row(self) -> int:
+        return int(sum(c.nbytes / len(c) for c in self.columns if len(c)))
+
+    def exclude(self, rows: list[int]) -> None:
+        """Drops rows whose values could not be read back here (their failures were added)."""
+        if not rows:
+            return
+        keep = np.ones(self.num_rows, dtype=bool)
+        keep[rows] = False
+        mask = pa.array(keep)
+        self.columns = [c.filter(mask) for c in self.columns]
+        self.input_index, self.row_ids = self.input_index[keep], self.row_ids[keep]
+        self.failures.sort(key=lambda f: f.input_index)
+
+    @property
     def root_filtered(self) -> np.ndarray:
         """Per input of the batch: whether a filter() dropped it."""
         mask = np.zeros(self.num_inputs, dtype=bool)

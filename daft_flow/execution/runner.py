@@ -320,7 +320,7 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
            lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
     _check_bool(ordered, "ordered")
-    get_options(**{k: v for k, v in options.items() if k != "usage_owner"})  # wrong ones fail here, not at next()
+    get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "cluster")})  # wrong ones fail here
     failures: list[RowFailure] = []
 
     def rows() -> Iterator[dict[str, Any]]:
