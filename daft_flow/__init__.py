@@ -17,6 +17,7 @@ from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, 
 from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
                            default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage
+from daft_flow.llm.local import LocalProvider
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
@@ -31,5 +32,6 @@ __all__ = [
     "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
+    "LocalProvider",
     "usage", "UsageReport", "OpUsage", "set_price",
 ]

@@ -58,11 +58,20 @@ def _choose(x: Any, backend: str | None) -> str:
     if triton_available():
         if x.device.type == "cuda":
             return "triton"
-        import os
-
-        if x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        if x.device.type == "cpu" and _interpreting():
             return "triton"
     return "torch"
+
+
+def _interpreting() -> bool:
+    """Whether the Triton kernels are (or, once defined, will be) run by Triton's interpreter."""
+    import os
+    import sys
+
+    loaded = sys.modules.get("daft_flow.kernels._triton")
+    if loaded is not None:
+        return bool(loaded.INTERPRETED)
+    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def token_buffers(tokens: Any) -> tuple[np.ndarray, np.ndarray]:
