@@ -94,7 +94,6 @@ class BertEncoder:
     def forward(self, ids: Any, mask: Any) -> Any:
         """Last hidden states ``[batch, seq, hidden]`` for token ids ``[batch, seq]`` (int) and an
         attention mask ``[batch, seq]`` (1 = token, 0 = padding). Call under ``torch.inference_mode()``."""
-        import torch
         import torch.nn.functional as F
 
         cfg = self.config
@@ -104,11 +103,9 @@ class BertEncoder:
         h = F.embedding(ids, self.word) + self.position[:s]
         h = F.layer_norm(h, (cfg.hidden_size,), *self.emb_ln, cfg.layer_norm_eps)
         heads, dh = cfg.num_heads, cfg.hidden_size // cfg.num_heads
-        # Additive mask: padded keys get -inf-like scores; a batch without padding needs none.
-        attn_mask = None
-        if not bool(mask.all()):
-            attn_mask = torch.zeros((b, 1, 1, s), dtype=h.dtype, device=h.device)
-            attn_mask.masked_fill_(mask[:, None, None, :] == 0, torch.finfo(h.dtype).min)
+        # Padded keys are masked out (True = attend). Applied even to batches without padding: testing
+        # for that would wait for the device on every batch.
+        attn_mask = (mask != 0)[:, None, None, :]
         scale = 1.0 / math.sqrt(dh)
         for (qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, i_w, i_b, o_w, o_b, ln2_w, ln2_b) in self.layers:
             qkv = F.linear(h, qkv_w, qkv_b).view(b, s, 3, heads, dh).permute(2, 0, 3, 1, 4)

@@ -205,63 +205,59 @@ class LocalEmbedder:
         offsets, values = self.tokenize(texts)
         with self._lock:
             self._load_locked()
-            if self.backend == "onnxruntime" or not self.device.startswith("cuda"):
-                vectors = self._encode_cpu(offsets, values)
+            if self.backend == "onnxruntime":
+                vectors = self._encode_onnx(offsets, values)
             else:
-                vectors = self._encode_gpu(offsets, values)
+                vectors = self._encode_torch(offsets, values)
         return vectors, int(offsets[-1])
 
-    def _encode_cpu(self, offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _encode_onnx(self, offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
         lengths = np.diff(offsets)
         order, batches = length_sorted_batches(lengths, self.batch_tokens, self.max_length)
         out = np.empty((len(lengths), self.dim), dtype=np.float32)
-        if self.backend == "onnxruntime":
-            for start, stop, width in batches:
-                rows = order[start:stop]
-                ids, mask = self._pack_rows(offsets, values, rows, width)
-                out[rows] = mean_pool_l2(self._model(ids, mask), mask)
-            return out
-        import torch
-
-        with torch.inference_mode():
-            for start, stop, width in batches:
-                rows = order[start:stop]
-                ids, mask = self._pack_rows(offsets, values, rows, width)
-                ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-                out[rows] = mean_pool_l2(self._model(ids_t, mask_t), mask_t, backend="torch").numpy()
+        for start, stop, width in batches:
+            rows = order[start:stop]
+            # Rows of one batch are not contiguous in the unsorted buffers: gather their slices.
+            ids, mask = pack_tokens(*_gather_rows(offsets, values, rows), width)
+            out[rows] = mean_pool_l2(self._model(ids, mask), mask)
         return out
 
-    @staticmethod
-    def _pack_rows(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray,
-                   width: int) -> tuple[np.ndarray, np.ndarray]:
-        # Rows of one batch are not contiguous in the unsorted buffers: gather their slices.
-        sub_offsets, sub_values = _gather_rows(offsets, values, rows)
-        return pack_tokens(sub_offsets, sub_values, width)
-
-    def _encode_gpu(self, offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """One host->device copy of the sorted token buffers (pinned, on a copy stream), then per batch
-        pack (Triton), model (fp16), pool (Triton) on the compute stream, then one copy back."""
+    def _encode_torch(self, offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """On a GPU: one host->device copy of the sorted token buffers (pinned, on a copy stream), then
+        per batch pack (Triton), model (fp16), pool (Triton) on the compute stream, and one copy back.
+        On CPU the same steps without streams (the kernels' torch references, or the Triton kernels
+        under the interpreter)."""
         import torch
 
-        lengths = np.diff(offsets)
-        order, batches = length_sorted_batches(lengths, self.batch_tokens, self.max_length, multiple_of=8)
-        sorted_offsets, sorted_values = _gather_rows(offsets, values, order)
         device = torch.device(self.device)
-        copy_stream = torch.cuda.Stream(device=device)
-        compute = torch.cuda.current_stream(device)
-        with torch.cuda.stream(copy_stream):
-            off_d = torch.from_numpy(sorted_offsets).pin_memory().to(device, non_blocking=True)
-            val_d = torch.from_numpy(sorted_values).pin_memory().to(device, non_blocking=True)
-        compute.wait_stream(copy_stream)
-        out_d = torch.empty((len(lengths), self.dim), dtype=torch.float32, device=device)
+        cuda = device.type == "cuda"
+        lengths = np.diff(offsets)
+        order, batches = length_sorted_batches(lengths, self.batch_tokens, self.max_length,
+                                               multiple_of=8 if cuda else 1)  # tensor-core friendly widths
+        sorted_offsets, sorted_values = _gather_rows(offsets, values, order)
+        off_t, val_t = torch.from_numpy(sorted_offsets), torch.from_numpy(sorted_values)
+        if cuda:
+            copy_stream = torch.cuda.Stream(device=device)
+            with torch.cuda.stream(copy_stream):
+                off_t = off_t.pin_memory().to(device, non_blocking=True)
+                val_t = val_t.pin_memory().to(device, non_blocking=True)
+            compute = torch.cuda.current_stream(device)
+            compute.wait_stream(copy_stream)
+            off_t.record_stream(compute)
+            val_t.record_stream(compute)
+        out_t = torch.empty((len(lengths), self.dim), dtype=torch.float32, device=device)
         with torch.inference_mode():
             for start, stop, width in batches:
-                ids, mask = pack_tokens(off_d[start:stop + 1], val_d, width, width=width)
-                hidden = self._model(ids, mask)
-                out_d[start:stop] = mean_pool_l2(hidden, mask)
-        host = torch.empty(out_d.shape, dtype=torch.float32, pin_memory=True)
-        host.copy_(out_d, non_blocking=True)
-        torch.cuda.current_stream(device).synchronize()
+                # The batch's offsets are a slice of the sorted ones, absolute into the sorted values;
+                # its width is known on the host, so packing does not wait for the device.
+                ids, mask = pack_tokens(off_t[start:stop + 1], val_t, width, width=width)
+                out_t[start:stop] = mean_pool_l2(self._model(ids, mask), mask)
+        if cuda:
+            host = torch.empty(out_t.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(out_t, non_blocking=True)
+            torch.cuda.current_stream(device).synchronize()
+        else:
+            host = out_t
         out = np.empty((len(lengths), self.dim), dtype=np.float32)
         out[order] = host.numpy()
         return out

@@ -40,6 +40,9 @@ def embedder():
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_matches_sentence_transformers_on_multilingual_text(st_model, embedder, backend):
+    # backend="torch" on CPU runs the GPU path's steps (sorted buffers as tensors, pack_tokens with a
+    # fixed width on slices of them, pooling) with the Triton kernels in the interpreter where triton
+    # is installed (tests/conftest.py sets TRITON_INTERPRET=1).
     ours = embedder if backend == "onnxruntime" else LocalEmbedder(backend="torch", batch_tokens=512)
     vectors = ours.encode(MULTILINGUAL)
     assert ours.backend == backend and vectors.shape == (len(MULTILINGUAL), 384) and vectors.dtype == np.float32
