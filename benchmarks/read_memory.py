@@ -8,6 +8,8 @@
 The files come from a local HTTP server in a child process (so its buffers are not counted), which
 serves the same 50 MB text for every path. Peak RSS growth of this process is sampled every 10 ms.
 Target: daft_flow's peak RSS growth <= memory budget + 300 MB. The exit code is always 0.
+``--no-length``: the server sends no Content-Length (the body ends when the connection closes),
+so bodies are streamed into a growing buffer instead of one sized up front.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ SERVER = r"""
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 size = int(sys.argv[1])
+sized = sys.argv[2] == "sized"
 line = (b"lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 2)[:119] + b"\n"
 body = (line * (size // len(line) + 1))[:size]
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if sized:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         view = memoryview(body)
         for i in range(0, len(body), 1 << 20):
@@ -49,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size-mb", type=int, default=50)
     p.add_argument("--budget-mb", type=int, default=512)
     p.add_argument("--skip-daft", action="store_true")
+    p.add_argument("--no-length", action="store_true", help="the server sends no Content-Length")
     args = p.parse_args(argv)
-    h.print_header("read_memory", f"files={args.files} size={args.size_mb}MB budget={args.budget_mb}MB")
+    h.print_header("read_memory", f"files={args.files} size={args.size_mb}MB budget={args.budget_mb}MB"
+                   + (" no Content-Length" if args.no_length else ""))
     size = args.size_mb * 10**6
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(size)], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(size), "unsized" if args.no_length else "sized"],
+                              stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
         import daft_flow as dflow

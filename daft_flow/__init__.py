@@ -11,6 +11,7 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
 from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
@@ -30,7 +31,7 @@ __all__ = [
     "ExecutionOptions", "set_options",
     "Tokenizer", "UnsupportedTokenizer",
     "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
-    "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob",
+    "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "LocalProvider",
     "usage", "UsageReport", "OpUsage", "set_price",

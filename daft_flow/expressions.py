@@ -175,7 +175,8 @@ class Field:
         check_input(self.dtype, "str", "open_file()", self._name, self._flow.name)
         return Field(PythonCall(open_file_udf(), (self._expr,)), self._flow, "open_file")
 
-    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False) -> "Field":
+    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, timeout: Any = None,
+             max_bytes: "int | str | None" = None) -> "Field":
         """The contents of each ``File`` in this field as text (``as_bytes=True``: raw bytes).
 
         Reads run concurrently on the runtime's event loop (``max_in_flight`` at once, default 64)
@@ -183,11 +184,17 @@ class Field:
         detected; HTML becomes its visible text, PDF its extracted text; CSV, JSON and other text
         formats stay as they are. A missing file, an HTTP error, an unsupported scheme or bytes that
         are not text fail that row with an error naming the URL.
+
+        Every read is bounded: ``timeout`` (seconds for the whole read of a row, or a
+        ``dflow.Timeout(connect=, read=, total=)``; default 10 s to connect, 30 s without bytes,
+        300 s in all) and ``max_bytes`` (the largest document, an int or ``"2GB"``; default 1 GiB).
+        A row past a limit fails with ``TimeoutError`` / ``ValueError`` naming the URL. Defaults
+        for every read: ``dflow.set_options(read_timeout=..., read_max_bytes=...)``.
         """
         from daft_flow.ops.file_ops import check_input, read_udf
 
         check_input(self.dtype, "File", "read()", self._name, self._flow.name)
-        udf = read_udf(max_in_flight, as_bytes)
+        udf = read_udf(max_in_flight, as_bytes, timeout, max_bytes)
         return Field(PythonCall(udf, (self._expr,)), self._flow, udf.builtin)
 
     def prompt(self, instruction: str = "", *, provider: Any = None, model: str | None = None,
@@ -196,12 +203,13 @@ class Field:
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
         template with fields (see ``Flow.prompt``)."""
-        from daft_flow.ops.llm_ops import PROMPT, has_placeholders, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options)
         if not isinstance(instruction, str):
             raise TypeError(f"prompt() needs a str instruction, got {type(instruction).__name__}")
+        check_reserved(instruction, "prompt()")
         # The instruction is literal text (braces included) unless fields were formatted into it.
         literals, fields = (parse_template(instruction, None, "prompt()") if has_placeholders(instruction)
                             else ([instruction], []))

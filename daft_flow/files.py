@@ -33,25 +33,41 @@ class File(io.RawIOBase):
         """The path or URL (libraries use a file object's ``name`` to guess formats)."""
         return self.url
 
+    def _call(self, method: str, *args: Any) -> Any:
+        """``method`` of the open handle; errors of a URL with credentials are shown redacted."""
+        try:
+            return getattr(self._open(), method)(*args)
+        except Exception as e:
+            from daft_flow.secrets import url_secrets
+
+            if not url_secrets(self.url):
+                raise
+            from daft_flow.io.locations import _with_url
+
+            err = _with_url(e, self.url, "File")
+            if err is e:
+                raise
+            raise err from None  # the original may quote the URL
+
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return self._open().seekable()
+        return bool(self._call("seekable"))
 
     def readinto(self, buffer: Any) -> int:
-        data = self._open().read(len(buffer))
+        data = self._call("read", len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
-        return self._open().read(size)
+        return bytes(self._call("read", size))
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._open().seek(offset, whence)
+        return int(self._call("seek", offset, whence))
 
     def tell(self) -> int:
-        return self._open().tell()
+        return int(self._call("tell"))
 
     def close(self) -> None:
         if self._handle is not None:
@@ -60,7 +76,9 @@ class File(io.RawIOBase):
         super().close()
 
     def __repr__(self) -> str:
-        return f"File({self.url!r})"
+        from daft_flow.secrets import redact_url
+
+        return f"File({redact_url(self.url)!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, File) and other.url == self.url

@@ -144,10 +144,12 @@ class Flow:
         value = self._current_field().open_file()
         return self._derive(name or self._fresh_name("file"), value._expr)
 
-    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, name: str | None = None) -> "Flow":
+    def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, timeout: Any = None,
+             max_bytes: "int | str | None" = None, name: str | None = None) -> "Flow":
         """Adds a field (default name ``"text"``) with the contents of the current ``File`` field and
-        returns the new flow. See ``Field.read``."""
-        value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes)
+        returns the new flow. See ``Field.read`` (``timeout=`` and ``max_bytes=`` bound each read)."""
+        value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes, timeout=timeout,
+                                           max_bytes=max_bytes)
         return self._derive(name or self._fresh_name("data" if as_bytes else "text"), value._expr)
 
     def write_sink(self, sink: Any, fields: Any = None) -> "SinkFlow":
@@ -203,10 +205,13 @@ class Flow:
         return llm_field(spec, literals, fields, self, "embed_text()")
 
     def _template_lookup(self, name: str) -> Field:
+        from daft_flow.ops.llm_ops import BRACES_HINT
+
         if name not in self._fields:
             known = ", ".join(repr(k) for k in self._fields)
             raise KeyError(f"template names field {name!r}, but flow {self.name!r} has no such field; its fields "
-                           f"are: {known} (use TEMPLATE.format(name=flow[...]) for fields of parent flows)")
+                           f"are: {known} (use TEMPLATE.format(name=flow[...]) for fields of parent flows, or "
+                           f"{BRACES_HINT})")
         return self[name]
 
     def last_usage(self) -> Any:

@@ -1,6 +1,11 @@
 // Arrow exchange with pyarrow and fast conversions between Python lists and core arrays.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
 #include "arrow_py.h"
 #include "registry.h"
 #include "dflow/runtime/batch.h"
@@ -40,6 +45,50 @@ struct HostBuffer {
   std::shared_ptr<char[]> data;
   int64_t size = 0;
   bool utf8 = false;  // set from Python once the bytes are known to be valid UTF-8
+};
+
+// Collects a body of unknown length (an HTTP response without Content-Length, a compressed one)
+// into one allocation grown with realloc, which remaps large blocks instead of copying them, so
+// the bytes are held once while they arrive; finish() hands them to a HostBuffer without a copy.
+// It has no buffer protocol, so no view can outlive a move of its memory.
+struct HostBufferBuilder {
+  char* data = nullptr;
+  int64_t size = 0;
+  int64_t capacity = 0;
+
+  HostBufferBuilder() = default;
+  HostBufferBuilder(const HostBufferBuilder&) = delete;
+  HostBufferBuilder& operator=(const HostBufferBuilder&) = delete;
+  ~HostBufferBuilder() { std::free(data); }
+
+  void Append(const char* bytes, int64_t n) {
+    if (n <= 0) return;
+    if (size + n > capacity) {
+      int64_t grown = std::max<int64_t>({size + n, capacity + capacity / 2, 64 * 1024});
+      char* moved = static_cast<char*>(std::realloc(data, static_cast<size_t>(grown)));
+      if (!moved) throw std::bad_alloc();
+      data = moved;
+      capacity = grown;
+    }
+    std::memcpy(data + size, bytes, static_cast<size_t>(n));
+    size += n;
+  }
+
+  HostBuffer Finish() {
+    HostBuffer out;
+    char* bytes = data;
+    if (size < capacity) {  // give back the unused tail (a remap for large blocks)
+      char* shrunk = static_cast<char*>(std::realloc(bytes, static_cast<size_t>(size > 0 ? size : 1)));
+      if (shrunk) bytes = shrunk;
+    }
+    if (!bytes) bytes = static_cast<char*>(std::malloc(1));
+    if (!bytes) throw std::bad_alloc();
+    out.data = std::shared_ptr<char[]>(bytes, [](char* p) { std::free(p); });
+    out.size = size;
+    data = nullptr;
+    size = capacity = 0;
+    return out;
+  }
 };
 
 namespace {
@@ -224,6 +273,18 @@ void init_arrow(py::module_& m) {
              b.size = size;
            }, py::arg("size"), "Keeps the first `size` bytes (fewer arrived than expected).")
       .def_readwrite("utf8", &HostBuffer::utf8, "Whether the bytes were validated as UTF-8 (a str value).");
+  py::class_<HostBufferBuilder>(m, "HostBufferBuilder",
+                                "Collects bytes of unknown total size into one growing allocation (held once).")
+      .def(py::init<>())
+      .def("__len__", [](const HostBufferBuilder& b) { return b.size; })
+      .def("append", [](HostBufferBuilder& b, const py::buffer& chunk) {
+             py::buffer_info info = chunk.request();
+             if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
+               throw py::value_error("HostBufferBuilder.append needs contiguous bytes");
+             b.Append(static_cast<const char*>(info.ptr), static_cast<int64_t>(info.size));
+           }, py::arg("chunk"), "Appends the bytes of a bytes-like object.")
+      .def("finish", &HostBufferBuilder::Finish,
+           "The bytes so far as a HostBuffer (no copy); the builder is empty afterwards.");
   py::class_<Column>(m, "Column", "A core Arrow array; pass it to pyarrow.array() for a zero-copy view.")
       .def("__len__", [](const Column& c) { return c.array->length(); })
       .def_property_readonly("format", [](const Column& c) { return c.array->format(); })

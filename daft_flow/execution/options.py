@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from daft_flow.io.limits import DEFAULT_MAX_BYTES, Timeout
+
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
@@ -35,6 +37,8 @@ class ExecutionOptions:
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once
     progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
+    read_timeout: Timeout = Timeout()  # read()'s limits unless the op sets its own (see daft_flow.io.limits)
+    read_max_bytes: int = DEFAULT_MAX_BYTES  # the largest document read() reads
 
     def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
         unknown = set(kwargs) - set(self.__dataclass_fields__)
@@ -45,6 +49,10 @@ class ExecutionOptions:
             kwargs["memory_budget"] = parse_bytes(kwargs["memory_budget"])
         if "batch_bytes" in kwargs:
             kwargs["batch_bytes"] = parse_bytes(kwargs["batch_bytes"], "batch_bytes")
+        if "read_timeout" in kwargs:
+            kwargs["read_timeout"] = Timeout.of(kwargs["read_timeout"], "read_timeout")
+        if "read_max_bytes" in kwargs:
+            kwargs["read_max_bytes"] = parse_bytes(kwargs["read_max_bytes"], "read_max_bytes")
         for k in ("batch_rows", "first_batch_rows", "async_concurrency"):
             if k in kwargs and (not isinstance(kwargs[k], int) or kwargs[k] <= 0):
                 raise ValueError(f"{k} must be a positive int, got {kwargs[k]!r}")

@@ -85,6 +85,8 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
             if expanding and hasattr(source, "expect_expansion"):
                 source.expect_expansion()
                 on_output = source.note_output
+            if hasattr(fn, "with_defaults"):  # read(): the run's limits where the op set none
+                fn = fn.with_defaults(options.read_timeout, options.read_max_bytes)
             runner = AsyncRunner(fn, name, arg_types, out, udf.max_in_flight or 100, on_output)
             cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
@@ -101,13 +103,13 @@ def _add_llm(run: Any, traced: TracedPlan, node: Any, level: Any, out: Any, opti
     c = node.llm_call
     spec = traced.callables[c.spec_ref]
     provider = traced.callables[c.provider_ref] if c.provider_ref >= 0 else default_provider()
-    provider.reset()
     embed = c.kind == ir.LlmCall.EMBED
     model = c.model or (provider.embedding_model if embed else provider.model)
     name = "embed_text" if embed else "prompt"
     field = node.name or name
     report = usage if usage is not None else UsageReport()
     if all(p is not provider for p in report.providers):
+        provider._begin_run()  # the run holds the provider until run_batches ends it (_end_run)
         report.providers.append(provider)
     op_usage = report.op(field if field not in report.ops else f"{field}#{node.id}", op=name, field=field,
                          flow=level.flow, model=model)

@@ -63,9 +63,13 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
 
     usage = UsageReport()
     cancellables: list[Any] = []
-    run = build_run(traced, source, opts, ordered, usage, cancellables)
-    readers = make_readers(run)
-    run.start()
+    try:
+        run = build_run(traced, source, opts, ordered, usage, cancellables)
+        readers = make_readers(run)
+        run.start()
+    except BaseException:
+        _end_provider_runs(usage)
+        raise
     _live_runs[id(run)] = run
     try:
         while (batch := run.next()) is not None:
@@ -77,13 +81,19 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         for runner in cancellables:  # a run that ends early must not wait for in-flight requests
             runner.cancel()
         run.close()
-        for provider in usage.providers:
-            provider.release()
+        _end_provider_runs(usage)
         if usage.ops:
             usage.finish()
             set_last(usage)
             if usage_owner is not None:
                 usage_owner._last_usage = usage
+
+
+def _end_provider_runs(usage: Any) -> None:
+    """This run no longer uses its providers: the last run using one closes its connections."""
+    for provider in usage.providers:
+        provider._end_run()
+    usage.providers.clear()
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,

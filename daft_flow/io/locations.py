@@ -6,6 +6,10 @@ one aiohttp session / one S3 client, with its connection pool) per protocol and 
 concurrent reads. Credentials and endpoints come from the standard environment and config files
 (``AWS_ENDPOINT_URL`` alone points s3:// at MinIO, R2 or moto; ``STORAGE_EMULATOR_HOST`` points
 gs:// at a GCS emulator).
+
+Every read is bounded (``daft_flow.io.limits``): connect, idle-read and total time limits and a
+maximum document size, so a hung or hostile server fails its row with an error naming the URL
+instead of holding the run. URLs in errors are redacted (``daft_flow.secrets``).
 """
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ import atexit
 import os
 import re
 import threading
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours
+from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
+from daft_flow.secrets import redact_text, redact_url, url_secrets
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOCAL = ("", "file", "local")
@@ -28,13 +34,14 @@ def split_url(url: Any) -> tuple[str, str]:
     """(protocol, url) for a path or URL; protocol is "" for local paths. Raises ValueError for
     values that are not a path or a well-formed URL, naming the value."""
     if not isinstance(url, str):
-        raise TypeError(f"a file location must be a str path or URL, got {type(url).__name__} {url!r}")
+        raise TypeError(f"a file location must be a str path or URL, got {type(url).__name__} "
+                        f"{redact_text(repr(url))}")
     if not url or url.strip() != url or "\x00" in url or "\n" in url:
-        raise ValueError(f"invalid path or URL {url!r}")
+        raise ValueError(f"invalid path or URL {redact_url(url)!r}")
     m = _SCHEME.match(url)
     if m is None:
         if "://" in url:
-            raise ValueError(f"invalid URL {url!r}: malformed scheme")
+            raise ValueError(f"invalid URL {redact_url(url)!r}: malformed scheme")
         return "", url
     protocol = m.group(1).lower()
     if protocol in _NETWORK:
@@ -42,11 +49,11 @@ def split_url(url: Any) -> tuple[str, str]:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as e:
-            raise ValueError(f"invalid URL {url!r}: {e}") from None
+            raise ValueError(f"invalid URL {redact_url(url)!r}: {redact_text(str(e), url_secrets(url))}") from None
         if not parts.hostname:
-            raise ValueError(f"invalid URL {url!r}: no host")
+            raise ValueError(f"invalid URL {redact_url(url)!r}: no host")
     elif not url[m.end():]:
-        raise ValueError(f"invalid URL {url!r}: nothing after the scheme")
+        raise ValueError(f"invalid URL {redact_url(url)!r}: nothing after the scheme")
     return protocol, url
 
 
@@ -57,13 +64,13 @@ def check_protocol(protocol: str, url: str) -> None:
     try:
         from fsspec.registry import get_filesystem_class
     except ImportError:  # pragma: no cover - fsspec is a dependency of the files extra
-        raise ImportError(f"reading {url!r} needs fsspec: pip install 'daft-flow[files]'") from None
+        raise ImportError(f"reading {redact_url(url)!r} needs fsspec: pip install 'daft-flow[files]'") from None
     try:
         get_filesystem_class(protocol)
     except ValueError:
-        raise ValueError(f"unsupported scheme {protocol!r} in {url!r}") from None
+        raise ValueError(f"unsupported scheme {protocol!r} in {redact_url(url)!r}") from None
     except ImportError as e:
-        raise ImportError(f"reading {url!r} needs a package that is not installed: {e}") from None
+        raise ImportError(f"reading {redact_url(url)!r} needs a package that is not installed: {e}") from None
 
 
 def local_path(url: str) -> str:
@@ -94,6 +101,8 @@ def check_local(path: str) -> None:
 # their clients are not safe to share between threads (the default executor bounds how many).
 _filesystems: dict[tuple[str, int, str, str], Any] = {}
 
+_fs_loops: dict[tuple[str, int, str, str], Any] = {}  # the loop each async filesystem was made on
+
 # Environment variables that point a protocol at another endpoint (MinIO/R2/moto, a GCS emulator,
 # a Hub mirror): a filesystem made before one changed must not be reused after.
 _ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST", "HF_ENDPOINT")
@@ -103,10 +112,27 @@ def _endpoints() -> str:
     return "\0".join(os.environ.get(v, "") for v in _ENDPOINT_VARIABLES)
 
 
-def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None" = None) -> Any:
+def _timeout_options(protocol: str, timeout: Timeout) -> dict[str, Any]:
+    """Constructor options that put ``timeout``'s connect and idle-read limits on a backend's own
+    connections (so requests fsspec makes by itself, and blocking reads, are bounded too)."""
+    if protocol in _NETWORK:
+        import aiohttp
+
+        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect,
+                                                                   sock_read=timeout.read)}}
+    if protocol in ("s3", "s3a"):
+        return {"config_kwargs": {"connect_timeout": timeout.connect, "read_timeout": timeout.read}}
+    if protocol == "ftp":
+        return {"timeout": timeout.read}
+    return {}
+
+
+def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None" = None,
+                timeout: Timeout | None = None, shared: bool = True) -> Any:
     """The shared filesystem for ``url``: async on ``loop`` when the protocol has an async
     implementation and a loop is given, else a blocking one for the calling thread. Options the
-    URL carries (an FTP host and port, say) are passed to it."""
+    URL carries (an FTP host and port, say) and the connect/read limits of ``timeout`` are passed
+    to it. ``shared=False``: a new one, kept by nobody (for a short-lived thread)."""
     import fsspec
 
     cls = fsspec.get_filesystem_class(protocol)
@@ -115,20 +141,69 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
     except Exception:  # pragma: no cover - a backend that cannot parse its own URLs
         options = {}
     is_async = loop is not None and getattr(cls, "async_impl", False)
+    if not (is_async and protocol in _NETWORK):  # async HTTP reads set their limits per request
+        options.update(_timeout_options(protocol, timeout or _default_timeout()))
+    if not shared:
+        return cls(skip_instance_cache=True, **options)
     owner = id(loop) if is_async else threading.get_ident()
     key = (protocol, owner, _endpoints(), repr(sorted(options.items())))
     fs = _filesystems.get(key)
+    # An id can be reused by a new loop after the old one closed (a fork, a restarted loop): a
+    # filesystem whose sessions belong to a closed loop is never handed out again.
+    if fs is not None and is_async and _fs_loops.get(key) is not loop:
+        fs = None
     if fs is None:
         if is_async:
             fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True, **options)
+            _fs_loops[key] = loop
         else:
             fs = cls(skip_instance_cache=True, **options)
         _filesystems[key] = fs
     return fs
 
 
-def _cat_blocking(protocol: str, url: str) -> Any:
-    return _filesystem(protocol, url).cat_file(url)
+def _default_timeout() -> Timeout:
+    from daft_flow.execution.options import get_options
+
+    return get_options().read_timeout
+
+
+def call_with_deadline(fn: Any, seconds: float, message: str) -> Any:
+    """``fn()`` on a daemon thread, waited for at most ``seconds`` (then ``TimeoutError(message)``;
+    the thread finishes its blocking call in the background). For blocking backends with no
+    overall time limit of their own."""
+    import queue
+
+    done: "queue.SimpleQueue[tuple[bool, Any]]" = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            done.put((True, fn()))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            done.put((False, e))
+
+    threading.Thread(target=run, name="daft_flow-blocking-io", daemon=True).start()
+    try:
+        ok, value = done.get(timeout=seconds)
+    except queue.Empty:
+        raise _own(TimeoutError(message)) from None
+    if not ok:
+        raise value
+    return value
+
+
+def _cat_blocking(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
+    fs = _filesystem(protocol, url, timeout=limits.timeout)
+    try:
+        size = fs.size(url)
+    except Exception:  # not every backend knows sizes; the bytes are checked below
+        size = None
+    if size is not None and size > limits.max_bytes:
+        raise _too_large(op, url, limits.max_bytes, size)
+    data = fs.cat_file(url)
+    if len(data) > limits.max_bytes:
+        raise _too_large(op, url, limits.max_bytes, len(data))
+    return data
 
 
 async def _close_filesystems(filesystems: list[Any]) -> None:
@@ -154,6 +229,7 @@ def _close_at_exit() -> None:
     loop = event_loop._loop
     owned = [fs for (_, owner, *_), fs in _filesystems.items() if loop is not None and owner == id(loop)]
     _filesystems.clear()
+    _fs_loops.clear()
     if owned and loop is not None and loop.is_running():
         try:
             asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
@@ -161,33 +237,99 @@ def _close_at_exit() -> None:
             pass
 
 
-def _with_url(e: BaseException, url: str) -> BaseException:
-    """``e`` with the URL in its message (remote backends often leave it out)."""
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _own(err: _E) -> _E:
+    """Marks an error made here (it names the op and the redacted URL already: passed on as is)."""
+    err._daft_flow_read = True  # type: ignore[attr-defined]
+    return err
+
+
+def _too_large(op: str, url: str, limit: int, size: "int | None" = None) -> ValueError:
+    got = f"{size} bytes" if size is not None else "more bytes arrived (the server sent no length)"
+    err = ValueError(f"{op}: {redact_url(url)} is larger than the {limit}-byte limit ({got}); raise it with "
+                     f"read(max_bytes=...) or dflow.set_options(read_max_bytes=...)")
+    return _own(err)
+
+
+def _is_timeout(e: BaseException) -> bool:
+    """A time limit ran out (asyncio/socket timeouts, aiohttp's and botocore's timeout errors)."""
+    return isinstance(e, TimeoutError) or any("Timeout" in c.__name__ for c in type(e).__mro__
+                                              if c.__module__.split(".")[0] in ("aiohttp", "botocore", "urllib3"))
+
+
+def _timeout_error(e: BaseException, url: str, op: str, timeout: Timeout) -> TimeoutError:
+    names = {c.__name__ for c in type(e).__mro__}
+    if names & {"ConnectionTimeoutError", "ConnectTimeoutError", "ConnectTimeout"}:
+        what = f"could not connect within {timeout.connect:g} s (connect limit)"
+    else:
+        what = f"no bytes for {timeout.read:g} s (read limit)"
+    detail = redact_text(str(e), url_secrets(url))
+    how = "read(timeout=dflow.Timeout(...)) or " if op.startswith("read") else ""
+    err = TimeoutError(f"{op}: {redact_url(url)}: {what}{f'; {detail}' if detail else ''}; raise it with "
+                       f"{how}dflow.set_options(read_timeout=...)")
+    return _own(err)
+
+
+def _with_url(e: BaseException, url: str, op: str = "", timeout: Timeout | None = None) -> BaseException:
+    """``e`` as the row's error: naming the op and the URL (redacted), never showing credentials."""
+    if getattr(e, "_daft_flow_read", False):
+        return e
+    if timeout is not None:
+        # A backend may report a timeout as something else (fsspec's HTTP info() turns any failure
+        # into FileNotFoundError): the timeout in the chain is what happened.
+        cause: BaseException | None = e
+        for _ in range(4):
+            if cause is None:
+                break
+            if _is_timeout(cause):
+                return _timeout_error(cause, url, op, timeout)
+            cause = cause.__cause__ or cause.__context__
+    cause = e.__cause__
+    if isinstance(e, FileNotFoundError) and getattr(cause, "status", None) not in (None, 404):
+        e = cause  # fsspec's HTTP info() reports any failed request (a 500, a 403) as "not found"
+    shown = redact_url(url)
+    prefix = f"{op}: {shown}" if op else shown
+    message = redact_text(str(e), url_secrets(url))
     status = getattr(e, "status", None)
     if status in (401, 403):
-        err: BaseException = PermissionError(f"{url}: HTTP {status} {getattr(e, 'message', '')}".rstrip())
-    elif status == 404:
-        err = FileNotFoundError(f"{url}: HTTP 404 Not Found")
-    elif url in str(e):
-        return e
+        err: BaseException = PermissionError(f"{prefix}: HTTP {status} {getattr(e, 'message', '')}".rstrip())
+    elif status == 404 or (isinstance(e, FileNotFoundError) and str(e) in (url, repr(url))):
+        http = status == 404 or urlsplit(url).scheme.lower() in _NETWORK
+        err = FileNotFoundError(f"{prefix}: HTTP 404 Not Found" if http else f"{prefix}: not found")
+    elif type(e).__name__ == "TooManyRedirects":
+        err = OSError(f"{prefix}: too many redirects (the server redirects in a loop)")
+    elif "WRONG_VERSION_NUMBER" in message:
+        err = OSError(f"{prefix}: the server does not speak TLS (is it an http:// URL?): {message}")
+    elif shown in message and message == str(e):
+        return e  # names the URL already, and there was nothing to redact
     else:
+        text = message if shown in message else f"{prefix}: {message}"
         try:
-            err = type(e)(f"{url}: {e}")
+            err = type(e)(text)
         except Exception:
-            err = OSError(f"{url}: {type(e).__name__}: {e}")
+            err = OSError(f"{prefix}: {type(e).__name__}: {message}")
+        if str(err) != text:  # a type whose message is not its first argument
+            err = OSError(f"{prefix}: {type(e).__name__}: {message}")
     return err
 
 
 LARGE_BYTES = 1 << 20  # from this size, files are read into a runtime-owned buffer (no copies)
 
 
-def read_local(path: str) -> Any:
+def read_local(path: str, max_bytes: int = DEFAULT_LIMITS.max_bytes, op: str = "read()") -> Any:
     """A file's bytes: ``bytes``, or for large files a ``HostBuffer`` read into in place."""
     check_local(path)  # again: the path may have been replaced since open_file() looked at it
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise _too_large(op, path, max_bytes, size)
         if size < LARGE_BYTES:
-            return f.read()
+            data = f.read(max_bytes + 1)
+            if len(data) > max_bytes:  # the file grew while we read it
+                raise _too_large(op, path, max_bytes)
+            return data
         from daft_flow import _core
 
         buf = _core.HostBuffer(size)
@@ -201,20 +343,44 @@ def read_local(path: str) -> Any:
         view.release()
         if got < size:
             buf.truncate(got)  # the file shrank while we read it
-        rest = f.read()
+        rest = f.read(max_bytes - got + 1)
+        if got + len(rest) > max_bytes:
+            raise _too_large(op, path, max_bytes)
         if rest:  # the file grew while we read it
             return bytes(memoryview(buf)) + rest
         return buf
 
 
-async def _http_get(fs: Any, url: str) -> Any:
-    """GET through fsspec's HTTP session; a large body of known length is read into a HostBuffer
-    chunk by chunk instead of being joined (and so copied) in memory."""
+async def _read_unsized(content: Any, url: str, max_bytes: int, op: str) -> Any:
+    """A body of unknown length (no Content-Length, or compressed) streamed into one growing
+    buffer, failing as soon as it passes ``max_bytes``: held once, never joined from chunks."""
+    from daft_flow import _core
+
+    builder = _core.HostBufferBuilder()
+    async for chunk in content.iter_any():
+        if len(builder) + len(chunk) > max_bytes:
+            raise _too_large(op, url, max_bytes)
+        builder.append(chunk)
+    buf = builder.finish()
+    return bytes(memoryview(buf)) if len(buf) < LARGE_BYTES else buf
+
+
+async def _http_get(fs: Any, url: str, limits: ReadLimits = DEFAULT_LIMITS, op: str = "read()") -> Any:
+    """GET through fsspec's HTTP session, under ``limits``; a large body of known length is read
+    into a HostBuffer chunk by chunk instead of being joined (and so copied) in memory."""
+    import aiohttp
+
     session = await fs.set_session()
-    async with session.get(fs.encode_url(url), **fs.kwargs) as r:
+    t = limits.timeout
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.read)
+    async with session.get(fs.encode_url(url), timeout=timeout, **fs.kwargs) as r:
         fs._raise_not_found_for_status(r, url)
         n = r.content_length
-        if n is None or n < LARGE_BYTES or r.headers.get("Content-Encoding", "identity") != "identity":
+        if n is None or r.headers.get("Content-Encoding", "identity") != "identity":
+            return await _read_unsized(r.content, url, limits.max_bytes, op)
+        if n > limits.max_bytes:
+            raise _too_large(op, url, limits.max_bytes, n)
+        if n < LARGE_BYTES:
             return await r.read()
         from daft_flow import _core
 
@@ -224,15 +390,13 @@ async def _http_get(fs: Any, url: str) -> Any:
         try:
             async for chunk in r.content.iter_chunked(1 << 20):
                 if got + len(chunk) > n:
-                    raise OSError(f"{url}: server sent more than its Content-Length ({n} bytes)")
+                    raise OSError(f"{op}: {redact_url(url)}: server sent more than its Content-Length ({n} bytes)")
                 view[got:got + len(chunk)] = chunk
                 got += len(chunk)
         finally:
             view.release()
         if got != n:
-            import aiohttp
-
-            raise aiohttp.ClientPayloadError(f"{url}: got {got} of {n} bytes")
+            raise aiohttp.ClientPayloadError(f"{redact_url(url)}: got {got} of {n} bytes")
         return buf
 
 
@@ -245,7 +409,7 @@ def _range_not_satisfiable(e: BaseException) -> bool:
         isinstance(e, OSError) and "range" in str(e).lower())
 
 
-async def _ranged_get(fs: Any, url: str) -> Any:
+async def _ranged_get(fs: Any, url: str, max_bytes: int = DEFAULT_LIMITS.max_bytes, op: str = "read()") -> Any:
     """An object-store file (s3fs, gcsfs, any async fsspec filesystem) in one request when it is
     small, else into a HostBuffer of its size, filled by concurrent range requests: a large object
     is never joined from chunks (held twice), and big files come down over several connections."""
@@ -255,9 +419,13 @@ async def _ranged_get(fs: Any, url: str) -> Any:
         if not _range_not_satisfiable(e):
             raise
         return await fs._cat_file(url)  # an empty object has no byte 0 to ask for
+    if len(head) > max_bytes:
+        raise _too_large(op, url, max_bytes)
     if len(head) < LARGE_BYTES:
         return head
     size = (await fs._info(url))["size"]
+    if size > max_bytes:
+        raise _too_large(op, url, max_bytes, size)
     if size <= len(head):
         return head
     from daft_flow import _core
@@ -277,10 +445,16 @@ async def _ranged_get(fs: Any, url: str) -> Any:
         if len(part) < end - start:
             short[0] = min(short[0], start + len(part))
 
-    # Every range finishes (or fails) before the view is released; the first error is raised.
-    outcomes = await asyncio.gather(*(fill(start) for start in range(LARGE_BYTES, size, RANGE_BYTES)),
-                                    return_exceptions=True)
-    view.release()
+    # Every range finishes (or fails) before the view is released, also when the read is
+    # cancelled (its time ran out): the ranges are cancelled and awaited first.
+    tasks = [asyncio.ensure_future(fill(start)) for start in range(LARGE_BYTES, size, RANGE_BYTES)]
+    try:
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        view.release()
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -289,25 +463,29 @@ async def _ranged_get(fs: Any, url: str) -> Any:
     return buf
 
 
-RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections, timeouts)
+RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections)
 RETRY_BASE_DELAY = 0.1
 RETRY_MAX_DELAY = 10.0
 
 
 def _retry_delay(e: BaseException, attempt: int) -> "float | None":
-    """Seconds to wait before retrying after ``e``, or None if ``e`` is not transient."""
+    """Seconds to wait before retrying after ``e``, or None if ``e`` is not transient. A timeout
+    is final: the server had its time (see ``daft_flow.io.limits``)."""
     import random
 
+    if getattr(e, "_daft_flow_read", False) or _is_timeout(e):
+        return None
     status = getattr(e, "status", None)
     transient = status == 429 or (isinstance(status, int) and status >= 500)
     if status is None:
         try:
             import aiohttp
 
-            transient = isinstance(e, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError))
+            transient = isinstance(e, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)) and \
+                not isinstance(e, aiohttp.ClientSSLError)  # a TLS mismatch does not go away
         except ImportError:  # pragma: no cover
             transient = False
-        transient = transient or isinstance(e, (asyncio.TimeoutError, ConnectionError))
+        transient = transient or isinstance(e, ConnectionError)
     if not transient:
         return None
     headers = getattr(e, "headers", None) or {}
@@ -320,39 +498,66 @@ def _retry_delay(e: BaseException, attempt: int) -> "float | None":
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** attempt * (0.5 + random.random()))
 
 
-async def fetch_bytes(url: str) -> Any:
+async def fetch_bytes(url: str, limits: ReadLimits = DEFAULT_LIMITS, op: str = "read()") -> Any:
     """All bytes of a path or URL (``bytes``, or a ``_core.HostBuffer`` for large local, HTTP and
-    object-store files), read without blocking the event loop. Transient remote errors
-    (HTTP 429 and 5xx, dropped connections, timeouts) are retried with exponential backoff and
-    jitter, honouring ``Retry-After``."""
+    object-store files), read without blocking the event loop, under ``limits`` (time and size;
+    see ``daft_flow.io.limits``). Transient remote errors (HTTP 429 and 5xx, dropped connections)
+    are retried with exponential backoff and jitter, honouring ``Retry-After``. Errors name ``op``
+    and the URL, redacted."""
     protocol, url = split_url(url)
+    total = limits.timeout.total
+    try:
+        async with asyncio.timeout(total) as deadline:
+            return await _fetch(protocol, url, limits, op)
+    except TimeoutError as e:
+        if not deadline.expired() or getattr(e, "_daft_flow_read", False):
+            raise
+        err = TimeoutError(f"{op}: {redact_url(url)}: not read within {total:g} s (the total limit of one row's "
+                           f"read); raise it with read(timeout=...) or dflow.set_options(read_timeout=...)")
+        raise _own(err) from None
+
+
+async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
     if protocol in _LOCAL:
-        return await asyncio.to_thread(read_local, local_path(url))
+        try:
+            return await asyncio.to_thread(read_local, local_path(url), limits.max_bytes, op)
+        except Exception as e:
+            err = _row_error(e, url, op, limits)
+            if err is e:
+                raise
+            raise err from e
     check_protocol(protocol, url)
     attempt = 0
     while True:
         try:
-            fs = _filesystem(protocol, url, asyncio.get_running_loop())
+            fs = _filesystem(protocol, url, asyncio.get_running_loop(), limits.timeout)
             if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
-                return await _http_get(fs, url)
+                return await _http_get(fs, url, limits, op)
             if getattr(fs, "async_impl", False):
-                return await _ranged_get(fs, url)
+                return await _ranged_get(fs, url, limits.max_bytes, op)
             # A blocking filesystem (ftp, sftp, hf): made and used on a worker thread, since even
             # its constructor may connect.
-            return await asyncio.to_thread(_cat_blocking, protocol, url)
+            return await asyncio.to_thread(_cat_blocking, protocol, url, limits, op)
         except Exception as e:
             delay = _retry_delay(e, attempt) if attempt < RETRIES else None
             if delay is None:
-                err = _with_url(e, url)
+                err = _row_error(e, url, op, limits)
                 if err is e:
                     raise
+                if url_secrets(url):  # the original may quote the URL: do not chain it
+                    raise err from None
                 raise err from e
             attempt += 1
             await asyncio.sleep(delay)
 
 
+def _row_error(e: BaseException, url: str, op: str, limits: ReadLimits) -> BaseException:
+    return _with_url(e, url, op, limits.timeout)
+
+
 def open_sync(url: str) -> Any:
-    """A binary file object for a path or URL (what ``dflow.File`` reads through)."""
+    """A binary file object for a path or URL (what ``dflow.File`` reads through); remote ones
+    under the process-wide connect/read limits (``dflow.set_options(read_timeout=...)``)."""
     protocol, url = split_url(url)
     if protocol in _LOCAL:
         check_local(local_path(url))
@@ -361,7 +566,9 @@ def open_sync(url: str) -> Any:
     try:
         return _filesystem(protocol, url).open(url, "rb")
     except Exception as e:
-        err = _with_url(e, url)
+        err = _with_url(e, url, "File", _default_timeout())
         if err is e:
             raise
+        if url_secrets(url):
+            raise err from None
         raise err from e

@@ -1,8 +1,8 @@
-"""The file ops' functions: ``open_file`` (str -> File) and ``read`` (File -> str).
+"""The file ops' functions: ``open_file`` (str -> File) and ``read`` (File -> str or bytes).
 
-They are plain module-level functions, so a traced plan references them by module and qualname
-like any ``run_python`` callable; the op specs mark them as builtins so ``explain()`` and error
-messages call them ``open_file`` and ``read``.
+``open_file`` is a plain module-level function and ``read`` a ``ReadFile`` (its limits travel
+with it), so a traced plan references them like any ``run_python`` callable; the op specs mark
+them as builtins so ``explain()`` and error messages call them ``open_file`` and ``read``.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from daft_flow.files import File
+from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
 from daft_flow.io.locations import _LOCAL, check_local, check_protocol, fetch_bytes, local_path, split_url
 from daft_flow.io.text import bytes_to_text, sniff
 
@@ -57,16 +58,54 @@ def _large_to_text(data: Any, url: str) -> Any:
     return bytes_to_text(data, url)
 
 
-async def read_text(file: File) -> str:
+async def read_text(file: File, limits: ReadLimits = DEFAULT_LIMITS) -> str:
     """The file's contents as text (HTML and PDF converted to text). Large plain UTF-8 files come
     back as the buffer they were read into (a ``HostBuffer`` the runtime stores as str unchanged)."""
     url = file.url if isinstance(file, File) else file
-    data = await fetch_bytes(url)
+    data = await fetch_bytes(url, limits, "read()")
     if isinstance(data, bytes) and len(data) <= _PARSE_INLINE_BYTES and not data.startswith(b"%PDF-"):
         return bytes_to_text(data, url)
     return await asyncio.to_thread(_large_to_text, data, url)
 
 
-async def read_bytes(file: File) -> bytes:
+async def read_bytes(file: File, limits: ReadLimits = DEFAULT_LIMITS) -> bytes:
     """The file's contents as bytes (large files: the ``HostBuffer`` they were read into)."""
-    return await fetch_bytes(file.url if isinstance(file, File) else file)
+    return await fetch_bytes(file.url if isinstance(file, File) else file, limits, "read(as_bytes=True)")
+
+
+class ReadFile:
+    """The function of a ``read()`` op: a ``File``'s contents as text (or bytes), under the op's
+    time and size limits. Limits the op leaves unset come from the run's options when the plan is
+    lowered (``with_defaults``), else from the process's (``dflow.set_options``)."""
+
+    def __init__(self, as_bytes: bool = False, timeout: Timeout | None = None, max_bytes: int | None = None) -> None:
+        self.as_bytes, self.timeout, self.max_bytes = as_bytes, timeout, max_bytes
+
+    def with_defaults(self, timeout: Timeout, max_bytes: int) -> "ReadFile":
+        return ReadFile(self.as_bytes, self.timeout or timeout, self.max_bytes or max_bytes)
+
+    @property
+    def limits(self) -> ReadLimits:
+        if self.timeout is not None and self.max_bytes is not None:
+            return ReadLimits(self.timeout, self.max_bytes)
+        from daft_flow.execution.options import get_options
+
+        options = get_options()
+        return ReadLimits(self.timeout or options.read_timeout, self.max_bytes or options.read_max_bytes)
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: what it returns, not how long it may take."""
+        return {"op": "read", "as_bytes": self.as_bytes}
+
+    def describe(self) -> str:
+        """The limits the op sets itself (what ``explain()`` shows)."""
+        parts = ([f"timeout=({self.timeout})"] if self.timeout else []) + \
+            ([f"max_bytes={self.max_bytes}"] if self.max_bytes else [])
+        return ", ".join(parts)
+
+    async def __call__(self, file: File) -> Any:
+        limits = self.limits
+        return await (read_bytes(file, limits) if self.as_bytes else read_text(file, limits))
+
+    def __repr__(self) -> str:
+        return f"ReadFile(as_bytes={self.as_bytes}{', ' + self.describe() if self.describe() else ''})"

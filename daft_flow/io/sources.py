@@ -56,15 +56,23 @@ def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
 def from_glob(pattern: str) -> list[str]:
     """The paths or URLs matching ``pattern`` (``"docs/*.md"``, ``"s3://bucket/docs/**/*.md"``),
     sorted; URLs keep their scheme so they can be opened with ``open_file()``."""
-    from daft_flow.io.locations import _LOCAL, check_protocol, local_path, split_url
+    from daft_flow.io.locations import (_LOCAL, _default_timeout, _filesystem, _with_url, call_with_deadline,
+                                        check_protocol, local_path, split_url)
+    from daft_flow.secrets import redact_url
 
     protocol, url = split_url(pattern)
     if protocol in _LOCAL:
         found = sorted(_glob.glob(local_path(url), recursive=True))
         return [f"file://{p}" for p in found] if url.startswith("file://") else found
     check_protocol(protocol, url)
-    import fsspec
-
-    fs = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
-    matches = fs.glob(url)
+    timeout = _default_timeout()  # listing a bucket that never answers must not hang the caller
+    try:
+        matches = call_with_deadline(lambda: _filesystem(protocol, url, timeout=timeout, shared=False).glob(url),
+                                     timeout.total, f"from_glob(): {redact_url(url)}: no listing within "
+                                     f"{timeout.total:g} s; raise it with dflow.set_options(read_timeout=...)")
+    except Exception as e:
+        err = _with_url(e, url, "from_glob()", timeout)
+        if err is e:
+            raise
+        raise err from None
     return sorted(m if "://" in m else f"{protocol}://{m}" for m in matches)

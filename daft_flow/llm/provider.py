@@ -15,14 +15,18 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextvars
+import math
 import os
 import random
 import threading
 import time
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
+from daft_flow.llm.checks import check_number
 from daft_flow.llm.rate_limit import RateLimiter
 from daft_flow.llm.usage import OpUsage
+from daft_flow.secrets import redact_text, redact_url, url_secrets
 
 
 class ProviderError(Exception):
@@ -46,8 +50,21 @@ def estimate_tokens(text: str) -> int:
     return Tokenizer.default().count(text)
 
 
+# Runs using each provider now, by id (an entry exists only while a run holds the provider, so
+# ids cannot be reused meanwhile). Kept off the instances: providers stay plain, picklable objects.
+_active_runs: dict[int, int] = {}
+# Held across reset()/release(), so a run starting while the last one closes the client waits for
+# the close and then gets a fresh client, never the one being closed.
+_runs_lock = threading.Lock()
+
+
 class Provider(abc.ABC):
-    """Base class. Subclasses implement ``complete`` and ``embed``."""
+    """Base class. Subclasses implement ``complete`` and ``embed``.
+
+    A provider outlives runs and may serve several at once (threads running flows that share it):
+    the runtime counts the runs using it, calls ``reset()`` when the first of them starts and
+    ``release()`` when the last one ends, so no run closes connections another one still uses.
+    """
 
     model: str = ""
     embedding_model: str = ""
@@ -57,10 +74,28 @@ class Provider(abc.ABC):
         return type(self).__name__
 
     def reset(self) -> None:  # noqa: B027 - optional hook
-        """Called when a run starts."""
+        """Called when a run starts using this provider while no other run does."""
 
     def release(self) -> None:  # noqa: B027 - optional hook
-        """Called when a run ends: closes connections (from outside the event loop thread)."""
+        """Called when the last run using this provider ends: closes connections (from outside
+        the event loop thread)."""
+
+    def _begin_run(self) -> None:
+        """A run starts using this provider (the runtime calls this once per run)."""
+        with _runs_lock:
+            runs = _active_runs.get(id(self), 0)
+            if runs == 0:
+                self.reset()  # if it raises, the run does not hold the provider
+            _active_runs[id(self)] = runs + 1
+
+    def _end_run(self) -> None:
+        """A run that called ``_begin_run`` ended (successfully or not)."""
+        with _runs_lock:
+            runs = _active_runs.pop(id(self), 0) - 1
+            if runs > 0:
+                _active_runs[id(self)] = runs
+            else:
+                self.release()
 
     @abc.abstractmethod
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, max_tokens: int | None = None,
@@ -78,40 +113,83 @@ class Provider(abc.ABC):
 
 
 class OpenAIProvider(Provider):
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, Ollama, LiteLLM, ...).
+
+    Every setting is checked here: ``base_url`` must be an http(s) URL with a host; rate limits,
+    ``burst``, ``timeout`` and the batch sizes must be positive (``None`` means no rate limit);
+    ``max_retries`` must be >= 0. Credentials in ``base_url`` (``https://user:pw@host``,
+    ``?api-key=..``) and the API key never appear in error messages.
+    """
+
+    # While the server has not answered once since the run started, connections that cannot be made
+    # (refused, unknown host) stop the run with one ProviderConfigError (a wrong base_url or a server
+    # that is not running) instead of failing every row the same way: when a request used all its
+    # attempts that way, or when they have failed for UNREACHABLE_AFTER_S seconds (a server that is
+    # still starting gets that long).
+    UNREACHABLE_AFTER_S = 10.0
+
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, model: str = "gpt-4o-mini",
                  embedding_model: str = "text-embedding-3-small", requests_per_minute: float | None = None,
                  tokens_per_minute: float | None = None, max_concurrency: int = 64, max_retries: int = 8,
                  timeout: float = 60.0, burst: float | None = None, embedding_dim: int = 0,
                  embedding_batch_tokens: int = 8000, embedding_batch_size: int = 256) -> None:
-        if max_concurrency <= 0:
-            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        self.base_url = base_url
+        self.base_url = _check_base_url(base_url)
+        if api_key is not None and not isinstance(api_key, str):
+            raise TypeError(f"OpenAIProvider: api_key must be a str, got {type(api_key).__name__}")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        for name, value in (("model", model), ("embedding_model", embedding_model)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"OpenAIProvider: {name} must be a non-empty str, got {value!r}")
         self.model, self.embedding_model = model, embedding_model
-        self.embedding_dim = embedding_dim
-        self.max_concurrency, self.max_retries, self.timeout = max_concurrency, max_retries, timeout
-        self.embedding_batch_tokens, self.embedding_batch_size = embedding_batch_tokens, embedding_batch_size
-        self.limiter = RateLimiter(requests_per_minute, tokens_per_minute, burst)
+        self.embedding_dim = check_number(embedding_dim, "OpenAIProvider: embedding_dim", positive=False, integer=True)
+        self.max_concurrency = check_number(max_concurrency, "OpenAIProvider: max_concurrency", integer=True)
+        self.max_retries = check_number(max_retries, "OpenAIProvider: max_retries", positive=False, integer=True)
+        self.timeout = check_number(timeout, "OpenAIProvider: timeout (seconds per request)")
+        self.embedding_batch_tokens = check_number(embedding_batch_tokens, "OpenAIProvider: embedding_batch_tokens",
+                                                   integer=True)
+        self.embedding_batch_size = check_number(embedding_batch_size, "OpenAIProvider: embedding_batch_size",
+                                                 integer=True)
+        try:
+            self.limiter = RateLimiter(requests_per_minute, tokens_per_minute, burst)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"OpenAIProvider: {e}") from None
         self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fatal: ProviderConfigError | None = None
+        self._fatal: ProviderConfigError | None = None  # stops every request (a bad key, an unreachable server)
+        self._fatal_models: dict[str, ProviderConfigError] = {}  # stops requests for one model (404)
+        self._contacted = False  # the server answered (any HTTP status) since the first run started
+        self._refused_since: float | None = None  # first connection that could not be made, before any answer
+        self._stopped: asyncio.Event | None = None  # set with _fatal: wakes requests waiting to retry
 
     def describe(self) -> str:
-        return f"OpenAIProvider({self.base_url or 'https://api.openai.com/v1'})"
+        return f"OpenAIProvider({redact_url(self.base_url or 'https://api.openai.com/v1')})"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key or the credentials of ``base_url``."""
+        return redact_text(text, [self.api_key, *url_secrets(self.base_url)])
 
     def reset(self) -> None:
         self._fatal = None
+        self._fatal_models = {}
+        self._contacted = False
+        self._refused_since = None
+        self._stopped = None
 
     def release(self) -> None:
         client, self._client = self._client, None
-        if client is not None and self._loop is not None and not self._loop.is_closed():
-            try:
-                asyncio.run_coroutine_threadsafe(client.close(), self._loop).result(timeout=10)
-            except Exception:  # the loop is gone (interpreter exit): nothing left to close
-                pass
+        loop = self._loop
+        if client is None or loop is None or loop.is_closed():
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(client.close(), loop)
+            if not _on_loop(loop):  # waiting from the loop's own thread would block the close itself
+                future.result(timeout=10)
+        except Exception:  # the loop is gone (interpreter exit): nothing left to close
+            pass
 
-    def _ensure(self) -> None:
+    def _ensure(self) -> Any:
+        """The client for the running loop (made on first use after ``release``)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             import openai
@@ -128,47 +206,120 @@ class OpenAIProvider(Provider):
             self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none",
                                               max_retries=0, timeout=self.timeout, http_client=http)
             self._sem = asyncio.Semaphore(self.max_concurrency)
+            self._stopped = None
             self._loop = loop
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+        return self._client
 
-    async def _request(self, send: Any, estimate: int, usage: OpUsage) -> tuple[Any, int]:
+    def _check_fatal(self, model: str) -> None:
+        fatal = self._fatal or self._fatal_models.get(model)
+        if fatal is not None:
+            raise fatal
+
+    async def _request(self, send: Any, estimate: int, usage: OpUsage, model: str = "") -> tuple[Any, int]:
         """Sends with rate limiting and retries; returns (response, attempts)."""
         import openai
 
-        self._ensure()
-        assert self._sem is not None
+        client = self._ensure()
+        sem = self._sem
+        assert sem is not None
         attempt = 0
+        refused_only = True  # every attempt so far failed to connect
         while True:
-            if self._fatal is not None:
-                raise self._fatal
-            async with self._sem:
-                if self._fatal is not None:
-                    raise self._fatal
+            self._check_fatal(model)
+            async with sem:
+                self._check_fatal(model)
                 usage.add(requests=1)
                 _ESTIMATE.set(estimate)
                 start = time.monotonic()
                 try:
-                    response = await send(self._client)
+                    # The client's timeout bounds each wait for bytes; this bounds the whole answer,
+                    # so a server trickling a byte at a time cannot hold the row.
+                    async with asyncio.timeout(self.timeout):
+                        response = await send(client)
+                    self._contacted = True
                     usage.add(latency_s=time.monotonic() - start)
                     return response, attempt + 1
-                except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
-                    self._fatal = ProviderConfigError(f"{self.describe()}: {_message(e)} (HTTP {e.status_code})")
-                    raise self._fatal from e
+                except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+                    self._contacted = True
+                    raise self._stop(ProviderConfigError(f"{self.describe()}: {self._message(e)} "
+                                                         f"(HTTP {e.status_code})")) from None
+                except openai.NotFoundError as e:
+                    self._contacted = True
+                    fatal = ProviderConfigError(f"{self.describe()}: {self._message(e)} (HTTP {e.status_code}; "
+                                                f"model {model!r})")
+                    self._fatal_models[model] = fatal
+                    raise fatal from None
                 except openai.RateLimitError as e:
+                    self._contacted = True
                     delay = _retry_after(e)
                     delay = (delay if delay is not None else _backoff(attempt)) * random.uniform(1.0, 1.25)
                     error: Exception = e
+                    refused_only = False
                 except openai.APIStatusError as e:
+                    self._contacted = True
                     if e.status_code < 500 and e.status_code not in (408, 409):
-                        raise ProviderError(f"{self.describe()}: {_message(e)} (HTTP {e.status_code})") from e
+                        raise ProviderError(f"{self.describe()}: {self._message(e)} (HTTP {e.status_code})") from None
+                    delay, error, refused_only = _backoff(attempt), e, False
+                except (openai.APITimeoutError, TimeoutError) as e:
+                    delay, error, refused_only = _backoff(attempt), e, False
+                except openai.APIConnectionError as e:
                     delay, error = _backoff(attempt), e
-                except (openai.APITimeoutError, openai.APIConnectionError) as e:
-                    delay, error = _backoff(attempt), e
+                    refused_only = refused_only and _is_connect_error(e)
+                    if refused_only and not self._contacted:
+                        now = time.monotonic()
+                        self._refused_since = self._refused_since or now
+                        if now - self._refused_since >= self.UNREACHABLE_AFTER_S:
+                            raise self._give_up(attempt + 1, e, True) from None
             if attempt >= self.max_retries:
-                raise ProviderError(f"{self.describe()}: gave up after {attempt + 1} attempts: "
-                                    f"{_message(error)}") from error
+                raise self._give_up(attempt + 1, error, refused_only) from None
             attempt += 1
             usage.add(retries=1)
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Waits ``delay`` seconds before a retry, or less if the provider stopped meanwhile."""
+        stopped = self._stopped
+        if stopped is None:
             await asyncio.sleep(delay)
+            return
+        try:
+            await asyncio.wait_for(stopped.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+
+    def _stop(self, error: ProviderConfigError) -> ProviderConfigError:
+        """Makes ``error`` the answer to every request of this provider until the next run."""
+        self._fatal = error
+        if self._stopped is not None:
+            self._stopped.set()
+        return error
+
+    def _give_up(self, attempts: int, error: Exception, refused_only: bool) -> ProviderError:
+        """The error of a request that used all its attempts (a ProviderConfigError for the run when
+        the server could never be reached)."""
+        cause = self._message(error)
+        if refused_only and not self._contacted:
+            if self._fatal is None:
+                waited = time.monotonic() - (self._refused_since or time.monotonic())
+                self._stop(ProviderConfigError(
+                    f"{self.describe()}: cannot connect ({cause}; {attempts} attempt(s) over {waited:.0f} s, no "
+                    f"answer from the server since the run started): check base_url and that the server is running"))
+            assert self._fatal is not None
+            return self._fatal
+        return ProviderError(f"{self.describe()}: gave up after {attempts} attempt(s): {cause}")
+
+    def _message(self, e: BaseException) -> str:
+        """What ``e`` says, with the cause of a connection error (refused, unknown host) and no secrets."""
+        if isinstance(e, TimeoutError) and not str(e):  # the whole-answer limit of _request
+            return f"no complete answer within {self.timeout:g} s (timeout)"
+        text = _message(e)
+        cause = e.__cause__ or e.__context__
+        if cause is not None and text in ("Connection error.", "Request timed out."):
+            detail = str(cause) or type(cause).__name__
+            text = f"{text[:-1]}: {detail}"
+        return self._redact(text)
 
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, max_tokens: int | None = None,
                        temperature: float | None = None, response_format: dict[str, Any] | None = None,
@@ -186,7 +337,7 @@ class OpenAIProvider(Provider):
         async def send(client: Any) -> Any:
             return await client.chat.completions.create(model=model, messages=messages, **kwargs)
 
-        response, _ = await self._request(send, estimate, usage)
+        response, _ = await self._request(send, estimate, usage, model)
         u = getattr(response, "usage", None)
         if u is not None:
             details = getattr(u, "prompt_tokens_details", None)
@@ -224,7 +375,7 @@ class OpenAIProvider(Provider):
         async def send(client: Any) -> Any:
             return await client.embeddings.create(model=model, input=inputs)
 
-        response, _ = await self._request(send, estimate, usage)
+        response, _ = await self._request(send, estimate, usage, model)
         u = getattr(response, "usage", None)
         if u is not None:
             usage.add(input_tokens=int(u.prompt_tokens or 0))
@@ -233,6 +384,45 @@ class OpenAIProvider(Provider):
         if len(data) != len(inputs):
             raise ProviderError(f"{self.describe()}: {len(data)} embeddings for {len(inputs)} inputs")
         return [list(d.embedding) for d in data]
+
+
+def _check_base_url(url: Any) -> str | None:
+    """``url`` if it is None or an http(s) URL with a host; else a ValueError showing it redacted."""
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise TypeError(f"OpenAIProvider: base_url must be a str URL, got {type(url).__name__}")
+    example = "like 'http://127.0.0.1:8080/v1' or 'https://api.openai.com/v1'"
+    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"OpenAIProvider: base_url {redact_url(url)!r} is empty or contains whitespace or control "
+                         f"characters; it must be an http(s) URL {example}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise ValueError(f"OpenAIProvider: invalid base_url {redact_url(url)!r} ({e}); it must be an http(s) URL "
+                         f"{example}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        what = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"OpenAIProvider: base_url {redact_url(url)!r} has {what}; it must be an http(s) URL {example}")
+    if not parts.hostname:
+        raise ValueError(f"OpenAIProvider: base_url {redact_url(url)!r} has no host; it must be an http(s) URL "
+                         f"{example}")
+    return url
+
+
+def _is_connect_error(e: BaseException) -> bool:
+    """Whether the connection could not be made at all (refused, unknown host, unreachable)."""
+    cause = e.__cause__ or e.__context__
+    # By class name: the openai client's transport is httpx or its fork httpx2, by version.
+    return isinstance(cause, OSError) or any(c.__name__ == "ConnectError" for c in type(cause).__mro__)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _httpx_limits(max_concurrency: int) -> Any:
@@ -259,10 +449,16 @@ def _retry_after(e: Any) -> float | None:
         value = headers.get(name)
         if value:
             try:
-                return max(0.0, float(value) / scale)
+                seconds = float(value) / scale
             except ValueError:
                 continue
+            if math.isfinite(seconds):
+                # A server asking for hours (or a broken header) must not park the row that long.
+                return min(RETRY_AFTER_MAX_S, max(0.0, seconds))
     return None
+
+
+RETRY_AFTER_MAX_S = 60.0  # the longest Retry-After honoured
 
 
 # -- configuration ------------------------------------------------------------------------------

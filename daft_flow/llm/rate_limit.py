@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from daft_flow.llm.checks import check_optional_limit
+
 
 class _Bucket:
     def __init__(self, per_minute: float, capacity: float) -> None:
@@ -32,6 +34,11 @@ class RateLimiter:
 
     def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
                  burst: float | None = None) -> None:
+        requests_per_minute = check_optional_limit(requests_per_minute, "requests_per_minute")
+        tokens_per_minute = check_optional_limit(tokens_per_minute, "tokens_per_minute")
+        burst = check_optional_limit(burst, "burst")
+        if burst is not None and requests_per_minute is None:
+            raise ValueError("burst bounds the requests_per_minute bucket: set requests_per_minute too")
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._rpm = _Bucket(requests_per_minute, burst if burst is not None else requests_per_minute / 120.0) \

@@ -18,8 +18,17 @@ PRICES: dict[str, tuple[float, float, float]] = {
 
 
 def set_price(model: str, *, input: float, output: float = 0.0, cached_input: float | None = None) -> None:
-    """Sets the price of ``model`` in USD per 1M tokens (cached input defaults to the input price)."""
-    PRICES[model] = (float(input), float(input if cached_input is None else cached_input), float(output))
+    """Sets the price of ``model`` in USD per 1M tokens (cached input defaults to the input price).
+    Prices are finite numbers >= 0; ``model`` is the name the ops use."""
+    from daft_flow.llm.checks import check_number
+
+    if not isinstance(model, str) or not model:
+        raise TypeError(f"set_price() needs a model name (a non-empty str), got {model!r}")
+    p_in = check_number(input, f"set_price({model!r}): input", positive=False)
+    p_out = check_number(output, f"set_price({model!r}): output", positive=False)
+    p_cached = p_in if cached_input is None else check_number(cached_input, f"set_price({model!r}): cached_input",
+                                                              positive=False)
+    PRICES[model] = (float(p_in), float(p_cached), float(p_out))
 
 
 def cost_of(model: str, input_tokens: int, cached_tokens: int, output_tokens: int) -> float | None:

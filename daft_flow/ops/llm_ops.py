@@ -44,6 +44,21 @@ def has_placeholders(text: str) -> bool:
     return _OPEN in text
 
 
+# Literal braces are the common way a template goes wrong (a JSON example in a prompt).
+BRACES_HINT = 'write {{ and }} for literal braces (a JSON example: \'Return {{"a": 1}}\')'
+
+
+def check_reserved(template: str, op: str) -> None:
+    """Raises if ``template`` holds U+E000/U+E001 outside a field placeholder: daft_flow reserves
+    these private-use characters to mark where formatted fields go, so a literal one is ambiguous."""
+    outside = _MARKER.sub(lambda m: " " * len(m.group(0)), template)
+    for pos, ch in enumerate(outside):
+        if ch in (_OPEN, _CLOSE):
+            raise ValueError(f"{op}: the template contains U+{ord(ch):04X} at position {pos}, a private-use character "
+                             f"daft_flow reserves for field placeholders; remove it from the literal text "
+                             f"(text.replace({ch!r}, ''))")
+
+
 def parse_template(template: str, lookup: Any, op: str) -> tuple[list[str], list["Field"]]:
     """Splits ``template`` into ``literals`` (one more than fields) and the fields between them.
 
@@ -51,6 +66,7 @@ def parse_template(template: str, lookup: Any, op: str) -> tuple[list[str], list
     """
     if not isinstance(template, str):
         raise TypeError(f"{op} needs a str template or a field, got {type(template).__name__}")
+    check_reserved(template, op)
     literals: list[str] = []
     fields: list["Field"] = []
     if has_placeholders(template):
@@ -65,20 +81,21 @@ def parse_template(template: str, lookup: Any, op: str) -> tuple[list[str], list
             fields.append(f)
             pos = m.end()
         literals.append(template[pos:])
-        if any(_OPEN in lit or _CLOSE in lit for lit in literals):
-            raise ValueError(f"{op}: the template has a malformed field placeholder")
         return literals, fields
     current = ""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as e:
-        raise ValueError(f"{op}: invalid template ({e}); use {{{{ and }}}} for literal braces") from e
+        raise ValueError(f"{op}: invalid template ({e}); {BRACES_HINT}") from e
     for text, name, spec, conv in parsed:
         current += text
         if name is None:
             continue
+        if not name.isidentifier():
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{op}: {shown} in the template is not a field name; {BRACES_HINT}")
         if spec or conv:
-            raise ValueError(f"{op}: placeholder {{{name}}} cannot have a format spec or conversion")
+            raise ValueError(f"{op}: placeholder {{{name}}} cannot have a format spec or conversion; {BRACES_HINT}")
         literals.append(current)
         fields.append(lookup(name))
         current = ""

@@ -2,7 +2,8 @@
 
 It answers ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models`` deterministically, enforces
 requests-per-minute and tokens-per-minute limits (429 with ``Retry-After`` / ``retry-after-ms``),
-injects 429s, 500s, slow answers and dropped connections at configurable rates, rejects unknown
+injects 429s, 500s, slow answers, trickled answers (a byte at a time, each within any read
+timeout, the whole taking ``slow_seconds``) and dropped connections at configurable rates, rejects unknown
 API keys (401) and models (404), and counts everything it received, per second too.
 
     with FaultServer(requests_per_minute=600, error_rate=0.05) as server:
@@ -77,13 +78,14 @@ class FaultServer:
 
     def __init__(self, *, requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
                  burst: float | None = None, rate_limit_rate: float = 0.0, error_rate: float = 0.0,
-                 slow_rate: float = 0.0, slow_seconds: float = 2.0, drop_rate: float = 0.0,
+                 slow_rate: float = 0.0, slow_seconds: float = 2.0, drop_rate: float = 0.0, trickle_rate: float = 0.0,
                  retry_after: float = 0.2, api_key: str = "test-key", embedding_dim: int = 384,
                  latency: float = 0.0, seed: int = 0) -> None:
         self.api_key = api_key
         self.embedding_dim = embedding_dim
         self.rate_limit_rate, self.error_rate, self.drop_rate = rate_limit_rate, error_rate, drop_rate
         self.slow_rate, self.slow_seconds, self.latency = slow_rate, slow_seconds, latency
+        self.trickle_rate = trickle_rate
         self.retry_after = retry_after
         self._rpm = _Bucket(requests_per_minute, burst) if requests_per_minute else None
         self._tpm = _Bucket(tokens_per_minute, tokens_per_minute / 60.0 if tokens_per_minute else None) \
@@ -149,7 +151,7 @@ class FaultServer:
 
     # -- request handling ------------------------------------------------------------------------
     def _decide(self, path: str, tokens: int) -> tuple[str, float]:
-        """What to do with a request: ("ok"|"slow"|"429"|"500"|"drop", retry-after seconds)."""
+        """What to do with a request: ("ok"|"slow"|"trickle"|"429"|"500"|"drop", retry-after seconds)."""
         with self._lock:
             self.counts["received"] += 1
             self.counts[path] += 1
@@ -181,6 +183,10 @@ class FaultServer:
             if r < self.slow_rate:
                 self.counts["slow"] += 1
                 return "slow", 0.0
+            r -= self.slow_rate
+            if r < self.trickle_rate:
+                self.counts["trickled"] += 1
+                return "trickle", 0.0
             return "ok", 0.0
 
     def _cached(self, text: str) -> int:
@@ -331,7 +337,25 @@ class FaultServer:
                     return
                 if action == "slow":
                     time.sleep(server.slow_seconds)
-                self._send(200, server._chat(body) if kind == "chat" else server._embeddings(body))
+                payload = server._chat(body) if kind == "chat" else server._embeddings(body)
+                if action == "trickle":
+                    return self._trickle(payload)
+                self._send(200, payload)
+
+            def _trickle(self, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                pause = server.slow_seconds / max(1, len(data))
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:  # the client gave up
+                    self.close_connection = True
 
         return Handler
 
@@ -365,13 +389,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--slow-rate", type=float, default=0.0)
+    p.add_argument("--trickle-rate", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=0.2)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     server = FaultServer(requests_per_minute=a.rpm, tokens_per_minute=a.tpm, burst=a.burst,
                          rate_limit_rate=a.rate_limit_rate, error_rate=a.error_rate, drop_rate=a.drop_rate,
-                         slow_rate=a.slow_rate, retry_after=a.retry_after, latency=a.latency, seed=a.seed)
+                         slow_rate=a.slow_rate, trickle_rate=a.trickle_rate, retry_after=a.retry_after,
+                         latency=a.latency, seed=a.seed)
     print(server.base_url, flush=True)
     server._httpd.serve_forever()
 

@@ -227,3 +227,149 @@ class FaultProxy(_ServedOnLoopback):
         self.httpd = _LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+
+
+class HostileHTTPServer(_ServedOnLoopback):
+    """An HTTP server that misbehaves on purpose, by path:
+
+    - ``/hang``: reads the request and never answers.
+    - ``/trickle``: sends headers (no length), then one byte every ``trickle_interval`` seconds forever.
+    - ``/stall-body``: a Content-Length, half the body, then silence.
+    - ``/nolength/<n>``: ``n`` bytes with no Content-Length (the body ends when the connection closes).
+    - ``/gzip/<n>``: ``n`` zero bytes, gzip-compressed (a few KB on the wire), with a Content-Length.
+    - ``/huge-length``: claims a Content-Length of 1 TB, then sends a few bytes.
+    - ``/loop``: redirects to itself.
+    - ``/ok``: a small text.
+
+    Connections still open when the with-block ends are closed, so no handler thread outlives it.
+    """
+
+    def __init__(self, trickle_interval: float = 0.02) -> None:
+        import gzip
+        import socket
+        from http.server import BaseHTTPRequestHandler
+
+        server = self
+        self.stop = threading.Event()
+        self.requests: list[str] = []
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        gz_cache: dict[int, bytes] = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with server.lock:
+                    server.sockets.append(self.connection)
+
+            def do_GET(self) -> None:  # noqa: N802
+                with server.lock:
+                    server.requests.append(self.path)
+                path = self.path.split("?")[0]
+                if path == "/hang":
+                    server.stop.wait()
+                    self.close_connection = True
+                elif path == "/trickle":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    while not server.stop.wait(trickle_interval):
+                        try:
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                elif path == "/stall-body":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b"y" * 50)
+                    self.wfile.flush()
+                    server.stop.wait()
+                    self.close_connection = True
+                elif path.startswith("/nolength/"):
+                    n = int(path.rsplit("/", 1)[1])
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    block = b"0123456789abcdef" * 4096
+                    sent = 0
+                    try:
+                        while sent < n:
+                            part = block[:min(len(block), n - sent)]
+                            self.wfile.write(part)
+                            sent += len(part)
+                    except OSError:
+                        return
+                elif path.startswith("/gzip/"):
+                    n = int(path.rsplit("/", 1)[1])
+                    if n not in gz_cache:
+                        gz_cache[n] = gzip.compress(b"\0" * n)
+                    body = gz_cache[n]
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif path == "/huge-length":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10**12))
+                    self.end_headers()
+                    self.wfile.write(b"z" * 1000)
+                    self.close_connection = True
+                elif path == "/loop":
+                    self.send_response(302)
+                    self.send_header("Location", "/loop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    body = b"fine"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = _LoopbackHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __exit__(self, *exc: Any) -> None:
+        import socket
+
+        self.stop.set()
+        with self.lock:
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        super().__exit__(*exc)
+
+
+class SilentSocket:
+    """A TCP port that accepts connections and never sends a byte (a hung server or object store)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)  # the kernel completes the handshakes; nobody ever answers
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "SilentSocket":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.sock.close()

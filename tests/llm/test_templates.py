@@ -82,3 +82,36 @@ def test_field_prompt_instruction_braces_are_literal_unless_fields_are_formatted
     chunks["b"] = chunks["chunk"].prompt(f"Document: {doc['document']}. Summarize the chunk:")
     lits = [list(n.render_template.literals) for n in chunks.to_ir().nodes if n.WhichOneof("op") == "render_template"]
     assert ["Document: ", ". Summarize the chunk:\n\n", ""] in lits
+
+
+@pytest.mark.parametrize("char", ["\ue000", "\ue001"])
+def test_reserved_placeholder_characters_are_named_in_the_error(char):
+    flow = dflow.Flow("x", str)
+    cases = [lambda: flow.prompt(f"a {char} b {{x}}"),                 # named-field template
+             lambda: flow.prompt(f"{flow['x']} then {char}"),          # formatted field + stray char
+             lambda: flow["x"].prompt(f"literal {char} instruction"),  # Field.prompt instruction
+             lambda: flow.embed_text(f"{char}{{x}}")]
+    for build in cases:
+        with pytest.raises(ValueError, match=f"U\\+{ord(char):04X} at position .*reserves for field placeholders"):
+            build()
+
+
+@pytest.mark.parametrize("template, shown", [
+    ('Return {"a": 1}', '{"a": 1}'), ("Return {0}", "{0}"), ("Return {}", "{}"), ("Return { x }", "{ x }"),
+    ("use {x.title}", "{x.title}"),
+])
+def test_braces_that_are_not_field_names_get_the_literal_braces_hint(template, shown):
+    flow = dflow.Flow("x", str)
+    with pytest.raises(ValueError, match="literal braces") as info:
+        flow.prompt(template)
+    assert f"{shown} in the template is not a field name" in str(info.value)
+    assert "{{" in str(info.value)
+
+
+def test_unknown_name_and_bad_spec_also_hint_at_literal_braces():
+    flow = dflow.Flow("x", str)
+    with pytest.raises(KeyError, match="literal braces"):
+        flow.prompt("Return {a}")
+    with pytest.raises(ValueError, match="literal braces"):
+        flow.prompt("Return {x!r}")
+    flow["ok"] = flow.prompt('Return {{"a": 1}} for {x}', provider=dflow.OpenAIProvider(api_key="k"))
