@@ -11,6 +11,7 @@ from daft_flow.execution.options import ExecutionOptions, set_options
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.gpu import ClassInitError, GpuOutOfMemoryError, GpuUnavailableError, current_device, current_stream
 from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
@@ -34,5 +35,6 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
     "LocalProvider",
+    "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
 ]
