@@ -94,6 +94,9 @@ class OnnxBertEncoder:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
+        # ONNX Runtime's threads spin after each run by default; the runtime's other stages need
+        # those cores. Measured (1,000 paragraphs, loaded machine): 8.0 CPU s without, 9.4 with.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # warnings about unused initializers and the like are not the user's
         self.session = ort.InferenceSession(build_bert_onnx(config, weights), opts, providers=["CPUExecutionProvider"])
 
