@@ -18,8 +18,16 @@ pytest.importorskip("triton")
 
 from daft_flow.kernels import _triton  # noqa: E402
 
-# tests/conftest.py sets TRITON_INTERPRET=1 before anything imports Triton (it decides then).
-assert _triton.INTERPRETED, "Triton was imported without TRITON_INTERPRET=1"
+# Without a GPU, tests/conftest.py sets TRITON_INTERPRET=1 before anything imports Triton (it decides
+# then) and the kernels run on CPU tensors; with one, the compiled kernels run on it.
+DEVICE = "cpu" if _triton.INTERPRETED else "cuda"
+if DEVICE == "cuda" and not torch.cuda.is_available():
+    pytest.skip("Triton compiles kernels but torch sees no GPU (set TRITON_INTERPRET=1)", allow_module_level=True)
+
+
+def on_device(array):
+    # DLPack: Arrow's read-only buffers become tensors without a copy (from_numpy would warn).
+    return torch.from_dlpack(array).to(DEVICE)
 
 
 def random_lists(rng: np.random.Generator, n: int, longest: int) -> pa.Array:
@@ -31,11 +39,10 @@ def random_lists(rng: np.random.Generator, n: int, longest: int) -> pa.Array:
 def all_backends_pack(offsets, values, max_len, **kw):
     ref = pack_tokens(offsets, values, max_len, **kw)
     for backend in ("torch", "triton"):
-        # DLPack: Arrow's read-only buffers become tensors without a copy (from_numpy would warn).
-        ids, mask = pack_tokens(torch.from_dlpack(offsets), torch.from_dlpack(values), max_len, backend=backend, **kw)
+        ids, mask = pack_tokens(on_device(offsets), on_device(values), max_len, backend=backend, **kw)
         assert ids.dtype == torch.int32 and mask.dtype == torch.int32
-        np.testing.assert_array_equal(ids.numpy(), ref[0], err_msg=backend)
-        np.testing.assert_array_equal(mask.numpy(), ref[1], err_msg=backend)
+        np.testing.assert_array_equal(ids.cpu().numpy(), ref[0], err_msg=backend)
+        np.testing.assert_array_equal(mask.cpu().numpy(), ref[1], err_msg=backend)
     return ref
 
 
@@ -112,9 +119,9 @@ def test_mean_pool_l2_matches_reference(dtype, b, s, h):
     ref = mean_pool_l2(hidden, mask)
     assert ref.dtype == np.float32 and ref.shape == (b, h)
     for backend in ("torch", "triton"):
-        out = mean_pool_l2(torch.from_numpy(hidden), torch.from_numpy(mask), backend=backend)
+        out = mean_pool_l2(on_device(hidden), on_device(mask), backend=backend)
         assert out.dtype == torch.float32
-        np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6, err_msg=backend)
+        np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5, atol=1e-6, err_msg=backend)
     norms = np.linalg.norm(ref, axis=1)
     np.testing.assert_allclose(norms[lengths > 0], 1.0, rtol=1e-5)
     assert (ref[lengths == 0] == 0).all()
@@ -128,8 +135,9 @@ def test_mean_pool_l2_on_strided_views_and_default_dispatch():
     hidden = torch.randn(9, 3, 64).transpose(0, 1)  # [3, 9, 64], not contiguous
     mask = torch.ones(3, 9, dtype=torch.int64)
     ref = mean_pool_l2(hidden.contiguous().numpy(), mask.numpy())
-    np.testing.assert_allclose(mean_pool_l2(hidden, mask).numpy(), ref, rtol=1e-5, atol=1e-6)
-    assert kernels._choose(hidden, None) == "triton"  # interpreted kernels and a CPU tensor
+    out = mean_pool_l2(hidden.to(DEVICE), mask.to(DEVICE))
+    np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5, atol=1e-6)
+    assert kernels._choose(hidden.to(DEVICE), None) == "triton"  # interpreted on CPU, compiled on a GPU
     assert kernels._choose(hidden.numpy(), None) == "numpy"
     with pytest.raises(ValueError, match=r"\[n, seq, dim\]"):
         mean_pool_l2(hidden, mask[:, :3])

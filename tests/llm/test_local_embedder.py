@@ -108,3 +108,14 @@ def test_embed_text_on_the_local_provider_uses_the_embedder(embedder):
                                atol=1e-6)
     usage = flow.last_usage()["emb"]
     assert usage.input_tokens == int(embedder.tokenize(MULTILINGUAL)[0][-1]) and usage.rows == len(MULTILINGUAL)
+
+
+def test_gpu_embedder_matches_sentence_transformers(st_model):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (run where a GPU is present)")
+    ours = LocalEmbedder(device="cuda").load()
+    assert ours.backend == "torch" and ours.device == "cuda"
+    texts = MULTILINGUAL * 4
+    cosines = (ours.encode(texts) * st_model.encode(texts, normalize_embeddings=True)).sum(axis=1)
+    assert cosines.min() >= 0.999
