@@ -15,7 +15,8 @@ from daft_flow.gpu import ClassInitError, GpuOutOfMemoryError, GpuUnavailableErr
 from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
-from daft_flow.io.write import Multisink, SinkFlow, SinkResult, SinkWriteError, collect
+from daft_flow.io.write import SinkResult, SinkWriteError
+from daft_flow.sink_flow import Multisink, SinkFlow, collect
 from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
                            default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage

@@ -1,101 +1,25 @@
-"""Field expressions: what a field is computed from. Pure builders, no execution."""
+"""Fields: the values a flow's rows have, and the ops users build on them. Pure builders, no
+execution. Each op's expression class lives in its module of ``daft_flow/ops`` (see
+``daft_flow/ops/registry.py``); they are re-exported here, where they have always been imported from."""
 from __future__ import annotations
 
-import abc
-import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
-from daft_flow.ops.python_udf import PythonUdf, check_arguments, make_udf
-from daft_flow.ops.text_ops import ChunkSpec, check_text, tokenizer_path
+from daft_flow.ops.as_list import AsList
+from daft_flow.ops.chunk_text import check_text
+from daft_flow.ops.levels import LevelAttribute, LevelDef, LevelInput, Mapped
+from daft_flow.ops.llm_ops import LlmCall
+from daft_flow.ops.python_udf import PythonCall, check_arguments, make_udf
+from daft_flow.ops.registry import Expr
+from daft_flow.ops.render_template import RenderTemplate
+from daft_flow.ops.tokenize import Tokenize, resolve_tokenizer
 from daft_flow.types import DataType
 
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-_ids = itertools.count()
-
-
-class LevelDef:
-    """One flow level: a set of rows. The root has one row per input; a child level has zero or
-    more rows per row of its parent, made from the parent's ``source`` value (a list, or a single
-    value when ``one_to_one``)."""
-
-    def __init__(self, name: str, input_field: str, input_type: DataType, parent: "LevelDef | None" = None,
-                 source: "Expr | None" = None, one_to_one: bool = False, chunk: "ChunkSpec | None" = None) -> None:
-        self.uid = next(_ids)
-        self.chunk = chunk  # set when the rows are chunks of the parent's text
-        self.name = name
-        self.input_field = input_field
-        self.input_type = input_type
-        self.parent = parent
-        self.source = source
-        self.one_to_one = one_to_one
-
-    def ancestors(self) -> list["LevelDef"]:
-        """This level and its ancestors, nearest first."""
-        out, level = [], self
-        while level is not None:
-            out.append(level)
-            level = level.parent
-        return out
-
-    def __repr__(self) -> str:
-        return f"LevelDef({self.name!r}#{self.uid})"
-
-
-class Expr(abc.ABC):
-    """A node of the expression graph. ``dtype`` is known when the expression is built."""
-
-    dtype: DataType
-    field_name: str = ""  # the field it was first assigned to, for plans and error messages
-
-    @abc.abstractmethod
-    def label(self) -> str:
-        """A short description for plans and messages."""
-
-
-class LevelInput(Expr):
-    """The value each row of a level was made from (the root input, a list element, a chained value)."""
-
-    def __init__(self, level: LevelDef) -> None:
-        self.level = level
-        self.dtype = level.input_type
-
-    def label(self) -> str:
-        return self.level.input_field
-
-
-class PythonCall(Expr):
-    def __init__(self, udf: PythonUdf, args: tuple[Expr, ...]) -> None:
-        self.udf = udf
-        self.args = args
-        self.dtype = udf.return_type
-
-    def label(self) -> str:
-        return self.udf.name
-
-
-class AsList(Expr):
-    """Any iterable value as a list with elements of ``element`` type (flat_map's input)."""
-
-    def __init__(self, arg: Expr, element: DataType) -> None:
-        self.arg = arg
-        self.dtype = DataType.list_of(element)
-
-    def label(self) -> str:
-        return "as_list"
-
-
-class Mapped(Expr):
-    """``expr`` as seen from a chained copy of its flow: its levels are replaced per ``mapping``."""
-
-    def __init__(self, expr: Expr, mapping: dict[LevelDef, LevelDef]) -> None:
-        self.expr = expr
-        self.mapping = mapping
-        self.dtype = expr.dtype
-
-    def label(self) -> str:
-        return self.expr.label()
+__all__ = ["Field", "Expr", "LevelDef", "LevelInput", "LevelAttribute", "Mapped", "PythonCall", "AsList", "Tokenize",
+           "RenderTemplate", "LlmCall", "deepest_flow"]
 
 
 class Field:
@@ -141,7 +65,8 @@ class Field:
                         "built; use run_python to compute on its values")
 
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
-                   max_in_flight: int | None = None, batch_size: int | None = None) -> "Field":
+                   max_in_flight: int | None = None, batch_size: int | None = None,
+                   version: str | int | None = None) -> "Field":
         """Applies ``fn`` to this field's value (and to ``others``) for every row.
 
         - Row-wise (default): ``fn(value) -> result`` per row.
@@ -153,6 +78,9 @@ class Field:
         The result type comes from ``return_type=`` or ``fn``'s return annotation (else any Python
         value). Annotated parameters are checked against the fields' types now: a mismatch is a
         ``TypeError`` naming the flow, field and op.
+
+        ``version=`` is part of the op's fingerprint: change it to mark new results when what ``fn``
+        computes changed in a way its fingerprint does not follow (see the user guide).
         """
         fields = (self, *others)
         for f in others:
@@ -160,9 +88,9 @@ class Field:
                 raise TypeError(f"run_python() extra arguments must be fields, got {type(f).__name__}")
         where = f"field {self._name!r} of flow {self._flow.name!r}"
         udf = make_udf(fn, return_type=return_type, batch=batch, max_in_flight=max_in_flight,
-                       batch_size=batch_size, where=where)
+                       batch_size=batch_size, where=where, version=version)
         check_arguments(udf, [(f._flow.name, f._name, f.dtype) for f in fields], where)
-        target = _deepest_flow(fields)
+        target = deepest_flow(fields)
         return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
 
     def open_file(self) -> "Field":
@@ -203,7 +131,7 @@ class Field:
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
         template with fields (see ``Flow.prompt``)."""
-        from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options)
@@ -221,7 +149,7 @@ class Field:
 
     def embed_text(self, *, provider: Any = None, model: str | None = None) -> "Field":
         """The embedding of this text field (``dflow.Embedding``)."""
-        from daft_flow.ops.llm_ops import EMBED, make_llm_spec
+        from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec
 
         spec = make_llm_spec(EMBED, provider=provider, model=model)
         return llm_field(spec, ["", ""], [self], None, "embed_text()")
@@ -236,7 +164,8 @@ class Field:
         """Token ids (``list[int]``) of this text field with a WordPiece tokenizer (a
         ``dflow.Tokenizer`` or a path to tokenizer.json/vocab.txt; default: all-MiniLM-L6-v2's)."""
         check_text(self.dtype, "tokenize()", self._name, self._flow.name)
-        return Field(Tokenize(self._expr, tokenizer_path(tokenizer), bool(add_special_tokens)), self._flow, "tokenize")
+        return Field(Tokenize(self._expr, resolve_tokenizer(tokenizer), bool(add_special_tokens)), self._flow,
+                     "tokenize")
 
     def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", **kwargs: Any) -> "Flow":
         """A child flow with one row per element of ``fn(value)`` (a list), or, given a flow,
@@ -248,102 +177,10 @@ class Field:
         return self._flow._with_current(self).chain(flow)
 
 
-def llm_field(spec: Any, literals: list[str], fields: list[Field], target: "Flow | None", op: str) -> Field:
-    """The Field of an LLM op over a template: rendered natively, then sent to the provider."""
-    from daft_flow.ops.llm_ops import EMBED
-    from daft_flow.ops.python_udf import make_udf
-
-    if target is None and fields:
-        target = _deepest_flow(tuple(fields))
-    if target is None or not fields:
-        raise ValueError(f"{op}: the template uses no field; format fields into it "
-                         "(TEMPLATE.format(x=flow[\"x\"])) or call prompt() on a field")
-    levels = target._level.ancestors()
-    args: list[Expr] = []
-    for f in fields:
-        if not isinstance(f, Field):
-            raise TypeError(f"{op}: template values must be fields, got {type(f).__name__}")
-        if f._flow._level not in levels:
-            raise ValueError(f"{op}: field {f.name!r} belongs to flow {f._flow.name!r}, which is neither flow "
-                             f"{target.name!r} nor one of its parents")
-        if f.dtype.kind in ("str", "HTML"):
-            args.append(f._expr)
-        else:
-            udf = make_udf(_as_text, return_type=str, batch=False, max_in_flight=None, batch_size=None,
-                           where=f"field {f.name!r} of flow {f._flow.name!r}")
-            args.append(PythonCall(udf, (f._expr,)))
-    if len(args) == 1 and literals == ["", ""]:
-        text: Expr = args[0]
-    else:
-        text = RenderTemplate(literals, tuple(args))
-    if spec.kind == EMBED:
-        dim = getattr(spec.provider, "embedding_dim", 0) if spec.provider is not None else 0
-        dtype = DataType.embedding(dim) if dim else DataType("Embedding")
-    else:
-        dtype = DataType("JSON") if spec.response_format is not None else DataType("str")
-    return Field(LlmCall(spec, text, dtype), target, spec.name)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-class RenderTemplate(Expr):
-    """``literals[0] + args[0] + literals[1] + ...`` per row, rendered natively."""
-
-    def __init__(self, literals: list[str], args: tuple[Expr, ...]) -> None:
-        assert len(literals) == len(args) + 1
-        self.literals = list(literals)
-        self.args = args
-        self.dtype = DataType("str")
-
-    def label(self) -> str:
-        return "render_template"
-
-
-class LlmCall(Expr):
-    """prompt() / embed_text() of the text ``arg``."""
-
-    def __init__(self, spec: Any, arg: Expr, dtype: DataType) -> None:
-        self.spec = spec
-        self.arg = arg
-        self.dtype = dtype
-
-    def label(self) -> str:
-        return str(self.spec.name)
-
-
-def _deepest_flow(fields: tuple[Field, ...]) -> "Flow":
+def deepest_flow(fields: tuple[Field, ...]) -> "Flow":
     """The flow (level) an expression over ``fields`` belongs to: the deepest of their levels."""
     best = fields[0]._flow
     for f in fields[1:]:
         if len(f._flow._level.ancestors()) > len(best._level.ancestors()):
             best = f._flow
     return best
-
-
-class LevelAttribute(Expr):
-    """A per-row value a level's origin provides besides its input (chunk_index, start_offset, ...)."""
-
-    def __init__(self, level: LevelDef, name: str, dtype: DataType) -> None:
-        self.level = level
-        self.name = name
-        self.dtype = dtype
-
-    def label(self) -> str:
-        return self.name
-
-
-class Tokenize(Expr):
-    def __init__(self, arg: Expr, tokenizer_path: str, add_special_tokens: bool) -> None:
-        self.arg = arg
-        self.tokenizer_path = tokenizer_path
-        self.add_special_tokens = add_special_tokens
-        self.dtype = DataType.list_of(DataType("int"))
-
-    def label(self) -> str:
-        return "tokenize"

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped
-from daft_flow.ops.text_ops import check_text, make_chunk_spec
+from daft_flow.expressions import AsList, Expr, Field, LevelAttribute, LevelDef, LevelInput, Mapped, PythonCall
+from daft_flow.ops.chunk_text import check_text, make_chunk_spec
+from daft_flow.ops.levels import Explode
 from daft_flow.ops.python_udf import callable_name, positional_params
 from daft_flow.types import ANY, DataType, dtype_of
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from daft_flow.execution.results import FlowStream
-    from daft_flow.io.write import SinkFlow
+    from daft_flow.sink_flow import SinkFlow
 
 DEFAULT_FIELD = "input"
 """The initial field's name when a flow is created as ``Flow(type)``."""
@@ -121,7 +122,7 @@ class Flow:
     # -- ops ----------------------------------------------------------------------------------
     def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   name: str | None = None) -> "Flow":
+                   name: str | None = None, version: str | int | None = None) -> "Flow":
         """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
 
         ``fn`` receives the current field (the last one added), or, if all its parameter names are
@@ -134,7 +135,7 @@ class Flow:
         else:
             args = [self._current_field()]
         value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
-                                   max_in_flight=max_in_flight, batch_size=batch_size)
+                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
@@ -161,7 +162,7 @@ class Flow:
         (rows written, paths, failed rows). Sinks write in batches and flush when the run ends;
         a failed write is retried, then its rows fail with ``dflow.SinkWriteError``.
         """
-        from daft_flow.io.write import make_sink_flow
+        from daft_flow.sink_flow import make_sink_flow
 
         return make_sink_flow(self, sink, fields)
 
@@ -177,8 +178,7 @@ class Flow:
         ``max_tokens=``, ``temperature=``, ``response_format=`` (a pydantic model or JSON schema: the
         field is then ``JSON``), ``options=`` (other request parameters).
         """
-        from daft_flow.expressions import llm_field
-        from daft_flow.ops.llm_ops import PROMPT, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import PROMPT, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
                              response_format=response_format, options=options)
@@ -192,8 +192,7 @@ class Flow:
                    model: str | None = None) -> Field:
         """The embedding (``dflow.Embedding``) of a field or of a template rendered per row (see
         ``prompt``); without an argument, of the current field. Inputs are sent many per request."""
-        from daft_flow.expressions import llm_field
-        from daft_flow.ops.llm_ops import EMBED, make_llm_spec, parse_template
+        from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(EMBED, provider=provider, model=model)
         if field_or_template is None:
@@ -239,10 +238,10 @@ class Flow:
         check_text(current.dtype, "chunk_text()", current.name, self.name)
         spec = make_chunk_spec(max_chars, overlap, max_tokens, overlap_tokens, tokenizer)
         level = LevelDef(name=f"{self.name}.chunks", input_field="chunk", input_type=DataType("str"),
-                         parent=self._level, source=current._expr, chunk=spec)
+                         parent=self._level, source=current._expr, origin=spec)
         fields: dict[str, Expr] = {"chunk": LevelInput(level)}
-        for attr in ("chunk_index", "start_offset", "end_offset"):
-            fields[attr] = LevelAttribute(level, attr, DataType("int"))
+        for attr, dtype in spec.attributes():
+            fields[attr] = LevelAttribute(level, attr, dtype)
         return Flow._make(level, fields, "chunk")
 
     def flat_map(self, fn_or_flow: "Callable[..., Any] | Flow", *, field: str = "item", **kwargs: Any) -> "Flow":
@@ -270,7 +269,7 @@ class Flow:
         assert element is not None
         source = _as_list(value._expr, element, value, f"flat_map({callable_name(fn_or_flow)})")
         level = LevelDef(name=f"{self.name}.{field}", input_field=field, input_type=element, parent=self._level,
-                         source=source)
+                         source=source, origin=Explode(one_to_one=False))
         return Flow._make(level, {field: LevelInput(level)}, field)
 
     def chain(self, flow: "Flow") -> "Flow":
@@ -286,23 +285,29 @@ class Flow:
         if not root.input_type.accepts(current.dtype):
             raise TypeError(f"chain({flow.name}) needs {root.input_type} for field {root.input_field!r}, but field "
                             f"{current.name!r} of flow {self.name!r} is {current.dtype}")
-        return self._bind(flow, current._expr, one_to_one=True)
+        source = current._expr
+        if current.dtype.kind == "any" and root.input_type.kind != "any":
+            # An untyped value (kept pickled) becomes the chained flow's input type, row by row: a
+            # value of another type fails its row instead of reaching the flow as pickle bytes.
+            from daft_flow.ops.python_udf import as_type_udf
+
+            source = PythonCall(as_type_udf(root.input_type), (source,))
+        return self._bind(flow, source, one_to_one=True)
 
     def _bind(self, other: "Flow", source: Expr, one_to_one: bool) -> "Flow":
         """A copy of ``other`` (and its parents) whose root rows are made from ``source`` here."""
         path = other._level.ancestors()[::-1]
         mapping: dict[LevelDef, LevelDef] = {}
-        parent, src, oto = self._level, source, one_to_one
+        parent, src = self._level, source
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
-                            source=src, one_to_one=oto, chunk=lvl.chunk)
+                            source=src, origin=lvl.origin.copy_for_chain(one_to_one))
             mapping[lvl] = copy
             parent = copy
         # Sources of non-root levels are expressions in the original graph: view them through the mapping.
         for lvl in path[1:]:
             assert lvl.source is not None
             mapping[lvl].source = Mapped(lvl.source, mapping)
-            mapping[lvl].one_to_one = lvl.one_to_one
         fields = {k: Mapped(v, mapping) for k, v in other._fields.items()}
         flow = Flow._make(mapping[other._level], fields, "")
         current = other._current
@@ -318,17 +323,55 @@ class Flow:
 
     # -- plans ----------------------------------------------------------------------------------
     def to_ir(self) -> Any:
-        """The traced plan as a protobuf ``daft_flow.ir.Plan`` (see proto/flow.proto)."""
+        """The traced plan as a protobuf ``daft_flow.ir.Plan`` (see proto/flow.proto), with the
+        fingerprint of every node, level and object."""
+        from daft_flow.plan.fingerprint import fingerprint_plan
         from daft_flow.plan.trace import trace
 
-        return trace(self).plan
+        return fingerprint_plan(trace(self))
+
+    def fingerprint(self) -> str:
+        """The flow's identity (hex): the same in every process and on every machine that builds
+        the same flow, different when anything that changes its results changes (a function's
+        logic, an op's parameters, a template, a model, a tokenizer's content). Never derived
+        from a secret. See the user guide's "Fingerprints" for what is followed."""
+        return str(self.to_ir().fingerprint)
 
     def explain(self) -> str:
         """A readable description of the plan that would run."""
         from daft_flow.plan.explain import explain
+
+        return explain(self.to_ir())
+
+    def to_bytes(self) -> bytes:
+        """The flow as bytes another process turns back into it with ``dflow.Flow.from_bytes``.
+
+        They carry everything the flow needs except secrets: the plan, its Python functions
+        (cloudpickle: functions of installed packages by reference, your own code by value),
+        tokenizers by content, providers as configuration (the receiving side reads the API key
+        from the environment variable named by the provider's ``api_key_env``), sinks with their
+        settings. ``pickle.dumps(flow)`` is the same bytes. Load only plans you trust: loading
+        runs pickles.
+        """
+        from daft_flow.plan.serialize import plan_to_bytes
         from daft_flow.plan.trace import trace
 
-        return explain(trace(self).plan)
+        return plan_to_bytes(trace(self))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Flow":
+        """The flow ``flow.to_bytes()`` made ``data`` of: it runs, explains and fingerprints like the
+        original (its fingerprint is the original's). Raises ``ValueError`` for bytes that are not a
+        plan or a plan of another IR version."""
+        from daft_flow.plan import flow_pb2 as ir
+        from daft_flow.plan.serialize import restore
+
+        flow: Flow = restore(data, ir.Plan.FLOW)
+        return flow
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its travelling plan: no secrets, no run state, restorable in a fresh process.
+        return (_flow_from_bytes, (self.to_bytes(),))
 
     # -- execution ------------------------------------------------------------------------------
     def collect(self, value: Any, **options: Any) -> Any:
@@ -385,6 +428,10 @@ class Flow:
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")
+
+
+def _flow_from_bytes(data: bytes) -> Flow:
+    return Flow.from_bytes(data)
 
 
 def _as_list(expr: Expr, element: DataType, field: Field, op: str) -> Expr:

@@ -6,7 +6,8 @@ import pytest
 
 import daft_flow as dflow
 from daft_flow.plan import flow_pb2 as ir
-from daft_flow.plan.trace import IR_VERSION, from_bytes, to_bytes, trace
+from daft_flow.plan.serialize import read_plan
+from daft_flow.plan.trace import IR_VERSION, trace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -50,12 +51,14 @@ def _flows():
 
 @pytest.mark.parametrize("name", list(_flows()))
 def test_every_op_round_trips_through_bytes(name):
-    traced = trace(_flows()[name])
-    data = to_bytes(traced)
-    again = from_bytes(data, traced.callables)
-    assert again.plan == traced.plan
-    assert to_bytes(again) == data
+    flow = _flows()[name]
+    traced = trace(flow)
+    again = dflow.Flow.from_bytes(flow.to_bytes())
+    assert trace(again).plan == traced.plan
+    assert again.fingerprint() == flow.fingerprint()
+    assert again.collect_batch(["a b", "c"]) == flow.collect_batch(["a b", "c"])
     assert traced.plan.ir_version == IR_VERSION
+    assert dflow.Flow.from_bytes(again.to_bytes()).fingerprint() == flow.fingerprint()
 
 
 def test_plan_contains_each_op_kind():
@@ -66,22 +69,46 @@ def test_plan_contains_each_op_kind():
              for n in ("row", "batch", "async")}
     assert modes == {"row": [ir.PythonUdf.ROW], "batch": [ir.PythonUdf.BATCH], "async": [ir.PythonUdf.ASYNC]}
     chained = trace(flows["chain"]).plan
-    assert [lvl.one_to_one for lvl in chained.levels] == [False, True, False]
+    assert [lvl.WhichOneof("origin") for lvl in chained.levels] == [None, "explode", "explode"]
+    assert [lvl.explode.one_to_one for lvl in chained.levels] == [False, True, False]
 
 
-def test_pickled_plan_runs_without_the_callable_table():
+def test_plan_bytes_carry_their_objects():
     flow = _flows()["flat_map"]
-    data = to_bytes(trace(flow), pickle_callables=True)
-    restored = from_bytes(data)
-    assert restored.callables[0] is not None
+    restored = read_plan(flow.to_bytes())
     assert [n.name for n in restored.plan.nodes] == [n.name for n in trace(flow).plan.nodes]
-    assert restored.callables[0]("a b") == ["a", "b"]
+    assert restored.objects[0]("a b") == ["a", "b"]
+    assert all(entry.pickled for entry in restored.plan.objects)
+    assert restored.plan.fingerprint == flow.fingerprint()
 
 
-def test_newer_ir_versions_are_rejected():
-    msg = ir.Plan(ir_version=IR_VERSION + 1)
-    with pytest.raises(ValueError, match="IR version"):
-        from_bytes(msg.SerializeToString())
+@pytest.mark.parametrize("version, words", [(IR_VERSION + 1, "newer daft_flow (IR version 4); this daft_flow reads "
+                                                             "IR version 3: upgrade"),
+                                            (IR_VERSION - 1, "older daft_flow (IR version 2); this daft_flow reads "
+                                                             "IR version 3: build the flow again")])
+def test_other_ir_versions_are_clear_errors_in_both_directions(version, words):
+    data = _flows()["row"].to_bytes()
+    msg = ir.Plan.FromString(data)
+    msg.ir_version = version
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        dflow.Flow.from_bytes(msg.SerializeToString())
+
+
+def test_bytes_that_are_not_a_plan_or_another_kind_of_plan_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="not a daft_flow plan"):
+        dflow.Flow.from_bytes(b"\x00garbage\xff" * 10)
+    with pytest.raises(ValueError, match="not a daft_flow plan"):
+        dflow.Flow.from_bytes(b"")
+    with pytest.raises(TypeError, match="bytes of a plan"):
+        dflow.Flow.from_bytes("a string")
+    data = _flows()["row"].to_bytes()
+    with pytest.raises(ValueError, match="damaged"):
+        dflow.Flow.from_bytes(data[:-7])
+    sink = _flows()["row"].write_sink(dflow.ArrowSink())
+    with pytest.raises(TypeError, match="hold a SinkFlow, not a Flow: use dflow.SinkFlow.from_bytes"):
+        dflow.Flow.from_bytes(sink.to_bytes())
+    with pytest.raises(TypeError, match="hold a Flow, not a Multisink"):
+        dflow.Multisink.from_bytes(data)
 
 
 def test_explain_names_levels_fields_and_ops():
@@ -107,3 +134,20 @@ def test_generated_code_matches_the_proto(tmp_path):
         checked_in = (ROOT / "daft_flow" / "plan" / name).read_text()
         assert (tmp_path / name).read_text() == checked_in, (
             f"daft_flow/plan/{name} is stale: regenerate with tools/gen-proto")
+
+
+def test_a_plan_whose_function_cannot_be_pickled_names_it():
+    import threading
+
+    lock = threading.Lock()
+
+    def guarded(s: str) -> str:
+        with lock:
+            return s
+
+    flow = dflow.Flow("d", str)
+    flow["g"] = flow["d"].run_python(guarded)
+    assert flow.collect("x")["g"] == "x"
+    with pytest.raises(TypeError) as info:
+        flow.to_bytes()
+    assert "guarded" in "".join(info.value.__notes__) and "cannot be pickled" in "".join(info.value.__notes__)

@@ -290,10 +290,7 @@ void init_arrow(py::module_& m) {
       .def_property_readonly("format", [](const Column& c) { return c.array->format(); })
       .def_property_readonly("nbytes", [](const Column& c) { return c.array->nbytes(); })
       .def("__arrow_c_array__", [](const Column& c, py::object requested_schema) { return ExportCapsules(c.array); },
-           py::arg("requested_schema") = py::none())
-      .def("to_pyarrow", [](const Column& c) { return ToPyArrow(c.array); });
-  m.def("import_array", [](py::handle obj) { return Column{ImportArray(obj)}; },
-        "Import any object implementing __arrow_c_array__.");
+           py::arg("requested_schema") = py::none());
   m.def("from_pylist", [](const py::list& values, const std::string& format) {
         Py_ssize_t consumed;
         return Column{FromPyList(values, format, 0, -1, 0, &consumed)};

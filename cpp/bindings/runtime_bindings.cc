@@ -7,6 +7,7 @@
 #include "arrow_py.h"
 #include "python_ops.h"
 #include "registry.h"
+#include "text_py.h"
 #include "dflow/runtime/pipeline.h"
 #include "dflow/llm/template_renderer.h"
 #include "dflow/text/text_operators.h"
@@ -107,17 +108,17 @@ class PyRun {
   }
   void AddChunkText(int32_t parent, int32_t level, int32_t source_node, int32_t chunk_node, int32_t index_node,
                     int32_t start_node, int32_t end_node, int64_t max_chars, int64_t overlap, int64_t max_tokens,
-                    int64_t overlap_tokens, const std::string& tokenizer) {
+                    int64_t overlap_tokens, const PyTokenizer* tokenizer) {
     dflow::text::ChunkTextNodes nodes{chunk_node, index_node, start_node, end_node};
     pipeline_->AddStage(std::make_unique<dflow::text::ChunkTextOperator>(parent, level, source_node, nodes, max_chars,
                                                                          overlap, max_tokens, overlap_tokens,
-                                                                         tokenizer),
+                                                                         tokenizer ? tokenizer->tok : nullptr),
                         {1});
   }
   void AddTokenize(int32_t level, int32_t source_node, int32_t source_level, int32_t out_node,
-                   const std::string& tokenizer, bool add_special_tokens) {
+                   const PyTokenizer& tokenizer, bool add_special_tokens) {
     pipeline_->AddStage(std::make_unique<dflow::text::TokenizeOperator>(level, source_node, source_level, out_node,
-                                                                        tokenizer, add_special_tokens),
+                                                                        tokenizer.tok, add_special_tokens),
                         {1});
   }
   void AddRenderTemplate(int32_t level, int32_t out_node, std::vector<std::string> literals,
@@ -192,7 +193,6 @@ void init_runtime(py::module_& m) {
            py::arg("node"), py::arg("level"), py::arg("args"), py::arg("op"), py::arg("field"), py::arg("flow"));
 
   py::class_<PyBatch>(m, "Batch")
-      .def_property_readonly("seq", [](const PyBatch& b) { return b.batch->seq; })
       .def_property_readonly("first_input", [](const PyBatch& b) { return b.batch->first_input; })
       .def_property_readonly("nbytes", [](const PyBatch& b) { return b.batch->bytes; })
       .def("num_rows", [](const PyBatch& b, int32_t l) { return b.level(l).num_rows; })
@@ -212,7 +212,6 @@ void init_runtime(py::module_& m) {
       .def("ancestor_index", [](const PyBatch& b, int32_t l, int32_t ancestor) {
         return IndexColumn(b.batch->AncestorIndex(l, ancestor));
       })
-      .def("child_index", [](const PyBatch& b, int32_t l) { return IndexColumn(b.level(l).child_index); })
       .def("failed_mask", [](const PyBatch& b, int32_t l) {
         const auto& f = b.level(l).failed;
         return py::bytes(reinterpret_cast<const char*>(f.data()), f.size());
@@ -232,9 +231,14 @@ void init_runtime(py::module_& m) {
            py::arg("expanding") = false)
       .def("add_explode", &PyRun::AddExplode, py::arg("parent"), py::arg("level"), py::arg("source_node"),
            py::arg("element_node"), py::arg("one_to_one"))
-      .def("add_chunk_text", &PyRun::AddChunkText)
-      .def("add_tokenize", &PyRun::AddTokenize)
-      .def("add_render_template", &PyRun::AddRenderTemplate)
+      .def("add_chunk_text", &PyRun::AddChunkText, py::arg("parent"), py::arg("level"), py::arg("source_node"),
+           py::arg("chunk_node"), py::arg("index_node"), py::arg("start_node"), py::arg("end_node"),
+           py::arg("max_chars"), py::arg("overlap"), py::arg("max_tokens"), py::arg("overlap_tokens"),
+           py::arg("tokenizer").none(true))
+      .def("add_tokenize", &PyRun::AddTokenize, py::arg("level"), py::arg("source_node"), py::arg("source_level"),
+           py::arg("out_node"), py::arg("tokenizer"), py::arg("add_special_tokens"))
+      .def("add_render_template", &PyRun::AddRenderTemplate, py::arg("level"), py::arg("out_node"),
+           py::arg("literals"), py::arg("inputs"))
       .def("start", &PyRun::Start)
       .def("next", &PyRun::Next)
       .def("release", &PyRun::Release)

@@ -15,6 +15,7 @@
 #include "dflow/parallel.h"
 #include "dflow/text/api.h"
 #include "registry.h"
+#include "text_py.h"
 
 namespace py = pybind11;
 using dflow::text::ChunkSpan;
@@ -23,10 +24,6 @@ using dflow::text::WordPieceTokenizer;
 
 namespace dflow_py {
 namespace {
-
-struct PyTokenizer {
-  std::shared_ptr<const WordPieceTokenizer> tok;
-};
 
 std::string_view view_of(const py::handle& s) {
   if (!PyUnicode_Check(s.ptr())) throw py::type_error(std::string("expected str, got ") + Py_TYPE(s.ptr())->tp_name);
@@ -212,16 +209,17 @@ void init_text(py::module_& m) {
 
   py::class_<PyTokenizer>(m, "WordPieceTokenizer")
       .def_static(
-          "from_file",
-          [](const std::string& path) {
+          "from_bytes",
+          [](const py::bytes& data, const std::string& origin) {
+            std::string_view view = data;  // valid while `data` is referenced (it is: an argument)
             std::shared_ptr<const WordPieceTokenizer> t;
             {
               py::gil_scoped_release release;
-              t = WordPieceTokenizer::from_file(path);
+              t = WordPieceTokenizer::from_bytes(view, origin);
             }
             return PyTokenizer{std::move(t)};
           },
-          py::arg("path"))
+          py::arg("data"), py::arg("origin"))
       .def(
           "encode",
           [](const PyTokenizer& self, py::handle text, bool add_special) {
@@ -355,7 +353,6 @@ void init_text(py::module_& m) {
       py::arg("texts"), py::arg("max_tokens"), py::arg("overlap_tokens"), py::arg("tokenizer"),
       py::arg("threads") = 0,
       "Chunk each text by WordPiece tokens; returns per text a list of (start, end) str offsets.");
-  m.def("default_threads", &dflow::default_threads);
 }
 
 }  // namespace dflow_py

@@ -1,30 +1,12 @@
 """Execution options: defaults, and parsing of user-supplied values."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from daft_flow.io import limits
 from daft_flow.io.limits import DEFAULT_MAX_BYTES, Timeout
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
-def parse_bytes(value: Any, what: str = "memory_budget") -> int:
-    """``256 * 2**20``, ``"256MB"``, ``"1GiB"`` -> bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        n = value
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
-        if not m or m.group(2).lower() not in _UNITS:
-            raise ValueError(f"{what} must be bytes (int) or a size like '512MB' or '1GiB', got {value!r}")
-        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    else:
-        raise TypeError(f"{what} must be an int or a str like '512MB', got {type(value).__name__}")
-    if n <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return n
-
+from daft_flow.units import parse_bytes
 
 @dataclass(frozen=True)
 class ExecutionOptions:
@@ -66,6 +48,9 @@ def set_options(**kwargs: Any) -> None:
     """Sets process-wide execution defaults (``memory_budget``, ``batch_rows``, ...)."""
     global _defaults
     _defaults = _defaults.with_overrides(**kwargs)
+    # Reads that run outside a run (a File opened by a function, from_glob) use the process's
+    # read limits too; io keeps its copy (io never imports execution).
+    limits.set_process_limits(limits.ReadLimits(_defaults.read_timeout, _defaults.read_max_bytes))
 
 
 def get_options(**overrides: Any) -> ExecutionOptions:

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from daft_flow.errors import BatchError
 from daft_flow.execution import event_loop
-from daft_flow.execution.convert import arrow_to_values, values_to_arrow
+from daft_flow.convert import arrow_to_values, values_to_arrow
 from daft_flow.types import DataType
 
 Args = list[tuple[pa.Array, "pa.Array | None"]]

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from daft_flow import _core
 from daft_flow.errors import RowFailure
-from daft_flow.execution.convert import arrow_to_values
+from daft_flow.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
 _BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
+import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours (atexit is LIFO)
 from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
@@ -129,18 +130,11 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                 for i, row in zip(out.input_index.tolist(), rows):
                     results[i] = row
         else:
+            # Each input's child rows in order. With on_error="return" its RowFailures follow them
+            # (below): a failure may be of an ancestor row, which has no place among the children.
             results.extend([] for _ in range(out.num_inputs))
-            if on_error == "return":
-                # Keep failed child rows in place among their siblings, as RowFailure entries.
-                entries = [(int(i), ("row", int(p)), row) for i, p, row in zip(out.input_index, out.row_positions, rows)]
-                results_by_input: dict[int, list[tuple[Any, Any]]] = {}
-                for i, key, row in entries:
-                    results_by_input.setdefault(i, []).append((key, row))
-                for i, items in results_by_input.items():
-                    results[i] = [row for _, row in items]
-            else:
-                for i, row in zip(out.input_index, rows):
-                    results[int(i)].append(row)
+            for i, row in zip(out.input_index, rows):
+                results[int(i)].append(row)
         for f in out.failures:
             assert f.input_index >= base
             failures.append(f)

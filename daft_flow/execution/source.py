@@ -5,7 +5,7 @@ import itertools
 from typing import Any, Iterable, Iterator
 
 from daft_flow import _core
-from daft_flow.execution.convert import root_row_ids, values_to_arrow
+from daft_flow.convert import root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.types import DataType
 

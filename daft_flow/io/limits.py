@@ -62,7 +62,7 @@ class Timeout:
 
 def parse_max_bytes(value: Any, what: str = "max_bytes") -> int:
     """A positive byte count from an int or a size string (``"512MB"``, ``"2GiB"``)."""
-    from daft_flow.execution.options import parse_bytes
+    from daft_flow.units import parse_bytes
 
     return parse_bytes(value, what)
 
@@ -76,3 +76,17 @@ class ReadLimits:
 
 
 DEFAULT_LIMITS = ReadLimits()
+_process_limits = DEFAULT_LIMITS
+
+
+def process_limits() -> ReadLimits:
+    """The process's read limits (``dflow.set_options(read_timeout=..., read_max_bytes=...)``): for
+    reads that happen outside a run (a ``File`` read by a function, ``from_glob``) and read ops
+    lowered without a run's options."""
+    return _process_limits
+
+
+def set_process_limits(value: ReadLimits) -> None:
+    """Called by ``dflow.set_options`` (execution options own the user-facing setting)."""
+    global _process_limits
+    _process_limits = value

@@ -21,8 +21,8 @@ import threading
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours
 from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
+from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_text, redact_url, url_secrets
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -156,6 +156,7 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
         if is_async:
             fs = cls(asynchronous=True, loop=loop, skip_instance_cache=True, **options)
             _fs_loops[key] = loop
+            _register_exit_hook()
         else:
             fs = cls(skip_instance_cache=True, **options)
         _filesystems[key] = fs
@@ -163,9 +164,9 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
 
 
 def _default_timeout() -> Timeout:
-    from daft_flow.execution.options import get_options
+    from daft_flow.io.limits import process_limits
 
-    return get_options().read_timeout
+    return process_limits().timeout
 
 
 def call_with_deadline(fn: Any, seconds: float, message: str) -> Any:
@@ -220,21 +221,36 @@ async def _close_filesystems(filesystems: list[Any]) -> None:
             pass
 
 
-@atexit.register
 def _close_at_exit() -> None:
-    """Closes the async filesystems' sessions on the runtime loop before it stops (registered
-    after the loop's own exit hook, so it runs first)."""
-    from daft_flow.execution import event_loop
-
-    loop = event_loop._loop
-    owned = [fs for (_, owner, *_), fs in _filesystems.items() if loop is not None and owner == id(loop)]
+    """Closes the async filesystems' sessions on the loops they were made on, while those loops
+    still run. Registered with atexit when the first async filesystem is made: the loop it runs
+    on exists then, so the loop's own exit hook was registered earlier and runs later (atexit is
+    LIFO)."""
+    by_loop: dict[int, tuple[Any, list[Any]]] = {}
+    for key, fs in _filesystems.items():
+        loop = _fs_loops.get(key)
+        if loop is not None:
+            by_loop.setdefault(id(loop), (loop, []))[1].append(fs)
     _filesystems.clear()
     _fs_loops.clear()
-    if owned and loop is not None and loop.is_running():
-        try:
-            asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
-        except Exception:  # pragma: no cover
-            pass
+    for loop, owned in by_loop.values():
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(_close_filesystems(owned), loop).result(timeout=5)
+            except Exception:  # pragma: no cover
+                pass
+
+
+_exit_hook = threading.Lock()
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    with _exit_hook:
+        if not _exit_hook_registered:
+            atexit.register(_close_at_exit)
+            _exit_hook_registered = True
 
 
 _E = TypeVar("_E", bound=BaseException)
@@ -464,15 +480,12 @@ async def _ranged_get(fs: Any, url: str, max_bytes: int = DEFAULT_LIMITS.max_byt
 
 
 RETRIES = 3  # extra attempts for transient remote errors (HTTP 429/5xx, dropped connections)
-RETRY_BASE_DELAY = 0.1
-RETRY_MAX_DELAY = 10.0
+_BACKOFF = Backoff(initial=0.1, maximum=10.0, max_retry_after=10.0)
 
 
 def _retry_delay(e: BaseException, attempt: int) -> "float | None":
     """Seconds to wait before retrying after ``e``, or None if ``e`` is not transient. A timeout
     is final: the server had its time (see ``daft_flow.io.limits``)."""
-    import random
-
     if getattr(e, "_daft_flow_read", False) or _is_timeout(e):
         return None
     status = getattr(e, "status", None)
@@ -488,14 +501,7 @@ def _retry_delay(e: BaseException, attempt: int) -> "float | None":
         transient = transient or isinstance(e, ConnectionError)
     if not transient:
         return None
-    headers = getattr(e, "headers", None) or {}
-    retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if retry_after is not None:
-        try:
-            return min(RETRY_MAX_DELAY, max(0.0, float(retry_after)))
-        except ValueError:
-            pass
-    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** attempt * (0.5 + random.random()))
+    return _BACKOFF.delay(attempt, parse_retry_after(getattr(e, "headers", None)))
 
 
 async def fetch_bytes(url: str, limits: ReadLimits = DEFAULT_LIMITS, op: str = "read()") -> Any:

@@ -88,10 +88,10 @@ class ReadFile:
     def limits(self) -> ReadLimits:
         if self.timeout is not None and self.max_bytes is not None:
             return ReadLimits(self.timeout, self.max_bytes)
-        from daft_flow.execution.options import get_options
+        from daft_flow.io.limits import process_limits
 
-        options = get_options()
-        return ReadLimits(self.timeout or options.read_timeout, self.max_bytes or options.read_max_bytes)
+        process = process_limits()
+        return ReadLimits(self.timeout or process.timeout, self.max_bytes or process.max_bytes)
 
     def __dflow_fingerprint__(self) -> dict[str, Any]:
         """Its identity in plan fingerprints: what it returns, not how long it may take."""

@@ -58,7 +58,8 @@ class Sink(abc.ABC):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         for k in self._TRANSIENT:
-            if k in ("_file", "_table"):
+            # (ArrowSink's _table is a method: an attribute of that name would hide it.)
+            if k in ("_file", "_table") and not callable(getattr(type(self), k, None)):
                 setattr(self, k, None)
 
     def begin(self, columns: dict[str, DataType]) -> None:
@@ -78,6 +79,14 @@ class Sink(abc.ABC):
 
     def describe(self) -> str:
         return repr(self)
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """A sink's identity in plan fingerprints: its settings (public attributes, URLs without
+        credentials); per-run state (open files, counters, ``columns``) does not count."""
+        from daft_flow.secrets import redact_url
+
+        return {k: redact_url(v) if isinstance(v, str) else v for k, v in vars(self).items()
+                if not k.startswith("_") and k != "columns"}
 
 
 class JSONFileSink(Sink):
@@ -164,7 +173,7 @@ def _next_part(directory: str, prefix: str, suffix: str) -> int:
 
 
 def _arrow_table(rows: Rows, columns: dict[str, DataType]) -> pa.Table:
-    from daft_flow.execution.convert import values_to_arrow
+    from daft_flow.convert import values_to_arrow
 
     arrays = []
     for name, t in columns.items():

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from daft_flow.llm.local_embedder import LocalEmbedder
-from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError, estimate_tokens
+from daft_flow.llm.provider import OpenAIProvider, Provider, ProviderConfigError
+from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
 
 LOCAL_CHAT_MODEL = "gemma-3-270m"
@@ -85,6 +86,13 @@ class LlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as configuration: a process unpickling it starts its own server."""
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx, "startup_timeout": self.startup_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def start(self) -> "LlamaServer":
         with self._lock:
             if self.process is not None and self.process.poll() is None:
@@ -139,6 +147,12 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_path": self.model_path}  # the model is loaded again where it runs
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
@@ -184,6 +198,20 @@ class LocalProvider(Provider):
     def describe(self) -> str:
         return "LocalProvider(gemma-3-270m via llama.cpp, all-MiniLM-L6-v2)"
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"server": self.server, "embedder": self.embedder, "max_concurrency": self.max_concurrency,
+                "default_max_tokens": self.default_max_tokens}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: the embedded models and the default answer length."""
+        # Model files count by name: their paths differ from machine to machine.
+        return {"chat": self.model, "embedding": self.embedding_model, "default_max_tokens": self.default_max_tokens,
+                "chat_model_file": os.path.basename(str(self.server.model_path or "")),
+                "embedding_model_dir": os.path.basename(str(self.embedder.model_path or "").rstrip("/"))}
+
     def reset(self) -> None:
         if self._chat is not None:
             self._chat.reset()
@@ -222,7 +250,7 @@ class LocalProvider(Provider):
             vectors = array.tolist()
         else:
             vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
-            tokens = sum(estimate_tokens(t) for t in texts)
+            tokens = sum(count_tokens(list(texts), exact=True))
         usage.add(requests=1, latency_s=time.monotonic() - start, input_tokens=tokens)
         return vectors
 

@@ -115,6 +115,14 @@ class LocalEmbedder:
         self.backend = ""
         self.device = ""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Plans travel with their provider: the settings go, the model is loaded again where it runs.
+        return {"model_path": self.model_path, "backend": self.requested_backend, "device": self.requested_device,
+                "batch_tokens": self._batch_tokens, "max_length": self.max_length, "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     # -- loading -----------------------------------------------------------------------------------
     def _resolve(self) -> tuple[str, str]:
         backend, device = self.requested_backend, self.requested_device

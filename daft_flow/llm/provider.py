@@ -6,18 +6,14 @@ is retryable (429 honouring Retry-After, 5xx, timeouts, dropped connections) wit
 backoff and jitter, and turns an invalid key or unknown model into one ``ProviderConfigError``
 that stops the run (instead of one error per row).
 
-Which provider an op uses: its ``provider=``, else ``dflow.set_provider(p)``, else OpenAI when
-``OPENAI_API_KEY`` is set (``OPENAI_BASE_URL`` honoured), else the embedded local defaults
-(``daft_flow.llm.local``: Gemma 3 270M on a llama.cpp server, all-MiniLM-L6-v2 embeddings).
+Which provider an op uses when it names none: ``daft_flow.llm.defaults``.
 """
 from __future__ import annotations
 
 import abc
 import asyncio
 import contextvars
-import math
 import os
-import random
 import threading
 import time
 from typing import Any, Sequence
@@ -25,8 +21,31 @@ from urllib.parse import urlsplit
 
 from daft_flow.llm.checks import check_number
 from daft_flow.llm.rate_limit import RateLimiter
+from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
+from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_text, redact_url, url_secrets
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class _Secret:
+    """A credential held in memory: never in a repr, a pickle or a fingerprint."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an API key is never pickled (providers read it from api_key_env where they run)")
+
+    def __dflow_fingerprint__(self) -> str:
+        return "secret"
 
 
 class ProviderError(Exception):
@@ -41,13 +60,6 @@ class ProviderConfigError(ProviderError):
 # takes the rate limiter's token right before the bytes go out (after the client built the request),
 # so slow request building never turns into a burst at the server.
 _ESTIMATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("daft_flow_estimate", default=None)
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of ``text`` with the native WordPiece tokenizer (an estimate for other models' tokenizers)."""
-    from daft_flow.text.tokenizer import Tokenizer
-
-    return Tokenizer.default().count(text)
 
 
 # Runs using each provider now, by id (an entry exists only while a run holds the provider, so
@@ -119,6 +131,14 @@ class OpenAIProvider(Provider):
     ``burst``, ``timeout`` and the batch sizes must be positive (``None`` means no rate limit);
     ``max_retries`` must be >= 0. Credentials in ``base_url`` (``https://user:pw@host``,
     ``?api-key=..``) and the API key never appear in error messages.
+
+    The API key: ``api_key=`` (kept in memory only), else the environment variable named by
+    ``api_key_env`` (default ``OPENAI_API_KEY``), read when requests are sent. A provider pickles
+    (and travels in plans) as its configuration, never with the key: the receiving process reads
+    ``api_key_env`` from its own environment, and a provider that had a key fails there with an
+    error naming that variable when it is not set. Credentials in ``base_url`` never travel (such a
+    provider refuses to be pickled: pass the key through ``api_key_env``). ``repr``, ``describe()``,
+    plans and ``explain()`` show ``base_url`` with credentials replaced by ``***``.
     """
 
     # While the server has not answered once since the run started, connections that cannot be made
@@ -132,11 +152,19 @@ class OpenAIProvider(Provider):
                  embedding_model: str = "text-embedding-3-small", requests_per_minute: float | None = None,
                  tokens_per_minute: float | None = None, max_concurrency: int = 64, max_retries: int = 8,
                  timeout: float = 60.0, burst: float | None = None, embedding_dim: int = 0,
-                 embedding_batch_tokens: int = 8000, embedding_batch_size: int = 256) -> None:
+                 embedding_batch_tokens: int = 8000, embedding_batch_size: int = 256,
+                 api_key_env: str = DEFAULT_KEY_ENV) -> None:
+        # What travels (pickles, plans): every setting but the key. Taken before anything else.
+        self._settings = {k: v for k, v in locals().items() if k not in ("self", "api_key")}
         self.base_url = _check_base_url(base_url)
         if api_key is not None and not isinstance(api_key, str):
             raise TypeError(f"OpenAIProvider: api_key must be a str, got {type(api_key).__name__}")
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        if not isinstance(api_key_env, str) or not api_key_env or "=" in api_key_env or "\0" in api_key_env:
+            raise ValueError(f"OpenAIProvider: api_key_env must name an environment variable, got {api_key_env!r}")
+        self.api_key_env = api_key_env
+        self._key = _Secret(api_key) if api_key else None
+        # A provider made with a key needs one wherever it runs (after pickling: from api_key_env).
+        self._key_required = bool(api_key) or api_key_env != DEFAULT_KEY_ENV or bool(os.environ.get(api_key_env))
         for name, value in (("model", model), ("embedding_model", embedding_model)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"OpenAIProvider: {name} must be a non-empty str, got {value!r}")
@@ -163,7 +191,46 @@ class OpenAIProvider(Provider):
         self._stopped: asyncio.Event | None = None  # set with _fatal: wakes requests waiting to retry
 
     def describe(self) -> str:
-        return f"OpenAIProvider({redact_url(self.base_url or 'https://api.openai.com/v1')})"
+        return f"OpenAIProvider({redact_url(self.base_url or DEFAULT_BASE_URL)})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def __dflow_fingerprint__(self) -> dict[str, Any]:
+        """Its identity in plan fingerprints: what changes answers (endpoint, models), never the key,
+        credentials in the URL, rate limits or retries."""
+        return {"base_url": redact_url(self.base_url or DEFAULT_BASE_URL), "model": self.model,
+                "embedding_model": self.embedding_model, "embedding_dim": self.embedding_dim}
+
+    @property
+    def api_key(self) -> str:
+        """The key requests send: ``api_key=``, else the environment variable ``api_key_env``
+        ("" when neither is set)."""
+        return self._key.value if self._key is not None else os.environ.get(self.api_key_env, "")
+
+    def _count_tokens(self, texts: list[str]) -> list[int]:
+        """Estimated tokens per text: a tokenizer's count only when a tokens-per-minute limit needs
+        it, else the byte heuristic (``daft_flow.llm.tokens``)."""
+        return count_tokens(texts, exact=bool(self.limiter.tokens_per_minute))
+
+    def _request_key(self) -> str:
+        key = self.api_key
+        if not key and self._key_required:
+            raise ProviderConfigError(f"{self.describe()} needs an API key: set the environment variable "
+                                      f"{self.api_key_env} (keys never travel in plans or pickles)")
+        return key or "none"  # servers without authentication (llama.cpp, vLLM) accept any key
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as configuration: no key, no client, no locks; rebuilt by ``__init__``."""
+        if url_secrets(self.base_url):
+            raise TypeError(f"{self.describe()} cannot be pickled or sent in a plan: its base_url carries "
+                            f"credentials, which never travel; put the key in the environment variable named by "
+                            f"api_key_env ({self.api_key_env}) instead")
+        return {"settings": dict(self._settings), "key_required": self._key_required}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["settings"])  # type: ignore[misc]
+        self._key_required = self._key_required or state["key_required"]
 
     def _redact(self, text: str) -> str:
         """``text`` without the API key or the credentials of ``base_url``."""
@@ -203,7 +270,7 @@ class OpenAIProvider(Provider):
 
             http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [take_token]},
                                                   limits=_httpx_limits(self.max_concurrency))
-            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none",
+            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._request_key(),
                                               max_retries=0, timeout=self.timeout, http_client=http)
             self._sem = asyncio.Semaphore(self.max_concurrency)
             self._stopped = None
@@ -253,8 +320,7 @@ class OpenAIProvider(Provider):
                     raise fatal from None
                 except openai.RateLimitError as e:
                     self._contacted = True
-                    delay = _retry_after(e)
-                    delay = (delay if delay is not None else _backoff(attempt)) * random.uniform(1.0, 1.25)
+                    delay = _BACKOFF.delay(attempt, _retry_after(e))
                     error: Exception = e
                     refused_only = False
                 except openai.APIStatusError as e:
@@ -331,7 +397,7 @@ class OpenAIProvider(Provider):
             kwargs["temperature"] = temperature
         if response_format is not None:
             kwargs["response_format"] = response_format
-        estimate = estimate_tokens(prompt) + (max_tokens or 256)
+        estimate = self._count_tokens([prompt])[0] + (max_tokens or 256)
         messages = [{"role": "user", "content": prompt}]
 
         async def send(client: Any) -> Any:
@@ -350,9 +416,7 @@ class OpenAIProvider(Provider):
         return response.choices[0].message.content or ""
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
-        from daft_flow.text.tokenizer import Tokenizer
-
-        counts = Tokenizer.default().count_batch(list(texts)) if texts else []
+        counts = self._count_tokens(list(texts)) if texts else []
         batches: list[list[int]] = []
         current: list[int] = []
         tokens = 0
@@ -368,9 +432,7 @@ class OpenAIProvider(Provider):
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
         inputs = list(texts)
-        from daft_flow.text.tokenizer import Tokenizer
-
-        estimate = sum(Tokenizer.default().count_batch(inputs, threads=1))
+        estimate = sum(self._count_tokens(inputs))
 
         async def send(client: Any) -> Any:
             return await client.embeddings.create(model=model, input=inputs)
@@ -435,59 +497,12 @@ def _message(e: BaseException) -> str:
     return str(getattr(e, "message", None) or e) or type(e).__name__
 
 
+_BACKOFF = Backoff(initial=0.25, maximum=20.0)  # Retry-After waits capped at retry.RETRY_AFTER_MAX_S (60 s)
+
+
 def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: up to 0.25s, 0.5s, 1s, ... capped at 20s."""
-    return random.uniform(0.05, min(20.0, 0.25 * 2 ** attempt))
+    return _BACKOFF.delay(attempt)
 
 
 def _retry_after(e: Any) -> float | None:
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                seconds = float(value) / scale
-            except ValueError:
-                continue
-            if math.isfinite(seconds):
-                # A server asking for hours (or a broken header) must not park the row that long.
-                return min(RETRY_AFTER_MAX_S, max(0.0, seconds))
-    return None
-
-
-RETRY_AFTER_MAX_S = 60.0  # the longest Retry-After honoured
-
-
-# -- configuration ------------------------------------------------------------------------------
-_provider: Provider | None = None
-_env_provider: OpenAIProvider | None = None
-_lock = threading.Lock()
-
-
-def set_provider(provider: Provider | None) -> None:
-    """Makes ``provider`` the default of every op without ``provider=`` (None: back to the defaults)."""
-    global _provider
-    if provider is not None and not isinstance(provider, Provider):
-        raise TypeError(f"set_provider() needs a dflow provider (e.g. dflow.OpenAIProvider), got "
-                        f"{type(provider).__name__}")
-    _provider = provider
-
-
-def default_provider() -> Provider:
-    """The provider used by ops without ``provider=``; see the module docstring for precedence."""
-    global _env_provider
-    if _provider is not None:
-        return _provider
-    if os.environ.get("OPENAI_API_KEY"):
-        with _lock:
-            if _env_provider is None:
-                _env_provider = OpenAIProvider(base_url=os.environ.get("OPENAI_BASE_URL") or None,
-                                               api_key=os.environ["OPENAI_API_KEY"],
-                                               embedding_dim=0 if os.environ.get("OPENAI_BASE_URL") else 1536)
-            return _env_provider
-    from daft_flow.llm.local import local_provider
-
-    return local_provider()
+    return parse_retry_after(getattr(getattr(e, "response", None), "headers", None))

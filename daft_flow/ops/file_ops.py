@@ -35,4 +35,4 @@ def read_udf(max_in_flight: int | None = None, as_bytes: bool = False, timeout: 
                   None if max_bytes is None else parse_max_bytes(max_bytes, "read(): max_bytes"))
     return PythonUdf(fn=fn, mode=ASYNC, return_type=DataType("bytes" if as_bytes else "str"),
                      max_in_flight=max_in_flight or DEFAULT_READ_IN_FLIGHT,
-                     builtin="read_bytes" if as_bytes else "read", builtin_detail=fn.describe())
+                     builtin="read_bytes" if as_bytes else "read", builtin_detail=fn.describe(), expanding=True)

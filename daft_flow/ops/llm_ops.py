@@ -1,4 +1,5 @@
-"""prompt() and embed_text(): templates with field placeholders, and the LLM op spec.
+"""prompt() and embed_text(): templates with field placeholders, the LLM op spec, and the
+``llm_call`` op (requests as coroutines on the runtime's event loop, ``LlmRunner``).
 
 Formatting a Field into a string (``PROMPT.format(doc=doc_flow["document"])`` or an f-string)
 writes a placeholder marker: two private-use code points around the field's registration number.
@@ -17,8 +18,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daft_flow.ops.registry import Expr, register
+from daft_flow.types import DataType
+
 if TYPE_CHECKING:
+    from daft_flow.execution.physical import Lowering
     from daft_flow.expressions import Field
+    from daft_flow.flow import Flow
+    from daft_flow.plan import flow_pb2 as ir
+    from daft_flow.plan.trace import Tracer
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKER = re.compile(_OPEN + r"([0-9a-f]+)" + _CLOSE)
@@ -137,9 +145,47 @@ def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, 
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         raise ValueError(f"{op}: temperature must be a number in [0, 2], got {temperature!r}")
     rf, output_model = _response_format(response_format, op)
+    options = _check_options(options, op)
     return LlmSpec(kind=kind, provider=provider, model=model or "", max_tokens=max_tokens or 0,
                    temperature=None if temperature is None else float(temperature), response_format=rf,
-                   output_model=output_model, options=dict(options or {}))
+                   output_model=output_model, options=options)
+
+
+def _check_options(options: Any, op: str) -> dict[str, Any]:
+    """Request parameters are sent as JSON and kept in the plan as JSON: they must be JSON."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise TypeError(f"{op}: options must be a dict of str -> JSON value, got {options!r}")
+    try:
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{op}: options must be JSON values (they are sent in the request body): {e}") from None
+    secret = _credential_key(options)
+    if secret is not None:
+        raise ValueError(f"{op}: options[{secret!r}] looks like a credential; options are part of the plan (explain, "
+                         "fingerprints, plans sent to other processes), so credentials go to the provider: "
+                         "OpenAIProvider(api_key=... or api_key_env=...)")
+    return dict(options)
+
+
+def _credential_key(value: Any, path: str = "") -> str | None:
+    from daft_flow.plan.logic_hash import is_credential_name
+
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else k
+            if is_credential_name(k):
+                return where
+            found = _credential_key(v, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _credential_key(v, path)
+            if found is not None:
+                return found
+    return None
 
 
 def _response_format(value: Any, op: str) -> tuple[dict[str, Any] | None, Any]:
@@ -166,3 +212,152 @@ def parse_structured(text: str, spec: LlmSpec) -> Any:
     if spec.output_model is not None:
         return spec.output_model.model_validate(value).model_dump(mode="json")
     return value
+
+
+def llm_field(spec: LlmSpec, literals: list[str], fields: list["Field"], target: "Flow | None", op: str) -> "Field":
+    """The Field of an LLM op over a template: rendered natively, then sent to the provider."""
+    from daft_flow.expressions import Field, deepest_flow
+    from daft_flow.ops.python_udf import PythonCall, make_udf
+    from daft_flow.ops.render_template import RenderTemplate
+
+    if target is None and fields:
+        target = deepest_flow(tuple(fields))
+    if target is None or not fields:
+        raise ValueError(f"{op}: the template uses no field; format fields into it "
+                         "(TEMPLATE.format(x=flow[\"x\"])) or call prompt() on a field")
+    levels = target._level.ancestors()
+    args: list[Expr] = []
+    for f in fields:
+        if not isinstance(f, Field):
+            raise TypeError(f"{op}: template values must be fields, got {type(f).__name__}")
+        if f._flow._level not in levels:
+            raise ValueError(f"{op}: field {f.name!r} belongs to flow {f._flow.name!r}, which is neither flow "
+                             f"{target.name!r} nor one of its parents")
+        if f.dtype.kind in ("str", "HTML"):
+            args.append(f._expr)
+        else:
+            udf = make_udf(as_text, return_type=str, batch=False, max_in_flight=None, batch_size=None,
+                           where=f"field {f.name!r} of flow {f._flow.name!r}")
+            args.append(PythonCall(udf, (f._expr,)))
+    if len(args) == 1 and literals == ["", ""]:
+        text: Expr = args[0]
+    else:
+        text = RenderTemplate(literals, tuple(args))
+    return Field(LlmCall(spec, text, _result_type(spec)), target, spec.name)
+
+
+def _result_type(spec: LlmSpec) -> DataType:
+    if spec.kind == EMBED:
+        dim = getattr(spec.provider, "embedding_dim", 0) if spec.provider is not None else 0
+        return DataType.embedding(dim) if dim else DataType("Embedding")
+    return DataType("JSON") if spec.response_format is not None else DataType("str")
+
+
+def as_text(value: Any) -> str:
+    """A non-text template value as text: JSON for dicts and lists, ``str`` for the rest."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+_KINDS = {PROMPT: 0, EMBED: 1}  # ir.LlmCall.Kind
+
+
+@register
+class LlmCall(Expr):
+    """prompt() / embed_text() of the text ``arg``."""
+
+    kind = "llm_call"
+
+    def __init__(self, spec: LlmSpec, arg: Expr, dtype: DataType) -> None:
+        self.spec = spec
+        self.arg = arg
+        self.dtype = dtype
+
+    def label(self) -> str:
+        return str(self.spec.name)
+
+    def inputs(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+    def write_ir(self, node: "ir.Node", t: "Tracer") -> None:
+        spec, msg = self.spec, node.llm_call
+        msg.kind = _KINDS[spec.kind]  # type: ignore[assignment]
+        msg.model, msg.max_tokens = spec.model, spec.max_tokens
+        msg.provider_ref = -1 if spec.provider is None else t.ref(spec.provider)
+        msg.provider = "default" if spec.provider is None else spec.provider.describe()
+        if spec.temperature is not None:
+            msg.has_temperature, msg.temperature = True, spec.temperature
+        if spec.response_format is not None:
+            # Key order kept: a JSON schema's property order is what the model fills in first.
+            msg.response_format_json = json.dumps(spec.response_format)
+        if spec.options:
+            msg.options_json = json.dumps(spec.options, sort_keys=True)
+        msg.output_model_ref = -1 if spec.output_model is None else t.ref(spec.output_model)
+
+    @classmethod
+    def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
+        c = node.llm_call
+        kind = "embed_text" if c.kind == _KINDS[EMBED] else "prompt"
+        opts = [c.provider] + ([f"model={c.model}"] if c.model else []) + \
+            ([f"max_tokens={c.max_tokens}"] if c.max_tokens else []) + \
+            ([f"temperature={c.temperature:g}"] if c.has_temperature else []) + \
+            (["structured"] if c.response_format_json else [])
+        return f"{kind}[{', '.join(opts)}]"
+
+    @classmethod
+    def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
+        c = node.llm_call
+        if c.provider_ref >= 0:
+            provider = plan.objects[c.provider_ref].fingerprint
+        else:  # the default provider is chosen where the plan runs: this process's is what would answer
+            from daft_flow.llm.defaults import default_provider
+            from daft_flow.plan.logic_hash import digest
+
+            provider = "default:" + digest(default_provider())
+        return {"kind": int(c.kind), "provider": provider,
+                "model": c.model, "max_tokens": c.max_tokens,
+                "temperature": repr(c.temperature) if c.has_temperature else None,
+                "response_format": c.response_format_json, "options": c.options_json,
+                "output_model": plan.objects[c.output_model_ref].fingerprint if c.output_model_ref >= 0 else ""}
+
+    @classmethod
+    def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
+        from daft_flow.plan.trace import dtype_from_ir
+
+        return LlmCall(cls.spec_of(node, objects), args[0], dtype_from_ir(node.type))
+
+    @classmethod
+    def spec_of(cls, node: "ir.Node", objects: list[Any]) -> LlmSpec:
+        c = node.llm_call
+        return LlmSpec(kind=EMBED if c.kind == _KINDS[EMBED] else PROMPT,
+                       provider=objects[c.provider_ref] if c.provider_ref >= 0 else None, model=c.model,
+                       max_tokens=c.max_tokens, temperature=c.temperature if c.has_temperature else None,
+                       response_format=json.loads(c.response_format_json) if c.response_format_json else None,
+                       output_model=objects[c.output_model_ref] if c.output_model_ref >= 0 else None,
+                       options=json.loads(c.options_json) if c.options_json else {})
+
+    @classmethod
+    def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
+        from daft_flow import _core
+        from daft_flow.execution.python_runners import LlmRunner
+        from daft_flow.llm.defaults import default_provider
+
+        c = node.llm_call
+        spec = cls.spec_of(node, ctx.objects)
+        provider = spec.provider if spec.provider is not None else default_provider()
+        embed = spec.kind == EMBED
+        model = c.model or (provider.embedding_model if embed else provider.model)
+        name = spec.name
+        field = node.name or name
+        report = ctx.usage
+        if all(p is not provider for p in report.providers):
+            provider._begin_run()  # the run holds the provider until run_batches ends it (_end_run)
+            report.providers.append(provider)
+        op_usage = report.op(field if field not in report.ops else f"{field}#{node.id}", op=name, field=field,
+                             flow=ctx.plan.levels[node.level].flow, model=model)
+        arg = _core.ArgSpec(node.inputs[0], ctx.plan.nodes[node.inputs[0]].level)
+        info = _core.OpInfo(node.id, node.level, [arg], name, field, ctx.plan.levels[node.level].flow)
+        runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage)
+        ctx.run.add_python_batch(info, runner, ctx.options.async_concurrency)
+        ctx.cancellables.append(runner)

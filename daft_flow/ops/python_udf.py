@@ -1,14 +1,23 @@
-"""run_python: user functions as row-wise, batch or async ops, checked against field types when built."""
+"""run_python: user functions as row-wise, batch or async ops, checked against field types when
+built. Also the machinery of the builtin ops implemented by a function (open_file, read,
+write_sink: ``PythonUdf.builtin``)."""
 from __future__ import annotations
 
 import inspect
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from daft_flow.ops.registry import Expr, register
 from daft_flow.types import ANY, DataType, dtype_of
 
+if TYPE_CHECKING:
+    from daft_flow.execution.physical import Lowering
+    from daft_flow.plan import flow_pb2 as ir
+    from daft_flow.plan.trace import Tracer
+
 ROW, BATCH, ASYNC = "row", "batch", "async"
+DEFAULT_MAX_IN_FLIGHT = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,6 +32,8 @@ class PythonUdf:
     batch_arg_kind: str = "list"  # batch mode: "arrow" (pyarrow.Array) or "list"
     builtin: str = ""  # a daft_flow builtin op (open_file, read, write_sink) implemented by ``fn``
     builtin_detail: str = ""  # what explain() shows after the builtin's name (e.g. the sink)
+    expanding: bool = False  # results much larger than inputs (read): the runtime probes row sizes
+    version: str = ""  # run_python(..., version=): changes the fingerprint when the logic did not
 
     @property
     def name(self) -> str:
@@ -55,7 +66,7 @@ def positional_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_flight: int | None,
-             batch_size: int | None, where: str) -> PythonUdf:
+             batch_size: int | None, where: str, version: Any = None) -> PythonUdf:
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
@@ -66,6 +77,8 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
         raise ValueError(f"run_python({callable_name(fn)}): max_in_flight must be a positive int, got {max_in_flight!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
         raise ValueError(f"run_python({callable_name(fn)}): batch_size must be a positive int, got {batch_size!r}")
+    if version is not None and (not isinstance(version, (str, int)) or isinstance(version, bool)):
+        raise TypeError(f"run_python({callable_name(fn)}): version must be a str or int, got {version!r}")
     hints = _hints(fn)
     if return_type is not None:
         rtype = dtype_of(return_type, where=f"return_type of run_python({callable_name(fn)})")
@@ -83,8 +96,9 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
             if ann is not None and "pyarrow" in getattr(ann, "__module__", ""):
                 arg_kind = "arrow"
     mode = ASYNC if is_async else (BATCH if batch else ROW)
-    return PythonUdf(fn=fn, mode=mode, return_type=rtype, max_in_flight=max_in_flight or (100 if is_async else 0),
-                     batch_size=batch_size or 0, batch_arg_kind=arg_kind)
+    return PythonUdf(fn=fn, mode=mode, return_type=rtype,
+                     max_in_flight=max_in_flight or (DEFAULT_MAX_IN_FLIGHT if is_async else 0),
+                     batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version))
 
 
 def _batch_return_type(ann: Any, fn: Callable[..., Any]) -> DataType:
@@ -124,3 +138,109 @@ def check_arguments(udf: PythonUdf, arg_types: list[tuple[str, str, DataType]], 
         if not ptype.accepts(ftype):
             raise TypeError(f"{udf.name}: parameter {param.name!r} is annotated {ptype} but field "
                             f"{field!r} of flow {flow!r} is {ftype}")
+
+
+def as_type(value: Any) -> Any:
+    """The value itself: the op's result type makes the runtime check and store it as that type."""
+    return value
+
+
+def as_type_udf(dtype: DataType) -> PythonUdf:
+    """A builtin op giving an untyped value a type (chain() from an untyped field)."""
+    return PythonUdf(fn=as_type, mode=ROW, return_type=dtype, builtin="as_type", builtin_detail=str(dtype))
+
+
+_MODES = {ROW: 0, BATCH: 1, ASYNC: 2}  # ir.PythonUdf.Mode
+_MODE_NAMES = {0: "row-wise", 1: "batch", 2: "async"}
+
+
+@register
+class PythonCall(Expr):
+    """A call of a ``PythonUdf`` on the values of ``args``, per row, per batch or as coroutines."""
+
+    kind = "python_udf"
+
+    def __init__(self, udf: PythonUdf, args: tuple[Expr, ...]) -> None:
+        self.udf = udf
+        self.args = args
+        self.dtype = udf.return_type
+
+    def label(self) -> str:
+        return self.udf.name
+
+    def inputs(self) -> tuple[Expr, ...]:
+        return self.args
+
+    def write_ir(self, node: "ir.Node", t: "Tracer") -> None:
+        udf = self.udf
+        msg = node.python_udf
+        msg.fn_ref = t.ref(udf.fn)
+        msg.mode = _MODES[udf.mode]  # type: ignore[assignment]
+        msg.max_in_flight, msg.batch_size, msg.batch_arg_kind = udf.max_in_flight, udf.batch_size, udf.batch_arg_kind
+        msg.builtin, msg.builtin_detail = udf.builtin, udf.builtin_detail
+        msg.expanding, msg.version = udf.expanding, udf.version
+
+    @classmethod
+    def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
+        udf = node.python_udf
+        detail = _MODE_NAMES[udf.mode]
+        if udf.mode == _MODES[ASYNC]:
+            detail += f", max_in_flight={udf.max_in_flight}"
+        if udf.mode == _MODES[BATCH] and udf.batch_size:
+            detail += f", batch_size={udf.batch_size}"
+        if udf.version:
+            detail += f", version={udf.version}"
+        if udf.builtin:
+            what = f"{udf.builtin}({udf.builtin_detail})" if udf.builtin_detail else udf.builtin
+            return f"{what} [{detail}]"
+        fn = plan.objects[udf.fn_ref]
+        name = f"{fn.module}.{fn.qualname}" if fn.module else fn.qualname
+        return f"run_python({name}) [{detail}]"
+
+    @classmethod
+    def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
+        udf = node.python_udf
+        # max_in_flight only changes how many calls overlap, not what they return.
+        return {"fn": plan.objects[udf.fn_ref].fingerprint, "mode": int(udf.mode), "batch_size": udf.batch_size,
+                "batch_arg_kind": udf.batch_arg_kind, "builtin": udf.builtin, "version": udf.version}
+
+    @classmethod
+    def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
+        from daft_flow.plan.trace import dtype_from_ir
+
+        msg = node.python_udf
+        mode = {v: k for k, v in _MODES.items()}[msg.mode]
+        udf = PythonUdf(fn=objects[msg.fn_ref], mode=mode, return_type=dtype_from_ir(node.type),
+                        max_in_flight=msg.max_in_flight, batch_size=msg.batch_size,
+                        batch_arg_kind=msg.batch_arg_kind or "list", builtin=msg.builtin,
+                        builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version)
+        return PythonCall(udf, tuple(args))
+
+    @classmethod
+    def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
+        from daft_flow.execution.python_runners import AsyncRunner, BatchRunner, row_builder, row_converter
+
+        msg = node.python_udf
+        fn = ctx.objects[msg.fn_ref]
+        name = msg.builtin or f"run_python({callable_name(fn)})"
+        info = ctx.op_info(node, name)
+        out, arg_types = ctx.out_type(node), ctx.arg_types(node)
+        if msg.mode == _MODES[ROW]:
+            converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
+            ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
+                                   ctx.plan.levels[0].element_node)
+        elif msg.mode == _MODES[BATCH]:
+            runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
+            ctx.run.add_python_batch(info, runner, 1)
+        else:
+            on_output = None
+            if msg.expanding and hasattr(ctx.source, "expect_expansion"):
+                ctx.source.expect_expansion()
+                on_output = ctx.source.note_output
+            if hasattr(fn, "with_defaults"):  # read(): the run's limits where the op set none
+                fn = fn.with_defaults(ctx.options.read_timeout, ctx.options.read_max_bytes)
+            runner = AsyncRunner(fn, name, arg_types, out, msg.max_in_flight or DEFAULT_MAX_IN_FLIGHT, on_output)
+            ctx.cancellables.append(runner)
+            # An expanding stage makes the runtime probe row sizes with the first batch and then
+            # charge each admitted batch its expected footprint (in-flight reads included).
+            ctx.run.add_python_batch(info, runner, ctx.options.async_concurrency, msg.expanding)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nflow.proto\x12\x0c\x64\x61\x66t_flow.ir\"T\n\x08\x44\x61taType\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x07\x65lement\x18\x02 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x11\n\tdimension\x18\x03 \x01(\x05\"P\n\x0ePythonCallable\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x10\n\x08qualname\x18\x02 \x01(\t\x12\x0b\n\x03ref\x18\x03 \x01(\x05\x12\x0f\n\x07pickled\x18\x04 \x01(\x0c\"\xf4\x01\n\tPythonUdf\x12(\n\x02\x66n\x18\x01 \x01(\x0b\x32\x1c.daft_flow.ir.PythonCallable\x12*\n\x04mode\x18\x02 \x01(\x0e\x32\x1c.daft_flow.ir.PythonUdf.Mode\x12\x15\n\rmax_in_flight\x18\x03 \x01(\x05\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x16\n\x0e\x62\x61tch_arg_kind\x18\x05 \x01(\t\x12\x0f\n\x07\x62uiltin\x18\x06 \x01(\t\x12\x16\n\x0e\x62uiltin_detail\x18\x07 \x01(\t\"%\n\x04Mode\x12\x07\n\x03ROW\x10\x00\x12\t\n\x05\x42\x41TCH\x10\x01\x12\t\n\x05\x41SYNC\x10\x02\"\x0c\n\nLevelInput\"\x08\n\x06\x41sList\"\x1e\n\x0eLevelAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x08Tokenize\x12\x11\n\ttokenizer\x18\x01 \x01(\t\x12\x1a\n\x12\x61\x64\x64_special_tokens\x18\x02 \x01(\x08\"\xbc\x01\n\tChunkText\x12\x11\n\tmax_chars\x18\x01 \x01(\x03\x12\x0f\n\x07overlap\x18\x02 \x01(\x03\x12\x12\n\nmax_tokens\x18\x03 \x01(\x03\x12\x16\n\x0eoverlap_tokens\x18\x04 \x01(\x03\x12\x11\n\ttokenizer\x18\x05 \x01(\t\x12\x18\n\x10\x63hunk_index_node\x18\x06 \x01(\x05\x12\x19\n\x11start_offset_node\x18\x07 \x01(\x05\x12\x17\n\x0f\x65nd_offset_node\x18\x08 \x01(\x05\"\"\n\x0eRenderTemplate\x12\x10\n\x08literals\x18\x01 \x03(\t\"\x91\x02\n\x07LlmCall\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.daft_flow.ir.LlmCall.Kind\x12\x14\n\x0cprovider_ref\x18\x02 \x01(\x05\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x17\n\x0fhas_temperature\x18\x06 \x01(\x08\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x1c\n\x14response_format_json\x18\x08 \x01(\t\x12\x14\n\x0coptions_json\x18\t \x01(\t\x12\x10\n\x08spec_ref\x18\n \x01(\x05\"\x1d\n\x04Kind\x12\n\n\x06PROMPT\x10\x00\x12\t\n\x05\x45MBED\x10\x01\"\xbd\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x05\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x0e\n\x06inputs\x18\x05 \x03(\x05\x12/\n\x0blevel_input\x18\n \x01(\x0b\x32\x18.daft_flow.ir.LevelInputH\x00\x12-\n\npython_udf\x18\x0b \x01(\x0b\x32\x17.daft_flow.ir.PythonUdfH\x00\x12\'\n\x07\x61s_list\x18\x0c \x01(\x0b\x32\x14.daft_flow.ir.AsListH\x00\x12\x37\n\x0flevel_attribute\x18\r \x01(\x0b\x32\x1c.daft_flow.ir.LevelAttributeH\x00\x12*\n\x08tokenize\x18\x0e \x01(\x0b\x32\x16.daft_flow.ir.TokenizeH\x00\x12\x37\n\x0frender_template\x18\x0f \x01(\x0b\x32\x1c.daft_flow.ir.RenderTemplateH\x00\x12)\n\x08llm_call\x18\x10 \x01(\x0b\x32\x15.daft_flow.ir.LlmCallH\x00\x42\x04\n\x02op\"\x9d\x01\n\x05Level\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0e\n\x06parent\x18\x02 \x01(\x05\x12\x0c\n\x04\x66low\x18\x03 \x01(\t\x12\x13\n\x0bsource_node\x18\x04 \x01(\x05\x12\x12\n\none_to_one\x18\x05 \x01(\x08\x12\x14\n\x0c\x65lement_node\x18\x06 \x01(\x05\x12+\n\nchunk_text\x18\x07 \x01(\x0b\x32\x17.daft_flow.ir.ChunkText\"\xe3\x01\n\x04Plan\x12\x12\n\nir_version\x18\x01 \x01(\r\x12#\n\x06levels\x18\x02 \x03(\x0b\x32\x13.daft_flow.ir.Level\x12!\n\x05nodes\x18\x03 \x03(\x0b\x32\x12.daft_flow.ir.Node\x12\x14\n\x0coutput_level\x18\x04 \x01(\x05\x12\x14\n\x0coutput_nodes\x18\x05 \x03(\x05\x12\x12\n\nroot_field\x18\x06 \x01(\t\x12)\n\troot_type\x18\x07 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x14\n\x0coutput_names\x18\x08 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nflow.proto\x12\x0c\x64\x61\x66t_flow.ir\"T\n\x08\x44\x61taType\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x07\x65lement\x18\x02 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x11\n\tdimension\x18\x03 \x01(\x05\"V\n\x0cPythonObject\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x10\n\x08qualname\x18\x02 \x01(\t\x12\x0f\n\x07pickled\x18\x03 \x01(\x0c\x12\x13\n\x0b\x66ingerprint\x18\x04 \x01(\t\"\xfe\x01\n\tPythonUdf\x12\x0e\n\x06\x66n_ref\x18\x01 \x01(\x05\x12*\n\x04mode\x18\x02 \x01(\x0e\x32\x1c.daft_flow.ir.PythonUdf.Mode\x12\x15\n\rmax_in_flight\x18\x03 \x01(\x05\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x16\n\x0e\x62\x61tch_arg_kind\x18\x05 \x01(\t\x12\x0f\n\x07\x62uiltin\x18\x06 \x01(\t\x12\x16\n\x0e\x62uiltin_detail\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x11\n\texpanding\x18\t \x01(\x08\"%\n\x04Mode\x12\x07\n\x03ROW\x10\x00\x12\t\n\x05\x42\x41TCH\x10\x01\x12\t\n\x05\x41SYNC\x10\x02\"\x0c\n\nLevelInput\"\x08\n\x06\x41sList\"\x1e\n\x0eLevelAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\"P\n\x08Tokenize\x12\x11\n\ttokenizer\x18\x01 \x01(\t\x12\x1a\n\x12\x61\x64\x64_special_tokens\x18\x02 \x01(\x08\x12\x15\n\rtokenizer_ref\x18\x03 \x01(\x05\"\"\n\x0eRenderTemplate\x12\x10\n\x08literals\x18\x01 \x03(\t\"\x99\x02\n\x07LlmCall\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.daft_flow.ir.LlmCall.Kind\x12\x14\n\x0cprovider_ref\x18\x02 \x01(\x05\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x17\n\x0fhas_temperature\x18\x06 \x01(\x08\x12\x13\n\x0btemperature\x18\x07 \x01(\x01\x12\x1c\n\x14response_format_json\x18\x08 \x01(\t\x12\x14\n\x0coptions_json\x18\t \x01(\t\x12\x18\n\x10output_model_ref\x18\n \x01(\x05\"\x1d\n\x04Kind\x12\n\n\x06PROMPT\x10\x00\x12\t\n\x05\x45MBED\x10\x01\"\xea\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x05\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x0e\n\x06inputs\x18\x05 \x03(\x05\x12\x13\n\x0b\x66ingerprint\x18\x06 \x01(\t\x12\x16\n\x0eop_fingerprint\x18\x07 \x01(\t\x12/\n\x0blevel_input\x18\n \x01(\x0b\x32\x18.daft_flow.ir.LevelInputH\x00\x12-\n\npython_udf\x18\x0b \x01(\x0b\x32\x17.daft_flow.ir.PythonUdfH\x00\x12\'\n\x07\x61s_list\x18\x0c \x01(\x0b\x32\x14.daft_flow.ir.AsListH\x00\x12\x37\n\x0flevel_attribute\x18\r \x01(\x0b\x32\x1c.daft_flow.ir.LevelAttributeH\x00\x12*\n\x08tokenize\x18\x0e \x01(\x0b\x32\x16.daft_flow.ir.TokenizeH\x00\x12\x37\n\x0frender_template\x18\x0f \x01(\x0b\x32\x1c.daft_flow.ir.RenderTemplateH\x00\x12)\n\x08llm_call\x18\x10 \x01(\x0b\x32\x15.daft_flow.ir.LlmCallH\x00\x42\x04\n\x02op\"\x1d\n\x07\x45xplode\x12\x12\n\none_to_one\x18\x01 \x01(\x08\"\xd3\x01\n\tChunkText\x12\x11\n\tmax_chars\x18\x01 \x01(\x03\x12\x0f\n\x07overlap\x18\x02 \x01(\x03\x12\x12\n\nmax_tokens\x18\x03 \x01(\x03\x12\x16\n\x0eoverlap_tokens\x18\x04 \x01(\x03\x12\x11\n\ttokenizer\x18\x05 \x01(\t\x12\x18\n\x10\x63hunk_index_node\x18\x06 \x01(\x05\x12\x19\n\x11start_offset_node\x18\x07 \x01(\x05\x12\x17\n\x0f\x65nd_offset_node\x18\x08 \x01(\x05\x12\x15\n\rtokenizer_ref\x18\t \x01(\x05\"\xd4\x01\n\x05Level\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0e\n\x06parent\x18\x02 \x01(\x05\x12\x0c\n\x04\x66low\x18\x03 \x01(\t\x12\x13\n\x0bsource_node\x18\x04 \x01(\x05\x12\x14\n\x0c\x65lement_node\x18\x06 \x01(\x05\x12(\n\x07\x65xplode\x18\x08 \x01(\x0b\x32\x15.daft_flow.ir.ExplodeH\x00\x12-\n\nchunk_text\x18\x07 \x01(\x0b\x32\x17.daft_flow.ir.ChunkTextH\x00\x12\x13\n\x0b\x66ingerprint\x18\t \x01(\tB\x08\n\x06origin\"5\n\x06Output\x12\r\n\x05level\x18\x01 \x01(\x05\x12\r\n\x05nodes\x18\x02 \x03(\x05\x12\r\n\x05names\x18\x03 \x03(\t\"\xba\x03\n\x04Plan\x12\x12\n\nir_version\x18\x01 \x01(\r\x12#\n\x06levels\x18\x02 \x03(\x0b\x32\x13.daft_flow.ir.Level\x12!\n\x05nodes\x18\x03 \x03(\x0b\x32\x12.daft_flow.ir.Node\x12\x14\n\x0coutput_level\x18\x04 \x01(\x05\x12\x14\n\x0coutput_nodes\x18\x05 \x03(\x05\x12\x12\n\nroot_field\x18\x06 \x01(\t\x12)\n\troot_type\x18\x07 \x01(\x0b\x32\x16.daft_flow.ir.DataType\x12\x14\n\x0coutput_names\x18\x08 \x03(\t\x12+\n\x07objects\x18\t \x03(\x0b\x32\x1a.daft_flow.ir.PythonObject\x12\x15\n\rcurrent_field\x18\n \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x0b \x01(\t\x12%\n\x04kind\x18\x0c \x01(\x0e\x32\x17.daft_flow.ir.Plan.Kind\x12%\n\x07outputs\x18\r \x03(\x0b\x32\x14.daft_flow.ir.Output\".\n\x04Kind\x12\x08\n\x04\x46LOW\x10\x00\x12\r\n\tSINK_FLOW\x10\x01\x12\r\n\tMULTISINK\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,32 +33,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DATATYPE']._serialized_start=28
   _globals['_DATATYPE']._serialized_end=112
-  _globals['_PYTHONCALLABLE']._serialized_start=114
-  _globals['_PYTHONCALLABLE']._serialized_end=194
-  _globals['_PYTHONUDF']._serialized_start=197
-  _globals['_PYTHONUDF']._serialized_end=441
-  _globals['_PYTHONUDF_MODE']._serialized_start=404
-  _globals['_PYTHONUDF_MODE']._serialized_end=441
-  _globals['_LEVELINPUT']._serialized_start=443
-  _globals['_LEVELINPUT']._serialized_end=455
-  _globals['_ASLIST']._serialized_start=457
-  _globals['_ASLIST']._serialized_end=465
-  _globals['_LEVELATTRIBUTE']._serialized_start=467
-  _globals['_LEVELATTRIBUTE']._serialized_end=497
-  _globals['_TOKENIZE']._serialized_start=499
-  _globals['_TOKENIZE']._serialized_end=556
-  _globals['_CHUNKTEXT']._serialized_start=559
-  _globals['_CHUNKTEXT']._serialized_end=747
-  _globals['_RENDERTEMPLATE']._serialized_start=749
-  _globals['_RENDERTEMPLATE']._serialized_end=783
-  _globals['_LLMCALL']._serialized_start=786
-  _globals['_LLMCALL']._serialized_end=1059
-  _globals['_LLMCALL_KIND']._serialized_start=1030
-  _globals['_LLMCALL_KIND']._serialized_end=1059
-  _globals['_NODE']._serialized_start=1062
-  _globals['_NODE']._serialized_end=1507
-  _globals['_LEVEL']._serialized_start=1510
-  _globals['_LEVEL']._serialized_end=1667
-  _globals['_PLAN']._serialized_start=1670
-  _globals['_PLAN']._serialized_end=1897
+  _globals['_PYTHONOBJECT']._serialized_start=114
+  _globals['_PYTHONOBJECT']._serialized_end=200
+  _globals['_PYTHONUDF']._serialized_start=203
+  _globals['_PYTHONUDF']._serialized_end=457
+  _globals['_PYTHONUDF_MODE']._serialized_start=420
+  _globals['_PYTHONUDF_MODE']._serialized_end=457
+  _globals['_LEVELINPUT']._serialized_start=459
+  _globals['_LEVELINPUT']._serialized_end=471
+  _globals['_ASLIST']._serialized_start=473
+  _globals['_ASLIST']._serialized_end=481
+  _globals['_LEVELATTRIBUTE']._serialized_start=483
+  _globals['_LEVELATTRIBUTE']._serialized_end=513
+  _globals['_TOKENIZE']._serialized_start=515
+  _globals['_TOKENIZE']._serialized_end=595
+  _globals['_RENDERTEMPLATE']._serialized_start=597
+  _globals['_RENDERTEMPLATE']._serialized_end=631
+  _globals['_LLMCALL']._serialized_start=634
+  _globals['_LLMCALL']._serialized_end=915
+  _globals['_LLMCALL_KIND']._serialized_start=886
+  _globals['_LLMCALL_KIND']._serialized_end=915
+  _globals['_NODE']._serialized_start=918
+  _globals['_NODE']._serialized_end=1408
+  _globals['_EXPLODE']._serialized_start=1410
+  _globals['_EXPLODE']._serialized_end=1439
+  _globals['_CHUNKTEXT']._serialized_start=1442
+  _globals['_CHUNKTEXT']._serialized_end=1653
+  _globals['_LEVEL']._serialized_start=1656
+  _globals['_LEVEL']._serialized_end=1868
+  _globals['_OUTPUT']._serialized_start=1870
+  _globals['_OUTPUT']._serialized_end=1923
+  _globals['_PLAN']._serialized_start=1926
+  _globals['_PLAN']._serialized_end=2368
+  _globals['_PLAN_KIND']._serialized_start=2322
+  _globals['_PLAN_KIND']._serialized_end=2368
 # @@protoc_insertion_point(module_scope)

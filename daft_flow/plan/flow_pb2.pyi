@@ -17,20 +17,20 @@ class DataType(_message.Message):
     dimension: int
     def __init__(self, kind: _Optional[str] = ..., element: _Optional[_Union[DataType, _Mapping]] = ..., dimension: _Optional[int] = ...) -> None: ...
 
-class PythonCallable(_message.Message):
-    __slots__ = ("module", "qualname", "ref", "pickled")
+class PythonObject(_message.Message):
+    __slots__ = ("module", "qualname", "pickled", "fingerprint")
     MODULE_FIELD_NUMBER: _ClassVar[int]
     QUALNAME_FIELD_NUMBER: _ClassVar[int]
-    REF_FIELD_NUMBER: _ClassVar[int]
     PICKLED_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     module: str
     qualname: str
-    ref: int
     pickled: bytes
-    def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., ref: _Optional[int] = ..., pickled: _Optional[bytes] = ...) -> None: ...
+    fingerprint: str
+    def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., pickled: _Optional[bytes] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class PythonUdf(_message.Message):
-    __slots__ = ("fn", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail")
+    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROW: _ClassVar[PythonUdf.Mode]
@@ -39,21 +39,25 @@ class PythonUdf(_message.Message):
     ROW: PythonUdf.Mode
     BATCH: PythonUdf.Mode
     ASYNC: PythonUdf.Mode
-    FN_FIELD_NUMBER: _ClassVar[int]
+    FN_REF_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     BATCH_ARG_KIND_FIELD_NUMBER: _ClassVar[int]
     BUILTIN_FIELD_NUMBER: _ClassVar[int]
     BUILTIN_DETAIL_FIELD_NUMBER: _ClassVar[int]
-    fn: PythonCallable
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPANDING_FIELD_NUMBER: _ClassVar[int]
+    fn_ref: int
     mode: PythonUdf.Mode
     max_in_flight: int
     batch_size: int
     batch_arg_kind: str
     builtin: str
     builtin_detail: str
-    def __init__(self, fn: _Optional[_Union[PythonCallable, _Mapping]] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ...) -> None: ...
+    version: str
+    expanding: bool
+    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ...) -> None: ...
 
 class LevelInput(_message.Message):
     __slots__ = ()
@@ -70,32 +74,14 @@ class LevelAttribute(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Tokenize(_message.Message):
-    __slots__ = ("tokenizer", "add_special_tokens")
+    __slots__ = ("tokenizer", "add_special_tokens", "tokenizer_ref")
     TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     ADD_SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_REF_FIELD_NUMBER: _ClassVar[int]
     tokenizer: str
     add_special_tokens: bool
-    def __init__(self, tokenizer: _Optional[str] = ..., add_special_tokens: _Optional[bool] = ...) -> None: ...
-
-class ChunkText(_message.Message):
-    __slots__ = ("max_chars", "overlap", "max_tokens", "overlap_tokens", "tokenizer", "chunk_index_node", "start_offset_node", "end_offset_node")
-    MAX_CHARS_FIELD_NUMBER: _ClassVar[int]
-    OVERLAP_FIELD_NUMBER: _ClassVar[int]
-    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_INDEX_NODE_FIELD_NUMBER: _ClassVar[int]
-    START_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
-    END_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
-    max_chars: int
-    overlap: int
-    max_tokens: int
-    overlap_tokens: int
-    tokenizer: str
-    chunk_index_node: int
-    start_offset_node: int
-    end_offset_node: int
-    def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ...) -> None: ...
+    tokenizer_ref: int
+    def __init__(self, tokenizer: _Optional[str] = ..., add_special_tokens: _Optional[bool] = ..., tokenizer_ref: _Optional[int] = ...) -> None: ...
 
 class RenderTemplate(_message.Message):
     __slots__ = ("literals",)
@@ -104,7 +90,7 @@ class RenderTemplate(_message.Message):
     def __init__(self, literals: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LlmCall(_message.Message):
-    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "spec_ref")
+    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "output_model_ref")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         PROMPT: _ClassVar[LlmCall.Kind]
@@ -120,7 +106,7 @@ class LlmCall(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FORMAT_JSON_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
-    SPEC_REF_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_MODEL_REF_FIELD_NUMBER: _ClassVar[int]
     kind: LlmCall.Kind
     provider_ref: int
     provider: str
@@ -130,16 +116,18 @@ class LlmCall(_message.Message):
     temperature: float
     response_format_json: str
     options_json: str
-    spec_ref: int
-    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., spec_ref: _Optional[int] = ...) -> None: ...
+    output_model_ref: int
+    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
+    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    OP_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LEVEL_INPUT_FIELD_NUMBER: _ClassVar[int]
     PYTHON_UDF_FIELD_NUMBER: _ClassVar[int]
     AS_LIST_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +140,8 @@ class Node(_message.Message):
     name: str
     type: DataType
     inputs: _containers.RepeatedScalarFieldContainer[int]
+    fingerprint: str
+    op_fingerprint: str
     level_input: LevelInput
     python_udf: PythonUdf
     as_list: AsList
@@ -159,28 +149,76 @@ class Node(_message.Message):
     tokenize: Tokenize
     render_template: RenderTemplate
     llm_call: LlmCall
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
+
+class Explode(_message.Message):
+    __slots__ = ("one_to_one",)
+    ONE_TO_ONE_FIELD_NUMBER: _ClassVar[int]
+    one_to_one: bool
+    def __init__(self, one_to_one: _Optional[bool] = ...) -> None: ...
+
+class ChunkText(_message.Message):
+    __slots__ = ("max_chars", "overlap", "max_tokens", "overlap_tokens", "tokenizer", "chunk_index_node", "start_offset_node", "end_offset_node", "tokenizer_ref")
+    MAX_CHARS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_NODE_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_NODE_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_REF_FIELD_NUMBER: _ClassVar[int]
+    max_chars: int
+    overlap: int
+    max_tokens: int
+    overlap_tokens: int
+    tokenizer: str
+    chunk_index_node: int
+    start_offset_node: int
+    end_offset_node: int
+    tokenizer_ref: int
+    def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ..., tokenizer_ref: _Optional[int] = ...) -> None: ...
 
 class Level(_message.Message):
-    __slots__ = ("id", "parent", "flow", "source_node", "one_to_one", "element_node", "chunk_text")
+    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NODE_FIELD_NUMBER: _ClassVar[int]
-    ONE_TO_ONE_FIELD_NUMBER: _ClassVar[int]
     ELEMENT_NODE_FIELD_NUMBER: _ClassVar[int]
+    EXPLODE_FIELD_NUMBER: _ClassVar[int]
     CHUNK_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent: int
     flow: str
     source_node: int
-    one_to_one: bool
     element_node: int
+    explode: Explode
     chunk_text: ChunkText
-    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., one_to_one: _Optional[bool] = ..., element_node: _Optional[int] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ...) -> None: ...
+    fingerprint: str
+    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class Output(_message.Message):
+    __slots__ = ("level", "nodes", "names")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    level: int
+    nodes: _containers.RepeatedScalarFieldContainer[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, level: _Optional[int] = ..., nodes: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names")
+    __slots__ = ("ir_version", "levels", "nodes", "output_level", "output_nodes", "root_field", "root_type", "output_names", "objects", "current_field", "fingerprint", "kind", "outputs")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        FLOW: _ClassVar[Plan.Kind]
+        SINK_FLOW: _ClassVar[Plan.Kind]
+        MULTISINK: _ClassVar[Plan.Kind]
+    FLOW: Plan.Kind
+    SINK_FLOW: Plan.Kind
+    MULTISINK: Plan.Kind
     IR_VERSION_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +227,11 @@ class Plan(_message.Message):
     ROOT_FIELD_FIELD_NUMBER: _ClassVar[int]
     ROOT_TYPE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     levels: _containers.RepeatedCompositeFieldContainer[Level]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
@@ -197,4 +240,9 @@ class Plan(_message.Message):
     root_field: str
     root_type: DataType
     output_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    objects: _containers.RepeatedCompositeFieldContainer[PythonObject]
+    current_field: str
+    fingerprint: str
+    kind: Plan.Kind
+    outputs: _containers.RepeatedCompositeFieldContainer[Output]
+    def __init__(self, ir_version: _Optional[int] = ..., levels: _Optional[_Iterable[_Union[Level, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., output_level: _Optional[int] = ..., output_nodes: _Optional[_Iterable[int]] = ..., root_field: _Optional[str] = ..., root_type: _Optional[_Union[DataType, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[PythonObject, _Mapping]]] = ..., current_field: _Optional[str] = ..., fingerprint: _Optional[str] = ..., kind: _Optional[_Union[Plan.Kind, str]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ...) -> None: ...

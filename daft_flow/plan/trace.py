@@ -1,32 +1,32 @@
 """Tracing: a Flow's expression graph -> the protobuf IR (``daft_flow.ir.Plan``).
 
 Only what the output needs is traced: the output flow's fields, what they read, and the levels
-between the root and the output flow. Python callables are kept in a side table and referenced by
-index, so a traced plan never pickles anything unless it has to cross a process.
+between the root and the output flow. Each op writes its own node (``Expr.emit``, see
+``daft_flow/ops/registry.py``); the tracer keeps the plan, the levels and the object table:
+Python objects (functions, providers, tokenizers, ...) are referenced by index into
+``TracedPlan.objects``, so a traced plan pickles nothing unless it has to cross a process.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from daft_flow.expressions import (AsList, Expr, LevelAttribute, LevelDef, LevelInput, LlmCall, Mapped, PythonCall,
-                                   RenderTemplate, Tokenize)
-from daft_flow.ops.python_udf import ASYNC, BATCH, PythonUdf, callable_name
+from daft_flow.ops.levels import LevelDef
+from daft_flow.ops.python_udf import callable_name
+from daft_flow.ops.registry import Expr
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.types import DataType
 
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 2  # 2: render_template and llm_call nodes
-
-_MODES = {"row": ir.PythonUdf.ROW, BATCH: ir.PythonUdf.BATCH, ASYNC: ir.PythonUdf.ASYNC}
+IR_VERSION = 3  # 3: op registry (level origins, the object table), fingerprints, travelling plans
 
 
 @dataclass
 class TracedPlan:
     plan: ir.Plan
-    callables: list[Callable[..., Any]] = field(default_factory=list)
+    objects: list[Any] = field(default_factory=list)  # plan.objects[i] describes objects[i]
 
 
 def dtype_to_ir(t: DataType) -> ir.DataType:
@@ -44,11 +44,22 @@ def dtype_from_ir(msg: ir.DataType) -> DataType:
 Maps = tuple[dict[LevelDef, LevelDef], ...]
 
 
-class _Tracer:
+def object_name(obj: Any) -> tuple[str, str]:
+    """(module, qualname) of an object of the table, as explain() and messages name it."""
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        return str(getattr(obj, "__module__", "") or ""), callable_name(obj)
+    cls = type(obj)
+    return str(cls.__module__ or ""), cls.__qualname__
+
+
+class Tracer:
+    """Builds one plan. Ops call ``node`` (trace an input), ``add_node`` (their own node),
+    ``level`` and ``ref`` (put an object in the table)."""
+
     def __init__(self) -> None:
         self.plan = ir.Plan(ir_version=IR_VERSION)
-        self.callables: list[Callable[..., Any]] = []
-        self.callable_refs: dict[int, int] = {}
+        self.objects: list[Any] = []
+        self.object_refs: dict[int, int] = {}
         self.level_ids: dict[LevelDef, int] = {}
         self.level_depth: dict[int, int] = {}
         self.element_node: dict[int, int] = {}
@@ -63,6 +74,7 @@ class _Tracer:
         return level
 
     def level(self, level: LevelDef) -> int:
+        """The id of ``level`` in the plan, adding it (and its parents) on first use."""
         if level in self.level_ids:
             return self.level_ids[level]
         msg = ir.Level(flow=level.name, parent=-1)
@@ -74,7 +86,6 @@ class _Tracer:
                 raise ValueError(f"flow {level.name!r} is made from a value of flow "
                                  f"{self.plan.levels[source_level].flow!r}, which is not its parent")
             msg.source_node = source
-            msg.one_to_one = level.one_to_one
             depth = self.level_depth[msg.parent] + 1
         else:
             self.plan.root_field = level.input_field
@@ -83,45 +94,32 @@ class _Tracer:
         msg.id = len(self.plan.levels)
         self.level_ids[level] = msg.id
         self.level_depth[msg.id] = depth
-        element = self.add_node(msg.id, level.input_field, level.input_type, [], "level_input")
-        msg.element_node = element
-        self.element_node[msg.id] = element
-        if level.chunk is not None:
-            spec = level.chunk
-            c = msg.chunk_text
-            c.max_chars, c.overlap = spec.max_chars, spec.overlap
-            c.max_tokens, c.overlap_tokens, c.tokenizer = spec.max_tokens, spec.overlap_tokens, spec.tokenizer
-            for attr in ("chunk_index", "start_offset", "end_offset"):
-                node_id = self.add_node(msg.id, attr, DataType("int"), [], "level_attribute", attribute=attr)
-                self.attribute_node[(msg.id, attr)] = node_id
-                setattr(c, f"{attr}_node", node_id)
+        element = self.add_node(msg.id, level.input_field, level.input_type, [])
+        element.level_input.SetInParent()
+        msg.element_node = self.element_node[msg.id] = element.id
+        attributes: dict[str, int] = {}
+        for attr, dtype in level.origin.attributes():
+            node = self.add_node(msg.id, attr, dtype, [])
+            node.level_attribute.name = attr
+            attributes[attr] = self.attribute_node[(msg.id, attr)] = node.id
+        level.origin.write_ir(msg, self, attributes)
         self.plan.levels.append(msg)
         return msg.id
 
-    def add_node(self, level: int, name: str, dtype: DataType, inputs: list[int], kind: str,
-                 udf: ir.PythonUdf | None = None, attribute: str = "", tokenize: Tokenize | None = None,
-                 extra: Any = None) -> int:
-        node = ir.Node(id=len(self.plan.nodes), level=level, name=name, inputs=inputs)
+    def add_node(self, level: int, name: str, dtype: DataType, inputs: list[int]) -> ir.Node:
+        """Appends a node; the caller fills its op message."""
+        node = self.plan.nodes.add(id=len(self.plan.nodes), level=level, name=name, inputs=inputs)
         node.type.CopyFrom(dtype_to_ir(dtype))
-        if kind == "level_input":
-            node.level_input.SetInParent()
-        elif kind == "as_list":
-            node.as_list.SetInParent()
-        elif kind == "level_attribute":
-            node.level_attribute.name = attribute
-        elif kind == "render_template":
-            node.render_template.literals.extend(extra)
-        elif kind == "llm_call":
-            node.llm_call.CopyFrom(extra)
-        elif kind == "tokenize":
-            assert tokenize is not None
-            node.tokenize.tokenizer = tokenize.tokenizer_path
-            node.tokenize.add_special_tokens = tokenize.add_special_tokens
-        else:
-            assert udf is not None
-            node.python_udf.CopyFrom(udf)
-        self.plan.nodes.append(node)
-        return node.id
+        return node
+
+    def ref(self, obj: Any) -> int:
+        """The index of ``obj`` in the plan's object table, adding it on first use."""
+        if id(obj) not in self.object_refs:
+            self.object_refs[id(obj)] = len(self.objects)
+            self.objects.append(obj)
+            module, qualname = object_name(obj)
+            self.plan.objects.add(module=module, qualname=qualname)
+        return self.object_refs[id(obj)]
 
     def is_ancestor(self, ancestor: int, level: int) -> bool:
         while level != -1:
@@ -130,43 +128,9 @@ class _Tracer:
             level = self.plan.levels[level].parent
         return False
 
-    def udf_msg(self, udf: PythonUdf) -> ir.PythonUdf:
-        fn = udf.fn
-        if id(fn) not in self.callable_refs:
-            self.callable_refs[id(fn)] = len(self.callables)
-            self.callables.append(fn)
-        msg = ir.PythonUdf(mode=_MODES[udf.mode], max_in_flight=udf.max_in_flight, batch_size=udf.batch_size,
-                           batch_arg_kind=udf.batch_arg_kind, builtin=udf.builtin,
-                           builtin_detail=udf.builtin_detail)
-        msg.fn.module = str(getattr(fn, "__module__", "") or "")
-        msg.fn.qualname = callable_name(fn)
-        msg.fn.ref = self.callable_refs[id(fn)]
-        return msg
-
-    def ref(self, obj: Any) -> int:
-        if id(obj) not in self.callable_refs:
-            self.callable_refs[id(obj)] = len(self.callables)
-            self.callables.append(obj)
-        return self.callable_refs[id(obj)]
-
-    def llm_msg(self, expr: LlmCall) -> ir.LlmCall:
-        import json
-
-        spec = expr.spec
-        msg = ir.LlmCall(kind=ir.LlmCall.EMBED if spec.kind == "embed" else ir.LlmCall.PROMPT, model=spec.model,
-                         max_tokens=spec.max_tokens)
-        msg.provider_ref = -1 if spec.provider is None else self.ref(spec.provider)
-        msg.provider = "default" if spec.provider is None else spec.provider.describe()
-        if spec.temperature is not None:
-            msg.has_temperature, msg.temperature = True, spec.temperature
-        if spec.response_format is not None:
-            msg.response_format_json = json.dumps(spec.response_format, sort_keys=True)
-        if spec.options:
-            msg.options_json = json.dumps(spec.options, sort_keys=True, default=str)
-        msg.spec_ref = self.ref(spec)
-        return msg
-
     def combined_level(self, args: list[tuple[int, int]], what: str) -> int:
+        """The level of a node reading ``args`` ((node, level) pairs): the deepest of theirs, which
+        must be a descendant of all the others."""
         level_id = max((lvl for _, lvl in args), key=lambda lvl: self.level_depth[lvl])
         for _, lvl in args:
             if not self.is_ancestor(lvl, level_id):
@@ -175,9 +139,9 @@ class _Tracer:
         return level_id
 
     def node(self, expr: Expr, maps: Maps, name: str = "") -> tuple[int, int]:
-        """Returns (node id, level id) for ``expr`` seen through ``maps``."""
-        if isinstance(expr, Mapped):
-            return self.node(expr.expr, (expr.mapping, *maps), name)
+        """Returns (node id, level id) for ``expr`` seen through ``maps``, tracing it once."""
+        if not expr.kind:  # a view (Mapped): traced as what it shows
+            return expr.emit(self, maps, name)
         key = (id(expr), tuple(id(m) for m in maps))
         if key in self.nodes:
             node_id, level_id = self.nodes[key]
@@ -185,74 +149,40 @@ class _Tracer:
                 self.plan.nodes[node_id].name = name
             return node_id, level_id
         self.keep_alive.append(expr)
-        name = name or expr.field_name
-        if isinstance(expr, LevelInput):
-            level_id = self.level(self.resolve(expr.level, maps))
-            result = (self.element_node[level_id], level_id)
-        elif isinstance(expr, PythonCall):
-            args = [self.node(a, maps) for a in expr.args]
-            level_id = max((lvl for _, lvl in args), key=lambda lvl: self.level_depth[lvl])
-            for _, lvl in args:
-                if not self.is_ancestor(lvl, level_id):
-                    raise ValueError(f"{expr.udf.name} combines fields of flows {self.plan.levels[lvl].flow!r} and "
-                                     f"{self.plan.levels[level_id].flow!r}, which are not parent and child")
-            node_id = self.add_node(level_id, name, expr.dtype, [n for n, _ in args], "python_udf",
-                                    self.udf_msg(expr.udf))
-            result = (node_id, level_id)
-        elif isinstance(expr, LevelAttribute):
-            level_id = self.level(self.resolve(expr.level, maps))
-            if (level_id, expr.name) not in self.attribute_node:
-                raise ValueError(f"flow {self.plan.levels[level_id].flow!r} has no {expr.name!r}")
-            result = (self.attribute_node[(level_id, expr.name)], level_id)
-        elif isinstance(expr, Tokenize):
-            arg, level_id = self.node(expr.arg, maps)
-            result = (self.add_node(level_id, name, expr.dtype, [arg], "tokenize", tokenize=expr), level_id)
-        elif isinstance(expr, RenderTemplate):
-            args = [self.node(a, maps) for a in expr.args]
-            level_id = self.combined_level(args, "a prompt template")
-            result = (self.add_node(level_id, name, expr.dtype, [n for n, _ in args], "render_template",
-                                    extra=expr.literals), level_id)
-        elif isinstance(expr, LlmCall):
-            arg, level_id = self.node(expr.arg, maps)
-            result = (self.add_node(level_id, name, expr.dtype, [arg], "llm_call", extra=self.llm_msg(expr)), level_id)
-        elif isinstance(expr, AsList):
-            arg, level_id = self.node(expr.arg, maps)
-            result = (self.add_node(level_id, name, expr.dtype, [arg], "as_list"), level_id)
-        else:  # pragma: no cover - every Expr subclass is handled above
-            raise TypeError(f"cannot trace {type(expr).__name__}")
+        result = expr.emit(self, maps, name or expr.field_name)
         self.nodes[key] = result
         return result
 
 
 def trace(flow: "Flow") -> TracedPlan:
     """Traces ``flow`` (its fields are the output) into a plan."""
-    t = _Tracer()
+    t = Tracer()
     out_level = t.level(flow._level)
     t.plan.output_level = out_level
     for name, expr in flow._fields.items():
-        node_id, level_id = t.node(expr, (), name)
-        if level_id != out_level:
-            # A field defined as a parent's value: broadcast it (read by reference per row).
-            pass
+        node_id, _ = t.node(expr, (), name)  # a parent's field is read by reference per row
         t.plan.output_nodes.append(node_id)
         t.plan.output_names.append(name)
-    return TracedPlan(t.plan, t.callables)
+    current = flow._current
+    t.plan.current_field = current if isinstance(current, str) else ""
+    return TracedPlan(t.plan, t.objects)
 
 
 def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list[int], list[str]]]]:
     """Traces several flows of one root into one plan, sharing what they have in common (an op
     two flows read runs once). The plan's own output is the root's input; each flow's output is
-    returned as (level id, node ids, field names), for readers of those levels."""
+    returned as (level id, node ids, field names), for readers of those levels (and is in
+    ``plan.outputs``)."""
     roots = {id(f._level.ancestors()[-1]) for f in flows}
     if len(roots) != 1:
         raise ValueError("flows run together must grow from the same root flow")
-    t = _Tracer()
+    t = Tracer()
     # Inputs of every output first, so the outputs (sink writes) run after every op they share a
     # level with: a row that failed anywhere upstream is never written.
     for flow in flows:
         t.level(flow._level)
         for expr in flow._fields.values():
-            for arg in getattr(expr, "args", ()):
+            for arg in expr.inputs():
                 t.node(arg, ())
     outputs = []
     for flow in flows:
@@ -263,10 +193,11 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
             nodes.append(node_id)
             names.append(name)
         outputs.append((level_id, nodes, names))
+        t.plan.outputs.add(level=level_id, nodes=nodes, names=names)
     t.plan.output_level = 0
     t.plan.output_nodes.append(t.element_node[0])
     t.plan.output_names.append(t.plan.root_field)
-    return TracedPlan(t.plan, t.callables), outputs
+    return TracedPlan(t.plan, t.objects), outputs
 
 
 def with_output(traced: TracedPlan, level: int, nodes: list[int], names: list[str]) -> TracedPlan:
@@ -278,35 +209,4 @@ def with_output(traced: TracedPlan, level: int, nodes: list[int], names: list[st
     del msg.output_names[:]
     msg.output_nodes.extend(nodes)
     msg.output_names.extend(names)
-    return TracedPlan(msg, traced.callables)
-
-
-def to_bytes(plan: TracedPlan, *, pickle_callables: bool = False) -> bytes:
-    """Serializes a plan. With ``pickle_callables``, functions are embedded (cloudpickle) so the
-    bytes can run in another process; otherwise they stay references into ``plan.callables``."""
-    msg = ir.Plan()
-    msg.CopyFrom(plan.plan)
-    if pickle_callables:
-        import cloudpickle
-
-        for node in msg.nodes:
-            if node.HasField("python_udf"):
-                node.python_udf.fn.pickled = cloudpickle.dumps(plan.callables[node.python_udf.fn.ref])
-    return msg.SerializeToString(deterministic=True)
-
-
-def from_bytes(data: bytes, callables: list[Callable[..., Any]] | None = None) -> TracedPlan:
-    """Reads a plan written by ``to_bytes``; pickled callables are restored into the table."""
-    msg = ir.Plan.FromString(data)
-    if msg.ir_version > IR_VERSION:
-        raise ValueError(f"plan uses IR version {msg.ir_version}; this daft_flow reads up to {IR_VERSION}")
-    table = list(callables or [])
-    for node in msg.nodes:
-        if node.HasField("python_udf") and node.python_udf.fn.pickled:
-            import cloudpickle
-
-            fn = cloudpickle.loads(node.python_udf.fn.pickled)
-            ref = node.python_udf.fn.ref
-            table.extend([None] * (ref + 1 - len(table)))  # type: ignore[list-item]
-            table[ref] = fn
-    return TracedPlan(msg, table)
+    return TracedPlan(msg, traced.objects)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daft_flow import _core
 
@@ -37,13 +38,19 @@ class Tokenizer:
     Ids equal those of HF ``tokenizers`` for the same tokenizer.json with truncation and padding off
     (their settings in the file are ignored). Offsets are ``str`` indices into the original text.
     Instances are immutable and thread-safe; native work runs with the GIL released.
+
+    A tokenizer is what was loaded: its file is read once, and replacing or deleting the file later
+    changes nothing for it. Its identity (``fingerprint``, in plan fingerprints) is the SHA-256 of
+    that content, not the path; pickled (and in travelling plans) it carries the content.
     """
 
-    __slots__ = ("_native", "path")
+    __slots__ = ("_native", "path", "_content", "sha256")
 
-    def __init__(self, native: _core.WordPieceTokenizer, path: str) -> None:
+    def __init__(self, native: _core.WordPieceTokenizer, path: str, content: bytes) -> None:
         self._native = native
         self.path = path
+        self._content = content
+        self.sha256 = hashlib.sha256(content).hexdigest()
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
@@ -54,7 +61,36 @@ class Tokenizer:
         (BPE, Unigram, ...) or another normalizer/pre-tokenizer/post-processor type.
         """
         p = os.fspath(path)
-        return cls(_core.WordPieceTokenizer.from_file(p), p)
+        try:
+            with open(p, "rb") as f:
+                content = f.read()
+        except OSError as e:
+            raise ValueError(f"{p}: cannot open tokenizer file ({e.strerror or e})") from None
+        return cls.from_bytes(content, p)
+
+    @classmethod
+    def from_bytes(cls, content: bytes, name: str = "tokenizer.json") -> Tokenizer:
+        """Load a tokenizer from the content of a tokenizer.json or vocab.txt; ``name`` (a file
+        name or path) tells a vocab.txt apart and names the tokenizer in messages."""
+        content = bytes(content)
+        return cls(_core.WordPieceTokenizer.from_bytes(content, name), name, content)
+
+    @property
+    def name(self) -> str:
+        """The file name it was loaded from (``tokenizer.json``), for plans and messages."""
+        return os.path.basename(self.path) or self.path
+
+    @property
+    def native(self) -> _core.WordPieceTokenizer:
+        """The native tokenizer the runtime's operators share."""
+        return self._native
+
+    def __dflow_fingerprint__(self) -> dict[str, str]:
+        """Its identity in plan fingerprints: the SHA-256 of the loaded content (not the path)."""
+        return {"sha256": self.sha256}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (self._content, self.path))
 
     _default: "Tokenizer | None" = None
 
@@ -114,3 +150,7 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer.from_file({self.path!r})"
+
+
+def _restore(content: bytes, path: str) -> Tokenizer:
+    return Tokenizer.from_bytes(content, path)

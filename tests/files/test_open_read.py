@@ -283,7 +283,8 @@ def test_types_are_checked_when_built():
 
 
 def test_explain_and_ir_name_the_builtins():
-    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+    from daft_flow.plan.serialize import read_plan
+    from daft_flow.plan.trace import trace
 
     flow = dflow.Flow("url", str).open_file().read(max_in_flight=16)
     text = flow.explain()
@@ -291,9 +292,9 @@ def test_explain_and_ir_name_the_builtins():
     assert "text: str = read [async, max_in_flight=16](#1)" in text
     assert "run_python" not in text
     traced = trace(flow)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
-    remote = from_bytes(to_bytes(traced, pickle_callables=True))
-    assert remote.callables[0].__module__ == "daft_flow.io.ops"
+    assert trace(dflow.Flow.from_bytes(flow.to_bytes())).plan == traced.plan
+    remote = read_plan(flow.to_bytes())
+    assert remote.objects[0].__module__ == "daft_flow.io.ops"
 
 
 def test_batches_of_urls_are_sized_by_what_reads_return():
@@ -375,7 +376,9 @@ def test_large_files_read_with_flat_memory(tmp_path):
 def test_transient_http_errors_are_retried(http_files, monkeypatch):
     from daft_flow.io import locations
 
-    monkeypatch.setattr(locations, "RETRY_BASE_DELAY", 0.001)
+    from daft_flow.retry import Backoff
+
+    monkeypatch.setattr(locations, "_BACKOFF", Backoff(initial=0.001, maximum=0.001))
     root, server = http_files
     (root / "doc.txt").write_text("eventually")
     server.busy = 3  # three 429s (Retry-After: 0), spread over the rows below

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import daft_flow as dflow
+from daft_flow.retry import Backoff
 
 
 def _doc_and_chunks():
@@ -144,7 +145,7 @@ def test_read_only_directory_is_retried_then_reported(tmp_path):
     doc = dflow.Flow("x", str)
     sink = dflow.JSONFileSink(_read_only_dir(tmp_path))
     write = doc.write_sink(sink, doc["x"])
-    write._writer.backoff = 0.001
+    write._writer.backoff = Backoff(initial=0.001, maximum=0.001)
     values = [f"v{i}" for i in range(10)]
     result = write.collect_batch(values, on_error="return")
     assert result.rows_written == 0 and len(result.failures) == 10
@@ -277,7 +278,7 @@ def test_s3_500s_are_retried_then_reported(s3, monkeypatch):
 
         proxy.fail = fail
         write = doc.write_sink(dflow.S3FileSink("s3://flaky/rows"), doc["x"])
-        write._writer.backoff = 0.001
+        write._writer.backoff = Backoff(initial=0.001, maximum=0.001)
         values = [f"v{i}" for i in range(5)]
         result = write.collect_batch(values)
         assert result.rows_written == 5 and proxy.failed >= 1
@@ -301,17 +302,18 @@ def test_sink_flow_stream_writes_as_rows_finish(tmp_path):
 
 
 def test_sink_plans_round_trip_through_the_ir(tmp_path):
-    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+    from daft_flow.plan.serialize import read_plan
+    from daft_flow.plan.trace import trace
 
     doc_flow, chunk_flow = _doc_and_chunks()
     write = chunk_flow.write_sink(dflow.JSONFileSink(str(tmp_path)), {"url": doc_flow["url"],
                                                                       "chunk": chunk_flow["chunk"]})
     write.collect("a")  # a sink that has run (and held an open file) still pickles
     traced = trace(write.rows)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
-    remote = from_bytes(to_bytes(traced, pickle_callables=True))
+    assert trace(dflow.SinkFlow.from_bytes(write.to_bytes()).rows).plan == traced.plan
+    remote = read_plan(write.to_bytes())
     node = next(n for n in remote.plan.nodes if n.python_udf.builtin == "write_sink")
     assert node.python_udf.builtin_detail == f"JSONFileSink({str(tmp_path)!r})"
-    writer = remote.callables[node.python_udf.fn.ref]
+    writer = remote.objects[node.python_udf.fn_ref]
     assert isinstance(writer.sink, dflow.JSONFileSink) and writer.sink.directory == str(tmp_path)
     assert f"write_sink(JSONFileSink({str(tmp_path)!r})) [batch]" in write.explain()

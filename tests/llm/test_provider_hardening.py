@@ -266,12 +266,13 @@ def test_a_trickled_answer_is_bounded_by_the_request_timeout():
 
 def test_retry_after_is_capped():
     from daft_flow.llm import provider as provider_module
+    from daft_flow.retry import RETRY_AFTER_MAX_S
 
     class Answer:
         def __init__(self, headers):
             self.response = type("R", (), {"headers": headers})()
 
-    assert provider_module._retry_after(Answer({"retry-after": "86400"})) == provider_module.RETRY_AFTER_MAX_S
+    assert provider_module._retry_after(Answer({"retry-after": "86400"})) == RETRY_AFTER_MAX_S
     assert provider_module._retry_after(Answer({"retry-after": "inf"})) is None
     assert provider_module._retry_after(Answer({"retry-after": "nan"})) is None
     assert provider_module._retry_after(Answer({"retry-after-ms": "250"})) == 0.25

@@ -2,7 +2,7 @@
 import pytest
 
 import daft_flow as dflow
-from daft_flow.plan.trace import from_bytes, to_bytes, trace
+from daft_flow.plan.trace import trace
 
 PROMPT = "<doc>\n{doc}\n</doc>\n<chunk>{chunk}</chunk>\nsituate it"
 
@@ -68,8 +68,8 @@ def test_ir_round_trip_keeps_llm_nodes(default_to):
                                   temperature=0.0)
     chunks["emb"] = chunks.embed_text(f"{chunks['ctx']}\n{chunks['chunk']}")
     traced = trace(chunks)
-    again = from_bytes(to_bytes(traced))
-    assert again.plan == traced.plan
+    again = dflow.Flow.from_bytes(chunks.to_bytes())
+    assert trace(again).plan == traced.plan and again.fingerprint() == chunks.fingerprint()
     kinds = [n.WhichOneof("op") for n in traced.plan.nodes]
     assert kinds.count("llm_call") == 2 and kinds.count("render_template") == 2
 

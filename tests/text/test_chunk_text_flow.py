@@ -87,10 +87,12 @@ def test_unknown_tokenizer_fails_at_construction(tmp_path):
 
 
 def test_chunk_flow_round_trips_through_the_ir():
-    from daft_flow.plan.trace import from_bytes, to_bytes, trace
+    from daft_flow.plan.trace import trace
 
     chunks = dflow.Flow("d", str).chunk_text(max_tokens=32, overlap_tokens=4)
     chunks["ids"] = chunks["chunk"].tokenize()
     traced = trace(chunks)
-    assert from_bytes(to_bytes(traced), traced.callables).plan == traced.plan
+    again = dflow.Flow.from_bytes(chunks.to_bytes())
+    assert trace(again).plan == traced.plan
+    assert again.collect("some text to chunk by tokens") == chunks.collect("some text to chunk by tokens")
     assert "chunk_text max_tokens=32" in chunks.explain()

@@ -1,32 +1,21 @@
 #include "dflow/text/text_operators.h"
 
-#include <map>
-#include <mutex>
 #include <stdexcept>
+#include <utility>
 
 #include "dflow/parallel.h"
 
 namespace dflow::text {
 
-std::shared_ptr<const WordPieceTokenizer> CachedTokenizer(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const WordPieceTokenizer>> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(path);
-  if (it != cache.end()) return it->second;
-  auto tok = WordPieceTokenizer::from_file(path);
-  cache[path] = tok;
-  return tok;
-}
-
 ChunkTextOperator::ChunkTextOperator(int32_t parent, int32_t level, int32_t source_node, ChunkTextNodes nodes,
                                      int64_t max_chars, int64_t overlap, int64_t max_tokens, int64_t overlap_tokens,
-                                     const std::string& tokenizer_path)
+                                     std::shared_ptr<const WordPieceTokenizer> tokenizer)
     : parent_(parent), level_(level), source_node_(source_node), nodes_(nodes) {
   chars_.max_chars = max_chars;
   chars_.overlap = overlap;
   if (max_tokens > 0) {
-    tokenizer_ = CachedTokenizer(tokenizer_path);
+    if (!tokenizer) throw std::invalid_argument("chunk_text by tokens needs a tokenizer");
+    tokenizer_ = std::move(tokenizer);
     tokens_.max_tokens = max_tokens;
     tokens_.overlap_tokens = overlap_tokens;
     tokens_.tokenizer = tokenizer_.get();
@@ -98,9 +87,11 @@ void ChunkTextOperator::Process(Batch& batch) {
 }
 
 TokenizeOperator::TokenizeOperator(int32_t level, int32_t source_node, int32_t source_level, int32_t out_node,
-                                   const std::string& tokenizer_path, bool add_special_tokens)
+                                   std::shared_ptr<const WordPieceTokenizer> tokenizer, bool add_special_tokens)
     : level_(level), source_node_(source_node), source_level_(source_level), out_node_(out_node),
-      add_special_(add_special_tokens), tokenizer_(CachedTokenizer(tokenizer_path)) {}
+      add_special_(add_special_tokens), tokenizer_(std::move(tokenizer)) {
+  if (!tokenizer_) throw std::invalid_argument("tokenize needs a tokenizer");
+}
 
 void TokenizeOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(level_);

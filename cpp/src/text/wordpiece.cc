@@ -509,13 +509,17 @@ std::shared_ptr<const WordPieceTokenizer> WordPieceTokenizer::from_file(const st
   if (!in) invalid(path, "cannot open tokenizer file");
   std::ostringstream ss;
   ss << in.rdbuf();
-  const std::string data = ss.str();
+  return from_bytes(ss.str(), path);
+}
+
+std::shared_ptr<const WordPieceTokenizer> WordPieceTokenizer::from_bytes(std::string_view data,
+                                                                         const std::string& origin) {
   size_t i = 0;
   while (i < data.size() && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) ++i;
-  if (i < data.size() && data[i] == '{') return from_json(data, path);
-  const bool txt = path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
-  if (!txt) invalid(path, "not a tokenizer.json (JSON object) or a vocab.txt");
-  return from_vocab_txt(data, path);
+  if (i < data.size() && data[i] == '{') return from_json(data, origin);
+  const bool txt = origin.size() >= 4 && origin.compare(origin.size() - 4, 4, ".txt") == 0;
+  if (!txt) invalid(origin, "not a tokenizer.json (JSON object) or a vocab.txt");
+  return from_vocab_txt(data, origin);
 }
 
 std::shared_ptr<const WordPieceTokenizer> WordPieceTokenizer::from_vocab_txt(std::string_view text,

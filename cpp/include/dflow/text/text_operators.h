@@ -10,18 +10,16 @@
 
 namespace dflow::text {
 
-// Loads a tokenizer once per path for the process (tokenizers are immutable and thread-safe).
-std::shared_ptr<const WordPieceTokenizer> CachedTokenizer(const std::string& path);
-
 struct ChunkTextNodes {
   int32_t chunk, chunk_index, start_offset, end_offset;  // IR node ids of the child level's fields
 };
 
 class ChunkTextOperator : public Operator {
  public:
-  // max_tokens > 0 selects token chunking with `tokenizer_path`; otherwise characters.
+  // max_tokens > 0 selects token chunking with `tokenizer` (required then); otherwise characters.
   ChunkTextOperator(int32_t parent, int32_t level, int32_t source_node, ChunkTextNodes nodes, int64_t max_chars,
-                    int64_t overlap, int64_t max_tokens, int64_t overlap_tokens, const std::string& tokenizer_path);
+                    int64_t overlap, int64_t max_tokens, int64_t overlap_tokens,
+                    std::shared_ptr<const WordPieceTokenizer> tokenizer);
   std::string name() const override { return "chunk_text"; }
   void Process(Batch& batch) override;
 
@@ -37,7 +35,7 @@ class ChunkTextOperator : public Operator {
 class TokenizeOperator : public Operator {
  public:
   TokenizeOperator(int32_t level, int32_t source_node, int32_t source_level, int32_t out_node,
-                   const std::string& tokenizer_path, bool add_special_tokens);
+                   std::shared_ptr<const WordPieceTokenizer> tokenizer, bool add_special_tokens);
   std::string name() const override { return "tokenize"; }
   void Process(Batch& batch) override;
 

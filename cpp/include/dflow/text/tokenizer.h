@@ -47,6 +47,9 @@ class WordPieceTokenizer {
   // Loads tokenizer.json (detected by content) or a plain vocab.txt (one token per line, id = line
   // number, uncased BERT defaults). Throws InvalidTokenizerFile or UnsupportedTokenizer.
   static std::shared_ptr<const WordPieceTokenizer> from_file(const std::string& path);
+  // The same from a file's content; `origin` (its path or name) tells a vocab.txt apart by its
+  // ".txt" suffix and names the tokenizer in errors.
+  static std::shared_ptr<const WordPieceTokenizer> from_bytes(std::string_view data, const std::string& origin);
   static std::shared_ptr<const WordPieceTokenizer> from_json(std::string_view json, const std::string& origin);
   static std::shared_ptr<const WordPieceTokenizer> from_vocab_txt(std::string_view text, const std::string& origin);
 
