@@ -82,6 +82,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         for runner in cancellables:  # a run that ends early must not wait for in-flight requests
             runner.cancel()
         run.close()
+        for runner in cancellables:  # class functions close their instances once no stage runs
+            if hasattr(runner, "close"):
+                runner.close()
         _end_provider_runs(usage)
         if usage.ops:
             usage.finish()
