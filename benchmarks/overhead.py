@@ -4,14 +4,16 @@ Every case applies the same identity-like function to the same list of short
 strings, in one process:
 
   loop                  [ident(x) for x in xs]                      (baseline)
-  daft_flow row         Flow.run_python(ident) + collect_arrow
+  daft_flow row         Flow.run_python(ident) + collect_arrow      (progress=False)
+  daft_flow row + progress   the same with the live progress display drawn from the start
+                        into a pseudo-terminal (rich), as on a user's terminal
   daft_flow row batch   same flow + collect_batch                   (informational)
   daft_flow batch       run_python(fn(list) -> list, batch=True) + collect_arrow
   daft func             @daft.func over daft.from_pydict(...).collect()
   daft func.batch       @daft.func.batch over daft.from_pydict(...).collect()
 
 Targets: daft_flow row / loop <= 3x; daft func / daft_flow row >= 20x;
-daft func.batch / daft_flow batch >= 1x.  The exit code is always 0.
+daft func.batch / daft_flow batch >= 1x; progress on / off <= 1.03x.  The exit code is always 0.
 """
 
 from __future__ import annotations
@@ -37,8 +39,34 @@ def make_data(n: int) -> list[str]:
     return [f"row-{i}" for i in range(n)]
 
 
+def _terminal_console() -> object:
+    """A rich Console drawing into a pseudo-terminal whose other end a thread reads (as a terminal
+    emulator would), so drawing costs what it costs on a user's terminal."""
+    import os
+    import threading
+
+    from rich.console import Console
+
+    master, slave = os.openpty()
+
+    def drain() -> None:
+        while True:
+            try:
+                if not os.read(master, 1 << 16):
+                    return
+            except OSError:
+                return
+
+    threading.Thread(target=drain, name="pty-reader", daemon=True).start()
+    return Console(file=open(slave, "w"), force_terminal=True, width=140)
+
+
 def _flow_cases(xs: list[str]) -> dict[str, Callable[[], object]]:
     import daft_flow as dflow
+    from daft_flow.execution import progress
+
+    progress.SHOW_AFTER_S = 0.0  # draw from the first tick: the whole run pays for the display
+    console = _terminal_console()
 
     row = dflow.Flow("x", str)
     row["y"] = row["x"].run_python(ident)
@@ -47,7 +75,8 @@ def _flow_cases(xs: list[str]) -> dict[str, Callable[[], object]]:
     batch["y"] = batch["x"].run_python(ident_batch, batch=True, return_type=str)
 
     return {
-        "daft_flow row (collect_arrow)": lambda: row.collect_arrow(xs),
+        "daft_flow row (collect_arrow)": lambda: row.collect_arrow(xs, progress=False),
+        "daft_flow row + progress": lambda: row.collect_arrow(xs, progress=console),
         "daft_flow row (collect_batch)": lambda: row.collect_batch(xs),
         "daft_flow batch (collect_arrow)": lambda: batch.collect_arrow(xs),
     }
@@ -144,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return None
 
     h.check("daft_flow row / loop", ratio("daft_flow row (collect_arrow)", "loop"), "<=", 3)
+    h.check("progress on / off", ratio("daft_flow row + progress", "daft_flow row (collect_arrow)"), "<=", 1.03)
     if not args.skip_daft:
         h.check("daft func / daft_flow row", ratio("daft func (row)", "daft_flow row (collect_arrow)"), ">=", 20)
         h.check("daft func.batch / daft_flow batch", ratio("daft func.batch", "daft_flow batch (collect_arrow)"), ">=", 1)

@@ -6,8 +6,10 @@
 >>> doc.collect("the quick brown fox")
 {'document': 'the quick brown fox', 'words': 4}
 """
-from daft_flow.errors import BatchError, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
+from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
+from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
@@ -38,4 +40,5 @@ __all__ = [
     "LocalProvider",
     "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
+    "RunReport", "last_run", "Estimate", "BudgetExceeded",
 ]

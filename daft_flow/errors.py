@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FlowError", "RowFailure", "FlowRunError", "ChildFlowError", "BatchError"]
+__all__ = ["FlowError", "RowFailure", "FlowRunError", "ChildFlowError", "BatchError", "BudgetExceeded", "NOT_DONE"]
 
 
 class FlowError(Exception):
@@ -68,3 +68,21 @@ class BatchError(FlowError):
         super().__init__(message)
         self.batch_size = batch_size
         self.index = index
+
+
+class BudgetExceeded(FlowError):
+    """The run's ``max_cost_usd`` was reached: this row's request was not sent.
+
+    The row did not fail because of its data: it was not run. Checkpoints record such rows as not
+    done (see ``NOT_DONE``), so a resumed run with a new budget runs them.
+    """
+
+    def __init__(self, message: str, max_cost_usd: float = 0.0, spent_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.max_cost_usd = max_cost_usd
+        self.spent_usd = spent_usd
+
+
+# Errors of rows that were not run (rather than run and failed): a checkpoint does not record
+# such a row as finished, a resumed run runs it again.
+NOT_DONE: tuple[type[BaseException], ...] = (BudgetExceeded,)

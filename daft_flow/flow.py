@@ -220,6 +220,24 @@ class Flow:
         of this flow object, or None if it has not run LLM ops."""
         return getattr(self, "_last_usage", None)
 
+    def last_run(self) -> Any:
+        """The ``dflow.RunReport`` of the most recent run of this flow object (per op: time, rows,
+        failures, LLM requests, tokens and cost; per flow: rows, succeeded, failed), or None."""
+        return getattr(self, "_last_run", None)
+
+    def estimate(self, inputs: Iterable[Any], *, sample: "int | float | None" = None,
+                 output_tokens: int | None = None, **options: Any) -> Any:
+        """What running this flow on ``inputs`` would cost, without calling any model: per LLM op
+        and in total, requests, input tokens, expected output tokens, cost and the duration the
+        provider's rate limits allow (a ``dflow.Estimate``). Every op an LLM op depends on runs
+        (reads, chunking, templates, Python functions); sinks write nothing. ``sample`` runs only
+        that many inputs (an int) or that share of them (a float in (0, 1]) and extrapolates;
+        ``output_tokens`` is the expected answer length of prompts (default: their ``max_tokens``,
+        else ``dflow.estimate.DEFAULT_OUTPUT_TOKENS``)."""
+        from daft_flow.execution.estimate import estimate
+
+        return estimate(self, inputs, sample=sample, output_tokens=output_tokens, **options)
+
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
         """Splits the current (str) field into chunks: a child flow with fields ``chunk``,

@@ -62,6 +62,16 @@ class _SinkPlans:
     def __reduce__(self) -> tuple[Any, ...]:
         return (_sink_plans_from_bytes, (type(self), self.to_bytes()))
 
+    def estimate(self, inputs: Iterable[Any], **kwargs: Any) -> Any:
+        """What running on ``inputs`` would cost (see ``Flow.estimate``); nothing is written."""
+        from daft_flow.execution.estimate import estimate
+
+        return estimate(self, inputs, **kwargs)
+
+    def last_run(self) -> Any:
+        """The ``dflow.RunReport`` of the most recent run of this object, or None."""
+        return getattr(self, "_last_run", None)
+
 
 class SinkFlow(_SinkPlans):
     """A flow that writes to a sink. ``collect(x)`` / ``collect_batch(xs)`` run it and return a
@@ -134,7 +144,7 @@ class Multisink(_SinkPlans):
     def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[SinkResult]:
         from daft_flow.execution.sinks import run_sinks
 
-        return run_sinks(self.sinks, values, on_error=on_error, **options)
+        return run_sinks(self.sinks, values, on_error=on_error, owner=self, **options)
 
 
 def _sink_plans_from_bytes(cls: type[_SinkPlans], data: bytes) -> Any:

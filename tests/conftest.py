@@ -9,6 +9,9 @@ import pytest
 if not os.path.exists("/dev/nvidiactl"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import daft_flow as dflow
+from daft_flow.testing import FaultServer
+
 
 def native_thread_count() -> int:
     return len(os.listdir(f"/proc/{os.getpid()}/task"))
@@ -25,3 +28,22 @@ def no_leaked_threads():
         threading.Event().wait(0.02)
     assert native_thread_count() <= before + 1, "runtime threads still running after the run ended"
 
+
+@pytest.fixture
+def fault_server():
+    """An OpenAI-compatible fault server on loopback (see daft_flow.testing)."""
+    with FaultServer(retry_after=0.05) as server:
+        yield server
+
+
+@pytest.fixture
+def provider(fault_server):
+    return dflow.OpenAIProvider(base_url=fault_server.base_url, api_key=fault_server.api_key, model="fault-chat",
+                                embedding_model="fault-embed", max_retries=10, timeout=5.0)
+
+
+@pytest.fixture
+def default_to(provider):
+    dflow.set_provider(provider)
+    yield provider
+    dflow.set_provider(None)

@@ -219,20 +219,3 @@ def test_memory_budget_bounds_what_is_in_flight():
             peak = max(peak, proc.memory_info().rss)
     # 300 MB of input went through; what stayed resident is bounded by the budget, not the input size
     assert peak - baseline < 150 * 2**20
-
-
-def test_progress_line_for_long_runs():
-    import io
-
-    from daft_flow.execution.progress import Progress
-
-    out = io.StringIO()
-    progress = Progress("doc", True, stream=out, delay=0.0, interval=0.0)
-    progress.update(10, 25, 1)
-    progress.update(5, 5, 0)
-    progress.finish()
-    text = out.getvalue()
-    assert "doc: 15 inputs, 30 rows, 1 failed" in text and text.endswith("\n")
-    silent = io.StringIO()
-    Progress("doc", None, stream=silent, delay=0.0).update(1, 1, 0)
-    assert silent.getvalue() == ""  # not a terminal: quiet by default

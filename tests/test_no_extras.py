@@ -72,3 +72,22 @@ def test_a_tokenizer_from_a_file_needs_no_model_package(tmp_path):
     assert flow.collect("hello worlds")["ids"] == [2, 4, 5, 6, 3]
     assert [c["chunk"] for c in chunks.collect("hello world hello")] == ["hello world ", "hello"]
     assert dflow.Flow.from_bytes(chunks.to_bytes()).fingerprint() == chunks.fingerprint()
+
+
+def test_run_reports_estimates_and_budgets_without_extras():
+    import json
+
+    with FaultServer(api_key=KEY) as server:
+        provider = dflow.OpenAIProvider(base_url=server.base_url, api_key=KEY, model="fault-chat",
+                                        embedding_model="fault-embed")
+        dflow.set_price("fault-chat", input=1.0, output=2.0)
+        dflow.set_price("fault-embed", input=0.1)
+        flow = _flow(provider)
+        inputs = ["the quick brown fox jumps over the lazy dog and keeps running"] * 3
+        estimate = flow.estimate(inputs)
+        assert server.stats().get("received", 0) == 0  # estimating sends nothing
+        flow.collect_batch(inputs, max_cost_usd=1.0)
+        report = flow.last_run()
+        assert report.ops["summary"].requests == estimate.ops["summary"].requests == server.stats()["chat"]
+        assert report.accounting["doc"]["rows"] == 3 and json.loads(report.to_json())["flows"]["doc"]["rows"] == 3
+        assert "<svg" in report._repr_html_()

@@ -77,6 +77,13 @@ struct PyBatch {
   }
 };
 
+// Stage options whose row counters read `input_level` and write `output_level`.
+dflow::StageOptions Counted(dflow::StageOptions options, int32_t input_level, int32_t output_level) {
+  options.input_level = input_level;
+  options.output_level = output_level;
+  return options;
+}
+
 class PyRun {
  public:
   PyRun(py::object next_batch, int64_t memory_budget, bool ordered)
@@ -90,21 +97,21 @@ class PyRun {
 
   void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
                     py::object build, py::object root_objects, int32_t root_node) {
+    int32_t level = info.level;
     pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
                                                             std::move(convert), std::move(build),
                                                             std::move(root_objects), root_node, errors_),
-                        {1});
+                        Counted({1}, level, level));
   }
   void AddPythonBatch(PythonOpInfo info, py::object runner, int concurrency, bool expanding) {
-    dflow::StageOptions options;
-    options.concurrency = concurrency;
+    dflow::StageOptions options = Counted({concurrency}, info.level, info.level);
     options.expanding = expanding;
     pipeline_->AddStage(std::make_unique<PythonBatchOperator>(std::move(info), std::move(runner), errors_),
                         options);
   }
   void AddExplode(int32_t parent, int32_t level, int32_t source_node, int32_t element_node, bool one_to_one) {
     pipeline_->AddStage(std::make_unique<dflow::ExplodeOperator>(parent, level, source_node, element_node, one_to_one),
-                        {1});
+                        Counted({1}, parent, level));
   }
   void AddChunkText(int32_t parent, int32_t level, int32_t source_node, int32_t chunk_node, int32_t index_node,
                     int32_t start_node, int32_t end_node, int64_t max_chars, int64_t overlap, int64_t max_tokens,
@@ -113,13 +120,13 @@ class PyRun {
     pipeline_->AddStage(std::make_unique<dflow::text::ChunkTextOperator>(parent, level, source_node, nodes, max_chars,
                                                                          overlap, max_tokens, overlap_tokens,
                                                                          tokenizer ? tokenizer->tok : nullptr),
-                        {1});
+                        Counted({1}, parent, level));
   }
   void AddTokenize(int32_t level, int32_t source_node, int32_t source_level, int32_t out_node,
                    const PyTokenizer& tokenizer, bool add_special_tokens) {
     pipeline_->AddStage(std::make_unique<dflow::text::TokenizeOperator>(level, source_node, source_level, out_node,
                                                                         tokenizer.tok, add_special_tokens),
-                        {1});
+                        Counted({1}, level, level));
   }
   void AddRenderTemplate(int32_t level, int32_t out_node, std::vector<std::string> literals,
                          std::vector<std::pair<int32_t, int32_t>> inputs) {
@@ -127,7 +134,7 @@ class PyRun {
     for (auto& [node, lvl] : inputs) ins.push_back({node, lvl});
     pipeline_->AddStage(std::make_unique<dflow::llm::TemplateRenderer>(level, out_node, std::move(literals),
                                                                        std::move(ins)),
-                        {1});
+                        Counted({1}, level, level));
   }
   void Start() { pipeline_->Start(); }
 
@@ -156,20 +163,48 @@ class PyRun {
       py::gil_scoped_release release;
       pipeline_->Cancel();
     }
+    final_stats_ = std::make_unique<dflow::PipelineStats>(pipeline_->stats());
     pipeline_.reset();
     errors_->Clear();
   }
+  // Counters of the run so far (see dflow::PipelineStats), cheap enough to poll a few times a
+  // second while the run goes on; after Close, the counters it ended with.
   py::dict Stats() const {
-    py::dict d;
-    if (!pipeline_) return d;
-    auto s = pipeline_->stats();
-    d["batches"] = s.batches;
-    d["peak_budget_bytes"] = s.peak_budget_bytes;
-    return d;
+    if (!pipeline_) return final_stats_ ? StatsDict(*final_stats_) : py::dict();
+    return StatsDict(pipeline_->stats());
   }
 
  private:
+  static py::dict StatsDict(const dflow::PipelineStats& s) {
+    py::dict d;
+    d["batches"] = s.batches;
+    d["peak_budget_bytes"] = s.peak_budget_bytes;
+    d["budget_bytes"] = s.budget_bytes;
+    d["elapsed_ns"] = s.elapsed_ns;
+    py::dict source;
+    source["batches"] = s.source.batches;
+    source["rows"] = s.source.rows;
+    source["busy_ns"] = s.source.busy_ns;
+    source["budget_wait_ns"] = s.source.budget_wait_ns;
+    d["source"] = source;
+    py::list stages;
+    for (const auto& st : s.stages) {
+      py::dict x;
+      x["batches"] = st.batches;
+      x["rows_in"] = st.rows_in;
+      x["rows_out"] = st.rows_out;
+      x["rows_failed"] = st.rows_failed;
+      x["busy_ns"] = st.busy_ns;
+      x["first_start_ns"] = st.first_start_ns;
+      x["last_end_ns"] = st.last_end_ns;
+      stages.append(x);
+    }
+    d["stages"] = stages;
+    return d;
+  }
+
   std::unique_ptr<dflow::Pipeline> pipeline_;
+  std::unique_ptr<dflow::PipelineStats> final_stats_;
   std::shared_ptr<ErrorTable> errors_;
 };
 
@@ -190,7 +225,12 @@ void init_runtime(py::module_& m) {
   py::class_<PythonOpInfo>(m, "OpInfo")
       .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
                        std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),
-           py::arg("node"), py::arg("level"), py::arg("args"), py::arg("op"), py::arg("field"), py::arg("flow"));
+           py::arg("node"), py::arg("level"), py::arg("args"), py::arg("op"), py::arg("field"), py::arg("flow"))
+      .def_readonly("node", &PythonOpInfo::node)
+      .def_readonly("level", &PythonOpInfo::level)
+      .def_readonly("op", &PythonOpInfo::op)
+      .def_readonly("field", &PythonOpInfo::field)
+      .def_readonly("flow", &PythonOpInfo::flow);
 
   py::class_<PyBatch>(m, "Batch")
       .def_property_readonly("first_input", [](const PyBatch& b) { return b.batch->first_input; })

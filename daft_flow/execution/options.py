@@ -18,7 +18,10 @@ class ExecutionOptions:
     batch_bytes: int = 4 * 2**20  # a batch closes early once its input values reach this size
     first_batch_rows: int = 64  # small first batches so stream() shows rows early; doubles up to batch_rows
     async_concurrency: int = 4  # batches an async op works on at once
-    progress: bool | None = None  # a progress line on stderr for runs over 2 s; None: only on a terminal
+    # Live progress: None shows it on a terminal (stderr) or in a notebook only; True shows it on
+    # stderr whatever it is; False never; a rich Console: on that console (see execution/progress.py).
+    progress: Any = None
+    max_cost_usd: float | None = None  # a hard budget for the run's LLM requests (see llm/budget.py)
     read_timeout: Timeout = Timeout()  # read()'s limits unless the op sets its own (see daft_flow.io.limits)
     read_max_bytes: int = DEFAULT_MAX_BYTES  # the largest document read() reads
 
@@ -35,6 +38,14 @@ class ExecutionOptions:
             kwargs["read_timeout"] = Timeout.of(kwargs["read_timeout"], "read_timeout")
         if "read_max_bytes" in kwargs:
             kwargs["read_max_bytes"] = parse_bytes(kwargs["read_max_bytes"], "read_max_bytes")
+        if "progress" in kwargs:
+            from daft_flow.execution.progress import check_progress_option
+
+            kwargs["progress"] = check_progress_option(kwargs["progress"])
+        if "max_cost_usd" in kwargs:
+            from daft_flow.llm.budget import check_max_cost
+
+            kwargs["max_cost_usd"] = check_max_cost(kwargs["max_cost_usd"])
         for k in ("batch_rows", "first_batch_rows", "async_concurrency"):
             if k in kwargs and (not isinstance(kwargs[k], int) or kwargs[k] <= 0):
                 raise ValueError(f"{k} must be a positive int, got {kwargs[k]!r}")

@@ -54,13 +54,15 @@ class Lowering:
 
 
 def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
-              cancellables: list[Any] | None = None) -> Any:
+              cancellables: list[Any] | None = None, monitor: Any = None) -> Any:
     """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
-    run stops early."""
+    run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs."""
     from daft_flow.llm.usage import UsageReport
 
     plan = traced.plan
     run = _core.Run(source, options.memory_budget, ordered)
+    if monitor is not None:
+        run = monitor.wrap(run)
     # Row functions may read str/bytes root inputs from the caller's own objects (no decoding);
     # other types are re-read from Arrow so functions always see the field's declared type.
     root_type = dtype_from_ir(plan.root_type)

@@ -202,15 +202,38 @@ class LlmRunner(_Cancellable):
 
     def __init__(self, spec: Any, provider: Any, model: str, name: str, out: DataType, usage: Any) -> None:
         self.spec, self.provider, self.model, self.name, self.out, self.usage = spec, provider, model, name, out, usage
+        # Set by the run's monitor when the run is built: the run's CostBudget (max_cost_usd) and
+        # the histogram each request's latency goes to.
+        self.budget: Any = None
+        self.latency: Any = None
         self._init_cancel()
+
+    async def _call(self, worst_case: "Callable[[], float]", send: "Callable[[Any], Any]") -> Any:
+        """``send(call_usage)`` under the run's budget: the request's worst case is reserved first
+        (``BudgetExceeded`` when the budget is spent) and replaced by what it cost afterwards."""
+        from daft_flow.llm.usage import CallUsage
+
+        call = CallUsage(self.usage, self.latency)
+        budget = self.budget
+        if budget is None:
+            return await send(call)
+        reserved = worst_case()
+        await budget.reserve(reserved)
+        try:
+            return await send(call)
+        finally:
+            budget.settle(reserved, call.cost())
 
     async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
         spec = self.spec
 
         async def one(text: str) -> Any:
-            answer = await self.provider.complete(
-                text, model=self.model, usage=self.usage, max_tokens=spec.max_tokens or None,
-                temperature=spec.temperature, response_format=spec.response_format, options=spec.options or None)
+            answer = await self._call(
+                lambda: self.budget.prompt_worst_case(self.model, text, spec.max_tokens),
+                lambda usage: self.provider.complete(
+                    text, model=self.model, usage=usage, max_tokens=spec.max_tokens or None,
+                    temperature=spec.temperature, response_format=spec.response_format,
+                    options=spec.options or None))
             if spec.response_format is not None:
                 from daft_flow.ops.llm_ops import parse_structured
 
@@ -224,7 +247,9 @@ class LlmRunner(_Cancellable):
         groups = self.provider.embedding_batches(texts)
 
         async def one(group: list[int]) -> Any:
-            return await self.provider.embed([texts[i] for i in group], model=self.model, usage=self.usage)
+            batch = [texts[i] for i in group]
+            return await self._call(lambda: self.budget.embed_worst_case(self.model, batch),
+                                    lambda usage: self.provider.embed(batch, model=self.model, usage=usage))
 
         answers = await asyncio.gather(*(one(g) for g in groups), return_exceptions=True)
         outcomes: list[Any] = [None] * len(calls)

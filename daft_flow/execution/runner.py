@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+from collections.abc import Sized
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -10,7 +11,8 @@ import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be regi
 from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
-from daft_flow.execution.progress import Progress
+from daft_flow.execution.monitor import RunMonitor
+from daft_flow.execution.progress import progress_for
 from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir, trace
@@ -50,33 +52,68 @@ def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
     return values
 
 
+def _input_count(values: Any) -> int | None:
+    """How many inputs ``values`` holds, when that is known without reading them (lists, Arrow
+    tables and arrays, other sized collections); None for iterators and daft DataFrames."""
+    if isinstance(values, (str, bytes)):
+        return None
+    if isinstance(values, (pa.Table, pa.RecordBatch)):
+        return values.num_rows
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return len(values)
+    if isinstance(values, Sized) and type(values).__module__.split(".")[0] != "daft":  # len(DataFrame) runs it
+        try:
+            return len(values)
+        except TypeError:
+            return None
+    return None
+
+
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, record: bool = True,
+                **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
-    LLM usage of the run is recorded (``dflow.usage()``) and on ``usage_owner._last_usage``."""
+    The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
+    and, unless ``record`` is False (cost estimates), as ``dflow.last_run()`` / ``dflow.usage()``,
+    with a progress display and OpenTelemetry spans."""
     plan = traced.plan
+    total = _input_count(values)
     values = _inputs(plan.root_field, values)
     opts = get_options(**options)
     root = plan.levels[0]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
 
     usage = UsageReport()
+    monitor = RunMonitor(plan, budget=CostBudget(opts.max_cost_usd) if opts.max_cost_usd is not None else None,
+                         total_inputs=total, progress=progress_for(opts.progress) if record else None,
+                         plan_fingerprint=traced.plan.fingerprint or None)
     cancellables: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
         readers = make_readers(run)
+        monitor.start()
         run.start()
     except BaseException:
+        monitor.discard()
         _end_provider_runs(usage)
         raise
     _live_runs[id(run)] = run
+    status, error = "stopped", None
     try:
         while (batch := run.next()) is not None:
+            monitor.batch_done(batch)
             yield readers, batch
             source.release(batch.first_input)
             run.release(batch)
+        status = "completed"
+    except GeneratorExit:
+        raise
+    except BaseException as e:
+        status, error = "error", e
+        raise
     finally:
         _live_runs.pop(id(run), None)
         for runner in cancellables:  # a run that ends early must not wait for in-flight requests
@@ -88,9 +125,13 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         _end_provider_runs(usage)
         if usage.ops:
             usage.finish()
-            set_last(usage)
+            if record:
+                set_last(usage)
             if usage_owner is not None:
                 usage_owner._last_usage = usage
+        report = monitor.finish(status, error, usage if usage.ops else None, record=record)
+        if usage_owner is not None:
+            usage_owner._last_run = report
 
 
 def _end_provider_runs(usage: Any) -> None:
@@ -103,14 +144,9 @@ def _end_provider_runs(usage: Any) -> None:
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     traced = trace(flow)
-    plan = traced.plan
-    progress = Progress(plan.levels[plan.output_level].flow, get_options(**options).progress)
     for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
                                      usage_owner=flow, **options):
-        output = reader.read(batch)
-        progress.update(output.num_inputs, len(output.row_positions), len(output.failures))
-        yield reader, output
-    progress.finish()
+        yield reader, reader.read(batch)
 
 
 def _is_root(flow: "Flow") -> bool:

@@ -24,10 +24,22 @@ class _SharedErrors:
         return self.errors[handle]
 
 
-def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
+class _Owners:
+    """Hands a run's report and usage to every object it ran for (``sink.last_run()``)."""
+
+    def __init__(self, owners: list[Any]) -> None:
+        object.__setattr__(self, "_owners", owners)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        for o in self._owners:
+            setattr(o, name, value)
+
+
+def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise", owner: Any = None,
               **options: Any) -> list[SinkResult]:
     """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
-    and each sink gets each of its rows once."""
+    and each sink gets each of its rows once. The run's report goes to each sink flow and to
+    ``owner`` (the Multisink)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
@@ -48,7 +60,8 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     for s in sinks:
         s._writer.begin()
     try:
-        for (shared, readers), batch in run_batches(traced, values, make_readers, **options):
+        owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
+        for (shared, readers), batch in run_batches(traced, values, make_readers, usage_owner=owners, **options):
             for i, reader in enumerate(readers):
                 out = reader.read(batch)
                 where = out.columns[0].to_pylist()

@@ -120,3 +120,30 @@ def set_last(report: UsageReport) -> None:
 def last_usage() -> UsageReport | None:
     """The usage report of the most recent run in this process that had LLM ops."""
     return _last
+
+
+class CallUsage:
+    """One LLM call's view of its op's ``OpUsage``: every count goes to the op as before, and this
+    call's own tokens are kept (what the call cost, for the run's budget) along with the latency of
+    each request (for the run report's latency distribution). Providers see an ``OpUsage``-like
+    object: ``add(**counts)`` and the op's attributes."""
+
+    def __init__(self, op: OpUsage, latencies: Any = None) -> None:
+        self.op_usage = op
+        self.latencies = latencies  # a report.LatencyHistogram, or None
+        self.input_tokens = self.output_tokens = self.cached_tokens = 0
+
+    def add(self, **counts: Any) -> None:
+        self.op_usage.add(**counts)
+        self.input_tokens += counts.get("input_tokens", 0)
+        self.output_tokens += counts.get("output_tokens", 0)
+        self.cached_tokens += counts.get("cached_tokens", 0)
+        if self.latencies is not None and "latency_s" in counts:
+            self.latencies.record(counts["latency_s"])
+
+    def cost(self) -> float:
+        """What this call cost at the op model's prices (0 when the model has no price)."""
+        return cost_of(self.op_usage.model, self.input_tokens, self.cached_tokens, self.output_tokens) or 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.op_usage, name)

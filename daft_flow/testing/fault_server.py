@@ -25,6 +25,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from daft_flow.llm.schema_example import example_value
+
 CHAT_MODEL = "fault-chat"
 EMBEDDING_MODEL = "fault-embed"
 CACHE_BLOCK = 16
@@ -133,13 +135,15 @@ class FaultServer:
             self.completion_tokens = 0
             self.cached_tokens = 0
             self.embedding_inputs = 0
+            self.embedding_tokens = 0    # the part of prompt_tokens that embedding requests reported
             self.started = time.monotonic()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {**self.counts, "prompt_tokens": self.prompt_tokens,
                     "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
-                    "embedding_inputs": self.embedding_inputs, "per_second": dict(self.per_second)}
+                    "embedding_inputs": self.embedding_inputs, "embedding_tokens": self.embedding_tokens,
+                    "per_second": dict(self.per_second)}
 
     def configure(self, **rates: float) -> None:
         """Changes fault rates while running (``error_rate=0.5``, ``drop_rate=0``, ...)."""
@@ -211,7 +215,7 @@ class FaultServer:
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_schema", "json_object"):
             schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
-            content = json.dumps(_sample(schema, digest))
+            content = json.dumps(example_value(schema, digest))
         else:
             words = ["answer", digest] + text.split()[:max(0, max_tokens - 2)]
             content = " ".join(words[:max_tokens])
@@ -239,6 +243,7 @@ class FaultServer:
         with self._lock:
             self.counts["ok"] += 1
             self.prompt_tokens += tokens
+            self.embedding_tokens += tokens
             self.embedding_inputs += len(inputs)
         vectors = [fake_embedding(t, self.embedding_dim) for t in inputs]
         if body.get("encoding_format") == "base64":  # what the openai client asks for: float32 bytes
@@ -358,22 +363,6 @@ class FaultServer:
                     self.close_connection = True
 
         return Handler
-
-
-def _sample(schema: dict[str, Any], seed: str) -> Any:
-    """A deterministic value matching a (simple) JSON schema."""
-    t = schema.get("type")
-    if t == "object" or "properties" in schema:
-        return {k: _sample(v, seed) for k, v in schema.get("properties", {}).items()}
-    if t == "array":
-        return [_sample(schema.get("items", {}), seed)]
-    if t == "integer":
-        return int(seed[:4], 16)
-    if t == "number":
-        return int(seed[:4], 16) / 16.0
-    if t == "boolean":
-        return True
-    return f"value-{seed}"
 
 
 def main(argv: list[str] | None = None) -> None:

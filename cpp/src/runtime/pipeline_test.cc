@@ -78,6 +78,26 @@ class ThrowOnBatch : public Operator {
   int64_t seq_;
 };
 
+// Fails the root row of every batch whose value is a multiple of `every`.
+class FailEvery : public Operator {
+ public:
+  explicit FailEvery(int64_t every) : every_(every) {}
+  std::string name() const override { return "fail_every"; }
+  void Process(Batch& batch) override {
+    Level& root = batch.levels[0];
+    for (int64_t r = 0; r < root.num_rows; ++r) {
+      if (root.Failed(r) || root.columns.at(0)->Int64(r) % every_ != 0) continue;
+      RowFailure f;
+      f.row = r;
+      f.message = "ValueError: bad";
+      root.Fail(std::move(f));
+    }
+  }
+
+ private:
+  int64_t every_;
+};
+
 // Drains a pipeline, releasing each batch; returns the sequence numbers in the order received.
 std::vector<int64_t> Drain(Pipeline& p) {
   std::vector<int64_t> seqs;
@@ -126,6 +146,44 @@ TEST(Pipeline, CancelStopsARunThatIsStillProducing) {
   }
   p.Cancel();
   EXPECT_EQ(in_flight, 0);
+}
+
+// Each stage counts the live rows it received and passed on, the rows it failed, its batches and
+// the time it spent; a later stage receives what an earlier one passed on.
+TEST(Pipeline, StagesCountTheirRowsFailuresAndTime) {
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  PipelineOptions options;
+  Pipeline p(std::make_unique<CountingSource>(30), options);
+  StageOptions counted;
+  counted.input_level = counted.output_level = 0;
+  p.AddStage(std::make_unique<FailEvery>(3), counted);  // 0, 3, ..., 27: 10 rows fail
+  StageOptions two = counted;
+  two.concurrency = 2;
+  p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), two);
+  p.AddStage(std::make_unique<FailEvery>(1), {});  // not counted: no levels given
+  p.Start();
+  Drain(p);
+  PipelineStats s = p.stats();
+  ASSERT_EQ(s.stages.size(), 3u);
+  EXPECT_EQ(s.source.rows, 30);
+  EXPECT_EQ(s.source.batches, 30);
+  const StageStats& a = s.stages[0];
+  EXPECT_EQ(a.batches, 30);
+  EXPECT_EQ(a.rows_in, 30);
+  EXPECT_EQ(a.rows_failed, 10);
+  EXPECT_EQ(a.rows_out, 20);
+  const StageStats& b = s.stages[1];
+  EXPECT_EQ(b.rows_in, 20);
+  EXPECT_EQ(b.rows_out, 20);
+  EXPECT_EQ(b.rows_failed, 0);
+  EXPECT_GE(b.busy_ns, 30 * 1'000'000);  // each batch sleeps at least 1 ms
+  EXPECT_LE(0, b.first_start_ns);
+  EXPECT_LT(b.first_start_ns, b.last_end_ns);
+  EXPECT_LE(b.last_end_ns, s.elapsed_ns);
+  const StageStats& c = s.stages[2];
+  EXPECT_EQ(c.rows_in, 0);
+  EXPECT_EQ(c.rows_out, 0);
+  EXPECT_EQ(c.rows_failed, 20);  // failures are counted whatever the levels
 }
 
 struct GrowRun {

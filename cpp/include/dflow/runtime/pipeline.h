@@ -22,6 +22,11 @@ struct StageOptions {
   // Its outputs are much larger than its inputs (a read: URL -> document). The first batch
   // becomes a probe of how large rows get across the whole pipeline; see FootprintEstimate.
   bool expanding = false;
+  // The levels whose rows the stage reads and writes, for its row counters (a child level's
+  // maker reads its parent and writes the child; every other op reads and writes one level).
+  // -1: not counted.
+  int32_t input_level = -1;
+  int32_t output_level = -1;
 };
 
 struct PipelineOptions {
@@ -30,9 +35,32 @@ struct PipelineOptions {
   size_t queue_capacity = 2;  // batches waiting between two stages
 };
 
-struct PipelineStats {
+// What one stage did so far. Plain counters that add up across runs and processes (a remote
+// worker's stages merge into the same totals); times are nanoseconds since the pipeline started.
+struct StageStats {
   int64_t batches = 0;
+  int64_t rows_in = 0;      // live rows of the input level when batches arrived
+  int64_t rows_out = 0;     // live rows of the output level when batches left
+  int64_t rows_failed = 0;  // rows this stage failed
+  int64_t busy_ns = 0;      // time inside Process, summed over the stage's workers
+  int64_t first_start_ns = -1;  // when the stage started its first batch
+  int64_t last_end_ns = -1;     // when it finished its latest one
+};
+
+struct SourceStats {
+  int64_t batches = 0;
+  int64_t rows = 0;             // root rows admitted
+  int64_t busy_ns = 0;          // pulling inputs (Source::Next)
+  int64_t budget_wait_ns = 0;   // waiting for the memory budget
+};
+
+struct PipelineStats {
+  int64_t batches = 0;  // batches that left the last stage
   int64_t peak_budget_bytes = 0;
+  int64_t budget_bytes = 0;  // charged now
+  int64_t elapsed_ns = 0;    // since Start
+  SourceStats source;
+  std::vector<StageStats> stages;
 };
 
 class Pipeline {
@@ -61,6 +89,17 @@ class Pipeline {
   void Fail(std::exception_ptr error);
   void Charge(Batch& batch);  // re-measures a batch after a stage and charges its growth
   void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
+  int64_t Now() const;  // ns since Start
+
+  // Per-stage counters, updated once per batch with relaxed atomics (workers of one stage run
+  // concurrently; readers only need a recent value).
+  struct StageCounters {
+    std::atomic<int64_t> batches{0}, rows_in{0}, rows_out{0}, rows_failed{0}, busy_ns{0};
+    std::atomic<int64_t> first_start_ns{-1}, last_end_ns{-1};
+  };
+  struct SourceCounters {
+    std::atomic<int64_t> batches{0}, rows{0}, busy_ns{0}, budget_wait_ns{0};
+  };
 
   using Queue = BoundedQueue<std::unique_ptr<Batch>>;
   std::unique_ptr<Source> source_;
@@ -80,6 +119,9 @@ class Pipeline {
   int64_t next_seq_ = 0;
   bool started_ = false, ended_ = false;
   std::atomic<int64_t> batches_{0};
+  std::chrono::steady_clock::time_point start_time_;
+  std::vector<std::unique_ptr<StageCounters>> stage_counters_;
+  SourceCounters source_counters_;
 };
 
 }  // namespace dflow
