@@ -17,8 +17,9 @@ from daft_flow.convert import values_to_arrow
 from daft_flow.errors import BatchError
 from daft_flow.execution.python_runners import Args, _alive, _arg_values
 from daft_flow.gpu.devices import plan_devices
-from daft_flow.gpu.instances import InstancePool, call_splitting_on_oom, current_device, current_stream
-from daft_flow.gpu.staging import DeviceStage, arrow_to_tensor
+from daft_flow.gpu.instances import (InstancePool, call_splitting_on_oom, current_device, current_stream,
+                                     is_out_of_memory)
+from daft_flow.gpu.staging import DeviceStage, arrow_to_tensor, tensor_to_arrow
 from daft_flow.types import DataType
 
 logger = logging.getLogger("daft_flow")
@@ -54,14 +55,25 @@ class ClassRunner:
         values = _arg_values(args, self.arg_types)
         return values if all_alive else [[v[i] for i in rows] for v in values]
 
-    def _call(self, obj: Any, chunk: list[Any]) -> list[Any]:
+    def _call(self, obj: Any, chunk: list[Any]) -> Any:
+        """Results of one call: a host tensor in tensor mode, else a list."""
         if self.arg_kind == "tensor":
             stage = self._stages.get(id(obj))
             if stage is None:
                 stage = self._stages[id(obj)] = DeviceStage(current_device(), current_stream())
-            return stage.run([arrow_to_tensor(c, self.name) for c in chunk], obj).tolist()
+            return stage.run([arrow_to_tensor(c, self.name) for c in chunk], obj)
         out = obj(*chunk)
         return out.to_pylist() if hasattr(out, "to_pylist") else list(out)
+
+    def _call_list(self, obj: Any, chunk: list[Any]) -> list[Any]:
+        out = self._call(obj, chunk)
+        return out.tolist() if self.arg_kind == "tensor" else out
+
+    def _batch_error(self, e: Exception, rows: int) -> BatchError:
+        err = BatchError(f"{self.name} failed on a batch of {rows} rows: {type(e).__name__}: {e}", batch_size=rows,
+                         index=getattr(e, "index", None))
+        err.__cause__ = e
+        return err
 
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
         rows = _alive(mask, n)
@@ -75,30 +87,60 @@ class ClassRunner:
                         results[r] = obj(*[c[j] for c in columns])
                     except Exception as e:
                         failures.append((r, e))
-        else:
-            step = self.batch_size or max(len(rows), 1)
-            for start in range(0, len(rows), step):
-                if self._cancelled:
-                    raise RuntimeError("run cancelled")
-                chunk_rows = rows[start:start + step]
-                chunk = [c[start:start + step] for c in columns] if step < len(rows) else columns
-                with self.pool.acquire() as obj:
+            array, problems = values_to_arrow(results, self.out)
+            return array, failures + list(problems)
+        tensors: list[tuple[list[int], Any]] = []  # tensor mode: (rows, host result) per whole chunk
+        step = self.batch_size or max(len(rows), 1)
+        for start in range(0, len(rows), step):
+            if self._cancelled:
+                raise RuntimeError("run cancelled")
+            chunk_rows = rows[start:start + step]
+            chunk = [c[start:start + step] for c in columns] if step < len(rows) else columns
+            with self.pool.acquire() as obj:  # a ClassInitError stops the run: it is not a row's fault
+                if self.arg_kind == "tensor":
+                    # The whole chunk as one tensor result stays out of Python objects; only a
+                    # chunk that runs out of memory goes the splitting way below.
                     try:
-                        out, oom = call_splitting_on_oom(
-                            lambda s, e, obj=obj, chunk=chunk: self._call(obj, [c[s:e] for c in chunk]),
-                            len(chunk_rows), self.name)
-                    except Exception as e:
-                        err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: "
-                                         f"{type(e).__name__}: {e}", batch_size=len(chunk_rows),
-                                         index=getattr(e, "index", None))
-                        err.__cause__ = e
-                        failures.extend((r, err) for r in chunk_rows)
+                        out = self._call(obj, chunk)
+                        if int(out.shape[0]) != len(chunk_rows):
+                            raise ValueError(f"returned {int(out.shape[0])} results for {len(chunk_rows)} rows")
+                        tensors.append((chunk_rows, out))
                         continue
-                failed = {i for i, _ in oom}
-                failures.extend((chunk_rows[i], err) for i, err in oom)
-                for i, (r, v) in enumerate(zip(chunk_rows, out)):
-                    if i not in failed:
-                        results[r] = v
+                    except Exception as e:
+                        if not is_out_of_memory(e):
+                            failures.extend((r, self._batch_error(e, len(chunk_rows))) for r in chunk_rows)
+                            continue
+                try:
+                    values, oom = call_splitting_on_oom(
+                        lambda s, e, obj=obj, chunk=chunk: self._call_list(obj, [c[s:e] for c in chunk]),
+                        len(chunk_rows), self.name)
+                except Exception as e:
+                    failures.extend((r, self._batch_error(e, len(chunk_rows))) for r in chunk_rows)
+                    continue
+            failed = {i for i, _ in oom}
+            failures.extend((chunk_rows[i], err) for i, err in oom)
+            for i, (r, v) in enumerate(zip(chunk_rows, values)):
+                if i not in failed:
+                    results[r] = v
+        if tensors and not failures and len(rows) == n and sum(len(r) for r, _ in tensors) == n:
+            array = self._tensors_to_arrow([t for _, t in tensors])
+            if array is not None:
+                return array, []
+        for chunk_rows, t in tensors:
+            for r, v in zip(chunk_rows, t.tolist()):
+                results[r] = v
         array, problems = values_to_arrow(results, self.out)
         failures.extend((r, msg) for r, msg in problems)
         return array, failures
+
+    def _tensors_to_arrow(self, parts: list[Any]) -> Any:
+        """Every row's result as one Arrow array of the op's type, or None where the tensor does not
+        convert to it (then the rows go through the checked Python path, which names bad rows)."""
+        import torch
+
+        try:
+            array = tensor_to_arrow(torch.cat(parts) if len(parts) > 1 else parts[0], self.name)
+            wanted = self.out.to_arrow()
+            return array if array.type == wanted else array.cast(wanted)
+        except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None

@@ -174,3 +174,27 @@ def test_row_wise_class_function_fails_rows_alone():
     assert out[0]["y"] == 1.0 and out[2]["y"] == 0.25
     assert isinstance(out[1], dflow.RowFailure) and isinstance(out[1].error, ZeroDivisionError)
     assert 1 <= len(made) <= 2
+
+
+def test_embedding_tensors_in_and_out_and_oom_in_tensor_mode():
+    torch = pytest.importorskip("torch")
+
+    class Project:
+        def __call__(self, v: torch.Tensor) -> torch.Tensor:
+            if v.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            return v * 2
+
+    flow = dflow.Flow("v", dflow.Embedding[3])
+    flow["y"] = flow["v"].run_python(Project, batch=True, return_type=dflow.Embedding[3])
+    vectors = [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0], [4.0, 4.0, 4.0]]
+    assert [r["y"] for r in flow.collect_batch(vectors)] == [[2 * x for x in v] for v in vectors]
+
+    class Whole(Project):
+        def __call__(self, v: torch.Tensor) -> torch.Tensor:
+            return v[:, :2] * 2  # [n, 2] does not convert to Embedding[3]: the checked path names the rows
+
+    flow["z"] = flow["v"].run_python(Whole, batch=True, return_type=dflow.Embedding[3])
+    with pytest.raises(dflow.FlowRunError) as info:
+        flow.collect_batch(vectors)
+    assert len(info.value.failures) == 3 and all(f.field == "z" for f in info.value.failures)
