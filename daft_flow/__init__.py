@@ -23,13 +23,14 @@ from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigErro
                            default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage
 from daft_flow.llm.local import LocalProvider
+from daft_flow.ops.expr_ops import if_else
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Flow", "Field", "DEFAULT_FIELD",
+    "Flow", "Field", "DEFAULT_FIELD", "if_else",
     "DataType", "JSON", "File", "Image", "Video", "Audio", "PDF", "HTML", "Embedding",
     "FlowError", "FlowRunError", "RowFailure", "ChildFlowError", "BatchError",
     "ExecutionOptions", "set_options",

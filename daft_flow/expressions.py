@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from daft_flow.ops.as_list import AsList
 from daft_flow.ops.chunk_text import check_text
+from daft_flow.ops.expr_methods import FieldOperators
 from daft_flow.ops.levels import LevelAttribute, LevelDef, LevelInput, Mapped
 from daft_flow.ops.llm_ops import LlmCall
 from daft_flow.ops.python_udf import PythonCall, check_arguments, make_udf
@@ -22,11 +23,11 @@ __all__ = ["Field", "Expr", "LevelDef", "LevelInput", "LevelAttribute", "Mapped"
            "RenderTemplate", "LlmCall", "deepest_flow"]
 
 
-class Field:
+class Field(FieldOperators):
     """A field of a flow, or a value computed from fields, usable in other fields' definitions.
 
-    ``flow["x"]`` returns a Field; ops on it (``run_python``, ...) return new Fields to assign with
-    ``flow["y"] = ...``.
+    ``flow["x"]`` returns a Field; ops on it (``run_python``, operators, ``.str`` methods, ...)
+    return new Fields to assign with ``flow["y"] = ...``.
     """
 
     def __init__(self, expr: Expr, flow: "Flow", name: str) -> None:
@@ -62,7 +63,7 @@ class Field:
 
     def __bool__(self) -> bool:
         raise TypeError(f"field {self._name!r} of flow {self._flow.name!r} has no truth value when the flow is "
-                        "built; use run_python to compute on its values")
+                        "built; combine conditions with & | ~ (not and/or/not), use dflow.if_else, or run_python")
 
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,

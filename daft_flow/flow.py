@@ -108,7 +108,7 @@ class Flow:
                             f"got {type(value).__name__}")
         if name == self._level.input_field:
             raise ValueError(f"cannot replace {name!r}, the initial field of flow {self.name!r}")
-        if value._flow._level not in self._level.ancestors():
+        if not any(value._flow._level.same_rows(lvl) for lvl in self._level.ancestors()):
             raise ValueError(f"field {value.name!r} belongs to flow {value._flow.name!r}, which is neither flow "
                              f"{self.name!r} nor one of its parents")
         self._fields[name] = value._expr
@@ -322,18 +322,73 @@ class Flow:
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
                             source=src, origin=lvl.origin.copy_for_chain(one_to_one))
+            mapping[lvl.base] = copy
+            # A filtered/limited view copies as the same view of the copy (its predicates mapped below).
             mapping[lvl] = copy
-            parent = copy
+            for kind, arg in lvl.view_ops:
+                mapping[lvl] = mapping[lvl].with_view_op(kind, arg)
+            parent = mapping[lvl]
         # Sources of non-root levels are expressions in the original graph: view them through the mapping.
         for lvl in path[1:]:
             assert lvl.source is not None
-            mapping[lvl].source = Mapped(lvl.source, mapping)
+            for level in {mapping[lvl.base], mapping[lvl]}:
+                level.source = Mapped(lvl.source, mapping)
+        for lvl in path:
+            view = mapping[lvl]
+            view.view_ops = tuple((k, Mapped(a, mapping) if k == "filter" else a) for k, a in view.view_ops)
         fields = {k: Mapped(v, mapping) for k, v in other._fields.items()}
         flow = Flow._make(mapping[other._level], fields, "")
         current = other._current
         flow._current = current if isinstance(current, str) else Field(Mapped(current._expr, mapping), flow,
                                                                         current.name)
         return flow
+
+    # -- rows and fields -----------------------------------------------------------------------
+    def filter(self, predicate: Field) -> "Flow":
+        """This flow without the rows where ``predicate`` (a bool expression of its fields) is not
+        true (false or null). Dropped rows are counted as filtered, never as failures; ops added to
+        the returned flow, and child flows made from it, never run for them.
+
+        ``collect_batch`` on a filtered root flow returns the rows that passed (filtered inputs are
+        absent); ``collect`` returns None for a filtered input.
+        """
+        from daft_flow.ops.row_ops import filter_flow
+
+        return filter_flow(self, predicate)
+
+    where = filter
+
+    def limit(self, n: int) -> "Flow":
+        """At most ``n`` rows of this flow, in input order. Reading stops once they are done: on a
+        root flow before any filter, only ``n`` inputs are read (``limit(10)`` of an endless
+        generator returns 10 rows); after a filter, or on a child flow, the run stops as soon as
+        ``n`` rows came out (then it must be the flow you collect)."""
+        from daft_flow.ops.row_ops import limit_flow
+
+        return limit_flow(self, n)
+
+    def select(self, *fields: "str | Field", **named: Field) -> "Flow":
+        """A flow with only these fields (names or fields of this flow and its parents; ``name=expr``
+        adds a computed field), in this order."""
+        from daft_flow.ops.row_ops import select_fields
+
+        return select_fields(self, fields, named, "select()")
+
+    def exclude(self, *names: str) -> "Flow":
+        """A flow without the named fields."""
+        from daft_flow.ops.row_ops import exclude_fields
+
+        return exclude_fields(self, names)
+
+    def show(self, values: Iterable[Any], n: int = 10, **options: Any) -> None:
+        """Prints the first ``n`` rows of this flow for ``values`` as a table (a display helper: it
+        runs ``limit(n)`` and prints to stdout)."""
+        import sys
+
+        from daft_flow.ops.row_ops import format_table
+
+        rows = list(self.limit(n).stream(values, on_error="skip", **options))
+        sys.stdout.write(format_table(list(self._fields), rows) + "\n")
 
     def _fresh_name(self, base: str) -> str:
         name, i = base, 1

@@ -183,7 +183,7 @@ def make_sink_flow(flow: "Flow", sink: Sink, spec: Any) -> SinkFlow:
             raise TypeError(f"write_sink(): column names must be non-empty str, got {name!r}")
         if not isinstance(f, Field):
             raise TypeError(f"write_sink(): column {name!r} needs a field (e.g. flow['x']), got {type(f).__name__}")
-        if f.flow._level not in ancestors:
+        if not any(f.flow._level.same_rows(lvl) for lvl in ancestors):
             raise ValueError(f"write_sink() on flow {flow.name!r}: column {name!r} is field {f.name!r} of flow "
                              f"{f.flow.name!r}, which is neither flow {flow.name!r} nor one of its parents")
     # The flow's own input anchors the op at this flow's level, whatever levels the columns come from.

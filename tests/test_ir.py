@@ -46,7 +46,13 @@ def _flows():
     untyped = dflow.Flow("doc", str).run_python(lambda s: s.split()).flat_map(target)
 
     chained = dflow.Flow(str).run_python(upper).chain(words)
-    return {"row": row, "batch": batch, "async": asy, "flat_map": words, "as_list": untyped, "chain": chained}
+
+    expr = dflow.Flow("doc", str)
+    expr["n"] = expr["doc"].str.len() * 2 + 1
+    expr = expr.filter((expr["n"] > 1) & expr["doc"].str.contains(r"\w", regex=True)).limit(5)
+    expr["first"] = expr["doc"].str.split().list.get(0).str.upper().fill_null("-")
+    return {"row": row, "batch": batch, "async": asy, "flat_map": words, "as_list": untyped, "chain": chained,
+            "expressions": expr}
 
 
 @pytest.mark.parametrize("name", list(_flows()))
@@ -82,10 +88,11 @@ def test_plan_bytes_carry_their_objects():
     assert restored.plan.fingerprint == flow.fingerprint()
 
 
-@pytest.mark.parametrize("version, words", [(IR_VERSION + 1, "newer daft_flow (IR version 4); this daft_flow reads "
-                                                             "IR version 3: upgrade"),
-                                            (IR_VERSION - 1, "older daft_flow (IR version 2); this daft_flow reads "
-                                                             "IR version 3: build the flow again")])
+@pytest.mark.parametrize("version, words", [(IR_VERSION + 1, f"newer daft_flow (IR version {IR_VERSION + 1}); this "
+                                                             f"daft_flow reads IR version {IR_VERSION}: upgrade"),
+                                            (IR_VERSION - 1, f"older daft_flow (IR version {IR_VERSION - 1}); this "
+                                                             f"daft_flow reads IR version {IR_VERSION}: build the flow "
+                                                             "again")])
 def test_other_ir_versions_are_clear_errors_in_both_directions(version, words):
     data = _flows()["row"].to_bytes()
     msg = ir.Plan.FromString(data)

@@ -74,6 +74,15 @@ def test_a_tokenizer_from_a_file_needs_no_model_package(tmp_path):
     assert dflow.Flow.from_bytes(chunks.to_bytes()).fingerprint() == chunks.fingerprint()
 
 
+def test_native_expressions_filter_and_limit():
+    doc = dflow.Flow("doc", str)
+    doc["n"] = doc["doc"].str.len()
+    kept = doc.filter(doc["n"] > 3).limit(2)
+    kept["word"] = kept["doc"].str.lower().str.extract(r"(\w+)")
+    assert kept.collect_batch(["ab", "Hello world", "Big Sky", "later"]) == [
+        {"doc": "Hello world", "n": 11, "word": "hello"}, {"doc": "Big Sky", "n": 7, "word": "big"}]
+
+
 def test_run_reports_estimates_and_budgets_without_extras():
     import json
 

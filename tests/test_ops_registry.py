@@ -38,6 +38,8 @@ def every_op_flow() -> dflow.Flow:
     doc["file"] = doc["url"].open_file()
     doc["text"] = doc["file"].read()
     doc["size"] = doc["text"].run_python(lengths, batch=True, batch_size=8)
+    doc["long"] = (doc["text"].str.strip().str.len() * 2 > 3) & ~doc["url"].str.contains(r"\.tmp$", regex=True)
+    doc = doc.filter(doc["long"])
     chunks = doc["text"].chunk_text(max_tokens=16, overlap_tokens=2)
     chunks["ids"] = chunks["chunk"].tokenize()
     chunks["summary"] = chunks.prompt("Doc {d}\nChunk {c}".format(d=doc["text"], c=chunks["chunk"]), provider=provider,

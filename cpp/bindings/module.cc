@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   dflow_py::init_arrow(m);
   dflow_py::init_runtime(m);
   dflow_py::init_text(m);
+  dflow_py::init_expr(m);
 }

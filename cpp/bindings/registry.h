@@ -6,4 +6,5 @@ namespace dflow_py {
 void init_arrow(pybind11::module_& m);
 void init_runtime(pybind11::module_& m);
 void init_text(pybind11::module_& m);
+void init_expr(pybind11::module_& m);
 }  // namespace dflow_py

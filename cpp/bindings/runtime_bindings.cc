@@ -1,5 +1,6 @@
 // Binds the streaming pipeline: a source pulling Python iterables, Python and native stages,
 // and a Run handle that Python polls (GIL released while waiting, so Ctrl-C stays responsive).
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
@@ -7,6 +8,9 @@
 #include "arrow_py.h"
 #include "python_ops.h"
 #include "registry.h"
+#include "dflow/arrow/take.h"
+#include "dflow/parallel.h"
+#include "dflow/expr/expression_operator.h"
 #include "text_py.h"
 #include "dflow/runtime/pipeline.h"
 #include "dflow/llm/template_renderer.h"
@@ -136,6 +140,16 @@ class PyRun {
                                                                        std::move(ins)),
                         Counted({1}, level, level));
   }
+  // Programs are stateless: as many batches run at once as there are cores (each also splits its
+  // rows over the pool), so a core waiting on one batch's last chunk can start the next batch.
+  // `node`: the IR node the stage is reported as (its program's first step).
+  void AddExpressions(std::shared_ptr<dflow::expr::Program> program, std::string name, int32_t node) {
+    const int32_t level = program->spec().level;
+    dflow::StageOptions options = Counted({dflow::default_threads()}, level, level);
+    pipeline_->AddStage(std::make_unique<dflow::expr::ExpressionOperator>(std::move(program),
+                                                                          std::move(name) + "#" + std::to_string(node)),
+                        options);
+  }
   void Start() { pipeline_->Start(); }
 
   // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
@@ -242,6 +256,24 @@ void init_runtime(py::module_& m) {
         if (it == cols.end()) throw py::key_error("node " + std::to_string(node) + " not computed at level " + std::to_string(l));
         return ToPyArrow(it->second);
       })
+      // Rows `rows` of a column as a new array, gathered natively with the GIL released (how the
+      // results leave out failed and filtered rows).
+      .def("take", [](const PyBatch& b, int32_t l, int32_t node, py::array_t<int64_t, py::array::c_style> rows) {
+        const auto& cols = b.level(l).columns;
+        auto it = cols.find(node);
+        if (it == cols.end()) throw py::key_error("node " + std::to_string(node) + " not computed at level " + std::to_string(l));
+        const dflow::Array& col = *it->second;
+        const int64_t n = static_cast<int64_t>(rows.size());
+        const int64_t* r = rows.data();
+        for (int64_t i = 0; i < n; ++i)
+          if (r[i] < 0 || r[i] >= col.length()) throw py::index_error("take: row " + std::to_string(r[i]) + " out of range");
+        ArrayPtr out;
+        {
+          py::gil_scoped_release release;
+          out = dflow::Take(col, r, n);
+        }
+        return ToPyArrow(out);
+      }, py::arg("level"), py::arg("node"), py::arg("rows"))
       .def("row_ids", [](const PyBatch& b, int32_t l) {
         b.level(l);
         const auto& ids = b.batch->RowIds(l);
@@ -252,6 +284,7 @@ void init_runtime(py::module_& m) {
       .def("ancestor_index", [](const PyBatch& b, int32_t l, int32_t ancestor) {
         return IndexColumn(b.batch->AncestorIndex(l, ancestor));
       })
+      .def("filtered", [](const PyBatch& b, int32_t l) { return b.level(l).filtered; })
       .def("failed_mask", [](const PyBatch& b, int32_t l) {
         const auto& f = b.level(l).failed;
         return py::bytes(reinterpret_cast<const char*>(f.data()), f.size());
@@ -279,6 +312,7 @@ void init_runtime(py::module_& m) {
            py::arg("out_node"), py::arg("tokenizer"), py::arg("add_special_tokens"))
       .def("add_render_template", &PyRun::AddRenderTemplate, py::arg("level"), py::arg("out_node"),
            py::arg("literals"), py::arg("inputs"))
+      .def("add_expressions", &PyRun::AddExpressions, py::arg("program"), py::arg("name"), py::arg("node"))
       .def("start", &PyRun::Start)
       .def("next", &PyRun::Next)
       .def("release", &PyRun::Release)

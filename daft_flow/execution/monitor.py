@@ -77,6 +77,10 @@ class RecordingRun:
         self._monitor.plan_stage(out_node, "template")
         return self._run.add_render_template(level, out_node, *args)
 
+    def add_expressions(self, program: Any, name: str, node: int) -> Any:
+        self._monitor.plan_stage(node, "expressions")
+        return self._run.add_expressions(program, name, node)
+
 
 class RunMonitor:
     """The live state of one run, from ``build_run`` to its ``RunReport``."""
@@ -97,6 +101,7 @@ class RunMonitor:
         self.level_rows = [0] * n
         self.level_failed = [0] * n
         self.level_skipped = [0] * n
+        self.level_filtered = [0] * n
         self.level_budget = [0] * n
         self.failures_by_node: dict[int, Counter[str]] = {}
         self.series = ThroughputSeries()
@@ -148,9 +153,11 @@ class RunMonitor:
 
     def batch_done(self, batch: Any) -> None:
         """Counts a finished batch's rows and failures, per flow and per op. A row fails when its
-        op failed it; it is skipped when a parent row failed (before or after the row was made)."""
+        op failed it; it is skipped when a parent row failed (before or after the row was made); it
+        is filtered when a filter() dropped it or its parent row (never a failure)."""
         self.inputs_done += batch.num_rows(0)
         dead: list[Any] = [None] * len(self.level_rows)  # per level: rows that did not survive, if any
+        gone: list[Any] = [None] * len(self.level_rows)  # per level: rows filtered out (or of filtered parents)
         for level, info in enumerate(self.plan.levels):  # parents come before their children
             try:
                 rows = batch.num_rows(level)
@@ -158,16 +165,21 @@ class RunMonitor:
                 continue
             self.level_rows[level] += rows
             mask = batch.failed_mask(level)
-            inherited = None
+            inherited = inherited_gone = None
             if info.parent >= 0 and dead[info.parent] is not None and rows:
-                inherited = dead[info.parent][batch.ancestor_index(level, info.parent).to_numpy()]
+                up = batch.ancestor_index(level, info.parent).to_numpy()
+                inherited = dead[info.parent][up]
+                inherited_gone = gone[info.parent][up]
             if not mask and inherited is None:
                 continue
             own = np.frombuffer(mask, dtype=np.uint8) if mask else np.zeros(rows, dtype=np.uint8)
             failed = int(np.count_nonzero(own == 1))
+            gone[level] = own == 3 if inherited_gone is None else (own == 3) | (inherited_gone & (own != 1))
             dead[level] = own != 0 if inherited is None else (own != 0) | inherited
+            filtered = int(np.count_nonzero(gone[level]))
             self.level_failed[level] += failed
-            self.level_skipped[level] += int(np.count_nonzero(dead[level])) - failed
+            self.level_filtered[level] += filtered
+            self.level_skipped[level] += int(np.count_nonzero(dead[level])) - failed - filtered
             if failed:
                 for _row, node, _op, _field, message, _handle in batch.failures(level):
                     kind = _error_type(message)
@@ -264,8 +276,10 @@ class RunMonitor:
         for i, level in enumerate(self.plan.levels):
             key = level.flow if names[level.flow] == 1 else f"{level.flow}#{i}"
             failed = self.level_failed[i] + self.level_skipped[i]
-            flows[key] = FlowReport(level.flow, i, rows=self.level_rows[i], succeeded=self.level_rows[i] - failed,
-                                    failed=failed, skipped=self.level_skipped[i], budget_exceeded=self.level_budget[i])
+            flows[key] = FlowReport(level.flow, i, rows=self.level_rows[i],
+                                    succeeded=self.level_rows[i] - failed - self.level_filtered[i], failed=failed,
+                                    skipped=self.level_skipped[i], filtered=self.level_filtered[i],
+                                    budget_exceeded=self.level_budget[i])
         source = stats.get("source", {})
         return RunReport(
             flow=self.plan.levels[self.plan.output_level].flow, status=status, started_at=self.started_at,

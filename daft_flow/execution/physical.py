@@ -30,6 +30,7 @@ class Lowering:
     usage: Any  # llm.usage.UsageReport of the run
     cancellables: list[Any] = field(default_factory=list)  # runners to cancel when the run stops early
     root_objects: Any = None  # the source's caller-held str/bytes inputs, for row functions
+    shared: dict[str, Any] = field(default_factory=dict)  # what ops compute once per run (fused programs)
 
     @property
     def plan(self) -> ir.Plan:

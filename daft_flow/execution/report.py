@@ -136,9 +136,10 @@ class OpReport:
 
 @dataclass
 class FlowReport:
-    """Rows of one flow (one level of the plan): ``rows == succeeded + failed``; ``skipped`` rows
-    (not run because a parent row failed) are among the failed, and so are ``budget_exceeded``
-    rows (not run because the run's budget was spent)."""
+    """Rows of one flow (one level of the plan): ``rows == succeeded + failed + filtered``;
+    ``skipped`` rows (not run because a parent row failed) are among the failed, and so are
+    ``budget_exceeded`` rows (not run because the run's budget was spent). ``filtered`` rows were
+    dropped by a ``filter()`` (or are children of such rows): not failures, no output."""
 
     flow: str
     level: int
@@ -146,6 +147,7 @@ class FlowReport:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    filtered: int = 0
     budget_exceeded: int = 0
     dead_lettered: int = 0
 
@@ -201,10 +203,11 @@ class RunReport:
 
     @property
     def accounting(self) -> dict[str, dict[str, int]]:
-        """Per flow: ``{"rows", "succeeded", "failed", "dead_lettered", "skipped"}`` with
-        ``rows == succeeded + failed``."""
+        """Per flow: ``{"rows", "succeeded", "failed", "dead_lettered", "skipped", "filtered"}`` with
+        ``rows == succeeded + failed + filtered``."""
         return {name: {"rows": f.rows, "succeeded": f.succeeded, "failed": f.failed,
-                       "dead_lettered": f.dead_lettered, "skipped": f.skipped} for name, f in self.flows.items()}
+                       "dead_lettered": f.dead_lettered, "skipped": f.skipped, "filtered": f.filtered}
+                for name, f in self.flows.items()}
 
     def total(self, name: str) -> Any:
         """One counter summed over the ops (``report.total("input_tokens")``)."""

@@ -11,7 +11,8 @@ from daft_flow.errors import RowFailure
 from daft_flow.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
 
-_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError}
+_BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError, "ZeroDivisionError": ZeroDivisionError,
+                   "OverflowError": OverflowError}
 
 
 def _exception_from_message(message: str) -> BaseException:
@@ -26,12 +27,29 @@ class BatchOutput:
     """
 
     def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int, columns: list[pa.Array],
-                 failures: list[RowFailure]) -> None:
+                 failures: list[RowFailure], filtered: int = 0) -> None:
         self._batch, self._level, self._keep, self._n = batch, level, keep, n
         self.first_input: int = batch.first_input
         self.num_inputs: int = batch.num_rows(0)
         self.columns = columns
         self.failures = failures
+        self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
+
+    @property
+    def root_filtered(self) -> np.ndarray:
+        """Per input of the batch: whether a filter() dropped it."""
+        mask = np.frombuffer(self._batch.failed_mask(0), dtype=np.uint8)
+        return mask == 3 if len(mask) else np.zeros(self.num_inputs, dtype=bool)
+
+    def truncate(self, rows: int) -> None:
+        """Keeps the first ``rows`` rows (limit()); the batch then ends at the last input they came from."""
+        if rows >= len(self.row_positions):
+            return
+        last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
+        self._keep = self.row_positions[:rows]
+        self.columns = [c.slice(0, rows) for c in self.columns]
+        self.failures = [f for f in self.failures if f.input_index <= last_input]
+        self.num_inputs = last_input - self.first_input + 1
 
     @property
     def row_positions(self) -> np.ndarray:
@@ -95,9 +113,19 @@ class OutputReader:
                 columns.append(col)
             else:
                 index = index_to(lvl) if keep is None else index_to(lvl)[keep]
-                columns.append(col.take(pa.array(index, type=pa.int64())))
+                columns.append(self._take(batch, lvl, node, col, index))
         failures = self._failures(batch) if keep is not None else []
-        return BatchOutput(batch, out, keep, n, columns, failures)
+        filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
+        return BatchOutput(batch, out, keep, n, columns, failures, filtered)
+
+    @staticmethod
+    def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -> pa.Array:
+        # Natively, without the GIL, into memory of the runtime's allocator (pyarrow's take holds
+        # the GIL and, through its allocator's huge pages, stalled for up to 100 ms per batch).
+        try:
+            return batch.take(level, node, np.ascontiguousarray(index, dtype=np.int64))
+        except ValueError:  # a layout the native take does not know
+            return col.take(pa.array(index, type=pa.int64()))
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []

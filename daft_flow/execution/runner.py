@@ -39,9 +39,13 @@ def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _inputs(flow_root_field: str, values: Iterable[Any]) -> Iterable[Any]:
-    from daft_flow.io.sources import arrow_inputs
+def _inputs(flow_root_field: str, values: Iterable[Any], root_type: Any = None) -> Iterable[Any]:
+    from daft_flow.io.sources import arrow_column, arrow_inputs
 
+    if root_type is not None and root_type.arrow_format:
+        column = arrow_column(values, flow_root_field, root_type.to_arrow())
+        if column is not None:
+            return column  # Arrow in, Arrow through: no Python values
     converted = arrow_inputs(values, flow_root_field)
     if converted is not None:
         values = converted
@@ -79,10 +83,13 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     with a progress display and OpenTelemetry spans."""
     plan = traced.plan
     total = _input_count(values)
-    values = _inputs(plan.root_field, values)
+    values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
     opts = get_options(**options)
     root = plan.levels[0]
-    source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts)
+    out_level = plan.levels[plan.output_level]
+    source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
+                         max_inputs=root.input_limit if root.HasField("input_limit") else None,
+                         first_rows=out_level.limit if out_level.HasField("limit") else 0)
     from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
 
@@ -144,9 +151,19 @@ def _end_provider_runs(usage: Any) -> None:
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     traced = trace(flow)
-    for reader, batch in run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                                     usage_owner=flow, **options):
-        yield reader, reader.read(batch)
+    out_level = traced.plan.levels[traced.plan.output_level]
+    remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
+    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered, usage_owner=flow,
+                          **options)
+    for reader, batch in batches:
+        output = reader.read(batch)
+        if remaining >= 0:
+            output.truncate(remaining)
+            remaining -= len(output.row_positions)
+        yield reader, output
+        if remaining == 0:
+            break
+    batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
 
 
 def _is_root(flow: "Flow") -> bool:
@@ -158,16 +175,29 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     root = _is_root(flow)
     results: list[Any] = []
     failures: list[RowFailure] = []
+    # Root flows: one result per input that was not filtered out, in input order (`position` maps
+    # an input index to its place when filter() dropped some).
+    position: dict[int, int] | None = None
     for reader, out in _execute(flow, values, **options):
         base = len(results)
         rows = reader.rows(out)
         if root:
-            if len(rows) == out.num_inputs:  # nothing failed: rows are the inputs, in order
+            if len(rows) == out.num_inputs and position is None:  # nothing failed or filtered: rows are the inputs
                 results.extend(rows)
-            else:
+            elif not out.filtered and position is None:
                 results.extend([None] * out.num_inputs)
                 for i, row in zip(out.input_index.tolist(), rows):
                     results[i] = row
+            else:
+                if position is None:
+                    position = {i: i for i in range(len(results))}
+                by_input = dict(zip(out.input_index.tolist(), rows))
+                dropped = out.root_filtered
+                for k in range(out.num_inputs):
+                    i = out.first_input + k
+                    if not dropped[k]:
+                        position[i] = len(results)
+                        results.append(by_input.get(i))
         else:
             # Each input's child rows in order. With on_error="return" its RowFailures follow them
             # (below): a failure may be of an ancestor row, which has no place among the children.
@@ -175,17 +205,17 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
             for i, row in zip(out.input_index, rows):
                 results[int(i)].append(row)
         for f in out.failures:
-            assert f.input_index >= base
+            assert position is not None or f.input_index >= base
             failures.append(f)
             if on_error == "return":
                 if root:
-                    results[f.input_index] = f
+                    results[f.input_index if position is None else position[f.input_index]] = f
                 else:
                     results[f.input_index].append(f)
     if failures and on_error == "raise":
         if root:
             for f in failures:
-                results[f.input_index] = None
+                results[f.input_index if position is None else position[f.input_index]] = None
         n_inputs = len({f.input_index for f in failures})
         raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
                            failures, results)
@@ -194,10 +224,10 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
 
 def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
     try:
-        (result,) = collect_batch(flow, [value], **options)
+        results = collect_batch(flow, [value], **options)
     except FlowRunError as e:
         raise e.failures[0].error from None
-    return result
+    return results[0] if results else None  # None: filter() dropped the input
 
 
 def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",

@@ -23,8 +23,12 @@ class InputSource:
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
-                 options: ExecutionOptions) -> None:
+                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
         self.sequence = values if isinstance(values, list) else None
+        # Arrow inputs of the root field's type are sliced, never converted (see io/sources.ArrowColumn).
+        self.arrow_chunks = getattr(values, "chunks", None) if type(values).__name__ == "ArrowColumn" else None
+        self.arrow_chunk: Any = None
+        self.arrow_pos = 0
         self.position = 0
         self.values: Iterator[Any] = iter(values)
         self.objects: dict[int, tuple[list[Any], int]] = {}
@@ -33,6 +37,11 @@ class InputSource:
         self.options = options
         self.next_rows = min(options.first_batch_rows, options.batch_rows)
         self.count = 0
+        # limit(): read at most `max_inputs` inputs (None: all); `first_rows` starts batches that small
+        # when the consumer may stop after a few rows.
+        self.max_inputs = max_inputs
+        if first_rows:
+            self.next_rows = max(1, min(self.next_rows, first_rows))
         self.pending: list[Any] = []
         self.row_cap = options.batch_rows
         self.sized = dtype.kind in _SIZED_KINDS
@@ -77,6 +86,8 @@ class InputSource:
     def _next_values(self) -> tuple[list[Any], int, int]:
         """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
         limit = self.next_rows
+        if self.max_inputs is not None:
+            limit = min(limit, self.max_inputs - self.count)
         if self.sequence is not None:
             start = self.position
             return self.sequence, start, min(start + limit, len(self.sequence))
@@ -107,7 +118,32 @@ class InputSource:
         array, problems = values_to_arrow(rows, self.dtype)
         return array, problems, len(rows)
 
+    def _next_arrow(self) -> Any:
+        """The next batch as a slice of the current Arrow chunk, sized by rows and bytes."""
+        while self.arrow_chunk is None or self.arrow_pos >= len(self.arrow_chunk):
+            self.arrow_chunk = next(self.arrow_chunks, None)
+            self.arrow_pos = 0
+            if self.arrow_chunk is None:
+                return None
+        chunk = self.arrow_chunk
+        rows = self.next_rows
+        if self.max_inputs is not None:
+            rows = min(rows, self.max_inputs - self.count)
+        if self.sized and len(chunk):
+            per_row = max(1.0, chunk.nbytes / len(chunk))
+            rows = max(1, min(rows, int(self.options.batch_bytes / per_row)))
+        part = chunk.slice(self.arrow_pos, rows)
+        self.arrow_pos += len(part)
+        self.batches += 1
+        self.next_rows = min(self.next_rows * 2, self.options.batch_rows)
+        first, self.count = self.count, self.count + len(part)
+        return first, len(part), {self.root_node: part}, None, []
+
     def __call__(self) -> Any:
+        if self.max_inputs is not None and self.count >= self.max_inputs:
+            return None  # limit() reached: the rest of the input is never read
+        if self.arrow_chunks is not None:
+            return self._next_arrow()
         values, start, stop = self._next_values()
         if start >= stop:
             return None

@@ -31,6 +31,59 @@ def _batches_values(batches: Iterable[pa.RecordBatch], field: str) -> Iterator[A
         yield from batch.column(index).to_pylist()
 
 
+class ArrowColumn:
+    """An Arrow input whose column is handed to the runtime as Arrow slices (zero-copy), never as
+    Python values: ``chunks`` yields arrays of the root field's canonical Arrow type."""
+
+    def __init__(self, chunks: Iterator[pa.Array]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks:
+            yield from chunk.to_pylist()
+
+
+def arrow_column(values: Any, field: str, arrow_type: pa.DataType) -> "ArrowColumn | None":
+    """The input as Arrow chunks of ``arrow_type`` when it is an Arrow table/batch/reader/array
+    whose column has that type (or casts to it without loss: string -> large_string), else None."""
+    if _is_daft_frame(values):
+        return None
+    if isinstance(values, pa.Table):
+        batches: Iterable[pa.RecordBatch] = values.to_batches()
+    elif isinstance(values, pa.RecordBatch):
+        batches = [values]
+    elif isinstance(values, pa.RecordBatchReader):
+        batches = values
+    elif isinstance(values, pa.ChunkedArray):
+        return _column_chunks(values.chunks, arrow_type)
+    elif isinstance(values, pa.Array):
+        return _column_chunks([values], arrow_type)
+    else:
+        return None
+    schema = values.schema
+    column = _column_index(schema, field)
+    return _column_chunks((b.column(column) for b in batches), arrow_type, schema.field(column).type)
+
+
+_CASTABLE = {pa.large_string(): (pa.string(),), pa.large_binary(): (pa.binary(),)}
+
+
+def _column_chunks(chunks: Iterable[pa.Array], arrow_type: pa.DataType,
+                   column_type: pa.DataType | None = None) -> "ArrowColumn | None":
+    chunks = iter(chunks)
+    if column_type is None:
+        first = next(chunks, None)
+        if first is None:
+            return ArrowColumn(iter(()))
+        column_type = first.type
+        chunks = itertools.chain([first], chunks)
+    if column_type == arrow_type:
+        return ArrowColumn(chunks)
+    if column_type in _CASTABLE.get(arrow_type, ()):
+        return ArrowColumn(c.cast(arrow_type) for c in chunks)
+    return None
+
+
 def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
     """Python values for an Arrow-like or daft input, or None if ``values`` is neither."""
     if _is_daft_frame(values):

@@ -6,6 +6,7 @@ row per list element; chain: one row per row). chunk_text's origin lives in ``op
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,22 @@ class LevelDef:
         self.parent = parent
         self.source = source
         self.origin: LevelOrigin = origin if origin is not None else (Root() if parent is None else Explode(False))
+        # filter() and limit() make views of a level: the same rows (same fields, same IR level),
+        # fewer of them. `base` is the level viewed; `view_ops` the ("filter", Expr) and
+        # ("limit", int) steps applied to it, in order (see ops/row_ops.py).
+        self.base: LevelDef = self
+        self.view_ops: tuple[tuple[str, Any], ...] = ()
+
+    def with_view_op(self, kind: str, arg: Any) -> "LevelDef":
+        """A view of this level after one more filter() or limit()."""
+        view = copy.copy(self)
+        view.uid = next(_ids)
+        view.view_ops = self.view_ops + ((kind, arg),)
+        return view
+
+    def same_rows(self, other: "LevelDef") -> bool:
+        """Whether both are views of one level (fields of one are fields of the other)."""
+        return self.base is other.base
 
     def ancestors(self) -> list["LevelDef"]:
         """This level and its ancestors, nearest first."""

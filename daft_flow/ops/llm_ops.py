@@ -230,7 +230,7 @@ def llm_field(spec: LlmSpec, literals: list[str], fields: list["Field"], target:
     for f in fields:
         if not isinstance(f, Field):
             raise TypeError(f"{op}: template values must be fields, got {type(f).__name__}")
-        if f._flow._level not in levels:
+        if not any(f._flow._level.same_rows(lvl) for lvl in levels):
             raise ValueError(f"{op}: field {f.name!r} belongs to flow {f._flow.name!r}, which is neither flow "
                              f"{target.name!r} nor one of its parents")
         if f.dtype.kind in ("str", "HTML"):

@@ -40,6 +40,7 @@ _BUILTIN_MODULES = (
     "daft_flow.ops.tokenize",
     "daft_flow.ops.render_template",
     "daft_flow.ops.llm_ops",
+    "daft_flow.ops.expr_ops",
 )
 
 _NODE_OPS: dict[str, type["Expr"]] = {}

@@ -21,9 +21,24 @@ def explain(plan: ir.Plan) -> str:
     for level in plan.levels:
         how = level_origin(level.WhichOneof("origin")).explain(level, plan)
         lines.append(f"flow {level.flow!r} [level {level.id}] {how}")
+        if level.HasField("input_limit"):
+            lines.append(f"  reads at most {level.input_limit} input(s) (limit)")
+        if level.HasField("limit"):
+            lines.append(f"  at most {level.limit} row(s) come out (limit)")
         for node in by_level.get(level.id, []):
             name = node.name or "_"
             args = ", ".join(f"#{i}" for i in node.inputs)
-            call = node_op(node.WhichOneof("op")).explain(node, plan) + (f"({args})" if args else "")
+            op = node_op(node.WhichOneof("op"))
+            call = op.explain(node, plan)
+            if not getattr(op, "explains_inputs", False):  # expressions write their operands themselves
+                call += f"({args})" if args else ""
             lines.append(f"  #{node.id} {name}: {dtype_from_ir(node.type)} = {call}")
+    from daft_flow.ops.expr_ops import fused_groups
+
+    groups = fused_groups(plan)
+    if groups:
+        lines.append("fused native stages (one pass over each batch's columns, no Python):")
+        for members in groups:
+            lvl = plan.levels[plan.nodes[members[0]].level].flow
+            lines.append(f"  flow {lvl!r}: " + ", ".join(f"#{m}" for m in members))
     return "\n".join(lines)

@@ -65,7 +65,21 @@ def fingerprint_plan(traced: TracedPlan) -> ir.Plan:
 
 
 def _output(plan: ir.Plan, level: int, nodes: Any, names: Any) -> Any:
-    return [plan.levels[level].fingerprint, [[name, plan.nodes[n].fingerprint] for name, n in zip(names, nodes)]]
+    return [plan.levels[level].fingerprint, [[name, plan.nodes[n].fingerprint] for name, n in zip(names, nodes)],
+            _views(plan, level)]
+
+
+def _views(plan: ir.Plan, level: int) -> Any:
+    """The filters and limits of the output level and its parents: they choose which rows come
+    out, not what any row's values are (so they count for the plan, not for nodes or levels)."""
+    views = []
+    while level >= 0:
+        msg = plan.levels[level]
+        filters = [n.fingerprint for n in plan.nodes if n.level == level and n.WhichOneof("op") == "filter"]
+        views.append([filters, msg.input_limit if msg.HasField("input_limit") else None,
+                      msg.limit if msg.HasField("limit") else None])
+        level = msg.parent
+    return views
 
 
 def _level(plan: ir.Plan, level: ir.Level, nodes: Any) -> str:

@@ -123,8 +123,55 @@ class LlmCall(_message.Message):
     output_model_ref: int
     def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ...) -> None: ...
 
+class Literal(_message.Message):
+    __slots__ = ("null_value", "bool_value", "int_value", "float_value", "str_value", "float_list", "type")
+    NULL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STR_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_LIST_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    null_value: bool
+    bool_value: bool
+    int_value: int
+    float_value: float
+    str_value: str
+    float_list: FloatList
+    type: DataType
+    def __init__(self, null_value: _Optional[bool] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., str_value: _Optional[str] = ..., float_list: _Optional[_Union[FloatList, _Mapping]] = ..., type: _Optional[_Union[DataType, _Mapping]] = ...) -> None: ...
+
+class FloatList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Expression(_message.Message):
+    __slots__ = ("function", "operands", "options", "op")
+    class Operand(_message.Message):
+        __slots__ = ("input", "literal")
+        INPUT_FIELD_NUMBER: _ClassVar[int]
+        LITERAL_FIELD_NUMBER: _ClassVar[int]
+        input: int
+        literal: Literal
+        def __init__(self, input: _Optional[int] = ..., literal: _Optional[_Union[Literal, _Mapping]] = ...) -> None: ...
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    OPERANDS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    function: str
+    operands: _containers.RepeatedCompositeFieldContainer[Expression.Operand]
+    options: _containers.RepeatedCompositeFieldContainer[Literal]
+    op: str
+    def __init__(self, function: _Optional[str] = ..., operands: _Optional[_Iterable[_Union[Expression.Operand, _Mapping]]] = ..., options: _Optional[_Iterable[_Union[Literal, _Mapping]]] = ..., op: _Optional[str] = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call")
+    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call", "expression", "filter")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +186,8 @@ class Node(_message.Message):
     TOKENIZE_FIELD_NUMBER: _ClassVar[int]
     RENDER_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     LLM_CALL_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     id: int
     level: int
     name: str
@@ -153,7 +202,9 @@ class Node(_message.Message):
     tokenize: Tokenize
     render_template: RenderTemplate
     llm_call: LlmCall
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ...) -> None: ...
+    expression: Expression
+    filter: Filter
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ..., expression: _Optional[_Union[Expression, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
 class Explode(_message.Message):
     __slots__ = ("one_to_one",)
@@ -184,7 +235,7 @@ class ChunkText(_message.Message):
     def __init__(self, max_chars: _Optional[int] = ..., overlap: _Optional[int] = ..., max_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., tokenizer: _Optional[str] = ..., chunk_index_node: _Optional[int] = ..., start_offset_node: _Optional[int] = ..., end_offset_node: _Optional[int] = ..., tokenizer_ref: _Optional[int] = ...) -> None: ...
 
 class Level(_message.Message):
-    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint")
+    __slots__ = ("id", "parent", "flow", "source_node", "element_node", "explode", "chunk_text", "fingerprint", "input_limit", "limit")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +244,8 @@ class Level(_message.Message):
     EXPLODE_FIELD_NUMBER: _ClassVar[int]
     CHUNK_TEXT_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent: int
     flow: str
@@ -201,7 +254,9 @@ class Level(_message.Message):
     explode: Explode
     chunk_text: ChunkText
     fingerprint: str
-    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+    input_limit: int
+    limit: int
+    def __init__(self, id: _Optional[int] = ..., parent: _Optional[int] = ..., flow: _Optional[str] = ..., source_node: _Optional[int] = ..., element_node: _Optional[int] = ..., explode: _Optional[_Union[Explode, _Mapping]] = ..., chunk_text: _Optional[_Union[ChunkText, _Mapping]] = ..., fingerprint: _Optional[str] = ..., input_limit: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("level", "nodes", "names")

@@ -30,6 +30,8 @@ def restore_graph(plan: ir.Plan, objects: list[Any]) -> tuple[list[LevelDef], li
             if level is None:
                 level = levels[node.level] = _restore_level(plan, plan.levels[node.level], node, levels, exprs, objects)
             expr: Expr = LevelInput(level)
+            if plan.levels[node.level].HasField("input_limit"):  # limit() before any filter
+                levels[node.level] = level.with_view_op("limit", plan.levels[node.level].input_limit)
         else:
             level = levels[node.level]
             if level is None:
@@ -38,11 +40,16 @@ def restore_graph(plan: ir.Plan, objects: list[Any]) -> tuple[list[LevelDef], li
                 expr = LevelAttribute(level, node.level_attribute.name, dtype_from_ir(node.type))
             else:
                 expr = node_op(kind).restore(node, [exprs[i] for i in node.inputs], objects)
+            if kind == "filter":  # the level is seen through its filters from here on
+                levels[node.level] = level.with_view_op("filter", exprs[node.inputs[0]])
         if node.name:
             expr.field_name = node.name
         exprs.append(expr)
     if any(level is None for level in levels):
         raise ValueError("malformed plan: a level has no input node")
+    for i, msg in enumerate(plan.levels):
+        if msg.HasField("limit"):  # limit() after filters: the rows that come out
+            levels[i] = levels[i].with_view_op("limit", msg.limit)  # type: ignore[union-attr]
     return [level for level in levels if level is not None], exprs
 
 

@@ -20,7 +20,8 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 3  # 3: op registry (level origins, the object table), fingerprints, travelling plans
+IR_VERSION = 4  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+# 4: expression and filter nodes, level limits
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Tracer:
         self.level_ids: dict[LevelDef, int] = {}
         self.level_depth: dict[int, int] = {}
         self.element_node: dict[int, int] = {}
+        self.views: dict[int, tuple[tuple[str, Any], ...]] = {}  # IR level -> the filter/limit steps applied
         self.attribute_node: dict[tuple[int, str], int] = {}
         self.nodes: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         self.keep_alive: list[Any] = []
@@ -75,13 +77,18 @@ class Tracer:
 
     def level(self, level: LevelDef) -> int:
         """The id of ``level`` in the plan, adding it (and its parents) on first use."""
+        if level.base is not level:  # a filtered/limited view: the level, then (once) its filters
+            from daft_flow.ops.row_ops import apply_view
+
+            return apply_view(self, level)
         if level in self.level_ids:
             return self.level_ids[level]
         msg = ir.Level(flow=level.name, parent=-1)
         if level.parent is not None:
             assert level.source is not None
+            parent = self.level(level.parent)  # first: the parent's filters run before this level is made
             source, source_level = self.node(level.source, ())
-            msg.parent = self.level(level.parent)
+            msg.parent = parent
             if source_level != msg.parent:
                 raise ValueError(f"flow {level.name!r} is made from a value of flow "
                                  f"{self.plan.levels[source_level].flow!r}, which is not its parent")
@@ -165,6 +172,9 @@ def trace(flow: "Flow") -> TracedPlan:
         t.plan.output_names.append(name)
     current = flow._current
     t.plan.current_field = current if isinstance(current, str) else ""
+    from daft_flow.ops.row_ops import check_limits
+
+    check_limits(t.plan)
     return TracedPlan(t.plan, t.objects)
 
 
@@ -173,9 +183,12 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
     two flows read runs once). The plan's own output is the root's input; each flow's output is
     returned as (level id, node ids, field names), for readers of those levels (and is in
     ``plan.outputs``)."""
-    roots = {id(f._level.ancestors()[-1]) for f in flows}
+    from daft_flow.ops.row_ops import check_limits, check_same_views
+
+    roots = {id(f._level.ancestors()[-1].base) for f in flows}
     if len(roots) != 1:
         raise ValueError("flows run together must grow from the same root flow")
+    check_same_views(flows)
     t = Tracer()
     # Inputs of every output first, so the outputs (sink writes) run after every op they share a
     # level with: a row that failed anywhere upstream is never written.
@@ -197,6 +210,7 @@ def trace_outputs(flows: "list[Flow]") -> tuple[TracedPlan, list[tuple[int, list
     t.plan.output_level = 0
     t.plan.output_nodes.append(t.element_node[0])
     t.plan.output_names.append(t.plan.root_field)
+    check_limits(t.plan, several_outputs=True)
     return TracedPlan(t.plan, t.objects), outputs
 
 

@@ -33,7 +33,7 @@ def test_report_counts_rows_and_failures_per_op_and_per_flow():
     report = words.last_run()
     assert report is dflow.last_run()
     assert report.status == "completed" and report.inputs == 4
-    assert report.accounting["doc"] == {"rows": 4, "succeeded": 4, "failed": 0, "dead_lettered": 0, "skipped": 0}
+    assert report.accounting["doc"] == {"rows": 4, "succeeded": 4, "failed": 0, "dead_lettered": 0, "skipped": 0, "filtered": 0}
     children = report.flows["words"] if "words" in report.flows else next(
         f for k, f in report.flows.items() if f.level == 1)
     assert children.rows == 9 and children.failed == 2 and children.succeeded == 7
@@ -70,14 +70,14 @@ def test_children_of_a_failed_parent_count_as_skipped(before):
         words["word"].run_python(str.upper, return_type=str)
     out = words.collect_batch(["x a b", "y c", "z d e"], on_error="return")
     acc = words.last_run().accounting
-    assert acc["doc"] == {"rows": 3, "succeeded": 2, "failed": 1, "dead_lettered": 0, "skipped": 0}
+    assert acc["doc"] == {"rows": 3, "succeeded": 2, "failed": 1, "dead_lettered": 0, "skipped": 0, "filtered": 0}
     child = acc["doc.word"]
     assert child["rows"] == child["succeeded"] + child["failed"]
     assert child["succeeded"] == 5 == sum(1 for rows in out for r in rows if isinstance(r, dict))
     if before:  # a failed parent makes no children
-        assert child == {"rows": 5, "succeeded": 5, "failed": 0, "dead_lettered": 0, "skipped": 0}
+        assert child == {"rows": 5, "succeeded": 5, "failed": 0, "dead_lettered": 0, "skipped": 0, "filtered": 0}
     else:
-        assert child == {"rows": 8, "succeeded": 5, "failed": 3, "dead_lettered": 0, "skipped": 3}
+        assert child == {"rows": 8, "succeeded": 5, "failed": 3, "dead_lettered": 0, "skipped": 3, "filtered": 0}
 
 
 def test_input_of_the_wrong_type_is_reported_as_an_input_failure():
@@ -87,7 +87,7 @@ def test_input_of_the_wrong_type_is_reported_as_an_input_failure():
     report = flow.last_run()
     assert report.ops["input"].failures_by_type == {"TypeError": 1}
     assert report.ops["y"].failures_by_type == {"ValueError": 1}
-    assert report.accounting["x"] == {"rows": 4, "succeeded": 2, "failed": 2, "dead_lettered": 0, "skipped": 0}
+    assert report.accounting["x"] == {"rows": 4, "succeeded": 2, "failed": 2, "dead_lettered": 0, "skipped": 0, "filtered": 0}
 
 
 def test_series_and_times_are_consistent():

@@ -35,15 +35,17 @@ std::vector<ArrayPtr> ImportChildren(const ArrowSchema* schema, const ArrowArray
   return out;
 }
 
+// The bytes of the rows this array covers: a slice of a large array (an Arrow table read in
+// batches) is charged its own rows, not the buffers' whole length.
 int64_t EstimateBytes(const std::string& format, const ArrowArray* a, const std::vector<ArrayPtr>& children) {
-  int64_t n = a->length + a->offset;
+  const int64_t n = a->length, end = a->length + a->offset;
   int64_t bytes = (a->buffers && a->n_buffers > 0 && a->buffers[0]) ? (n + 7) / 8 : 0;
   if (format == "U" || format == "Z") {
     const int64_t* o = static_cast<const int64_t*>(a->buffers[1]);
-    bytes += 8 * (n + 1) + (a->length ? o[n] - o[a->offset] : 0);
+    bytes += 8 * (n + 1) + (n ? o[end] - o[a->offset] : 0);
   } else if (format == "u" || format == "z") {
     const int32_t* o = static_cast<const int32_t*>(a->buffers[1]);
-    bytes += 4 * (n + 1) + (a->length ? o[n] - o[a->offset] : 0);
+    bytes += 4 * (n + 1) + (n ? o[end] - o[a->offset] : 0);
   } else if (format == "b") {
     bytes += (n + 7) / 8;
   } else if (format == "+L") {
@@ -164,6 +166,12 @@ ArrayPtr Array::Slice(int64_t offset, int64_t length) const {
     a->Init();
   }
   a->nbytes_ = length_ ? nbytes_ * length / length_ : 0;
+  return a;
+}
+
+ArrayPtr Array::Renamed(std::string name) const {
+  auto a = std::make_shared<Array>(*this);
+  a->name_ = std::move(name);
   return a;
 }
 

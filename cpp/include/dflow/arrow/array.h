@@ -70,6 +70,8 @@ class Array : public std::enable_shared_from_this<Array> {
                        std::vector<const void*> buffers, std::vector<ArrayPtr> children,
                        std::shared_ptr<void> owner, int64_t nbytes, std::string name = "");
   ArrayPtr Slice(int64_t offset, int64_t length) const;
+  // The same array under another name (struct fields are named by their child arrays).
+  ArrayPtr Renamed(std::string name) const;
 
  private:
   std::string format_;

@@ -29,9 +29,11 @@ struct Level {
   std::vector<int64_t> parent_index;  // row -> row of the parent level (empty for the root)
   std::vector<int64_t> child_index;   // row -> its position among its parent's children
   std::vector<uint64_t> row_ids;
-  // Per row: 0 ok, 1 failed (listed in failures), 2 skipped because an ancestor failed.
-  // Empty means no row failed.
+  // Per row: 0 ok, 1 failed (listed in failures), 2 skipped because an ancestor failed or was
+  // filtered out, 3 filtered out (a filter() predicate was not true: not a failure, no output).
+  // Empty means every row is ok.
   std::vector<uint8_t> failed;
+  int64_t filtered = 0;  // rows marked 3
   std::vector<RowFailure> failures;
   std::map<int32_t, ArrayPtr> columns;
 
@@ -41,6 +43,12 @@ struct Level {
     if (failed[f.row]) return;  // first failure wins; skipped rows stay skipped
     failed[f.row] = 1;
     failures.push_back(std::move(f));
+  }
+  void Filter(int64_t row) {
+    if (failed.empty()) failed.assign(num_rows, 0);
+    if (failed[row]) return;
+    failed[row] = 3;
+    ++filtered;
   }
 };
 
