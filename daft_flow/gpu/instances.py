@@ -40,9 +40,12 @@ def current_device() -> int | None:
 
 
 def is_class_function(fn: Any) -> bool:
-    """A class (or a functools.partial of one, to pass ``__init__`` arguments) given to run_python."""
+    """A class whose instances are callable (it defines ``__call__``), or a functools.partial of one
+    (to pass ``__init__`` arguments), given to run_python. Other classes (``int``, ``str``, a
+    dataclass) are plain callables: their constructor runs per row, as before."""
     target = fn.func if isinstance(fn, functools.partial) else fn
-    return inspect.isclass(target)
+    return inspect.isclass(target) and any("__call__" in vars(k) for k in target.__mro__
+                                           if k is not object and k is not type)
 
 
 def class_name(fn: Any) -> str:

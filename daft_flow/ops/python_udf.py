@@ -91,9 +91,6 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
     is_class = is_class_function(fn)
-    cls = (fn.func if isinstance(fn, functools.partial) else fn) if is_class else None
-    if cls is not None and not any("__call__" in vars(k) for k in cls.__mro__ if k is not object):
-        raise TypeError(f"run_python({callable_name(fn)}): a class function needs a __call__ method ({where})")
     is_async = inspect.iscoroutinefunction(_call_target(fn)) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None))  # noqa: B004
     if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)

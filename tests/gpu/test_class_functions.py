@@ -119,11 +119,15 @@ def test_bad_class_function_arguments_fail_when_the_op_is_built():
     with pytest.raises(ValueError, match="gpus"):
         flow["x"].run_python(lambda xs: xs, batch=True, gpus=1)  # a plain function has no instances to place
 
-    class NotCallable:
-        pass
 
-    with pytest.raises(TypeError, match="__call__"):
-        flow["x"].run_python(NotCallable, batch=True)
+
+def test_classes_without_call_are_plain_callables():
+    # int, str or a dataclass: the constructor runs per row (no instances are kept).
+    flow = dflow.Flow("x", int)
+    flow["s"] = flow["x"].run_python(str, return_type=str)
+    assert [r["s"] for r in flow.collect_batch([1, 22])] == ["1", "22"]
+    with pytest.raises(ValueError, match="class functions"):
+        flow["x"].run_python(str, gpus=1)
 
 
 def test_tensor_columns_go_through_the_gpu_stage():
