@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from daft_flow._logging import logger
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.llm.local_embedder import LocalEmbedder
 from daft_flow.llm.provider import Completion, OpenAIProvider, Provider, ProviderConfigError
 from daft_flow.llm.tokens import count_tokens
@@ -127,7 +127,7 @@ class LlamaServer:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None  # the server's output, for the error message if it fails to start
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def base_url(self) -> str:
@@ -214,7 +214,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_path: str | None = None) -> None:
         self.model_path = model_path
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model_path": self.model_path}  # the model is loaded again where it runs
@@ -277,7 +277,7 @@ class LocalProvider(Provider):
         self.max_concurrency = max_concurrency
         self._servers: dict[str, LlamaServer] = {chat_model: server} if server is not None else {}
         self._chats: dict[str, OpenAIProvider] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def server(self) -> LlamaServer:
@@ -374,7 +374,7 @@ class LocalProvider(Provider):
 
 
 _local: LocalProvider | None = None
-_local_lock = threading.Lock()
+_local_lock = ForkSafeLock()
 
 
 def local_provider() -> LocalProvider:

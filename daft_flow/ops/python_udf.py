@@ -90,6 +90,9 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(getattr(fn, "__call__", None)):  # noqa: B004
+        raise TypeError(f"run_python({callable_name(fn)}) is an async generator function (async def with yield), "
+                        f"which returns no value: return one, or collect the items into a list ({where})")
     is_class = is_class_function(fn)
     is_async = inspect.iscoroutinefunction(_call_target(fn)) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None))  # noqa: B004
@@ -105,10 +108,18 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
                          f"supported ({where})")
     if is_async and batch:
         raise ValueError(f"run_python({callable_name(fn)}): batch=True is not supported for async functions ({where})")
-    if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight <= 0):
-        raise ValueError(f"run_python({callable_name(fn)}): max_in_flight must be a positive int, got {max_in_flight!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-        raise ValueError(f"run_python({callable_name(fn)}): batch_size must be a positive int, got {batch_size!r}")
+    for option, value in (("max_in_flight", max_in_flight), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"run_python({callable_name(fn)}): {option} must be a positive int, got {value!r}")
+    # Options that would be ignored say so rather than being accepted silently.
+    if max_in_flight is not None and not is_async:
+        raise ValueError(f"run_python({callable_name(fn)}): max_in_flight applies to async functions (async def); "
+                         f"this one is not ({where})")
+    if batch_size is not None and not batch:
+        raise ValueError(f"run_python({callable_name(fn)}): batch_size applies to batch functions (batch=True) "
+                         f"({where})")
+    if not isinstance(batch, bool):
+        raise TypeError(f"run_python({callable_name(fn)}): batch must be True or False, got {batch!r}")
     if version is not None and (not isinstance(version, (str, int)) or isinstance(version, bool)):
         raise TypeError(f"run_python({callable_name(fn)}): version must be a str or int, got {version!r}")
     hints = _hints(fn)
@@ -290,6 +301,7 @@ class PythonCall(Expr):
                 info = ctx.op_info(node, name, input_index=True)
                 arg_types = [*arg_types, DataType("int")]
             runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
+            ctx.cancellables.append(runner)  # stops between batch_size chunks when the run stops
             ctx.run.add_python_batch(info, runner, 1)
         else:
             on_output = None

@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DataType(_message.Message):
-    __slots__ = ("kind", "element", "dimension")
+    __slots__ = ("kind", "element", "dimension", "optional")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ELEMENT_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_FIELD_NUMBER: _ClassVar[int]
     kind: str
     element: DataType
     dimension: int
-    def __init__(self, kind: _Optional[str] = ..., element: _Optional[_Union[DataType, _Mapping]] = ..., dimension: _Optional[int] = ...) -> None: ...
+    optional: bool
+    def __init__(self, kind: _Optional[str] = ..., element: _Optional[_Union[DataType, _Mapping]] = ..., dimension: _Optional[int] = ..., optional: _Optional[bool] = ...) -> None: ...
 
 class PythonObject(_message.Message):
     __slots__ = ("module", "qualname", "pickled", "fingerprint")

@@ -32,7 +32,7 @@ class TracedPlan:
 
 
 def dtype_to_ir(t: DataType) -> ir.DataType:
-    msg = ir.DataType(kind=t.kind, dimension=t.dimension)
+    msg = ir.DataType(kind=t.kind, dimension=t.dimension, optional=t.optional)
     if t.element is not None:
         msg.element.CopyFrom(dtype_to_ir(t.element))
     return msg
@@ -40,7 +40,7 @@ def dtype_to_ir(t: DataType) -> ir.DataType:
 
 def dtype_from_ir(msg: ir.DataType) -> DataType:
     element = dtype_from_ir(msg.element) if msg.HasField("element") else None
-    return DataType(msg.kind, element=element, dimension=msg.dimension)
+    return DataType(msg.kind, element=element, dimension=msg.dimension, optional=msg.optional)
 
 
 Maps = tuple[dict[LevelDef, LevelDef], ...]
