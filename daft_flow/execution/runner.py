@@ -173,6 +173,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                 runner.cancel()
         finally:  # also when a second Ctrl-C lands here
             run.close()
+            for runner in cancellables:  # class functions close their instances once no stage runs
+                if hasattr(runner, "close"):
+                    runner.close()
         _end_provider_runs(usage)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()

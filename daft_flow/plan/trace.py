@@ -20,8 +20,9 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 5  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
-# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type)
+IR_VERSION = 6  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type);
+# 6: class functions' concurrency and gpus (an older reader would run the class as a plain callable)
 
 
 @dataclass
