@@ -42,7 +42,10 @@ class CachedPlan:
     """A plan read once, with a reader per output (one for a Flow, one per sink flow)."""
 
     def __init__(self, traced: TracedPlan) -> None:
+        from daft_flow.gpu.instances import KeptInstances
+
         self.traced = traced
+        self.instances = KeptInstances()  # class functions' instances (models), loaded once for all morsels
         plan = traced.plan
         if len(plan.outputs):
             self.outputs = [with_output(traced, o.level, list(o.nodes), list(o.names)) for o in plan.outputs]
@@ -52,6 +55,10 @@ class CachedPlan:
     def make_readers(self, run: Any) -> tuple[SharedErrors, list[OutputReader]]:
         shared = SharedErrors(run)
         return shared, [OutputReader(t, shared) for t in self.outputs]
+
+    def close(self) -> None:
+        """The plan leaves the cache: its class functions' instances are closed."""
+        self.instances.close()
 
 
 class PlanCache:
@@ -70,8 +77,11 @@ class PlanCache:
             if key not in self._plans:
                 self._plans[key] = CachedPlan(traced)
             self._plans.move_to_end(key)
+            evicted = []
             while len(self._plans) > self.capacity:
-                self._plans.popitem(last=False)
+                evicted.append(self._plans.popitem(last=False)[1])
+        for entry in evicted:  # a morsel still running keeps its pools until it ends; new ones make their own
+            entry.close()
         return key
 
     def get(self, key: str) -> CachedPlan | None:
@@ -83,6 +93,12 @@ class PlanCache:
 
     def __len__(self) -> int:
         return len(self._plans)
+
+    def close(self) -> None:
+        with self._lock:
+            entries, self._plans = list(self._plans.values()), OrderedDict()
+        for entry in entries:
+            entry.close()
 
 
 class MorselCancelled(Exception):
@@ -108,20 +124,27 @@ def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: 
     from daft_flow.cluster.report import morsel_report
     from daft_flow.execution.runner import run_batches
 
+    from daft_flow.gpu.instances import keep_instances
+
     holder = _Owner()
     schema = None
     # record=False: the morsel's report goes back to the client, not into this process's last_run().
-    for (shared, readers), batch in run_batches(entry.traced, values, entry.make_readers, first_input=first_input,
-                                                usage_owner=holder, record=False, memory_budget=memory_budget,
-                                                progress=False, **options):
-        outs = [(reader.read(batch), reader) for reader in readers]
-        if schema is None:
-            schema = results_schema(outs)
-        for i, (out, reader) in enumerate(outs):
-            emit(schema, *encode_output(schema, i, out, reader))
-        shared.errors.clear()
-        if cancelled():
-            raise MorselCancelled("the morsel's run was stopped")
+    batches = run_batches(entry.traced, values, entry.make_readers, first_input=first_input, usage_owner=holder,
+                          record=False, memory_budget=memory_budget, progress=False, **options)
+    # The run is built at the first next(): inside this block, so class functions use the kept instances.
+    with keep_instances(entry.instances):
+        try:
+            for (shared, readers), batch in batches:
+                outs = [(reader.read(batch), reader) for reader in readers]
+                if schema is None:
+                    schema = results_schema(outs)
+                for i, (out, reader) in enumerate(outs):
+                    emit(schema, *encode_output(schema, i, out, reader))
+                shared.errors.clear()
+                if cancelled():
+                    raise MorselCancelled("the morsel's run was stopped")
+        finally:
+            batches.close()
     usage = holder._last_usage
     return {"done": True, "usage": usage.as_dict() if usage is not None else {},
             "report": morsel_report(holder._last_run)}

@@ -208,6 +208,7 @@ class Worker(flight.FlightServerBase):
                          grace)
             self._stop_runs.set()
         self.shutdown()
+        self.plans.close()  # class functions' instances (models) closed once nothing runs
 
 
 def _app_error(e: BaseException) -> flight.FlightServerError:

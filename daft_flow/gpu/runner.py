@@ -18,7 +18,7 @@ from daft_flow.errors import BatchError
 from daft_flow.execution.python_runners import Args, _alive, _arg_values
 from daft_flow.gpu.devices import plan_devices
 from daft_flow.gpu.instances import (InstancePool, call_splitting_on_oom, current_device, current_stream,
-                                     is_out_of_memory)
+                                     is_out_of_memory, kept_instances)
 from daft_flow.gpu.staging import DeviceStage, arrow_to_tensor, tensor_to_arrow
 from daft_flow.types import DataType
 
@@ -30,7 +30,11 @@ class ClassRunner:
                  batch_size: int, *, batch: bool, concurrency: int, gpus: float) -> None:
         self.name, self.arg_types, self.out = name, arg_types, out
         self.arg_kind, self.batch_size, self.batch = arg_kind, batch_size, batch
-        self.pool = InstancePool(fn, plan_devices(name, concurrency, gpus), name)
+        slots = plan_devices(name, concurrency, gpus)
+        kept = kept_instances()  # on a worker: instances stay loaded across runs of the plan
+        self._owns_pool = kept is None
+        self.pool = (InstancePool(fn, slots, name) if kept is None
+                     else kept.pool((id(fn), name, concurrency, gpus), lambda: InstancePool(fn, slots, name)))
         self._stages: dict[int, DeviceStage] = {}
         self._cancelled = False
 
@@ -39,7 +43,10 @@ class ClassRunner:
         self._cancelled = True
 
     def close(self) -> None:
-        """Closes the instances (after the run's threads stopped); what close() raised is logged."""
+        """Closes the instances (after the run's threads stopped) unless they are kept beyond the
+        run; what close() raised is logged."""
+        if not self._owns_pool:
+            return
         for e in self.pool.close():
             logger.warning("%s: close() raised %s: %s", self.name, type(e).__name__, e)
 

@@ -524,3 +524,27 @@ def test_failed_sink_writes_on_a_cluster_fail_their_rows_as_locally(cluster, tmp
         [(f.input_index, f.row_id, f.op.replace("/local/", "/remote/"), f.field, type(f.error).__name__)
          for f in local[1].failures]
     assert len(remote[1].failures) == 40 and "No space left" in str(remote[1].failures[0].error.__cause__)
+
+
+class _Model:
+    """A class function whose __init__ (loading weights) leaves a line in a file per instance."""
+
+    def __init__(self, log_path: str) -> None:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write("loaded\n")
+
+    def __call__(self, xs: list[int]) -> list[int]:
+        return [x * 10 for x in xs]
+
+
+def test_class_function_instances_stay_loaded_across_morsels_and_runs(tmp_path):
+    import functools
+
+    log = tmp_path / "loads.txt"
+    flow = dflow.Flow("x", int)
+    flow["y"] = flow["x"].run_python(functools.partial(_Model, str(log)), batch=True, return_type=int)
+    with WorkerProcess("--threads", "1") as w:
+        c = dflow.Cluster([w.address], morsel_rows=10)
+        for _ in range(2):  # 2 runs of 10 morsels: one instance, loaded once
+            assert flow.collect_batch(range(100), cluster=c) == [{"x": i, "y": 10 * i} for i in range(100)]
+        assert log.read_text().count("loaded") == 1
