@@ -21,7 +21,9 @@ class WorkerProcess:
 
     def __init__(self, *args: str, token: str | None = None, env: dict[str, str] | None = None,
                  startup_timeout: float = 60.0, python: list[str] | None = None) -> None:
-        cmd = [*(python or [sys.executable, "-m", "daft_flow.cluster.worker"]), "--listen", "127.0.0.1:0", *args]
+        # -P: the current directory is not put first on the worker's sys.path, so a source checkout that
+        # is the current directory (its daft_flow without the built extension) cannot shadow this one.
+        cmd = [*(python or [sys.executable, "-P", "-m", "daft_flow.cluster.worker"]), "--listen", "127.0.0.1:0", *args]
         environ = dict(os.environ)
         # The daft_flow this process runs (a source checkout included) is the one the worker imports.
         root = os.path.dirname(os.path.dirname(os.path.abspath(daft_flow.__file__)))
