@@ -437,7 +437,7 @@ def test_workers_serve_tls(tmp_path):
 def test_the_console_script_is_declared():
     import tomllib
 
-    with open(os.path.join(os.path.dirname(os.path.dirname(dflow.__file__)), "pyproject.toml"), "rb") as f:
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
     assert scripts["dflow-worker"] == "daft_flow.cluster.worker:main"
     from daft_flow.cluster.worker import main
