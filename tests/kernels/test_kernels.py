@@ -1,7 +1,6 @@
 """The Triton kernels against their references, run by Triton's interpreter on CPU tensors."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
