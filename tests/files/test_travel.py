@@ -16,7 +16,6 @@ import pytest
 import daft_flow as dflow
 from daft_flow.testing import FaultServer
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE_PARENT = str(pathlib.Path(dflow.__file__).resolve().parents[1])  # the daft_flow this process runs
 KEY = "sk-travel-secret-0123456789abcdef"
 
