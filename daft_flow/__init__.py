@@ -7,6 +7,7 @@
 {'document': 'the quick brown fox', 'words': 4}
 """
 from daft_flow._logging import install_default_handler as _install_default_log_handler
+from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RayCluster, RemoteError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -15,6 +16,7 @@ from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.gpu import ClassInitError, GpuOutOfMemoryError, GpuUnavailableError, current_device, current_stream
 from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
@@ -42,9 +44,11 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "LocalProvider", "Provider", "Completion", "ProviderError", "ProviderConfigError",
     "set_provider", "default_provider", "warmup",
+    "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
     "Retry", "replay", "ReplayReport",
+    "Cluster", "RayCluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]
 
 _install_default_log_handler()

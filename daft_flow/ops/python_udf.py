@@ -3,11 +3,14 @@ built. Also the machinery of the builtin ops implemented by a function (open_fil
 write_sink: ``PythonUdf.builtin``)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from daft_flow.gpu.devices import check_gpus
+from daft_flow.gpu.instances import is_class_function
 from daft_flow.ops.registry import Expr, register
 from daft_flow.types import ANY, DataType, dtype_of
 
@@ -34,6 +37,8 @@ class PythonUdf:
     builtin_detail: str = ""  # what explain() shows after the builtin's name (e.g. the sink)
     expanding: bool = False  # results much larger than inputs (read): the runtime probes row sizes
     version: str = ""  # run_python(..., version=): changes the fingerprint when the logic did not
+    concurrency: int = 0  # class functions: instances (0 = 1)
+    gpus: float = 0.0  # class functions: GPUs per instance (0: CPU, 0.5: half of one)
     timeout: float = 0.0  # seconds per call (0: the flow's policy's, if any)
     on_batch_error: str = "fail"  # batch mode: "fail" every row of a call that raises, or "split" it
 
@@ -42,12 +47,23 @@ class PythonUdf:
         return self.builtin or f"run_python({callable_name(self.fn)})"
 
 
+def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What is called per row or batch: a class function's ``__call__`` (unbound), else ``fn``."""
+    if is_class_function(fn):
+        cls = fn.func if isinstance(fn, functools.partial) else fn
+        return cls.__call__
+    return fn
+
+
 def callable_name(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial) and inspect.isclass(fn.func):
+        fn = fn.func
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return str(name)
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    fn = _call_target(fn)
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
     try:
         return typing.get_type_hints(target)
@@ -56,6 +72,9 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def positional_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    if is_class_function(fn):
+        params = positional_params(_call_target(fn))
+        return params[1:]  # self
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without signatures: assume one argument
@@ -72,7 +91,7 @@ ON_BATCH_ERROR = ("fail", "split")
 
 def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_flight: int | None,
              batch_size: int | None, where: str, version: Any = None, timeout: Any = None,
-             on_batch_error: str | None = None) -> PythonUdf:
+             on_batch_error: str | None = None, concurrency: int | None = None, gpus: float = 0) -> PythonUdf:
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     from daft_flow.policy import check_timeout
 
@@ -81,7 +100,19 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
     if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(getattr(fn, "__call__", None)):  # noqa: B004
         raise TypeError(f"run_python({callable_name(fn)}) is an async generator function (async def with yield), "
                         f"which returns no value: return one, or collect the items into a list ({where})")
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+    is_class = is_class_function(fn)
+    is_async = inspect.iscoroutinefunction(_call_target(fn)) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None))  # noqa: B004
+    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)
+                                    or concurrency <= 0):
+        raise ValueError(f"run_python({callable_name(fn)}): concurrency must be a positive int, got {concurrency!r}")
+    gpus = check_gpus(gpus, f"run_python({callable_name(fn)})")
+    if not is_class and (gpus or (concurrency or 1) > 1):
+        raise ValueError(f"run_python({callable_name(fn)}): concurrency= and gpus= are for class functions "
+                         f"(run_python(MyModel, ...) with a class: its instances own the devices) ({where})")
+    if is_class and is_async:
+        raise ValueError(f"run_python({callable_name(fn)}): class functions with an async __call__ are not "
+                         f"supported ({where})")
     if is_async and batch:
         raise ValueError(f"run_python({callable_name(fn)}): batch=True is not supported for async functions ({where})")
     for option, value in (("max_in_flight", max_in_flight), ("batch_size", batch_size)):
@@ -106,6 +137,9 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
         if not batch:
             raise ValueError(f"run_python({callable_name(fn)}): on_batch_error applies to batch functions "
                              f"(batch=True) ({where})")
+    if is_class and (seconds or on_batch_error == "split"):  # the class runner splits on out-of-memory only
+        raise ValueError(f"run_python({callable_name(fn)}): timeout= and on_batch_error='split' are not supported "
+                         f"for class functions ({where})")
     hints = _hints(fn)
     if return_type is not None:
         rtype = dtype_of(return_type, where=f"return_type of run_python({callable_name(fn)})")
@@ -122,11 +156,20 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
             ann = hints.get(params[0].name)
             if ann is not None and "pyarrow" in getattr(ann, "__module__", ""):
                 arg_kind = "arrow"
+            elif is_class and _is_torch_tensor(ann):
+                arg_kind = "tensor"  # the GPU stage: columns arrive as tensors on the instance's device
     mode = ASYNC if is_async else (BATCH if batch else ROW)
     return PythonUdf(fn=fn, mode=mode, return_type=rtype,
                      max_in_flight=max_in_flight or (DEFAULT_MAX_IN_FLIGHT if is_async else 0),
                      batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version),
-                     timeout=seconds or 0.0, on_batch_error=on_batch_error or "fail")
+                     timeout=seconds or 0.0, on_batch_error=on_batch_error or "fail",
+                     concurrency=concurrency or 0, gpus=gpus)
+
+
+def _is_torch_tensor(ann: Any) -> bool:
+    if isinstance(ann, str):  # an annotation that could not be resolved (a local import of torch)
+        return ann in ("torch.Tensor", "Tensor")
+    return getattr(ann, "__name__", "") == "Tensor" and getattr(ann, "__module__", "").startswith("torch")
 
 
 def _batch_return_type(ann: Any, fn: Callable[..., Any]) -> DataType:
@@ -209,6 +252,7 @@ class PythonCall(Expr):
         msg.expanding, msg.version = udf.expanding, udf.version
         msg.timeout = udf.timeout
         msg.on_batch_error = "" if udf.on_batch_error == "fail" else udf.on_batch_error
+        msg.concurrency, msg.gpus = udf.concurrency, udf.gpus
 
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
@@ -224,6 +268,10 @@ class PythonCall(Expr):
             detail += f", timeout={udf.timeout:g}s"
         if udf.on_batch_error:
             detail += f", on_batch_error={udf.on_batch_error}"
+        if udf.concurrency > 1:
+            detail += f", concurrency={udf.concurrency}"
+        if udf.gpus:
+            detail += f", gpus={udf.gpus:g}"
         if udf.builtin:
             what = f"{udf.builtin}({udf.builtin_detail})" if udf.builtin_detail else udf.builtin
             return f"{what} [{detail}]"
@@ -234,8 +282,9 @@ class PythonCall(Expr):
     @classmethod
     def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
         udf = node.python_udf
-        # max_in_flight only changes how many calls overlap, not what they return; timeout and
-        # on_batch_error only which rows fail (they are in the plan's policy fingerprint).
+        # max_in_flight, concurrency and gpus only change how many calls overlap and where they
+        # run, not what they return; timeout and on_batch_error only which rows fail (they are in
+        # the plan's policy fingerprint).
         return {"fn": plan.objects[udf.fn_ref].fingerprint, "mode": int(udf.mode), "batch_size": udf.batch_size,
                 "batch_arg_kind": udf.batch_arg_kind, "builtin": udf.builtin, "version": udf.version}
 
@@ -253,7 +302,8 @@ class PythonCall(Expr):
                         max_in_flight=msg.max_in_flight, batch_size=msg.batch_size,
                         batch_arg_kind=msg.batch_arg_kind or "list", builtin=msg.builtin,
                         builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version,
-                        timeout=msg.timeout, on_batch_error=msg.on_batch_error or "fail")
+                        timeout=msg.timeout, on_batch_error=msg.on_batch_error or "fail",
+                        concurrency=msg.concurrency, gpus=msg.gpus)
         return PythonCall(udf, tuple(args))
 
     @classmethod
@@ -266,7 +316,15 @@ class PythonCall(Expr):
         info = ctx.op_info(node, name)
         out, arg_types = ctx.out_type(node), ctx.arg_types(node)
         timeout = ctx.timeout(node, msg.timeout)
-        if msg.mode == _MODES[ROW]:
+        if is_class_function(fn):
+            from daft_flow.gpu.runner import ClassRunner
+
+            # Devices are counted now: too few is an error before any work starts.
+            runner = ClassRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size,
+                                 batch=msg.mode == _MODES[BATCH], concurrency=msg.concurrency or 1, gpus=msg.gpus)
+            ctx.cancellables.append(runner)  # its instances are closed when the run ends
+            ctx.run.add_python_batch(info, runner, msg.concurrency or 1)
+        elif msg.mode == _MODES[ROW]:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
             if timeout:  # a sync call cannot be stopped: the watchdog names it once it is late
                 from daft_flow.execution.watchdog import timed_row_function

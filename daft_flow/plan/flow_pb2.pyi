@@ -32,7 +32,7 @@ class PythonObject(_message.Message):
     def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., pickled: _Optional[bytes] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class PythonUdf(_message.Message):
-    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding", "timeout", "on_batch_error")
+    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding", "concurrency", "gpus", "timeout", "on_batch_error")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROW: _ClassVar[PythonUdf.Mode]
@@ -50,6 +50,8 @@ class PythonUdf(_message.Message):
     BUILTIN_DETAIL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXPANDING_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     ON_BATCH_ERROR_FIELD_NUMBER: _ClassVar[int]
     fn_ref: int
@@ -61,9 +63,11 @@ class PythonUdf(_message.Message):
     builtin_detail: str
     version: str
     expanding: bool
+    concurrency: int
+    gpus: float
     timeout: float
     on_batch_error: str
-    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ..., timeout: _Optional[float] = ..., on_batch_error: _Optional[str] = ...) -> None: ...
+    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ..., concurrency: _Optional[int] = ..., gpus: _Optional[float] = ..., timeout: _Optional[float] = ..., on_batch_error: _Optional[str] = ...) -> None: ...
 
 class LevelInput(_message.Message):
     __slots__ = ()

@@ -20,9 +20,10 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 6  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+IR_VERSION = 7  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
 # 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type);
-# 6: failure policies on levels, op timeouts, on_batch_error
+# 6: class functions' concurrency and gpus (an older reader would run the class as a plain callable);
+# 7: failure policies on levels, op timeouts, on_batch_error
 
 
 @dataclass
