@@ -141,6 +141,17 @@ def _too_large(value: Any, index: int, nbytes: int, limit: int, root: _Root) -> 
     return MorselResult([outputs], {})
 
 
+def _refuse_dead_letters(plan: Any) -> None:
+    """Retries, fail_parent and timeouts run on the workers as locally (they are in the plan); a
+    dead-letter sink would be written by every worker on its own machine, and again for a morsel
+    sent twice after a worker died, so it is refused until dead letters are written here."""
+    for level in plan.levels:
+        if level.HasField("policy") and level.policy.HasField("dead_letter_ref"):
+            raise ValueError(f"flow {level.flow!r} has a dead-letter sink (with_policy(dead_letter=...)), which a "
+                             "cluster run does not write: run it locally, or without dead_letter= on the cluster "
+                             "(its failed rows are then the run's failures, with their attempts)")
+
+
 def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], options: dict[str, Any], *,
                     ordered: bool = True, usage_owner: Any = None) -> Iterator[list[RemoteOutput]]:
     """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output."""
@@ -160,6 +171,7 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
         raise ValueError("max_cost_usd is enforced by the process that makes the requests; on a cluster each worker "
                          "would hold the whole budget, so it is refused: run with a budget locally, or without one "
                          "on the cluster")
+    _refuse_dead_letters(plan)
     data = plan_to_bytes(traced)
     fingerprint = ir.Plan.FromString(data).fingerprint
     key = plan_key(fingerprint, data)
@@ -246,7 +258,7 @@ def _write(run: Any, out: RemoteOutput) -> SinkOutput:
     if not len(out.input_index):
         return SinkOutput(pa.array([], type=pa.large_string()), out)
     columns = [arrow_to_values(col, t) for col, t in zip(out.columns, run.columns.values())]
-    where = run(*columns, out.input_index.tolist())
+    where = run.write(columns, out.input_index.tolist(), out.tag)
     return SinkOutput(pa.array(where, type=pa.large_string()), out)
 
 

@@ -12,7 +12,8 @@ from daft_flow.execution.report import FlowReport, LatencyHistogram, OpReport, R
 
 _OP_COUNTS = ("busy_s", "batches", "rows_in", "rows_out", "rows_failed", "retries", "cache_hits", "requests",
               "input_tokens", "output_tokens", "cached_tokens")
-_FLOW_COUNTS = ("rows", "succeeded", "failed", "skipped", "filtered", "budget_exceeded", "dead_lettered")
+_FLOW_COUNTS = ("rows", "succeeded", "failed", "skipped", "filtered", "budget_exceeded", "dead_lettered",
+               "retries")
 
 
 def morsel_report(report: RunReport | None) -> dict[str, Any] | None:

@@ -111,7 +111,8 @@ def encode_failure(f: RowFailure) -> dict[str, Any]:
         blob = None
     return {"input_index": int(f.input_index), "row_id": f.row_id, "flow": f.flow, "op": f.op, "field": f.field,
             "type": kind, "message": _text(lambda: err, f"<{kind} whose str() failed>"),
-            "traceback": _text(lambda: _traceback_text(err), ""), "pickle": blob}
+            "traceback": _text(lambda: _traceback_text(err), ""), "pickle": blob,
+            "attempts": int(f.attempts), "dead_lettered": bool(f.dead_lettered)}
 
 
 def _traceback_text(err: BaseException) -> str:
@@ -134,7 +135,8 @@ def decode_failure(d: dict[str, Any], where: str) -> RowFailure:
         err = RemoteError(d["type"], d["message"], d["traceback"])
     if d["traceback"]:
         err.add_note(f"[daft_flow] raised on {where}; its traceback there:\n{d['traceback'].rstrip()}")
-    return RowFailure(d["input_index"], d["row_id"], d["flow"], d["op"], d["field"], err)
+    return RowFailure(d["input_index"], d["row_id"], d["flow"], d["op"], d["field"], err, d.get("attempts", 1),
+                      d.get("dead_lettered", False))
 
 
 # -- results -----------------------------------------------------------------------------------------------
@@ -169,7 +171,12 @@ def encode_output(schema: pa.Schema, i: int, out: Any, reader: Any) -> tuple[pa.
     filtered = int(getattr(out, "filtered", 0))
     meta = {"output": i, "first_input": int(out.first_input), "num_inputs": int(out.num_inputs),
             "failures": [encode_failure(f) for f in out.failures], "filtered": filtered,
-            "root_filtered": np.flatnonzero(out.root_filtered).tolist() if filtered else []}
+            "root_filtered": np.flatnonzero(out.root_filtered).tolist() if filtered else [],
+            # Retry batches (failure policies) bring rows of earlier inputs: the client puts an
+            # input's child rows back in order by these keys, as for a local run.
+            "tag": int(getattr(out, "tag", 0)),
+            "order_keys": out.order_keys() if getattr(reader, "retrying", False) and hasattr(out, "order_keys")
+            else None}
     return pa.RecordBatch.from_arrays(arrays, schema=schema), pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -186,6 +193,12 @@ class RemoteOutput:
     row_ids: np.ndarray
     filtered: int = 0  # rows a filter() dropped
     dropped_inputs: tuple[int, ...] = ()  # positions (in this batch) of inputs a filter() dropped
+    tag: int = 0  # a retry batch's number (failure policies): rows of earlier inputs, no new inputs
+    keys: list[tuple[int, ...]] | None = None  # per row: its place under its input (policies that retry)
+
+    def order_keys(self) -> list[tuple[int, ...]]:
+        """Per row: its position under its input, as ``BatchOutput.order_keys``."""
+        return self.keys if self.keys is not None else [()] * self.num_rows
 
     @property
     def row_positions(self) -> np.ndarray:
@@ -210,6 +223,8 @@ class RemoteOutput:
         mask = pa.array(keep)
         self.columns = [c.filter(mask) for c in self.columns]
         self.input_index, self.row_ids = self.input_index[keep], self.row_ids[keep]
+        if self.keys is not None:
+            self.keys = [k for k, kept in zip(self.keys, keep) if kept]
         self.failures.sort(key=lambda f: f.input_index)
 
     @property
@@ -226,6 +241,8 @@ class RemoteOutput:
         last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
         self.columns = [c.slice(0, rows) for c in self.columns]
         self.input_index, self.row_ids = self.input_index[:rows], self.row_ids[:rows]
+        if self.keys is not None:
+            self.keys = self.keys[:rows]
         self.failures = [f for f in self.failures if f.input_index <= last_input]
         self.num_inputs = last_input - self.first_input + 1
         self.dropped_inputs = tuple(k for k in self.dropped_inputs if k < self.num_inputs)
@@ -237,7 +254,8 @@ def decode_output(batch: pa.RecordBatch, meta: dict[str, Any], names: list[list[
     return RemoteOutput(meta["first_input"], meta["num_inputs"], columns,
                         [decode_failure(f, where) for f in meta["failures"]],
                         batch.column(INPUT_INDEX).to_numpy(), batch.column(ROW_ID).to_numpy(),
-                        meta.get("filtered", 0), tuple(meta.get("root_filtered", ())))
+                        meta.get("filtered", 0), tuple(meta.get("root_filtered", ())), meta.get("tag", 0),
+                        [tuple(k) for k in meta["order_keys"]] if meta.get("order_keys") is not None else None)
 
 
 @dataclass

@@ -186,6 +186,9 @@ class OutputReader:
         self.flows = [lvl.flow for lvl in plan.levels]
         self.parents = [lvl.parent for lvl in plan.levels]
         self.policies = getattr(run, "policies", None)  # the run's PolicyResolver: attempts of failed rows
+        # Rows of a retrying policy come back in later (retry) batches; from the plan, so a
+        # cluster's client, which has no PolicyResolver, knows it too.
+        self.retrying = any(lvl.HasField("policy") and lvl.policy.HasField("retry") for lvl in plan.levels)
         path, lvl = [], self.level
         while lvl >= 0:
             path.append(lvl)

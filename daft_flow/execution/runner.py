@@ -270,7 +270,7 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
         num_inputs += out.num_inputs
         base = len(results)
         rows = reader.rows(out)
-        if ordered is None and not root and reader.policies is not None and reader.policies.retrying:
+        if ordered is None and not root and reader.retrying:
             ordered = {}
         if out.tag:  # a retry batch: rows and failures of inputs that came before
             for i, row, key in zip(out.input_index.tolist(), rows, out.order_keys() if ordered is not None else
