@@ -191,3 +191,16 @@ def test_stream_collect_and_collect_arrow_see_retried_child_rows():
     assert sorted(streamed) == sorted(["AA", "BB", "XX", "CC", "DD"] * 2)
     table = chunks.collect_arrow([text])
     assert sorted(v.strip() for v in table.column("up").to_pylist()) == ["AA", "BB", "CC", "DD", "XX"]
+
+
+def test_ordered_stream_keeps_first_attempts_in_order_and_yields_retries_when_done():
+    flaky = Flaky(bad=lambda value: value.endswith("3"))
+    doc = dflow.Flow("doc", str).with_policy(retry=FAST)
+    doc["up"] = doc["doc"].run_python(flaky, return_type=str)
+    inputs = [f"d{i}" for i in range(40)]
+    rows = list(doc.stream(inputs, ordered=True, lineage=True, batch_rows=8, first_batch_rows=8))
+    first = [r["_input_index"] for r in rows if not r["doc"].endswith("3")]
+    assert first == sorted(first) and len(first) == 36  # first attempts keep the input order
+    assert sorted(r["_input_index"] for r in rows) == list(range(40))  # retried rows too, once each
+    assert all(r["up"] == r["doc"].upper() for r in rows)
+    assert doc.collect_batch(inputs) == [{"doc": s, "up": s.upper()} for s in inputs]  # put back in place
