@@ -147,6 +147,7 @@ def _exactly_once(docs: list[str], ids: dict[tuple[int, int], str], out: str, po
 def main(argv: list[str] | None = None) -> int:
     p = h.parser("policies", __doc__.splitlines()[0])
     p.add_argument("--docs", type=int, default=DEFAULT_DOCS, help="documents (4 chunk rows each)")
+    p.add_argument("--repeat", type=int, default=2, help="interleaved rounds; each case's best time counts")
     args = p.parse_args(argv)
 
     docs = _documents(args.docs)
@@ -166,28 +167,39 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait()
-    for name, faults, bad, policy in cases:
-        print(f"  running {name} ...", file=sys.stderr, flush=True)
-        proc, base_url = _server(faults)
-        try:
-            with tempfile.TemporaryDirectory() as out:
-                run = _run(docs, bad, policy, base_url, out)
-                run["stats"] = _stats(base_url)
-                run["check"] = _exactly_once(docs, ids, out, policy or "isolate")
-            done[name] = run
-            s = run["stats"]
-            longest = max(run["waits"].values(), default=0.0)
-            run["longest_wait"] = longest
-            rows.append(h.Row(name, run["seconds"], rows=n,
-                              note=f"{s['received']} requests (429 {s.get('injected_429', 0)}, 500 {s.get('errors', 0)}, "
-                                   f"dropped {s.get('dropped', 0)}), {run['policy_retries']} row retries, "
-                                   f"longest backoff {longest:.2f}s"))
-        except Exception as e:
-            traceback.print_exc()
-            rows.append(h.Row(name, None, error=f"{type(e).__name__}: {e}"[:120]))
-        finally:
-            proc.terminate()
-            proc.wait()
+    best: dict[str, dict[str, Any]] = {}
+    for round_ in range(args.repeat):  # interleaved rounds: a shared machine's drift hits every case alike
+        for name, faults, bad, policy in cases:
+            print(f"  round {round_ + 1}/{args.repeat}: {name} ...", file=sys.stderr, flush=True)
+            proc, base_url = _server(faults)
+            try:
+                with tempfile.TemporaryDirectory() as out:
+                    run = _run(docs, bad, policy, base_url, out)
+                    run["stats"] = _stats(base_url)
+                    run["check"] = _exactly_once(docs, ids, out, policy or "isolate")
+                run["longest_wait"] = max(run["waits"].values(), default=0.0)
+                print(f"    {run['seconds']:.2f}s", file=sys.stderr, flush=True)
+                if name not in best or run["seconds"] < best[name]["seconds"]:
+                    best[name] = run
+                if not run["check"][0]:  # any round that loses or repeats a row fails the check
+                    best[name]["check"] = run["check"]
+            except Exception as e:
+                traceback.print_exc()
+                best.setdefault(name, {"error": f"{type(e).__name__}: {e}"[:120]})
+            finally:
+                proc.terminate()
+                proc.wait()
+    for name, *_ in cases:
+        run = best.get(name)
+        if run is None or "error" in run:
+            rows.append(h.Row(name, None, error=run["error"] if run else "not run"))
+            continue
+        done[name] = run
+        s = run["stats"]
+        rows.append(h.Row(name, run["seconds"], rows=n,
+                          note=f"{s['received']} requests (429 {s.get('injected_429', 0)}, 500 {s.get('errors', 0)}, "
+                               f"dropped {s.get('dropped', 0)}), {run['policy_retries']} row retries, "
+                               f"longest backoff {run['longest_wait']:.2f}s"))
 
     print()
     h.print_table(rows, baseline="clean, policy")

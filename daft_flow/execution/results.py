@@ -49,6 +49,8 @@ def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -
         return col.take(pa.array(index, type=pa.int64()))
 
 
+_RETRYING = 4  # batch.h kRowRetrying: the row (or an ancestor) went to a retry batch
+
 class BatchOutput:
     """The output level's rows of one batch: values per output field, for the rows that survived.
 
@@ -253,6 +255,21 @@ class OutputReader:
                                            bool(dead_lettered)))
         failures.sort(key=lambda f: f.input_index)
         return failures
+
+    def retried_inputs(self, output: Any) -> "set[int] | None":
+        """The inputs of a (first-attempt) batch some of whose rows left it for a retry: their rows
+        come back in a later batch. None when that is not known (a cluster's output): any input may."""
+        batch = getattr(output, "_batch", None)
+        if batch is None:
+            return None
+        inputs: set[int] = set()
+        for lvl in self.path:
+            mask = np.frombuffer(batch.failed_mask(lvl), dtype=np.uint8)
+            rows = np.flatnonzero(mask == _RETRYING) if len(mask) else ()
+            if len(rows):
+                to_root = rows if lvl == 0 else batch.ancestor_index(lvl, 0).to_numpy()[rows]
+                inputs.update((batch.first_input + to_root).tolist())
+        return inputs
 
     def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
         """All surviving rows as dicts (one conversion for the whole batch). A row with a value that

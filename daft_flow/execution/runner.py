@@ -263,8 +263,8 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     # an input index to its place when filter() dropped some).
     position: dict[int, int] | None = None
     num_inputs = 0
-    # Child flows whose rows a policy may retry: retried rows come in later batches, so each
-    # input's rows are put back in order (by their position under the input) at the end.
+    # Child flows whose rows a policy may retry: retried rows come in later batches, so the rows of
+    # inputs that had a retry are put back in order (by their position under the input) at the end.
     ordered: dict[int, list[tuple[tuple[int, ...], Any]]] | None = None
     for reader, out in _execute(flow, values, **options):
         num_inputs += out.num_inputs
@@ -300,9 +300,14 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
             # Each input's child rows in order. With on_error="return" its RowFailures follow them
             # (below): a failure may be of an ancestor row, which has no place among the children.
             results.extend([] for _ in range(out.num_inputs))
-            if ordered is not None:
-                for i, row, key in zip(out.input_index.tolist(), rows, out.order_keys()):
-                    ordered.setdefault(i, []).append((key, row))
+            retried = reader.retried_inputs(out) if ordered is not None else set()
+            if retried or retried is None:  # only inputs that had a retry pay for their order keys
+                keys = out.order_keys()
+                for k, (i, row) in enumerate(zip(out.input_index.tolist(), rows)):
+                    if retried is None or i in retried:
+                        ordered.setdefault(i, []).append((keys[k], row))
+                    else:
+                        results[i].append(row)
             else:
                 for i, row in zip(out.input_index, rows):
                     results[int(i)].append(row)
@@ -312,7 +317,9 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     if ordered:
         for i, items in ordered.items():
             items.sort(key=lambda item: item[0])
-            results[i] = [row for _, row in items]
+            # (rows already there: an input whose retry was not seen in its first batch, e.g. a
+            # parent with no child rows then; they keep their place before the retried ones)
+            results[i] = results[i] + [row for _, row in items]
     for f in failures:
         if on_error == "return":
             if root:
