@@ -349,10 +349,12 @@ class AsListRunner:
 
 def _batch_error(error: BaseException, name: str, n: int) -> BaseException:
     """A request for several rows failed: each of them fails with a BatchError caused by it
-    (a provider's fatal configuration error stays as it is: it stops the run)."""
+    (a provider's fatal configuration error stays as it is: it stops the run; so does a request
+    the budget refused: its rows were not run, ``errors.NOT_DONE``)."""
+    from daft_flow.errors import NOT_DONE
     from daft_flow.llm.provider import ProviderConfigError
 
-    if isinstance(error, (BatchError, ProviderConfigError)):
+    if isinstance(error, (BatchError, ProviderConfigError, *NOT_DONE)):
         return error
     err = BatchError(f"{name}: a request for {n} rows failed: {describe(error)}", batch_size=n, index=_index_of(error))
     err.__cause__ = error
