@@ -237,6 +237,7 @@ void init_runtime(py::module_& m) {
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   m.attr("INPUT_INDEX_ARG") = kInputIndexArg;
+  m.attr("ROW_ID_ARG") = kRowIdArg;
   py::class_<PythonOpInfo>(m, "OpInfo")
       .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
                        std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),

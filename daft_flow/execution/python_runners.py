@@ -60,6 +60,22 @@ def _alive(mask: bytes, n: int) -> list[int]:
     return [i for i in range(n) if not mask[i]]
 
 
+AnswerHook = Callable[[int, Any], None]
+
+
+def _report_answer(on_answer: "AnswerHook | None", row: int, value: Any) -> None:
+    """Tells ``on_answer`` (a cache storing answers as they arrive) about one row's value; its
+    failure never fails the row."""
+    if on_answer is None:
+        return
+    try:
+        on_answer(row, value)
+    except Exception as e:  # noqa: BLE001 - the value is still the row's result
+        import logging
+
+        logging.getLogger("daft_flow").warning("could not store an answer as it arrived: %s: %s", type(e).__name__, e)
+
+
 class BatchRunner:
     """``run_python(fn, batch=True)``: one call per batch (or per ``batch_size`` rows)."""
 
@@ -125,21 +141,26 @@ class AsyncRunner(_Cancellable):
         self._semaphore: asyncio.Semaphore | None = None
         self._init_cancel()
 
-    async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+    reports_answers = True  # __call__ takes on_answer(row, value), called as each row's value arrives
+
+    async def _run(self, calls: list[tuple[int, list[Any]]], on_answer: "AnswerHook | None") -> list[Any]:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
         sem = self._semaphore
 
-        async def one(call_args: list[Any]) -> Any:
+        async def one(r: int, call_args: list[Any]) -> Any:
             async with sem:
-                return await self.fn(*call_args)
+                value = await self.fn(*call_args)
+            _report_answer(on_answer, r, value)
+            return value
 
-        return await asyncio.gather(*(one(a) for _, a in calls), return_exceptions=True)
+        return await asyncio.gather(*(one(r, a) for r, a in calls), return_exceptions=True)
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+    def __call__(self, args: Args, mask: bytes, n: int,
+                 on_answer: "AnswerHook | None" = None) -> tuple[Any, list[tuple[int, Any]]]:
         values = _arg_values(args, self.arg_types)
         calls = [(r, [v[r] for v in values]) for r in _alive(mask, n)]
-        outcomes = self._wait(self._run(calls))
+        outcomes = self._wait(self._run(calls, on_answer))
         failures: list[tuple[int, Any]] = []
         results: list[Any] = [None] * n
         for (r, _), outcome in zip(calls, outcomes):
@@ -224,10 +245,12 @@ class LlmRunner(_Cancellable):
         finally:
             budget.settle(reserved, call.cost())
 
-    async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
+    reports_answers = True  # __call__ takes on_answer(row, value), called as each answer arrives
+
+    async def _prompts(self, calls: list[tuple[int, str]], on_answer: "AnswerHook | None" = None) -> list[Any]:
         spec = self.spec
 
-        async def one(text: str) -> Any:
+        async def one(r: int, text: str) -> Any:
             answer = await self._call(
                 lambda: self.budget.prompt_worst_case(self.model, text, spec.max_tokens),
                 lambda usage: self.provider.complete(
@@ -244,19 +267,23 @@ class LlmRunner(_Cancellable):
 
                 value = parse_structured(content, spec)
             if spec.include_finish_reason:
-                return {"answer": value, "finish_reason": finish_reason}
+                value = {"answer": value, "finish_reason": finish_reason}
+            _report_answer(on_answer, r, value)
             return value
 
-        return await asyncio.gather(*(one(t) for _, t in calls), return_exceptions=True)
+        return await asyncio.gather(*(one(r, t) for r, t in calls), return_exceptions=True)
 
-    async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
+    async def _embeddings(self, calls: list[tuple[int, str]], on_answer: "AnswerHook | None" = None) -> list[Any]:
         texts = [t for _, t in calls]
         groups = self.provider.embedding_batches(texts)
 
         async def one(group: list[int]) -> Any:
             batch = [texts[i] for i in group]
-            return await self._call(lambda: self.budget.embed_worst_case(self.model, batch),
-                                    lambda usage: self.provider.embed(batch, model=self.model, usage=usage))
+            vectors = await self._call(lambda: self.budget.embed_worst_case(self.model, batch),
+                                       lambda usage: self.provider.embed(batch, model=self.model, usage=usage))
+            for j, i in enumerate(group):
+                _report_answer(on_answer, calls[i][0], vectors[j])
+            return vectors
 
         answers = await asyncio.gather(*(one(g) for g in groups), return_exceptions=True)
         outcomes: list[Any] = [None] * len(calls)
@@ -265,7 +292,8 @@ class LlmRunner(_Cancellable):
                 outcomes[i] = answer if isinstance(answer, BaseException) else answer[j]
         return outcomes
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+    def __call__(self, args: Args, mask: bytes, n: int,
+                 on_answer: "AnswerHook | None" = None) -> tuple[Any, list[tuple[int, Any]]]:
         from daft_flow.llm.provider import ProviderConfigError
 
         (texts,) = _arg_values(args, [DataType("str")])
@@ -279,9 +307,9 @@ class LlmRunner(_Cancellable):
                 calls.append((r, texts[r]))
         if self.spec.kind == "prompt":
             calls.sort(key=lambda c: c[1])
-            outcomes = self._wait(self._prompts(calls))
+            outcomes = self._wait(self._prompts(calls, on_answer))
         else:
-            outcomes = self._wait(self._embeddings(calls))
+            outcomes = self._wait(self._embeddings(calls, on_answer))
         results: list[Any] = [None] * n
         answered = 0
         for (r, _), outcome in zip(calls, outcomes):

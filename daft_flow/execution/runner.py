@@ -74,13 +74,15 @@ def _input_count(values: Any) -> int | None:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, record: bool = True,
-                **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
+                journal: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
     and, unless ``record`` is False (cost estimates), as ``dflow.last_run()`` / ``dflow.usage()``,
-    with a progress display and OpenTelemetry spans."""
+    with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
+    inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
+    save each answer to)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -89,7 +91,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     out_level = plan.levels[plan.output_level]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
                          max_inputs=root.input_limit if root.HasField("input_limit") else None,
-                         first_rows=out_level.limit if out_level.HasField("limit") else 0)
+                         first_rows=out_level.limit if out_level.HasField("limit") else 0, skip=skip)
     from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
 
@@ -98,14 +100,16 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                          total_inputs=total, progress=progress_for(opts.progress) if record else None,
                          plan_fingerprint=traced.plan.fingerprint or None)
     cancellables: list[Any] = []
+    closers: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, journal, closers)
         readers = make_readers(run)
         monitor.start()
         run.start()
     except BaseException:
         monitor.discard()
         _end_provider_runs(usage)
+        _close(closers)
         raise
     _live_runs[id(run)] = run
     status, error = "stopped", None
@@ -127,6 +131,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             runner.cancel()
         run.close()
         _end_provider_runs(usage)
+        _close(closers)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()
         if record:
@@ -136,6 +141,18 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         report = monitor.finish(status, error, usage if usage.ops else None, record=record)
         if usage_owner is not None:
             usage_owner._last_run = report
+
+
+def _close(closers: list[Any]) -> None:
+    """Calls what the run registered for its end (caches storing their last writes). A failure is
+    logged, not raised: the run's results are complete either way and must reach the caller."""
+    import logging
+
+    for close in closers:
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001 - the others must still close
+            logging.getLogger("daft_flow").warning("after the run: %s: %s", type(e).__name__, e)
 
 
 def _end_provider_runs(usage: Any) -> None:

@@ -23,7 +23,8 @@ class InputSource:
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
-                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
+                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0,
+                 skip: Any = None) -> None:
         self.sequence = values if isinstance(values, list) else None
         # Arrow inputs of the root field's type are sliced, never converted (see io/sources.ArrowColumn).
         self.arrow_chunks = getattr(values, "chunks", None) if type(values).__name__ == "ArrowColumn" else None
@@ -50,6 +51,8 @@ class InputSource:
         self.output_bytes = 0
         self.output_rows = 0
         self.batches = 0  # batches handed to the runtime so far
+        # A resumed checkpoint's done inputs (checkpoint.resume.DoneInputs): read past, never run.
+        self.skip = skip
 
     # Batches of URLs are tiny, but each row may become a 50 MB document once read. Plans with such
     # ops start with small batches and, once reads report sizes, size batches so their expected
