@@ -54,11 +54,14 @@ def default_cache_dir() -> str:
 class _Env:
     """One LMDB environment per path and process (LMDB forbids opening one twice in a process)."""
 
-    def __init__(self, path: str, map_size: int) -> None:
+    def __init__(self, path: str, map_size: int, sync: bool) -> None:
         import lmdb
 
         self.path = path
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, max_dbs=4, metasync=False, sync=True,
+        # metasync=False: one fsync per commit, not two (a machine crash may undo the last commit,
+        # never corrupt). sync=False (checkpoint journals): no fsync at all; a killed process still
+        # loses nothing, the kernel holds the pages.
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, max_dbs=4, metasync=False, sync=sync,
                              readahead=False, max_readers=512, lock=True)
         self.values = self.env.open_db(b"v")
         self.access = self.env.open_db(b"a")
@@ -70,13 +73,21 @@ _envs: dict[tuple[int, str], _Env] = {}
 _envs_lock = threading.Lock()
 
 
-def _open_env(path: str, map_size: int) -> _Env:
+def _open_env(path: str, map_size: int, sync: bool = True) -> _Env:
     key = (os.getpid(), os.path.realpath(path))
     with _envs_lock:
         env = _envs.get(key)
         if env is None:
-            env = _envs[key] = _Env(path, map_size)
+            env = _envs[key] = _Env(path, map_size, sync)
         return env
+
+
+def forget_env(path: str) -> None:
+    """Closes this process's environment at ``path`` (before its directory is removed)."""
+    with _envs_lock:
+        env = _envs.pop((os.getpid(), os.path.realpath(path)), None)
+    if env is not None:
+        env.env.close()
 
 
 def _cost(key: bytes, value: bytes) -> int:
@@ -115,7 +126,7 @@ class DiskCache(Cache):
         map_size = max(2 * self.max_size, 64 << 20)
         try:
             os.makedirs(self.path, exist_ok=True)
-            opened = _open_env(self.path, map_size)
+            opened = _open_env(self.path, map_size, getattr(self, "_durable", True))
         except Exception as e:  # lmdb.Error, PermissionError, ...
             raise CacheError(f"DiskCache at {self.path!r} cannot be opened: {type(e).__name__}: {e}") from e
         self._h_env = (os.getpid(), opened)

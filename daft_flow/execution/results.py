@@ -66,6 +66,11 @@ class BatchOutput:
         return self.first_input + (base if self._keep is None else base[self._keep])
 
     @property
+    def root_row_ids(self) -> np.ndarray:
+        """Per input of the batch: its root row id."""
+        return self._batch.row_ids(0).to_numpy()
+
+    @property
     def row_ids(self) -> np.ndarray:
         ids = self._batch.row_ids(self._level).to_numpy()
         return ids if self._keep is None else ids[self._keep]

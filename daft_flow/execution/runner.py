@@ -163,11 +163,18 @@ def _end_provider_runs(usage: Any) -> None:
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
+             traced: TracedPlan | None = None, checkpoint: Any = None,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
-    """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``)."""
-    traced = trace(flow)
+    """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``).
+    ``checkpoint`` (an open ``checkpoint.Checkpoint``): done inputs are read past, and each
+    finished batch's rows are committed to it before they are handed on."""
+    traced = traced if traced is not None else trace(flow)
     out_level = traced.plan.levels[traced.plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
+    if checkpoint is not None:
+        from daft_flow.checkpoint.rows import commit_rows
+
+        options.update(skip=checkpoint.done, journal=checkpoint.journal())
     batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
                           usage_owner=usage_owner or flow, **options)
     for reader, batch in batches:
@@ -175,10 +182,32 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
         if remaining >= 0:
             output.truncate(remaining)
             remaining -= len(output.row_positions)
+        if checkpoint is not None:
+            commit_rows(checkpoint, output, reader.names)
         yield reader, output
         if remaining == 0:
             break
     batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
+    if checkpoint is not None:
+        checkpoint.finish(checkpoint.done.end)
+
+
+def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
+    """Takes ``checkpoint=`` / ``resume=`` out of ``options``; opens (or resumes) the checkpoint
+    for the flow's traced plan before anything runs."""
+    location = options.pop("checkpoint", None)
+    resume = options.pop("resume", True)
+    traced = trace(flow)
+    if location is None:
+        if resume is not True:
+            raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
+        return None, traced
+    from daft_flow.checkpoint import Checkpoint
+    from daft_flow.plan.fingerprint import fingerprint_plan
+
+    fingerprint_plan(traced)
+    ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
+    return ckpt, traced
 
 
 def _is_root(flow: "Flow") -> bool:
@@ -187,6 +216,10 @@ def _is_root(flow: "Flow") -> bool:
 
 def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
     _check_on_error(on_error, ("raise", "return"))
+    ckpt, traced = _open_checkpoint(flow, options)
+    if ckpt is not None:
+        return _collect_batch_checkpointed(flow, values, ckpt, traced, on_error, **options)
+    options["traced"] = traced
     root = _is_root(flow)
     results: list[Any] = []
     failures: list[RowFailure] = []
@@ -237,6 +270,50 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     return results
 
 
+def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, traced: TracedPlan, on_error: str,
+                                **options: Any) -> list[Any]:
+    """collect_batch with a checkpoint: this call's rows and failures, and the rows earlier attempts
+    committed (inputs this call read past), in input order."""
+    from daft_flow.checkpoint.rows import StoredRows
+
+    earlier = list(ckpt.records)
+    rows_of: dict[int, list[Any]] = {}
+    failed: dict[int, list[RowFailure]] = {}
+    failures: list[RowFailure] = []
+    seen = 0
+    reader = None
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
+        seen = max(seen, out.first_input + out.num_inputs)
+        for i, row in zip(out.input_index.tolist(), reader.rows(out)):
+            rows_of.setdefault(i, []).append(row)
+        for f in out.failures:
+            failed.setdefault(f.input_index, []).append(f)
+        failures.extend(out.failures)
+    if reader is None:
+        reader = OutputReader(traced, None)
+    total = ckpt.done.end if ckpt.done.end is not None else max(
+        [seen, *(r.stop for r in ckpt.done.ranges)])
+    for i, group in StoredRows(ckpt, earlier, reader.names, reader.types).before(total):
+        rows_of.setdefault(i, []).extend(group)
+    root = _is_root(flow)
+    results: list[Any] = []
+    for i in range(total):
+        if root:
+            if i in failed:
+                results.append(failed[i][0] if on_error == "return" else None)
+            elif i in rows_of:
+                results.append(rows_of[i][0])
+            # neither: a filter() dropped the input
+        else:
+            entry: list[Any] = list(rows_of.get(i, []))
+            if on_error == "return":
+                entry.extend(failed.get(i, []))
+            results.append(entry)
+    if failures and on_error == "raise":
+        raise FlowRunError(failed_message(failures, total), failures, results)
+    return results
+
+
 def failed_message(failures: list[RowFailure], num_inputs: int, what: str = "failed") -> str:
     """``"2 of 10 inputs failed (3 rows); first: ..."`` for a FlowRunError."""
     n_failed = len({f.input_index for f in failures})
@@ -275,9 +352,22 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
            lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
     failures: list[RowFailure] = []
+    ckpt, traced = _open_checkpoint(flow, options)  # now, not at the first next(): a bad checkpoint fails here
+    stored = None
+    if ckpt is not None and ckpt.records:
+        from daft_flow.checkpoint.rows import StoredRows
+
+        probe = OutputReader(traced, None)
+        stored = StoredRows(ckpt, list(ckpt.records), probe.names, probe.types, lineage=lineage)
 
     def rows() -> Iterator[dict[str, Any]]:
-        for reader, out in _execute(flow, values, ordered=ordered, **options):
+        if stored is not None and not ordered:
+            for _, group in stored.before(1 << 62):
+                yield from group
+        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, **options):
+            if stored is not None and ordered:  # earlier attempts' rows in their place
+                for _, group in stored.before(out.first_input):
+                    yield from group
             if out.failures:
                 if on_error == "raise":
                     raise out.failures[0].error
@@ -289,6 +379,9 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
                     yield row
             else:
                 yield from reader.rows(out)
+        if stored is not None:
+            for _, group in stored.before(1 << 62):
+                yield from group
 
     return FlowStream(rows(), failures)
 
@@ -296,29 +389,55 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
 def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
                   **options: Any) -> pa.Table:
     _check_on_error(on_error, ("raise", "skip"))
+    ckpt, traced = _open_checkpoint(flow, options)
+    earlier = list(ckpt.records) if ckpt is not None else []
+    with_lineage = lineage or bool(earlier)  # rows of earlier attempts are put in place by input index
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []
     num_inputs = 0
-    for reader, out in _execute(flow, values, **options):
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
         names = reader.names
         num_inputs += out.num_inputs
         failures.extend(out.failures)
         arrays = list(out.columns)
         cols = list(names)
-        if lineage:
+        if with_lineage:
             arrays += [pa.array(out.input_index, type=pa.int64()),
                        pa.array([f"{int(x):016x}" for x in out.row_ids], type=pa.string())]
             cols += ["_input_index", "_row_id"]
         tables.append(pa.Table.from_arrays(arrays, names=cols))
+    if earlier:
+        from daft_flow.checkpoint.rows import stored_table
+
+        stored = stored_table(ckpt, earlier, traced)
+        if stored is not None:
+            tables = _in_input_order([stored, *tables])
+        if not lineage:
+            tables = [t.drop_columns(["_input_index", "_row_id"]) for t in tables]
     if failures and on_error == "raise":
         partial = pa.concat_tables(tables) if tables else None
         raise FlowRunError(failed_message(failures, num_inputs), failures, [partial])
     if not tables:
-        plan = trace(flow).plan
+        plan = traced.plan
         fields = [pa.field(n, dtype_from_ir(plan.nodes[i].type).to_arrow())
                   for n, i in zip(plan.output_names, plan.output_nodes)]
         if lineage:
             fields += [pa.field("_input_index", pa.int64()), pa.field("_row_id", pa.string())]
         return pa.schema(fields).empty_table()
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _in_input_order(tables: list[pa.Table]) -> list[pa.Table]:
+    """One table of all rows, sorted by input (stable: an input's rows keep their order)."""
+    from daft_flow.checkpoint import CheckpointError
+
+    try:
+        table = pa.concat_tables(tables)
+    except pa.ArrowInvalid as e:
+        raise CheckpointError(f"rows of the checkpoint's earlier attempts do not have this flow's columns ({e}); "
+                              "resume='force' cannot join them: start over with resume=False") from None
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(table, sort_keys=[("_input_index", "ascending")])
+    return [table.take(order)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterable, Iterator
 
+import pyarrow as pa
+
 from daft_flow import _core
 from daft_flow.convert import root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
@@ -79,6 +81,11 @@ class InputSource:
         per_row = max(1.0, self.output_bytes / self.output_rows)
         return max(1, min(self.options.batch_rows, int(self.options.batch_bytes / per_row)))
 
+    def _end(self) -> None:
+        if self.skip is not None:
+            self.skip.note_end(self.count)  # every input was read: a checkpoint may now be complete
+        return None
+
     def objects_for(self, first_input: int) -> Any:
         """(list, offset) holding the input objects of the batch starting at ``first_input``."""
         return self.objects.get(first_input)
@@ -86,11 +93,71 @@ class InputSource:
     def release(self, first_input: int) -> None:
         self.objects.pop(first_input, None)
 
+    def _room(self, rows: int) -> int:
+        """``rows`` cut so the batch ends before limit() and before the next done input."""
+        if self.max_inputs is not None:
+            rows = min(rows, self.max_inputs - self.count)
+        if self.skip is not None:
+            rows = min(rows, self.skip.next_start(self.count) - self.count)
+        return rows
+
+    def _skip_done(self) -> None:
+        """Reads past the inputs a resumed checkpoint has done, checking they are the same inputs
+        (their row ids' sum) the checkpoint recorded."""
+        skip = self.skip
+        while True:
+            done = skip.range_at(self.count)
+            if done is None:
+                return
+            if self.max_inputs is not None:
+                if self.count >= self.max_inputs:
+                    return
+            want = done.stop - self.count
+            total, got = 0, 0
+            while got < want:
+                part = self._take(min(want - got, 65536))
+                if part is None:
+                    break
+                total += part[0]
+                got += part[1]
+            self.count += got
+            skip.check(done, total, got, self.count)
+            if got < want:
+                return
+
+    def _take(self, n: int) -> tuple[int, int] | None:
+        """Consumes the next ``n`` (at most) inputs without running them: (sum of their row ids, count)."""
+        import numpy as np
+
+        if self.arrow_chunks is not None:
+            while self.arrow_chunk is None or self.arrow_pos >= len(self.arrow_chunk):
+                self.arrow_chunk = next(self.arrow_chunks, None)
+                self.arrow_pos = 0
+                if self.arrow_chunk is None:
+                    return None
+            part = self.arrow_chunk.slice(self.arrow_pos, n)
+            self.arrow_pos += len(part)
+            ids = root_row_ids(part, self.dtype)
+        else:
+            if self.sequence is not None:
+                values = self.sequence[self.position:self.position + n]
+                self.position += len(values)
+            else:
+                values = self.pending[:n]
+                self.pending = self.pending[n:]
+                if len(values) < n:
+                    values.extend(itertools.islice(self.values, n - len(values)))
+            if not values:
+                return None
+            array, _ = values_to_arrow(values, self.dtype)
+            ids = root_row_ids(array, self.dtype)
+            part = values
+        total = int(np.asarray(pa.array(ids), dtype=np.uint64).sum(dtype=np.uint64))
+        return total, len(part)
+
     def _next_values(self) -> tuple[list[Any], int, int]:
         """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
-        limit = self.next_rows
-        if self.max_inputs is not None:
-            limit = min(limit, self.max_inputs - self.count)
+        limit = self._room(self.next_rows)
         if self.sequence is not None:
             start = self.position
             return self.sequence, start, min(start + limit, len(self.sequence))
@@ -129,9 +196,7 @@ class InputSource:
             if self.arrow_chunk is None:
                 return None
         chunk = self.arrow_chunk
-        rows = self.next_rows
-        if self.max_inputs is not None:
-            rows = min(rows, self.max_inputs - self.count)
+        rows = self._room(self.next_rows)
         if self.sized and len(chunk):
             per_row = max(1.0, chunk.nbytes / len(chunk))
             rows = max(1, min(rows, int(self.options.batch_bytes / per_row)))
@@ -143,13 +208,16 @@ class InputSource:
         return first, len(part), {self.root_node: part}, None, []
 
     def __call__(self) -> Any:
+        if self.skip is not None:
+            self._skip_done()
         if self.max_inputs is not None and self.count >= self.max_inputs:
-            return None  # limit() reached: the rest of the input is never read
+            return self._end()  # limit() reached: the rest of the input is never read
         if self.arrow_chunks is not None:
-            return self._next_arrow()
+            batch = self._next_arrow()
+            return batch if batch is not None else self._end()
         values, start, stop = self._next_values()
         if start >= stop:
-            return None
+            return self._end()
         array, problems, consumed = self._convert(values, start, stop)
         if self.sequence is not None:
             self.position = start + consumed
