@@ -82,7 +82,7 @@ class FaultServer:
                  burst: float | None = None, rate_limit_rate: float = 0.0, error_rate: float = 0.0,
                  slow_rate: float = 0.0, slow_seconds: float = 2.0, drop_rate: float = 0.0, trickle_rate: float = 0.0,
                  retry_after: float = 0.2, api_key: str = "test-key", embedding_dim: int = 384,
-                 latency: float = 0.0, seed: int = 0) -> None:
+                 latency: float = 0.0, seed: int = 0, log_requests: bool = False) -> None:
         self.api_key = api_key
         self.embedding_dim = embedding_dim
         self.rate_limit_rate, self.error_rate, self.drop_rate = rate_limit_rate, error_rate, drop_rate
@@ -95,6 +95,9 @@ class FaultServer:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._prefixes: set[bytes] = set()
+        # log_requests: per request (path kind, digest of its body, monotonic start, end or None),
+        # so a test can tell which requests were in flight at a moment (a client killed then).
+        self.log_requests = log_requests
         self.reset_counters()
         self._httpd = _Server(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -137,6 +140,7 @@ class FaultServer:
             self.embedding_inputs = 0
             self.embedding_tokens = 0    # the part of prompt_tokens that embedding requests reported
             self.started = time.monotonic()
+            self.requests: list[list[Any]] = []  # [kind, digest, start, end] with log_requests
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -282,7 +286,11 @@ class FaultServer:
                 self._send(status, {"error": {"message": message, "type": kind, "code": kind}}, headers)
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/stats":  # the counters, for a server run in another process
+                if self.path.rstrip("/") == "/requests":  # the request log (log_requests), for another process
+                    with server._lock:
+                        log = [list(r) for r in server.requests]
+                    self._send(200, {"requests": log, "now": time.monotonic()})
+                elif self.path.rstrip("/") == "/stats":  # the counters, for a server run in another process
                     stats = server.stats()
                     stats["per_second"] = {str(k): v for k, v in stats["per_second"].items()}
                     self._send(200, stats)
@@ -295,6 +303,18 @@ class FaultServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                record = None
+                if server.log_requests and raw:  # (a client killed mid-request may send no body)
+                    record = [self.path.rsplit("/", 1)[-1], hashlib.sha1(raw).hexdigest()[:16], time.monotonic(), None]
+                    with server._lock:
+                        server.requests.append(record)
+                try:
+                    self._post(raw)
+                finally:
+                    if record is not None:
+                        record[3] = time.monotonic()  # the answer is written (or the connection dropped)
+
+            def _post(self, raw: bytes) -> None:
                 path = self.path.split("?")[0].rstrip("/")
                 kind = "chat" if path.endswith("/chat/completions") else \
                     "embeddings" if path.endswith("/embeddings") else "other"
@@ -384,11 +404,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry-after", type=float, default=0.2)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-requests", action="store_true", help="keep a log of requests (GET /requests)")
     a = p.parse_args(argv)
     server = FaultServer(requests_per_minute=a.rpm, tokens_per_minute=a.tpm, burst=a.burst,
                          rate_limit_rate=a.rate_limit_rate, error_rate=a.error_rate, drop_rate=a.drop_rate,
                          slow_rate=a.slow_rate, trickle_rate=a.trickle_rate, retry_after=a.retry_after,
-                         latency=a.latency, seed=a.seed)
+                         latency=a.latency, seed=a.seed, log_requests=a.log_requests)
     print(server.base_url, flush=True)
     server._httpd.serve_forever()
 
