@@ -118,23 +118,19 @@ class RowRunner:
     """A row-wise function run by a batch operator (``run_python(fn, cache=...)``): the native row
     loop cannot skip rows the cache answered, this can."""
 
-    def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType, field: str,
-                 flow: str) -> None:
+    def __init__(self, fn: Callable[..., Any], name: str, arg_types: list[DataType], out: DataType) -> None:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
-        self.field, self.flow = field, flow
 
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        values = _arg_values(args, self.arg_types)
-        results: list[Any] = [None] * n
         failures: list[tuple[int, Any]] = []
+        values = _arg_values(args, self.arg_types, failures)
+        results: list[Any] = [None] * n
         fn = self.fn
-        for r in _alive(mask, n):
+        for r in _alive(mask, n, failures):
             try:
                 results[r] = fn(*[v[r] for v in values])
             except Exception as e:  # the row fails with the function's own exception
                 failures.append((r, e))
         array, problems = values_to_arrow(results, self.out)
-        # Worded like the native row loop's type errors.
-        failures.extend((r, f'TypeError: {self.name} {msg} for field "{self.field}" of flow "{self.flow}"')
-                        for r, msg in problems)
+        failures.extend(problems)  # (the operator words them as the native row loop does)
         return array, failures

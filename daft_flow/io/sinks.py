@@ -410,7 +410,7 @@ class JSONFileSink(_DirectorySink):
             for part, start in enumerate(range(0, len(lines), self.rows_per_file)):
                 path = self._path(first, part)
                 chunk = lines[start:start + self.rows_per_file]
-                written.append(self._write_lines(path, chunk))
+                written.append(self._write_lines(path, chunk) or path)  # (the name written: staged or final)
                 out.extend([path] * len(chunk))
         except BaseException:
             for path in written:  # all-or-nothing: a write that fails halfway leaves no file

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "dflow/runtime/operator.h"
 
@@ -35,6 +36,23 @@ TEST(Batch, AColumnSharedByAChainedLevelIsCountedOnce) {
   chain.Process(batch);
   ASSERT_EQ(batch.levels[1].columns.at(1), batch.levels[0].columns.at(0));  // the same array, not a copy
   EXPECT_LT(batch.ComputeBytes() - before, 64);  // only the child level's indexes and ids
+}
+
+// Nulls have no content to hash: each gets an id from its input position, never one shared id.
+TEST(Batch, NullRowsGetDistinctIdsFromTheirPosition) {
+  BinaryBuilder b(true, 4);
+  b.AppendNull();
+  b.Append(std::string("a"));
+  b.AppendNull();
+  b.AppendNull();
+  ArrayPtr column = b.Finish();
+  std::vector<uint64_t> ids = HashColumn(*column, /*first_input=*/100);
+  EXPECT_NE(ids[0], ids[2]);
+  EXPECT_NE(ids[2], ids[3]);
+  EXPECT_NE(ids[0], ids[1]);
+  EXPECT_EQ(ids, HashColumn(*column, 100));                 // stable
+  EXPECT_EQ(HashColumn(*column, 98)[2], ids[0]);            // the position is what is hashed
+  EXPECT_EQ(ids[1], HashColumn(*column, 0)[1]);             // values still hash their content only
 }
 
 }  // namespace
