@@ -37,6 +37,7 @@ class CacheStats:
     writes: int = 0
     evictions: int = 0
     expired: int = 0
+    dropped: int = 0  # writes not stored (a DiskCache at its file's hard bound)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -10,11 +10,14 @@ never block writers or each other, across processes; one writer at a time (LMDB'
 with the GIL released); a killed process never corrupts the file (copy-on-write B-tree; commits
 are atomic).
 
-Layout: database ``v`` maps key -> value; ``a`` maps key -> (last access, expiry) for LRU and TTL;
-``m`` holds the logical size (keys + values + a per-entry overhead). Access times are recorded by
-the writer thread, at most once a minute per key and process, so lookups stay read-only (LRU order
-is exact to within a minute). When the size passes ``max_size`` the writer evicts the least
-recently used entries down to 90% of it.
+Layout: database ``v`` maps key -> 12-byte header (last access in minutes, expiry) + value; ``m``
+holds the size of the entries as the store lays them out (``entry_cost``: whole pages for large
+values, leaf nodes with B-tree slack for small ones). Lookups stay read-only: a hit whose access
+time is older than 10 minutes has it rewritten by the writer thread (so LRU order is exact to
+within 10 minutes). When the size passes ``max_size`` the writer evicts the least recently used
+entries down to 90% of it. LMDB reuses the pages evictions free, but its file never shrinks and
+holds copies of pages a write replaces until the write commits: measured on the file, see
+``docs/architecture.md``.
 """
 from __future__ import annotations
 
@@ -27,13 +30,26 @@ from typing import Any
 from daft_flow.cache.base import Cache, CacheError, check_ttl
 from daft_flow.units import parse_bytes
 
-# Per entry besides key and value: the access record (key + 16 bytes) and B-tree node headers.
-ENTRY_OVERHEAD = 64
-EVICT_TO = 0.9  # evict down to this fraction of max_size
-TOUCH_EVERY_S = 60.0
-_ACCESS = struct.Struct("<dd")  # last access (Unix s), expiry (Unix s, 0: never)
-_SIZE_KEY, _TTL_KEY = b"size", b"ttl"
+# Eviction starts when the pages in use pass EVICT_AT of max_size and goes down by a tenth: the
+# rest of the bound is room for the pages a transaction copies and LMDB's list of free pages.
+EVICT_AT, EVICT_TO = 0.8, 0.9
+_TXN_ITEMS = 2000  # writes and evictions per transaction
+TOUCH_AFTER_S = 600  # an entry's access time is rewritten when a hit finds it older than this
+_HEADER = struct.Struct("<Id")  # last access (Unix minutes), expiry (Unix time, 0: never)
+_SIZE_KEY = b"size"
 _TOUCH, _DELETE = None, False  # writer items (key, _TOUCH | _DELETE) besides (key, value)
+# LMDB stores a value up to about this size in its B-tree leaf, larger ones on pages of their own.
+_INLINE_MAX = 1950
+_PAGE = 4096
+
+
+def entry_cost(key: bytes, stored: int) -> int:
+    """The bytes an entry (``stored``: its value with the header) takes in the store, as the cap
+    counts them: a value on overflow pages takes whole pages; one in a leaf takes its node, with
+    the slack of a B-tree's half-filled pages (about 1.5x)."""
+    if stored > _INLINE_MAX:
+        return -(-(stored + 16) // _PAGE) * _PAGE + len(key) + 16
+    return (len(key) + stored + 16) * 3 // 2
 
 
 def default_cache_dir() -> str:
@@ -61,10 +77,9 @@ class _Env:
         # metasync=False: one fsync per commit, not two (a machine crash may undo the last commit,
         # never corrupt). sync=False (checkpoint journals): no fsync at all; a killed process still
         # loses nothing, the kernel holds the pages.
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, max_dbs=4, metasync=False, sync=sync,
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, max_dbs=2, metasync=False, sync=sync,
                              readahead=False, max_readers=512, lock=True)
         self.values = self.env.open_db(b"v")
-        self.access = self.env.open_db(b"a")
         self.meta = self.env.open_db(b"m")
         self.map_size = map_size
 
@@ -90,16 +105,12 @@ def forget_env(path: str) -> None:
         env.env.close()
 
 
-def _cost(key: bytes, value: bytes) -> int:
-    return 2 * len(key) + len(value) + ENTRY_OVERHEAD
-
-
 class DiskCache(Cache):
     """Results in an LMDB store under ``path`` (default: the user's cache directory), shared by
-    every process on this machine. ``max_size`` (bytes or ``"10GB"``) caps keys + values + ~96
-    bytes per entry, evicting the least recently used down to 90% of it; ``ttl`` (seconds or a
-    ``timedelta``) makes entries expire. Writes are stored by a background thread; lookups never
-    wait for them."""
+    every process on this machine. ``max_size`` (bytes or ``"10GB"``) caps the entries as the store
+    lays them out (``entry_cost``), evicting the least recently used down to 90% of it; ``ttl``
+    (seconds or a ``timedelta``) makes entries expire. Writes are stored by a background thread;
+    lookups never wait for them."""
 
     def __init__(self, path: "str | os.PathLike[str] | None" = None, max_size: "int | str" = "10GB",
                  ttl: Any = None) -> None:
@@ -121,17 +132,14 @@ class DiskCache(Cache):
             import lmdb  # noqa: F401
         except ImportError:
             raise CacheError("DiskCache needs the lmdb package: pip install lmdb") from None
-        # The map is only address space (the file grows as it fills): room for the cap plus the
-        # B-tree's own pages.
-        map_size = max(2 * self.max_size, 64 << 20)
+        # The map bounds the file for good: it can never grow past max_size + 10%.
+        map_size = max(int(self.max_size * 1.1), 1 << 20)
         try:
             os.makedirs(self.path, exist_ok=True)
             opened = _open_env(self.path, map_size, getattr(self, "_durable", True))
         except Exception as e:  # lmdb.Error, PermissionError, ...
             raise CacheError(f"DiskCache at {self.path!r} cannot be opened: {type(e).__name__}: {e}") from e
         self._h_env = (os.getpid(), opened)
-        self._h_touched: set[bytes] = set()
-        self._h_touch_minute = 0
         return opened
 
     def check(self) -> None:
@@ -145,142 +153,158 @@ class DiskCache(Cache):
     # -- reads ------------------------------------------------------------------------------------
     def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
         e = self._env()
-        with e.env.begin(buffers=False) as txn:
+        with e.env.begin(db=e.values, buffers=False) as txn:
             get = txn.get
-            values = [get(k, None, e.values) for k in keys]
-            if txn.get(_TTL_KEY, None, e.meta) is not None:  # some entry was written with a TTL
-                now = time.time()
-                expired = []
-                for i, k in enumerate(keys):
-                    if values[i] is not None:
-                        rec = get(k, None, e.access)
-                        if rec is not None and 0 < _ACCESS.unpack(rec)[1] <= now:
-                            values[i] = None
-                            expired.append(k)
-                if expired:
-                    self._count(expired=len(expired))
-                    self._get_writer().put([(k, _DELETE) for k in expired])
-        self._touch([k for k, v in zip(keys, values) if v is not None])
-        return values
-
-    def _touch(self, keys: list[bytes]) -> None:
-        """Records access times (on the writer thread), once a minute per key and process."""
-        minute = int(time.time() // TOUCH_EVERY_S)
-        if minute != self._h_touch_minute:
-            self._h_touch_minute, self._h_touched = minute, set()
-        touched = self._h_touched
-        fresh = [k for k in keys if k not in touched]
-        if fresh:
-            touched.update(fresh)
-            self._get_writer().put([(k, _TOUCH) for k in fresh])
+            stored = [get(k) for k in keys]
+        now = time.time()
+        stale = int(now // 60) - TOUCH_AFTER_S // 60
+        unpack = _HEADER.unpack_from
+        out: list[bytes | None] = []
+        expired, touch = [], []
+        for k, v in zip(keys, stored):
+            if v is None:
+                out.append(None)
+                continue
+            atime, expires = unpack(v)
+            if expires and expires <= now:
+                expired.append((k, _DELETE))
+                out.append(None)
+                continue
+            if atime < stale:
+                touch.append((k, _TOUCH))
+            out.append(v[_HEADER.size:])
+        if expired:
+            self._count(expired=len(expired))
+        if expired or touch:
+            self._get_writer().put(expired + touch)
+        return out
 
     # -- writes (writer thread) -------------------------------------------------------------------
-    def put_many(self, items: list[tuple[bytes, bytes]], *, wait: bool = False) -> None:
-        self._env()
-        self._h_touched.update(k for k, _ in items)  # written now: no touch needed this minute
-        super().put_many(items, wait=wait)
-
     def _write(self, items: list[tuple[bytes, Any]]) -> None:
         import lmdb
 
         e = self._env()
-        try:
-            size = self._apply(e, items)
-        except lmdb.MapFullError:
-            self._evict(e, target=self.max_size // 2)
-            size = self._apply(e, items)
-        if size > self.max_size:
-            self._evict(e, target=int(self.max_size * EVICT_TO))
+        for group in self._groups(items):
+            try:
+                size = self._apply(e, group)
+            except lmdb.MapFullError:  # the file reached its hard bound: make room, then try once more
+                try:
+                    self._evict(e, _read_size_now(e) // 2)
+                    size = self._apply(e, group)
+                except lmdb.MapFullError:
+                    self._count(dropped=len(group))  # a cache may forget; it must not outgrow its bound
+                    continue
+            in_use = self._in_use(e)
+            if in_use > self.max_size * EVICT_AT:
+                # Entries' sizes are estimates of their pages: scale the target by what the pages are.
+                self._evict(e, int(size * EVICT_TO * self.max_size / in_use))
+
+    def _groups(self, items: list[tuple[bytes, Any]]) -> Any:
+        """Transactions of at most ``_TXN_ITEMS`` items and ~max_size/20 bytes: a transaction copies
+        the pages it changes, and those copies must fit beside the entries under the bound."""
+        cap = max(self.max_size // 20, _PAGE)
+        group: list[tuple[bytes, Any]] = []
+        nbytes = 0
+        for item in items:
+            cost = entry_cost(item[0], len(item[1]) if isinstance(item[1], bytes) else 0) + _PAGE // 4
+            if group and (len(group) >= _TXN_ITEMS or nbytes + cost > cap):
+                yield group
+                group, nbytes = [], 0
+            group.append(item)
+            nbytes += cost
+        if group:
+            yield group
+
+    @staticmethod
+    def _in_use(e: _Env) -> int:
+        """Bytes of the pages the store's trees use now (free pages excluded)."""
+        with e.env.begin() as txn:
+            stats = [txn.stat(e.values), txn.stat(e.meta), e.env.stat()]
+        return sum(s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"] for s in stats) * _PAGE
 
     def _apply(self, e: _Env, items: list[tuple[bytes, Any]]) -> int:
         now = time.time()
-        expires = now + self.ttl if self.ttl else 0.0
-        record = _ACCESS.pack(now, expires)
-        with e.env.begin(write=True) as txn:
+        minute = int(now // 60)
+        header = _HEADER.pack(minute, now + self.ttl if self.ttl else 0.0)
+        limit = self.max_size // 20  # a value this large (a transaction's share) is not stored
+        with e.env.begin(write=True, db=e.values) as txn:
             size = _read_size(txn, e)
-            vals, acc = txn.cursor(e.values), txn.cursor(e.access)
+            cur = txn.cursor()
             for k, v in items:
-                if v is _TOUCH:  # a new access time, the same expiry
-                    rec = acc.get(k)
-                    if rec is not None:
-                        acc.put(k, _ACCESS.pack(now, _ACCESS.unpack(rec)[1]))
-                    continue
-                old = vals.get(k)
-                if old is not None:
-                    size -= _cost(k, old)
-                if v is _DELETE:  # an expired entry
+                old = cur.get(k)
+                if v is _TOUCH:  # a new access time, the same expiry and value
                     if old is not None:
-                        vals.delete()
-                        if acc.set_key(k):
-                            acc.delete()
+                        cur.put(k, _HEADER.pack(minute, _HEADER.unpack_from(old)[1]) + old[_HEADER.size:])
                     continue
-                vals.put(k, v)
-                acc.put(k, record)
-                size += _cost(k, v)
+                if old is not None:
+                    size -= entry_cost(k, len(old))
+                    if v is _DELETE:
+                        cur.delete()
+                        continue
+                elif v is _DELETE:
+                    continue
+                cost = entry_cost(k, len(v) + _HEADER.size)
+                if cost > limit:
+                    if old is not None:
+                        cur.delete()
+                    continue
+                cur.put(k, header + v)
+                size += cost
             txn.put(_SIZE_KEY, struct.pack("<q", max(size, 0)), db=e.meta)
-            if expires:
-                txn.put(_TTL_KEY, b"1", db=e.meta)
         return size
 
     def _evict(self, e: _Env, target: int) -> None:
-        """Removes expired entries, then the least recently used, until the size is at most ``target``."""
+        """Removes expired entries, then the least recently used, until the size is at most
+        ``target``; in transactions of ``_TXN_ITEMS`` deletions, so none copies most of the tree."""
         import numpy as np
 
-        with e.env.begin(write=True) as txn:
+        with e.env.begin(db=e.values, buffers=True) as txn:
             size = _read_size(txn, e)
             keys: list[bytes] = []
-            atimes: list[float] = []
+            atimes: list[int] = []
             expiries: list[float] = []
-            for k, rec in txn.cursor(e.access):
-                a, x = _ACCESS.unpack(rec)
-                keys.append(k)
+            costs: list[int] = []
+            for k, v in txn.cursor():
+                a, x = _HEADER.unpack_from(v)
+                keys.append(bytes(k))
                 atimes.append(a)
                 expiries.append(x)
-            now = time.time()
-            exp = np.asarray(expiries)
-            is_expired = (exp > 0) & (exp <= now)
-            order = np.argsort(np.asarray(atimes), kind="stable")
-            vals, acc = txn.cursor(e.values), txn.cursor(e.access)
-
-            def remove(k: bytes) -> None:
-                nonlocal size
-                v = vals.get(k)
-                if v is not None:
-                    size -= _cost(k, v)
-                    vals.delete()
-                if acc.set_key(k):
-                    acc.delete()
-
-            n_expired = int(is_expired.sum())
-            for i in np.flatnonzero(is_expired).tolist():
-                remove(keys[i])
-            evicted = 0
-            for i in order.tolist():
-                if size <= target:
-                    break
-                if not is_expired[i]:
-                    remove(keys[i])
-                    evicted += 1
-            txn.put(_SIZE_KEY, struct.pack("<q", max(size, 0)), db=e.meta)
-        self._count(evictions=evicted, expired=n_expired)
+                costs.append(entry_cost(k, len(v)))
+        exp = np.asarray(expiries, dtype=np.float64)
+        is_expired = (exp > 0) & (exp <= time.time())
+        doomed = np.flatnonzero(is_expired).tolist()
+        n_expired = len(doomed)
+        size -= sum(costs[i] for i in doomed)
+        for i in np.argsort(np.asarray(atimes, dtype=np.int64), kind="stable").tolist():
+            if size <= target:
+                break
+            if not is_expired[i]:
+                doomed.append(i)
+                size -= costs[i]
+        for start in range(0, len(doomed), _TXN_ITEMS):
+            with e.env.begin(write=True, db=e.values) as txn:
+                current = _read_size(txn, e)
+                cur = txn.cursor()
+                for i in doomed[start:start + _TXN_ITEMS]:
+                    v = cur.get(keys[i])
+                    if v is not None:  # (another process may have removed it since the scan)
+                        current -= entry_cost(keys[i], len(v))
+                        cur.delete()
+                txn.put(_SIZE_KEY, struct.pack("<q", max(current, 0)), db=e.meta)
+        self._count(evictions=len(doomed) - n_expired, expired=n_expired)
 
     # -- maintenance ------------------------------------------------------------------------------
     def _delete_prefix(self, prefix: bytes) -> int:
         e = self._env()
         n = 0
-        with e.env.begin(write=True) as txn:
+        with e.env.begin(write=True, db=e.values) as txn:
             size = _read_size(txn, e)
-            vals, acc = txn.cursor(e.values), txn.cursor(e.access)
-            if vals.set_range(prefix):
-                while True:
-                    k = vals.key()
-                    if not k.startswith(prefix):
-                        break
-                    size -= _cost(k, vals.value())
-                    if acc.set_key(k):
-                        acc.delete()
+            cur = txn.cursor()
+            if cur.set_range(prefix):
+                while cur.key().startswith(prefix):
+                    size -= entry_cost(cur.key(), len(cur.value()))
                     n += 1
-                    if not vals.delete():  # moves to the next entry; False at the end
+                    if not cur.delete():  # moves to the next entry; False at the end
                         break
             txn.put(_SIZE_KEY, struct.pack("<q", max(size, 0)), db=e.meta)
         return n
@@ -290,7 +314,6 @@ class DiskCache(Cache):
         with e.env.begin(write=True) as txn:
             n = txn.stat(e.values)["entries"]
             txn.drop(e.values, delete=False)
-            txn.drop(e.access, delete=False)
             txn.drop(e.meta, delete=False)
         return int(n)
 
@@ -310,6 +333,11 @@ class DiskCache(Cache):
         """Bytes of the store's file on disk (LMDB reuses freed pages; the file never shrinks)."""
         st = os.stat(os.path.join(self.path, "data.mdb"))
         return min(st.st_size, st.st_blocks * 512)
+
+
+def _read_size_now(e: _Env) -> int:
+    with e.env.begin() as txn:
+        return _read_size(txn, e)
 
 
 def _read_size(txn: Any, e: _Env) -> int:

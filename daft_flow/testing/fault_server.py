@@ -28,6 +28,7 @@ from typing import Any
 from daft_flow.llm.schema_example import example_value
 
 CHAT_MODEL = "fault-chat"
+CHAT_MODEL_B = "fault-chat-b"  # a second chat model (answers differ), for tests that switch models
 EMBEDDING_MODEL = "fault-embed"
 CACHE_BLOCK = 16
 
@@ -215,7 +216,7 @@ class FaultServer:
         prompt_tokens = count_tokens(text)
         cached = self._cached(text)
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
-        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        digest = hashlib.sha1(text.encode() + (b"" if body.get("model") == CHAT_MODEL else b"|b")).hexdigest()[:8]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_schema", "json_object"):
             schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
@@ -339,10 +340,10 @@ class FaultServer:
                         server.counts["unauthorized"] += 1
                     return self._error(401, "Incorrect API key provided", "invalid_api_key")
                 model = body.get("model")
-                known = CHAT_MODEL if kind == "chat" else EMBEDDING_MODEL
+                known = (CHAT_MODEL, CHAT_MODEL_B) if kind == "chat" else (EMBEDDING_MODEL,)
                 if kind == "other":
                     return self._error(404, f"no route {self.path}", "not_found")
-                if model != known:
+                if model not in known:
                     with server._lock:
                         server.counts["unknown_model"] += 1
                     return self._error(404, f"The model `{model}` does not exist", "model_not_found")
