@@ -222,7 +222,7 @@ class Sink(abc.ABC):
         """Makes staged files final (a staged file already promoted is skipped)."""
 
     def outputs(self) -> tuple[list[str], list[str]]:
-        """This run's final names (its pattern and tag) and staged names present now."""
+        """This run's final names (its pattern and tag) and staged (or temporary) names present now."""
         return [], []
 
     def discard(self, names: list[str]) -> None:
@@ -361,9 +361,11 @@ class _DirectorySink(Sink):
         pattern = _name_pattern(self.prefix, self.suffix)
         own = f"{self.prefix}-{self._tag}"
         finals = [os.path.join(self.directory, n) for n in names if pattern.match(n) and n.startswith(own)]
+        temps = _temp_pattern(self.prefix)
+        # Staged files, and temporary files a killed write left (never committed: both go on resume).
         staged = [os.path.join(self.directory, n) for n in names
                   if n.startswith(".") and n.endswith(_STAGED) and pattern.match(n[1:-len(_STAGED)])
-                  and n[1:].startswith(own)]
+                  and n[1:].startswith(own) or temps.match(n)]
         return sorted(finals), sorted(staged)
 
     def discard(self, names: list[str]) -> None:

@@ -5,14 +5,15 @@ import sys
 import daft_flow as dflow
 
 
-def documents(n: int) -> list[str]:
+def documents(n: int, words_per_doc: int = 180) -> list[str]:
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
-    return [" ".join(f"{words[(d * 7 + k) % len(words)]}{d}-{k}" for k in range(180)) for d in range(n)]
+    return [" ".join(f"{words[(d * 7 + k) % len(words)]}{d}-{k}" for k in range(words_per_doc)) for d in range(n)]
 
 
 def main() -> None:
     base_url, checkpoint, out = sys.argv[1:4]
-    n = int(sys.argv[4]) if len(sys.argv) > 4 else 24
+    # "big": one document of 10,000 words (a crash happens inside it)
+    docs = documents(1, 10000) if sys.argv[4:] == ["big"] else documents(24)
     provider = dflow.OpenAIProvider(base_url=base_url, api_key="test-key", model="fault-chat", max_concurrency=8,
                                     timeout=30.0)
     doc = dflow.Flow("doc", str)
@@ -21,8 +22,7 @@ def main() -> None:
     row = {"doc": doc["doc"], "chunk_index": chunks["chunk_index"], "summary": chunks["summary"]}
     sinks = dflow.Multisink([chunks.write_sink(dflow.JSONFileSink(f"{out}/json"), row),
                              chunks.write_sink(dflow.ParquetSink(f"{out}/parquet"), row)])
-    results = dflow.collect(sinks, documents(n), checkpoint=checkpoint) if False else \
-        sinks.collect_batch(documents(n), checkpoint=checkpoint)
+    results = sinks.collect_batch(docs, checkpoint=checkpoint)
     print("done", [r.rows_written for r in results], flush=True)
 
 

@@ -16,6 +16,7 @@ import urllib.request
 import pyarrow.parquet as pq
 import pytest
 
+import daft_flow as dflow
 from crash_worker import documents
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,3 +124,33 @@ def dflow_chunks(n_docs: int) -> list[tuple[str, int]]:
     chunks = doc.chunk_text(max_chars=400, overlap=0)
     rows = chunks.collect_batch(documents(n_docs), include_parents=["doc"])
     return [(r["doc"][:20], r["chunk_index"]) for per_doc in rows for r in per_doc]
+
+
+def test_a_crash_inside_one_large_document_redoes_only_its_unfinished_chunks(tmp_path, llm_server):
+    """Per-flow checkpointing: the document is not done when the process dies, but each chunk's
+    answer was saved as it arrived (the checkpoint's journal), so the resumed run asks only for
+    the chunks whose answers had not arrived."""
+    url, base = llm_server
+    ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
+    worker = [sys.executable, os.path.join(HERE, "crash_worker.py"), url, ckpt, out, "big"]
+    proc = subprocess.Popen(worker, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_log(base)) < 60 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    kill = time.monotonic()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    asked_before = len(_log(base))
+    assert _rows_seen_by_a_reader(out) == ([], [])  # nothing of the document was committed
+    done = subprocess.run(worker, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = dflow.Flow("doc", str)
+    n_chunks = len(doc.chunk_text(max_chars=400, overlap=0).collect(documents(1, 10000)[0]))
+    json_rows, pq_rows = _rows_seen_by_a_reader(out)
+    assert len(json_rows) == len(set(json_rows)) == n_chunks == len(pq_rows)
+    log = [r for r in _log(base) if r[0] == "completions"]
+    in_flight = sum(1 for _, _, start, end in log if start <= kill and (end is None or end > kill - GRACE_S))
+    asked_after = len(log) - asked_before
+    print(f"large document: {n_chunks} chunks, {asked_before} asked before the kill, {asked_after} after")
+    assert asked_after <= n_chunks - asked_before + in_flight  # finished chunks were not asked again
