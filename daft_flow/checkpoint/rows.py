@@ -20,17 +20,19 @@ from daft_flow.checkpoint.run import Checkpoint
 INDEX, ROW_ID = "_input_index", "_row_id"
 
 
-def done_ranges(first: int, count: int, not_done: set[int], ids: np.ndarray) -> list[tuple[int, int, int]]:
+def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[tuple[int, int, int]]:
     """The runs of consecutive done inputs of a batch, with the sum of their root row ids."""
-    out = []
-    start = None
-    for k in range(count + 1):
-        done = k < count and (first + k) not in not_done
-        if done and start is None:
-            start = k
-        elif not done and start is not None:
-            out.append((first + start, first + k, int(ids[start:k].sum(dtype=np.uint64)) & MASK64))
-            start = None
+    def run(a: int, b: int) -> tuple[int, int, int]:
+        return first + a, first + b, int(batch.row_id_sum(0, a, b)) & MASK64
+
+    bounds = sorted(i - first for i in not_done if first <= i < first + count)
+    out, start = [], 0
+    for k in bounds:  # (the few failed inputs split the batch's range)
+        if k > start:
+            out.append(run(start, k))
+        start = k + 1
+    if start < count:
+        out.append(run(start, count))
     return out
 
 
@@ -38,8 +40,7 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
     """Commits a flow's batch output: its done inputs and their rows."""
     first, count = out.first_input, out.num_inputs
     not_done = {f.input_index for f in out.failures}
-    ids = np.asarray(out.root_row_ids, dtype=np.uint64)[:count]
-    done = done_ranges(first, count, not_done, ids)
+    done = done_ranges(first, count, not_done, out.batch)
     table = None
     if out.columns and len(out.row_positions):
         index = np.asarray(out.input_index, dtype=np.int64)
@@ -49,7 +50,7 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
         table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
         if keep is not None:
             table = table.filter(pa.array(keep))
-    ckpt.commit((first, first + count), done, results=table)
+    ckpt.add((first, first + count), done, results=table)
 
 
 class StoredRows:

@@ -12,6 +12,7 @@ import bisect
 import io
 import logging
 import os
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ from daft_flow.checkpoint.storage import CheckpointStorage
 _log = logging.getLogger("daft_flow")
 MANIFEST = "manifest.json"
 RESUME = (True, False, "force")
+COMMIT_EVERY_S = 0.5
 
 
 class DoneInputs:
@@ -79,6 +81,8 @@ class Checkpoint:
         self.done = DoneInputs(list(manifest.done), repr(storage))
         self.partial_before = {k: {s: set(ids) for s, ids in v.items()} for k, v in manifest.partial.items()}
         self._journal: Any = None
+        self._pending: list[Any] = []  # batches added, not committed yet
+        self._last_commit = 0.0  # (so the first batch commits at once)
 
     # -- opening ---------------------------------------------------------------------------------------
     @classmethod
@@ -166,14 +170,51 @@ class Checkpoint:
         return self._journal
 
     # -- committing ------------------------------------------------------------------------------------
+    def add(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
+            files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
+            rows: dict[int, int] | None = None,
+            partial: dict[int, dict[int, list[int]]] | None = None) -> dict[int, list[list[str]]] | None:
+        """Adds one finished batch (inputs ``span``) to the next commit: ``done`` input ranges
+        (first, stop, sum of row ids), the files each sink staged for it (``[final, staged]``
+        pairs) or the rows of its done inputs (``results``, with ``_input_index``), rows written
+        per sink, and rows committed for inputs that are not done (``partial``: input -> sink ->
+        row ids). Batches are committed together at most every ``COMMIT_EVERY_S`` (a commit
+        rewrites the manifest, which the file system may flush): returns the files committed per
+        sink when this call committed, else None (the caller makes them final)."""
+        self._pending.append((span, done, files or {}, results, rows or {}, partial or {}))
+        if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
+            return self.commit_pending()
+        return None
+
+    def commit_pending(self) -> dict[int, list[list[str]]]:
+        """Commits every batch added since the last commit; returns their files per sink."""
+        pending, self._pending = self._pending, []
+        self._last_commit = time.monotonic()
+        if not pending:
+            return {}
+        files: dict[int, list[list[str]]] = {}
+        rows: dict[int, int] = {}
+        partial: dict[int, dict[int, list[int]]] = {}
+        tables = []
+        for _, _, f, t, r, p in pending:
+            for s, pairs in f.items():
+                files.setdefault(s, []).extend(pairs)
+            for s, n in r.items():
+                rows[s] = rows.get(s, 0) + n
+            partial.update(p)
+            if t is not None and t.num_rows:
+                tables.append(t)
+        span = (min(p[0][0] for p in pending), max(p[0][1] for p in pending))
+        done = [d for p in pending for d in p[1]]
+        self.commit(span, done, files=files, results=pa.concat_tables(tables) if tables else None, rows=rows,
+                    partial=partial)
+        return files
+
     def commit(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
                files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
                rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None) -> None:
-        """Commits one finished batch (inputs ``span``): ``done`` input ranges (first, stop, sum of row ids), the
-        files each sink staged for it (``[final, staged]`` pairs), or the rows of the done inputs
-        (``results``, with ``_input_index``), rows written per sink, and rows committed for inputs
-        that are not done (``partial``: input -> sink -> row ids). Rewriting the manifest is the
-        commit; the caller then makes staged files final."""
+        """Commits batches now (see ``add``): results and a commit record first, then the manifest
+        that counts them; rewriting the manifest is the commit."""
         m = self.manifest
         seq = m.commits
         name = None
@@ -182,13 +223,13 @@ class Checkpoint:
             sink = io.BytesIO()
             with pa.ipc.new_file(sink, results.schema) as writer:
                 writer.write_table(results)
-            self.storage.write(name, sink.getvalue())
+            self.storage.write(name, sink.getvalue(), atomic=False)  # counted by the manifest below
         record = {"seq": seq, "span": list(span), "files": files or {}, "results": name, "rows": rows or {}}
-        self.storage.write(record_name(seq), encode_record(record))
+        self.storage.write(record_name(seq), encode_record(record), atomic=False)  # counted by the manifest below
         for first, stop, idsum in done:
             m.add_done(first, stop, idsum)
-            for i in range(first, stop):
-                m.partial.pop(i, None)
+            for i in [k for k in m.partial if first <= k < stop] if m.partial else ():
+                del m.partial[i]  # an input run again is done now
         for i, per_sink in (partial or {}).items():
             into = m.partial.setdefault(i, {})
             for s, ids in per_sink.items():

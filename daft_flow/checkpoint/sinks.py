@@ -77,15 +77,13 @@ def _reconcile(ckpt: Checkpoint, i: int, sink: Any) -> None:
         sink.discard(orphans)
 
 
-def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[tuple[Any, Any]]) -> None:
-    """Commits one finished batch of a sink run (see the module docstring), then makes its
-    staged files final. ``per_sink``: (rows written, rows failed) per sink."""
-    import numpy as np
-
+def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[tuple[Any, Any]]) -> bool:
+    """Adds one finished batch of a sink run to the checkpoint's next commit (see the module
+    docstring); when that commits, makes the committed staged files final and returns True.
+    ``per_sink``: (rows written, rows failed) per sink."""
     first, n = batch.first_input, batch.num_rows(0)
     not_done = {f.input_index for _, failed in per_sink for f in failed}
-    ids = batch.row_ids(0).to_numpy() if n else np.zeros(0, dtype=np.uint64)
-    done = done_ranges(first, n, not_done, ids)
+    done = done_ranges(first, n, not_done, batch)
     files = {i: r.take_staged(first, first + n) for i, r in enumerate(runs)}
     rows = {i: len(written) for i, (written, _) in enumerate(per_sink)}
     partial: dict[int, dict[int, list[int]]] = {}
@@ -94,15 +92,26 @@ def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[t
             for _, inp, rid in written:
                 if inp in not_done:
                     partial.setdefault(inp, {}).setdefault(i, []).append(int(rid, 16))
-    ckpt.commit((first, first + n), done, files={i: f for i, f in files.items() if f}, rows=rows, partial=partial)
-    for i, r in enumerate(runs):
-        if files[i]:
-            r.sink.promote(files[i])
+    committed = ckpt.add((first, first + n), done, files={i: f for i, f in files.items() if f}, rows=rows,
+                         partial=partial)
+    if committed is None:
+        return False
+    promote(runs, committed)
+    return True
+
+
+def promote(runs: list[Any], committed: dict[int, list[list[str]]]) -> None:
+    """Makes the committed staged files of each sink final."""
+    for i, pairs in committed.items():
+        if pairs:
+            runs[i].sink.promote(pairs)
 
 
 def finish_sinks(ckpt: Checkpoint, runs: list[Any]) -> None:
-    """The run went through its inputs: staged files of writes that failed are removed (their rows
-    run again on resume) and the checkpoint notes whether every input is done."""
+    """The run went through its inputs: the last batches are committed, staged files of writes that
+    failed are removed (their rows run again on resume) and the checkpoint notes whether every
+    input is done."""
+    promote(runs, ckpt.commit_pending())
     for r in runs:
         leftover = r.sink.outputs()[1]
         if leftover:

@@ -129,9 +129,9 @@ class BatchOutput:
         return self.first_input + (base if self._keep is None else base[self._keep])
 
     @property
-    def root_row_ids(self) -> np.ndarray:
-        """Per input of the batch: its root row id."""
-        return self._batch.row_ids(0).to_numpy()
+    def batch(self) -> Any:
+        """The runtime's batch these rows come from (``_core.Batch``)."""
+        return self._batch
 
     @property
     def row_ids(self) -> np.ndarray:

@@ -225,19 +225,29 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
         options.update(skip=checkpoint.done, journal=checkpoint.journal())
     batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
                           usage_owner=usage_owner or flow, **options)
-    for reader, batch in batches:
-        output = reader.read(batch)
-        if remaining >= 0:
-            output.truncate(remaining)
-            remaining -= len(output.row_positions)
+    try:
+        for reader, batch in batches:
+            output = reader.read(batch)
+            if remaining >= 0:
+                output.truncate(remaining)
+                remaining -= len(output.row_positions)
+            if checkpoint is not None:
+                commit_rows(checkpoint, output, reader.names)
+            yield reader, output
+            if remaining == 0:
+                break
+        batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
         if checkpoint is not None:
-            commit_rows(checkpoint, output, reader.names)
-        yield reader, output
-        if remaining == 0:
-            break
-    batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
-    if checkpoint is not None:
-        checkpoint.finish(checkpoint.done.end)
+            checkpoint.commit_pending()
+            checkpoint.finish(checkpoint.done.end)
+    finally:
+        if checkpoint is not None and checkpoint._pending:  # left early: finished batches still count
+            try:
+                checkpoint.commit_pending()
+            except Exception as e:  # noqa: BLE001 - the run's own error (if any) matters more
+                import logging
+
+                logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
 
 
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:

@@ -107,6 +107,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                 r.sink.prepare(r.columns)
         begun: list[SinkRun] = []
         batches = None
+        waiting: list[Any] = []
         try:
             if ckpt is not None:
                 from daft_flow.checkpoint.sinks import begin_sinks, commit_batch, finish_sinks
@@ -132,12 +133,27 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     outcome.failures[i].extend(failed)
                     per_sink.append((written, failed))
                 shared.errors.clear()
-                if ckpt is not None:
-                    commit_batch(ckpt, runs, batch, per_sink)
-                yield per_sink
+                if ckpt is None:
+                    yield per_sink
+                    continue
+                waiting.append(per_sink)  # handed on once committed: only then are its files there
+                if commit_batch(ckpt, runs, batch, per_sink):
+                    yield from waiting
+                    waiting = []
             if ckpt is not None:
                 finish_sinks(ckpt, runs)
+                yield from waiting
+                waiting = []
         finally:
+            if ckpt is not None and ckpt._pending:  # left early: what finished is committed all the same
+                from daft_flow.checkpoint.sinks import promote
+
+                try:
+                    promote(runs, ckpt.commit_pending())
+                except Exception as e:  # noqa: BLE001 - the run's own error (if any) matters more
+                    import logging
+
+                    logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
                 _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)

@@ -92,6 +92,7 @@ class SinkRun:
         self.written = 0
         self.attempts = 0
         self.errors: list[BaseException] = []
+        self.staged_writes = False  # a checkpointed run: writes are staged, then committed
         self.wants_row_ids = False  # the lowering then passes each row's id after its input index
         self.skip_rows: dict[int, set[int]] = {}
         self._staged: dict[int, list[list[str]]] = {}
@@ -100,7 +101,8 @@ class SinkRun:
     def staging(self, skip_rows: dict[int, set[int]], attempt: int = 1) -> None:
         """Makes this run write staged files (see ``Sink.stage``) and skip committed rows."""
         self.sink.stage(attempt)
-        self.wants_row_ids = True
+        self.staged_writes = True
+        self.wants_row_ids = bool(skip_rows)  # row ids reach the sink only when some rows are to be skipped
         self.skip_rows = skip_rows
 
     def take_staged(self, first: int, stop: int) -> list[list[str]]:
@@ -153,7 +155,7 @@ class SinkRun:
                 time.sleep(w.backoff.delay(attempt))
                 attempt += 1
         self.written += len(rows)
-        if self.wants_row_ids and inputs:
+        if self.staged_writes and inputs:
             staged = self.sink.drain_staged()
             if staged:
                 with self._staged_lock:
@@ -172,7 +174,7 @@ class SinkRun:
 
     def _failed_attempt(self) -> None:
         """A write failed: what it staged is not part of any batch (an orphan the checkpoint removes)."""
-        if self.wants_row_ids:
+        if self.staged_writes:
             self.sink.drain_staged()
 
 
