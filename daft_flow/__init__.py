@@ -9,6 +9,7 @@
 from daft_flow._logging import install_default_handler as _install_default_log_handler
 from daft_flow.cache import (Cache, CacheError, CacheStats, DiskCache, MemoryCache, RedisCache, clear_cache,
                              get_cache, set_cache)
+from daft_flow.checkpoint import CheckpointError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -47,7 +48,7 @@ __all__ = [
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
     "Cache", "MemoryCache", "DiskCache", "RedisCache", "CacheError", "CacheStats", "set_cache", "get_cache",
-    "clear_cache",
+    "clear_cache", "CheckpointError",
 ]
 
 _install_default_log_handler()

@@ -86,7 +86,7 @@ class Cache(abc.ABC):
     def _clear(self) -> int:
         """Removes every entry this kind of cache wrote there; returns how many."""
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook: caches that need nothing checked keep it
         """Raises ``CacheError`` with a clear message if the cache cannot be used."""
 
     def describe(self) -> str:

@@ -218,14 +218,14 @@ class Sink(abc.ABC):
         """[final, staged] names written since the last call."""
         return []
 
-    def promote(self, pairs: list[list[str]]) -> None:
+    def promote(self, pairs: list[list[str]]) -> None:  # noqa: B027 - only sinks that stage override it
         """Makes staged files final (a staged file already promoted is skipped)."""
 
     def outputs(self) -> tuple[list[str], list[str]]:
         """This run's final names (its pattern and tag) and staged (or temporary) names present now."""
         return [], []
 
-    def discard(self, names: list[str]) -> None:
+    def discard(self, names: list[str]) -> None:  # noqa: B027 - only sinks that stage override it
         """Removes files (orphans of a crashed attempt)."""
 
     @abc.abstractmethod

@@ -108,7 +108,7 @@ def test_sigkill_at_random_moments_then_resume_writes_every_row_once(tmp_path, l
     assert len(log) > len(chunks)  # the kills did catch requests in flight (else this test proves little)
     # Sharper: every prompt sent twice was in flight at a kill the first time.
     first: dict[str, tuple] = {}
-    for kind, digest, start, end in sorted(log, key=lambda r: r[2]):
+    for _kind, digest, start, end in sorted(log, key=lambda r: r[2]):
         if digest in first:
             s0, e0 = first[digest]
             assert any(s0 <= t and (e0 is None or e0 > t - GRACE_S) for t in kills), digest
