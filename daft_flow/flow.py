@@ -533,6 +533,11 @@ class Flow:
         With ``on_error="raise"`` (default), failures raise ``dflow.FlowRunError`` after every input
         has run: it carries ``results`` (``None`` for failed inputs), ``failures`` and
         ``failed_inputs``. With ``on_error="return"``, failed inputs hold a ``dflow.RowFailure``.
+
+        ``checkpoint="dir"`` (or ``"s3://bucket/run"``) keeps finished inputs' rows there: called
+        again with the same inputs (in the same order) after a crash, only the inputs that were not
+        done run, and every result comes back. ``resume="force"`` accepts a checkpoint of a changed
+        flow, ``resume=False`` starts over (see the user guide's "Checkpoints").
         """
         from daft_flow.execution.runner import collect_batch
 
@@ -546,7 +551,8 @@ class Flow:
 
         ``on_error="raise"`` raises the first failure; ``"skip"`` records failures on the stream's
         ``failures`` list and goes on. ``lineage=True`` adds ``_input_index`` and ``_row_id`` to each
-        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``.
+        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``;
+        ``checkpoint=`` as for ``collect_batch`` (a resumed stream yields earlier attempts' rows too).
         """
         from daft_flow.execution.runner import stream
 
@@ -558,7 +564,7 @@ class Flow:
         """Runs the flow on many inputs and returns its rows as one ``pyarrow.Table`` (bulk form).
 
         ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns; ``include_parents`` as for
-        ``collect``.
+        ``collect``; ``checkpoint=`` as for ``collect_batch``.
         """
         from daft_flow.execution.runner import collect_arrow
 

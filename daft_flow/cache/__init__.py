@@ -79,6 +79,36 @@ def op_prefix(plan: "ir.Plan", node: "ir.Node") -> bytes:
     return hashlib.blake2b(data.encode(), digest_size=16).digest()
 
 
+class ReadOnly(Cache):
+    """A cache's lookups without its writes (cost estimates: cached rows cost nothing, and the
+    placeholder answers an estimate makes up are never stored)."""
+
+    def __init__(self, cache: Cache) -> None:
+        super().__init__()
+        self.cache = cache
+
+    def __repr__(self) -> str:
+        return f"ReadOnly({self.cache!r})"
+
+    def check(self) -> None:
+        self.cache.check()
+
+    def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self.cache.get_many(keys)
+
+    def put_many(self, items: list[tuple[bytes, bytes]], *, wait: bool = False) -> None:
+        pass
+
+    def _write(self, items: list[tuple[bytes, bytes]]) -> None:
+        pass
+
+    def _delete_prefix(self, prefix: bytes) -> int:
+        return 0
+
+    def _clear(self) -> int:
+        return 0
+
+
 def resolve(ref: int, objects: list[Any]) -> Cache:
     """The cache of a node's CacheSpec: the plan's object, or the process default for -1."""
     return get_cache() if ref < 0 else objects[ref]

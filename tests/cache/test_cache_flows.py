@@ -222,3 +222,14 @@ def test_a_second_process_running_the_same_prompt_flow_sends_no_request(kind, tm
         assert second[:2] == ["0", "40"] and second[2] == first[2]
     if kind == "redis":
         dflow.RedisCache(where).clear()
+
+
+def test_an_estimate_counts_cached_rows_as_free_and_stores_nothing(provider, fault_server):
+    dflow.set_price("fault-chat", input=1.0, output=1.0)
+    cache = dflow.MemoryCache()
+    f = dflow.Flow("doc", str)
+    f["a"] = f.prompt("Summarize {doc}", provider=provider, max_tokens=8, cache=cache)
+    f.collect_batch(["one", "two"])
+    estimate = f.estimate(["one", "two", "three"])
+    assert estimate.requests == 1 and len(cache) == 2  # only "three" would be asked; nothing stored
+    assert fault_server.stats()["chat"] == 2
