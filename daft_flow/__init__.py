@@ -10,6 +10,7 @@ from daft_flow._logging import install_default_handler as _install_default_log_h
 from daft_flow.cache import (Cache, CacheError, CacheStats, DiskCache, MemoryCache, RedisCache, clear_cache,
                              get_cache, set_cache)
 from daft_flow.checkpoint import CheckpointError
+from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RayCluster, RemoteError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -49,6 +50,7 @@ __all__ = [
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
     "Cache", "MemoryCache", "DiskCache", "RedisCache", "CacheError", "CacheStats", "set_cache", "get_cache",
     "clear_cache", "CheckpointError",
+    "Cluster", "RayCluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]
 
 _install_default_log_handler()

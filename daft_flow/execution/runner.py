@@ -117,14 +117,15 @@ def _input_count(values: Any) -> int | None:
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
                 ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
-                journal: Any = None, **options: Any) -> Iterator[tuple[Any, Any]]:
+                journal: Any = None, first_input: int = 0, **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
     and, unless ``record`` is False (cost estimates), as ``dflow.last_run()`` / ``dflow.usage()``,
     with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
     inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
-    save each answer to)."""
+    save each answer to). ``first_input`` numbers the inputs from there (a worker running a
+    morsel of a larger input names inputs by their index in it)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -134,6 +135,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
                          max_inputs=root.input_limit if root.HasField("input_limit") else None,
                          first_rows=out_level.limit if out_level.HasField("limit") else 0, skip=skip)
+    source.count = first_input  # a limit() counts global inputs too: a morsel past it reads nothing
     from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
 
@@ -216,6 +218,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
     """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``).
     ``checkpoint`` (an open ``checkpoint.Checkpoint``): done inputs are read past, and each
     finished batch's rows are committed to it before they are handed on."""
+    cluster = options.pop("cluster", None)
     traced = traced if traced is not None else trace(flow)
     out_level = traced.plan.levels[traced.plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
@@ -223,11 +226,14 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
         from daft_flow.checkpoint.rows import commit_rows
 
         options.update(skip=checkpoint.done, journal=checkpoint.journal())
-    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                          usage_owner=usage_owner or flow, **options)
+    if cluster is not None:  # the same results, computed by workers (daft_flow/cluster/)
+        from daft_flow.cluster.execute import cluster_execute
+
+        batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
+    else:
+        batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
     try:
-        for reader, batch in batches:
-            output = reader.read(batch)
+        for reader, output in batches:
             if remaining >= 0:
                 output.truncate(remaining)
                 remaining -= len(output.row_positions)
@@ -250,6 +256,15 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
                 logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
 
 
+def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
+    """A checkpoint is kept by the process that runs the pipeline; with ``cluster=`` the workers
+    run it, and their batches do not carry what a commit records (row id sums, staged files)."""
+    if options.get("cluster") is not None:
+        raise ValueError("checkpoint= cannot be combined with cluster= yet: a checkpointed run runs in this process. "
+                         "Run it without cluster=, or without checkpoint= (op caches such as RedisCache do work "
+                         "across workers); nothing was run")
+
+
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
     """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
     (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
@@ -257,7 +272,8 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     resume = options.pop("resume", True)
     traced = trace(flow)
     if location is not None:  # wrong options fail before an attempt is counted
-        get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced")})
+        refuse_cluster_checkpoint(options)
+        get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
     if location is None:
         if resume is not True:
             raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
@@ -268,6 +284,17 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     fingerprint_plan(traced)
     ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
     return ckpt, traced
+
+
+def _local_outputs(owner: Any, traced: TracedPlan, values: Iterable[Any], ordered: bool,
+                   options: dict[str, Any]) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered, usage_owner=owner,
+                          **options)
+    try:
+        for reader, batch in batches:
+            yield reader, reader.read(batch)
+    finally:
+        batches.close()
 
 
 def _is_root(flow: "Flow") -> bool:
@@ -414,7 +441,7 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
     _check_bool(ordered, "ordered")
     failures: list[RowFailure] = []
     ckpt, traced = _open_checkpoint(flow, options)  # now, not at the first next(): a bad checkpoint fails here
-    get_options(**{k: v for k, v in options.items() if k != "usage_owner"})  # wrong ones fail here, not at next()
+    get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "cluster")})  # wrong ones fail here
     stored = None
     if ckpt is not None and ckpt.records:
         from daft_flow.checkpoint.rows import StoredRows

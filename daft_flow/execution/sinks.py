@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Written = list[tuple[str, int, str]]  # (location, input index, row id) per row written
 
 
-class _SharedErrors:
+class SharedErrors:
     """Lets several output readers of one run see the same original exception of a failed row."""
 
     def __init__(self, run: Any) -> None:
@@ -69,7 +69,6 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     (a directory or URL) the sinks stage their writes and each batch is committed before it is
     yielded (``daft_flow/checkpoint/sinks.py``)."""
     from daft_flow.execution.results import OutputReader
-    from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
 
     if len({id(s._writer) for s in sinks}) != len(sinks):
@@ -79,10 +78,12 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     ckpt = None
     if checkpoint is not None:
         from daft_flow.checkpoint.sinks import open_for_sinks
+        from daft_flow.execution.runner import refuse_cluster_checkpoint
         from daft_flow.plan.fingerprint import fingerprint_plan
 
         from daft_flow.plan import flow_pb2 as ir
 
+        refuse_cluster_checkpoint(options)
         # As the sink flow's / Multisink's fingerprint() has it.
         traced.plan.kind = ir.Plan.MULTISINK if owner is not None else ir.Plan.SINK_FLOW
         fingerprint_plan(traced)  # before the sinks' run copies replace the writers in the table
@@ -96,10 +97,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     outcome.start(runs)
     outcome.checkpoint = ckpt
 
-    def make_readers(run: Any) -> tuple[_SharedErrors, list[OutputReader]]:
-        shared = _SharedErrors(run)
-        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
-
+    cluster = options.pop("cluster", None)
     claimed = claim_targets(runs)  # before anything is written: a busy target raises here
     try:
         if ckpt is None or ckpt.fresh:  # a resumed checkpoint's files are its own: error_if_exists passes
@@ -118,11 +116,16 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     r.sink.begin(r.columns)
                     begun.append(r)
             owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
-            batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
-            for (shared, readers), batch in batches:
+            if cluster is None:
+                batches = _local_outputs(traced, outputs, values, owners, options)
+            else:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
+                from daft_flow.cluster.execute import cluster_sink_outputs
+
+                batches = ((outs, None) for outs in cluster_sink_outputs(sinks, runs, values, cluster, owners, options))
+            readers = [OutputReader(with_output(traced, *out), None) for out in outputs]  # how rows are named
+            for outs, batch in batches:
                 per_sink = []
-                for i, reader in enumerate(readers):
-                    out = reader.read(batch)
+                for i, (reader, out) in enumerate(zip(readers, outs)):
                     if i == 0:
                         outcome.num_inputs += out.num_inputs
                     written, failed = _split(out, reader, runs[i])
@@ -132,7 +135,6 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                         outcome.paths[i].setdefault(where, None)
                     outcome.failures[i].extend(failed)
                     per_sink.append((written, failed))
-                shared.errors.clear()
                 if ckpt is None:
                     yield per_sink
                     continue
@@ -156,10 +158,32 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
-                _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
+                if cluster is None:  # a cluster's report names the workers' ops; writes happened here
+                    _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
             _close_all(begun)
     finally:
         release_targets(claimed)
+
+
+def _local_outputs(traced: Any, outputs: list[Any], values: Iterable[Any], owners: _Owners,
+                   options: dict[str, Any]) -> Iterator[tuple[list[Any], Any]]:
+    """Per finished batch of a local run, each sink's output (``written_to`` per row, failures)
+    and the batch (a checkpoint commits it)."""
+    from daft_flow.execution.results import OutputReader
+    from daft_flow.execution.runner import run_batches
+    from daft_flow.plan.trace import with_output
+
+    def make_readers(run: Any) -> tuple[SharedErrors, list[OutputReader]]:
+        shared = SharedErrors(run)
+        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
+
+    batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
+    try:
+        for (shared, readers), batch in batches:
+            yield [reader.read(batch) for reader in readers], batch
+            shared.errors.clear()
+    finally:
+        batches.close()
 
 
 def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailure]]:
