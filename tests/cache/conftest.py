@@ -1,4 +1,3 @@
-import os
 import shutil
 import socket
 import subprocess
@@ -58,7 +57,3 @@ def calls(tmp_path, monkeypatch):
 
     counting.reset()
     return counting
-
-
-def root_dir() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import daft_flow as dflow
+from children import child_env
 from daft_flow.cache import CacheError
 
 
@@ -94,8 +95,8 @@ def test_a_second_process_reads_what_the_first_wrote(tmp_path):
     code = ("import sys, daft_flow as dflow; c = dflow.DiskCache(sys.argv[1]); "
             "print(c.get_many([bytes(15) + b'\\x01' + bytes(15) + b'\\x01'])[0].decode()); "
             "c.put_many([(b'x' * 32, b'from child')], wait=True)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared")], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code, str(tmp_path / "shared")], capture_output=True, text=True,
+                         check=True, env=child_env())
     assert out.stdout.strip() == "from parent"
     assert c.get_many([b"x" * 32]) == [b"from child"]
 
@@ -107,7 +108,7 @@ def test_waiting_for_another_process_s_write_lock_does_not_hold_the_gil(tmp_path
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time, lmdb; env = lmdb.open(sys.argv[1], map_size=1 << 30, max_dbs=4); "
         "txn = env.begin(write=True); print('locked', flush=True); time.sleep(1.0); txn.abort()"), path],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert holder.stdout.readline().strip() == "locked"
         ticks = 0

@@ -8,9 +8,9 @@ import pytest
 
 import counting
 import daft_flow as dflow
+from children import child_env
 from daft_flow.testing import FaultServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True)
@@ -192,8 +192,7 @@ def test_an_unreachable_cache_stops_the_run_before_any_row_is_computed():
 
 
 def _second_process(code: str, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-P", "-c", code, *args], capture_output=True, text=True, env=child_env(),
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip()

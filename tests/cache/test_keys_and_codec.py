@@ -1,11 +1,13 @@
 """Cache keys (native SipHash-128 of a row's typed values) and the stored encoding of results."""
 import math
+import pathlib
 import subprocess
 import sys
 
 import pyarrow as pa
 import pytest
 
+import daft_flow as dflow
 from daft_flow import _core
 from daft_flow.cache import HASH_KEY
 from daft_flow.cache.codec import NULL, decode_column, encode_column, encode_value
@@ -53,8 +55,9 @@ def test_keys_are_the_same_in_another_process():
     script = ("import pyarrow as pa; from daft_flow import _core; from daft_flow.cache import HASH_KEY; "
               "print(_core.hash_keys(b'p' * 16, HASH_KEY, [(pa.array(['x', 'yz'], type=pa.large_string()), None)])"
               "[1].hex())")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin", "PYTHONPATH": sys.path[0]})
+    parent = str(pathlib.Path(dflow.__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin", "PYTHONPATH": parent})
     assert out.stdout.strip() == keys(pa.array(["x", "yz"], type=pa.large_string()))[1].hex()
 
 

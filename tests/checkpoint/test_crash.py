@@ -20,7 +20,6 @@ import daft_flow as dflow
 from crash_worker import documents
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 KILLS = 5
 # An answer the server finished sending this long before a kill counts as in flight: the client had
 # it on the wire or was storing it. Its journal write follows within milliseconds on a quiet
@@ -31,7 +30,9 @@ GRACE_S = 0.25
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    # The daft_flow this process runs (a built checkout or the installed wheel), never the checkout itself.
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(dflow.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [parent, env.get("PYTHONPATH")]))
     env["DFLOW_PROGRESS"] = "0"
     return env
 
@@ -57,8 +58,8 @@ def _rows_seen_by_a_reader(out: str) -> tuple[list, list]:
 @pytest.fixture
 def llm_server():
     # Its stderr would show the broken pipes of clients killed mid-answer.
-    server = subprocess.Popen([sys.executable, "-m", "daft_flow.testing", "--latency", "0.1", "--log-requests"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=_env())
+    server = subprocess.Popen([sys.executable, "-P", "-m", "daft_flow.testing", "--latency", "0.1", "--log-requests"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
     try:
         url = server.stdout.readline().strip()
         yield url, url.rsplit("/v1", 1)[0]
@@ -71,12 +72,12 @@ def llm_server():
 def test_sigkill_at_random_moments_then_resume_writes_every_row_once(tmp_path, llm_server):
     url, base = llm_server
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
-    worker = [sys.executable, os.path.join(HERE, "crash_worker.py"), url, ckpt, out]
+    worker = [sys.executable, "-P", os.path.join(HERE, "crash_worker.py"), url, ckpt, out]
     rng = random.Random(int(os.environ.get("DFLOW_CRASH_SEED", "13")))
     kills: list[float] = []
     for attempt in range(KILLS):
         seen = len(_log(base))
-        proc = subprocess.Popen(worker, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(worker, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while len(_log(base)) == seen and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)  # until this attempt is sending prompts
@@ -88,7 +89,7 @@ def test_sigkill_at_random_moments_then_resume_writes_every_row_once(tmp_path, l
         # What a reader sees after the crash: whole files, no row twice.
         json_rows, pq_rows = _rows_seen_by_a_reader(out)
         assert len(json_rows) == len(set(json_rows)) and len(pq_rows) == len(set(pq_rows))
-    done = subprocess.run(worker, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(worker, env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 
     chunks = dflow_chunks(len(documents(24)))
@@ -132,8 +133,8 @@ def test_a_crash_inside_one_large_document_redoes_only_its_unfinished_chunks(tmp
     the chunks whose answers had not arrived."""
     url, base = llm_server
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
-    worker = [sys.executable, os.path.join(HERE, "crash_worker.py"), url, ckpt, out, "big"]
-    proc = subprocess.Popen(worker, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    worker = [sys.executable, "-P", os.path.join(HERE, "crash_worker.py"), url, ckpt, out, "big"]
+    proc = subprocess.Popen(worker, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while len(_log(base)) < 60 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -143,7 +144,7 @@ def test_a_crash_inside_one_large_document_redoes_only_its_unfinished_chunks(tmp
     proc.communicate()
     asked_before = len(_log(base))
     assert _rows_seen_by_a_reader(out) == ([], [])  # nothing of the document was committed
-    done = subprocess.run(worker, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(worker, env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     doc = dflow.Flow("doc", str)
     n_chunks = len(doc.chunk_text(max_chars=400, overlap=0).collect(documents(1, 10000)[0]))
