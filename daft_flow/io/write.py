@@ -73,9 +73,17 @@ class SinkWriter:
                         "or dflow.Multisink, not as the rows of a plain flow")
 
 
+# A row an earlier attempt of a checkpointed run already committed: not written again.
+COMMITTED_MARK = "\x00committed"
+
+
 class SinkRun:
     """One run's writes to one sink: a private copy of the sink (open files, counters), what was
-    written and the errors of the batches that could not be written."""
+    written and the errors of the batches that could not be written.
+
+    In a checkpointed run (``staging()``) the sink writes under staged names; ``take_staged``
+    hands the consumer the files of a finished batch to commit, and rows the checkpoint already
+    committed for inputs being redone (``skip_rows``: input -> row ids) are not written again."""
 
     def __init__(self, writer: SinkWriter) -> None:
         self.writer = writer
@@ -84,14 +92,45 @@ class SinkRun:
         self.written = 0
         self.attempts = 0
         self.errors: list[BaseException] = []
+        self.staged_writes = False  # a checkpointed run: writes are staged, then committed
+        self.wants_row_ids = False  # the lowering then passes each row's id after its input index
+        self.skip_rows: dict[int, set[int]] = {}
+        self._staged: dict[int, list[list[str]]] = {}
+        self._staged_lock = threading.Lock()
+
+    def staging(self, skip_rows: dict[int, set[int]], attempt: int = 1) -> None:
+        """Makes this run write staged files (see ``Sink.stage``) and skip committed rows."""
+        self.sink.stage(attempt)
+        self.staged_writes = True
+        self.wants_row_ids = bool(skip_rows)  # row ids reach the sink only when some rows are to be skipped
+        self.skip_rows = skip_rows
+
+    def take_staged(self, first: int, stop: int) -> list[list[str]]:
+        """The [final, staged] files written for inputs first .. stop - 1 (each handed out once)."""
+        with self._staged_lock:
+            keys = [k for k in self._staged if first <= k < stop]
+            return [pair for k in sorted(keys) for pair in self._staged.pop(k)]
 
     def __call__(self, *columns: list[Any]) -> list[str]:
         # The written columns, the flow's input (which anchors the op at its level), then what the
-        # lowering adds: each row's input index and its batch's tag.
+        # lowering adds: each row's input index, its batch's tag, and its row id when wants_row_ids.
         k = len(self.writer.names)
-        inputs = [int(i) for i in columns[-2]]
-        tag = int(columns[-1][0]) if len(columns[-1]) else 0
-        return self.write(columns[:k], inputs, tag)
+        extra = 3 if self.wants_row_ids else 2
+        inputs = [int(i) for i in columns[-extra]]
+        tags = columns[1 - extra]
+        tag = int(tags[0]) if len(tags) else 0
+        fields = columns[:k]
+        if self.wants_row_ids and self.skip_rows:
+            ids = [int(x) for x in columns[-1]]
+            skip = [i in self.skip_rows and rid in self.skip_rows[i] for i, rid in zip(inputs, ids)]
+            if any(skip):
+                kept = [j for j, s in enumerate(skip) if not s]
+                where = self.write([[col[j] for j in kept] for col in fields], [inputs[j] for j in kept], tag)
+                out = [COMMITTED_MARK] * len(inputs)
+                for j, loc in zip(kept, where):
+                    out[j] = loc
+                return out
+        return self.write(fields, inputs, tag)
 
     def write(self, columns: Any, inputs: list[int], tag: int = 0) -> list[str]:
         """Writes rows (``columns``: one list per written column) that came from ``inputs``; ``tag``
@@ -102,6 +141,10 @@ class SinkRun:
         w = self.writer
         rows = [dict(zip(w.names, values)) for values in zip(*columns)]
         self.sink._retry_tag = tag
+        return self._write(rows, inputs)
+
+    def _write(self, rows: list[dict[str, Any]], inputs: list[int]) -> list[str]:
+        w = self.writer
         attempt = 0
         while True:
             self.attempts += 1
@@ -112,8 +155,10 @@ class SinkRun:
                                          "rows", batch_size=len(rows))
                 break
             except SinkWriteError as e:
+                self._failed_attempt()
                 return self._failed(e, len(rows))
             except Exception as e:
+                self._failed_attempt()
                 if attempt >= w.retries or isinstance(e, _NOT_RETRYABLE):
                     tries = f"after {attempt + 1} attempts" if attempt else "(not retried)"
                     err = SinkWriteError(f"{self.sink.describe()} could not write a batch of {len(rows)} row(s) "
@@ -123,6 +168,11 @@ class SinkRun:
                 time.sleep(w.backoff.delay(attempt))
                 attempt += 1
         self.written += len(rows)
+        if self.staged_writes and inputs:
+            staged = self.sink.drain_staged()
+            if staged:
+                with self._staged_lock:
+                    self._staged.setdefault(min(inputs), []).extend(staged)
         return [str(p) for p in where]
 
     def _failed(self, error: BaseException, n: int) -> list[str]:
@@ -134,6 +184,11 @@ class SinkRun:
         if not value.startswith(FAILED_MARK):
             return None
         return self.errors[int(value[len(FAILED_MARK):])]
+
+    def _failed_attempt(self) -> None:
+        """A write failed: what it staged is not part of any batch (an orphan the checkpoint removes)."""
+        if self.staged_writes:
+            self.sink.drain_staged()
 
 
 # Sink targets being written by a run in this process.

@@ -375,5 +375,6 @@ class LlmCall(Expr):
         info = _core.OpInfo(node.id, node.level, [arg], name, field, ctx.plan.levels[node.level].flow)
         runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage,
                            timeout=ctx.timeout(node, c.timeout))
-        ctx.run.add_python_batch(info, runner, ctx.options.async_concurrency)
+        # In a checkpointed run every answer is journaled as it arrives, cache= or not.
+        ctx.run.add_python_batch(info, ctx.cached(node, runner, name, journal=True), ctx.options.async_concurrency)
         ctx.cancellables.append(runner)
