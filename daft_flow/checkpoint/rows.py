@@ -2,9 +2,9 @@
 batch's rows of done inputs are stored as an Arrow IPC file, and a resumed call returns them with
 the rows it computes, in input order.
 
-An input is done when none of its rows failed (a filtered input is done and has no rows). Inputs
-with a failure are not done: a resumed call runs them again (a failure may be a server that was
-down, or a spent budget: ``errors.NOT_DONE``).
+An input is done when none of its rows failed, or every failed row was dead-lettered (a filtered
+input is done and has no rows). Inputs with another failure are not done: a resumed call runs them
+again (a failure may be a server that was down, or a spent budget: ``errors.NOT_DONE``).
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[
 def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
     """Commits a flow's batch output: its done inputs and their rows."""
     first, count = out.first_input, out.num_inputs
-    not_done = {f.input_index for f in out.failures}
+    # A dead-lettered row is handled (its flow's policy recorded it): its input is done.
+    not_done = {f.input_index for f in out.failures if not f.dead_lettered}
     done = done_ranges(first, count, not_done, out.batch)
     table = None
     if out.columns and len(out.row_positions):

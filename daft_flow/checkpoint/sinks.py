@@ -82,7 +82,8 @@ def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[t
     docstring); when that commits, makes the committed staged files final and returns True.
     ``per_sink``: (rows written, rows failed) per sink."""
     first, n = batch.first_input, batch.num_rows(0)
-    not_done = {f.input_index for _, failed in per_sink for f in failed}
+    # A dead-lettered row is handled (its flow's policy recorded it): its input is done.
+    not_done = {f.input_index for _, failed in per_sink for f in failed if not f.dead_lettered}
     done = done_ranges(first, n, not_done, batch)
     files = {i: r.take_staged(first, first + n) for i, r in enumerate(runs)}
     rows = {i: len(written) for i, (written, _) in enumerate(per_sink)}

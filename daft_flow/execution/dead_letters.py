@@ -152,8 +152,11 @@ class DeadLetterWriter:
         self.written = 0
         self.failed = 0
 
-    def open(self) -> None:
+    def open(self, keep_existing: bool = False) -> None:
         from daft_flow.io.write import claim_targets
+
+        if keep_existing and getattr(self.run.sink, "mode", None) == "overwrite":  # the run's own copy
+            self.run.sink.mode = "append"
 
         self.claimed = claim_targets([self.run])
         self.run.sink.prepare(self.run.columns)

@@ -151,8 +151,10 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources, journal, closers)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
+        # A resumed checkpoint keeps what its earlier attempts dead-lettered (their inputs are done).
+        resumed = bool(getattr(skip, "ranges", None))
         for resource in resources:
-            resource.open()
+            resource.open(keep_existing=resumed)
             opened.append(resource)
         monitor.start()
         run.start()
@@ -289,11 +291,14 @@ def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
     """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
     (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
+    from daft_flow.execution.policies import refuse_checkpoint_retries
+
     location = options.pop("checkpoint", None)
     resume = options.pop("resume", True)
     traced = trace(flow)
     if location is not None:  # wrong options fail before an attempt is counted
         refuse_cluster_checkpoint(options)
+        refuse_checkpoint_retries(traced)
         get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
     if location is None:
         if resume is not True:
@@ -447,8 +452,9 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
             if on_error == "return":
                 entry.extend(failed.get(i, []))
             results.append(entry)
-    if failures and on_error == "raise":
-        raise FlowRunError(failed_message(failures, total), failures, results)
+    unhandled = [f for f in failures if not f.dead_lettered]  # dead letters are handled by their policy
+    if unhandled and on_error == "raise":
+        raise FlowRunError(failed_message(unhandled, total), unhandled, results)
     return results
 
 
