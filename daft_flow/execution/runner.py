@@ -190,9 +190,11 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                     if hasattr(runner, "close"):
                         runner.close()
             finally:
-                _close_all(opened)
-        _end_provider_runs(usage)
-        _close(closers)
+                try:
+                    _close_all(opened)
+                finally:  # a dead-letter sink that fails to close still lets the run end its providers and caches
+                    _end_provider_runs(usage)
+                    _close(closers)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()
         if record:
