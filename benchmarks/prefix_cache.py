@@ -1,6 +1,6 @@
 """Prompt ordering for prefix caches: the contextual-embeddings prompt over 4 documents of about
 2 KB, 8 chunks each (32 prompts that each start with their whole document), against the embedded
-llama.cpp server (Gemma 3 270M, max_tokens=8, temperature 0).
+llama.cpp server (SmolLM2-135M-Instruct, the default embedded model; max_tokens=8, temperature 0).
 
   daft_flow        chunk_flow.prompt(CHUNK_CONTEXT_PROMPT.format(...)): prompts sharing a prefix
                    are sent together and first, so llama.cpp reuses the document's KV cache

@@ -6,6 +6,7 @@
 >>> doc.collect("the quick brown fox")
 {'document': 'the quick brown fox', 'words': 4}
 """
+from daft_flow._logging import install_default_handler as _install_default_log_handler
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -18,9 +19,11 @@ from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
 from daft_flow.io.write import SinkResult, SinkWriteError
 from daft_flow.sink_flow import Multisink, SinkFlow, collect
-from daft_flow.llm import (OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError, UsageReport,
-                           default_provider, set_price, set_provider)
+from daft_flow.llm import (Completion, OpenAIProvider, OpUsage, Provider, ProviderConfigError, ProviderError,
+                           UsageReport, default_provider, set_price, set_provider)
 from daft_flow.llm import last_usage as usage
+from daft_flow.llm.defaults import warmup
+from daft_flow.llm.local import LocalProvider
 from daft_flow.ops.expr_ops import if_else
 from daft_flow.text import Tokenizer, UnsupportedTokenizer
 from daft_flow.types import HTML, JSON, PDF, Audio, DataType, Embedding, Image, Video
@@ -35,7 +38,10 @@ __all__ = [
     "Tokenizer", "UnsupportedTokenizer",
     "Sink", "ArrowSink", "DaftSink", "JSONFileSink", "ParquetSink", "S3FileSink", "LanceDBSink",
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
-    "OpenAIProvider", "Provider", "ProviderError", "ProviderConfigError", "set_provider", "default_provider",
+    "OpenAIProvider", "LocalProvider", "Provider", "Completion", "ProviderError", "ProviderConfigError",
+    "set_provider", "default_provider", "warmup",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
 ]
+
+_install_default_log_handler()

@@ -36,6 +36,7 @@ def untrack_list(values: list[Any]) -> None: ...
 
 # -- runtime (cpp/bindings/runtime_bindings.cc) -----------------------------------------------------
 MAX_FOOTPRINT_PROBES: int
+INPUT_INDEX_ARG: int  # ArgSpec node standing for each row's input index (batch ops only)
 
 class ArgSpec:
     def __init__(self, node: int, level: int) -> None: ...

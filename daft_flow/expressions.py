@@ -128,14 +128,16 @@ class Field(FieldOperators):
 
     def prompt(self, instruction: str = "", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None) -> "Field":
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> "Field":
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
-        template with fields (see ``Flow.prompt``)."""
+        template with fields (see ``Flow.prompt``). ``include_finish_reason=True`` makes the field
+        ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``."""
         from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
-                             response_format=response_format, options=options)
+                             response_format=response_format, options=options,
+                             include_finish_reason=include_finish_reason)
         if not isinstance(instruction, str):
             raise TypeError(f"prompt() needs a str instruction, got {type(instruction).__name__}")
         check_reserved(instruction, "prompt()")

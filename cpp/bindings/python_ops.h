@@ -37,10 +37,13 @@ class ErrorTable {
 };
 
 // Where an operator reads one argument: a node's column at the operator's level or an ancestor.
+// Node kInputIndexArg is no column but each row's input index (the batch's first input plus the
+// row's root row), for ops that name their output by the inputs rows came from (sinks).
 struct ArgSpec {
   int32_t node;
   int32_t level;
 };
+inline constexpr int32_t kInputIndexArg = -1;
 
 struct PythonOpInfo {
   int32_t node;    // output node id
@@ -74,7 +77,8 @@ class PythonRowOperator : public dflow::Operator {
 };
 
 // Calls runner(args, failed_mask) -> (column, [(row, error_or_message), ...]) with the GIL held.
-// args[k] is (pyarrow.Array, ancestor_index pyarrow.Array or None).
+// args[k] is (pyarrow.Array, ancestor_index pyarrow.Array or None); a kInputIndexArg argument is
+// (int64 pyarrow.Array of input indices, None).
 class PythonBatchOperator : public dflow::Operator {
  public:
   PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors);

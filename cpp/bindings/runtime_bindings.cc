@@ -236,6 +236,7 @@ void init_runtime(py::module_& m) {
   m.attr("MAX_FOOTPRINT_PROBES") = dflow::FootprintEstimate::kMaxProbes;
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
+  m.attr("INPUT_INDEX_ARG") = kInputIndexArg;
   py::class_<PythonOpInfo>(m, "OpInfo")
       .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
                        std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),

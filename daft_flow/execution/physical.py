@@ -46,10 +46,12 @@ class Lowering:
     def arg_types(self, node: ir.Node) -> list[DataType]:
         return [dtype_from_ir(self.plan.nodes[i].type) for i in node.inputs]
 
-    def op_info(self, node: ir.Node, op_name: str) -> Any:
+    def op_info(self, node: ir.Node, op_name: str, *, input_index: bool = False) -> Any:
         """The runtime's description of a Python op: which node it writes, what it reads, and how
-        errors name it (op, field, flow)."""
+        errors name it (op, field, flow). ``input_index``: one more argument, each row's input index."""
         args = [_core.ArgSpec(i, self.plan.nodes[i].level) for i in node.inputs]
+        if input_index:
+            args.append(_core.ArgSpec(_core.INPUT_INDEX_ARG, node.level))
         return _core.OpInfo(node.id, node.level, args, op_name, node.name or op_name,
                             self.plan.levels[node.level].flow)
 

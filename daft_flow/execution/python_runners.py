@@ -234,11 +234,18 @@ class LlmRunner(_Cancellable):
                     text, model=self.model, usage=usage, max_tokens=spec.max_tokens or None,
                     temperature=spec.temperature, response_format=spec.response_format,
                     options=spec.options or None))
+            # Providers return a Completion (text and finish reason) or, if they cannot tell, a str.
+            content, finish_reason = (answer, None) if isinstance(answer, str) else (answer.text, answer.finish_reason)
+            if finish_reason == "length":
+                self.usage.add(truncated=1)
+            value: Any = content
             if spec.response_format is not None:
                 from daft_flow.ops.llm_ops import parse_structured
 
-                return parse_structured(answer, spec)
-            return answer
+                value = parse_structured(content, spec)
+            if spec.include_finish_reason:
+                return {"answer": value, "finish_reason": finish_reason}
+            return value
 
         return await asyncio.gather(*(one(t) for _, t in calls), return_exceptions=True)
 

@@ -127,12 +127,12 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             runner.cancel()
         run.close()
         _end_provider_runs(usage)
-        if usage.ops:
-            usage.finish()
-            if record:
-                set_last(usage)
-            if usage_owner is not None:
-                usage_owner._last_usage = usage
+        # dflow.usage() is the last run's report, empty when that run had no LLM ops.
+        usage.finish()
+        if record:
+            set_last(usage)
+        if usage_owner is not None:
+            usage_owner._last_usage = usage
         report = monitor.finish(status, error, usage if usage.ops else None, record=record)
         if usage_owner is not None:
             usage_owner._last_run = report
@@ -145,13 +145,14 @@ def _end_provider_runs(usage: Any) -> None:
     usage.providers.clear()
 
 
-def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True,
+def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``)."""
     traced = trace(flow)
     out_level = traced.plan.levels[traced.plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
-    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered, usage_owner=flow,
-                          **options)
+    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
+                          usage_owner=usage_owner or flow, **options)
     for reader, batch in batches:
         output = reader.read(batch)
         if remaining >= 0:
@@ -175,7 +176,9 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     # Root flows: one result per input that was not filtered out, in input order (`position` maps
     # an input index to its place when filter() dropped some).
     position: dict[int, int] | None = None
+    num_inputs = 0
     for reader, out in _execute(flow, values, **options):
+        num_inputs += out.num_inputs
         base = len(results)
         rows = reader.rows(out)
         if root:
@@ -213,13 +216,19 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
         if root:
             for f in failures:
                 results[f.input_index if position is None else position[f.input_index]] = None
-        n_inputs = len({f.input_index for f in failures})
-        raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
-                           failures, results)
+        raise FlowRunError(failed_message(failures, num_inputs), failures, results)
     return results
 
 
+def failed_message(failures: list[RowFailure], num_inputs: int, what: str = "failed") -> str:
+    """``"2 of 10 inputs failed (3 rows); first: ..."`` for a FlowRunError."""
+    n_failed = len({f.input_index for f in failures})
+    rows = f" ({len(failures)} rows)" if len(failures) != n_failed else ""
+    return f"{n_failed} of {num_inputs} input{'s' if num_inputs != 1 else ''} {what}{rows}; first: {failures[0]}"
+
+
 def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
+    _check_single_input(flow, value)
     try:
         results = collect_batch(flow, [value], **options)
     except FlowRunError as e:
@@ -227,8 +236,26 @@ def collect_one(flow: "Flow", value: Any, **options: Any) -> Any:
     return results[0] if results else None  # None: filter() dropped the input
 
 
+def _check_single_input(flow: "Flow", value: Any) -> None:
+    """collect(x) runs one input: a list (or other collection) given to a flow whose input is not a
+    list is almost always meant for collect_batch."""
+    import collections.abc as abc
+
+    kind = flow._level.ancestors()[-1].input_type.kind
+    if kind in ("list", "JSON", "any", "Embedding") or isinstance(value, (str, bytes, bytearray, memoryview, dict)):
+        return
+    many = isinstance(value, (abc.Sequence, abc.Set, abc.Iterator)) or type(value).__module__.split(".")[0] in (
+        "pyarrow", "daft", "pandas")
+    if many:
+        root = flow._level.ancestors()[-1]
+        size = f" of {len(value)} values" if isinstance(value, abc.Sized) else ""
+        raise TypeError(f"collect() runs one input, but got a {type(value).__name__}{size}, and flow {root.name!r} "
+                        f"takes {root.input_type} for field {root.input_field!r}; for many inputs use "
+                        f"collect_batch(inputs) (or stream(inputs))")
+
+
 def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
-           **options: Any) -> FlowStream:
+           lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
     failures: list[RowFailure] = []
 
@@ -238,7 +265,13 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
                 if on_error == "raise":
                     raise out.failures[0].error
                 failures.extend(out.failures)
-            yield from reader.rows(out)
+            if lineage:  # the same columns as collect_arrow(lineage=True)
+                for row, i, rid in zip(reader.rows(out), out.input_index.tolist(), out.row_ids.tolist()):
+                    row["_input_index"] = i
+                    row["_row_id"] = f"{rid:016x}"
+                    yield row
+            else:
+                yield from reader.rows(out)
 
     return FlowStream(rows(), failures)
 
@@ -249,8 +282,10 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []
+    num_inputs = 0
     for reader, out in _execute(flow, values, **options):
         names = reader.names
+        num_inputs += out.num_inputs
         failures.extend(out.failures)
         arrays = list(out.columns)
         cols = list(names)
@@ -261,9 +296,7 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
         tables.append(pa.Table.from_arrays(arrays, names=cols))
     if failures and on_error == "raise":
         partial = pa.concat_tables(tables) if tables else None
-        n_inputs = len({f.input_index for f in failures})
-        raise FlowRunError(f"{len(failures)} row(s) of {n_inputs} input(s) failed; first: {failures[0]}",
-                           failures, [partial])
+        raise FlowRunError(failed_message(failures, num_inputs), failures, [partial])
     if not tables:
         plan = trace(flow).plan
         fields = [pa.field(n, dtype_from_ir(plan.nodes[i].type).to_arrow())

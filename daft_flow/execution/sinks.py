@@ -1,14 +1,23 @@
 """Running sink flows: one pass over the inputs for every sink of a SinkFlow or Multisink (what
-they share runs once), each sink getting each of its rows once, and a ``SinkResult`` per sink."""
+they share runs once), each sink getting each of its rows once, and a ``SinkResult`` per sink.
+
+Each run writes through its own ``SinkRun`` per sink (swapped into the traced plan in place of the
+sink's ``SinkWriter``), claims the sinks' targets before anything is written, runs every sink's
+``prepare`` (checks that may refuse the run) before any sink's ``begin``, and closes every sink
+however the run ends. A sink's failed writes come back as markers in its own column
+(``SinkRun.error_of``), so they never touch the other sinks' rows.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from daft_flow.errors import FlowRunError, RowFailure
-from daft_flow.io.write import SinkResult
+from daft_flow.errors import BatchError, FlowRunError, RowFailure
+from daft_flow.io.write import SinkResult, SinkRun, claim_targets, release_targets
 
 if TYPE_CHECKING:
     from daft_flow.sink_flow import SinkFlow
+
+Written = list[tuple[str, int, str]]  # (location, input index, row id) per row written
 
 
 class _SharedErrors:
@@ -35,54 +44,150 @@ class _Owners:
             setattr(o, name, value)
 
 
-def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise", owner: Any = None,
-              **options: Any) -> list[SinkResult]:
-    """Runs sink flows of one root in a single pass: what they share (fetches, LLM calls) runs once,
-    and each sink gets each of its rows once. The run's report goes to each sink flow and to
-    ``owner`` (the Multisink)."""
+class _Outcome:
+    """What the runs of a set of sinks wrote, filled batch by batch."""
+
+    def __init__(self) -> None:
+        self.start([])
+
+    def start(self, runs: "list[SinkRun]") -> None:
+        self.runs = runs
+        self.num_inputs = 0
+        self.written = [0] * len(runs)
+        self.paths: list[dict[str, None]] = [{} for _ in runs]
+        self.failures: list[list[RowFailure]] = [[] for _ in runs]
+        self.write_failures = [0] * len(runs)  # rows each sink could not write (not failed upstream)
+
+
+def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_Outcome | None" = None,
+                 owner: Any = None, **options: Any) -> Iterator[list[tuple[Written, list[RowFailure]]]]:
+    """Runs sink flows of one root in a single pass; yields per batch, per sink: (rows written,
+    rows failed). Every sink is closed and its target released when the run ends, however it ends.
+    The run's report goes to each sink flow and to ``owner`` (the Multisink)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
 
-    if on_error not in ("raise", "return"):
-        raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
     if len({id(s._writer) for s in sinks}) != len(sinks):
         raise ValueError("the same sink flow appears twice; each would write every row twice")
     traced, outputs = trace_outputs([s.rows for s in sinks])
+    runs = [SinkRun(s._writer) for s in sinks]
+    by_writer = {id(r.writer): r for r in runs}
+    traced.objects = [by_writer.get(id(o), o) for o in traced.objects]
+    outcome = outcome if outcome is not None else _Outcome()
+    outcome.start(runs)
 
     def make_readers(run: Any) -> tuple[_SharedErrors, list[OutputReader]]:
         shared = _SharedErrors(run)
         return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
 
-    paths: list[dict[str, None]] = [{} for _ in sinks]
-    failures: list[list[RowFailure]] = [[] for _ in sinks]
-    written = [0] * len(sinks)
-    for s in sinks:
-        s._writer.begin()
+    claimed = claim_targets(runs)  # before anything is written: a busy target raises here
     try:
-        owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
-        for (shared, readers), batch in run_batches(traced, values, make_readers, usage_owner=owners, **options):
-            for i, reader in enumerate(readers):
-                out = reader.read(batch)
-                where = out.columns[0].to_pylist()
-                written[i] += len(where)
-                for p in where:
-                    paths[i].setdefault(p, None)
-                failures[i].extend(out.failures)
-            shared.errors.clear()
+        for r in runs:
+            r.sink.prepare(r.columns)
+        begun: list[SinkRun] = []
+        batches = None
+        try:
+            for r in runs:
+                r.sink.begin(r.columns)
+                begun.append(r)
+            owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
+            batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
+            for (shared, readers), batch in batches:
+                per_sink = []
+                for i, reader in enumerate(readers):
+                    out = reader.read(batch)
+                    if i == 0:
+                        outcome.num_inputs += out.num_inputs
+                    written, failed = _split(out, reader, runs[i])
+                    outcome.write_failures[i] += len(failed) - len(out.failures)
+                    outcome.written[i] += len(written)
+                    for where, _, _ in written:
+                        outcome.paths[i].setdefault(where, None)
+                    outcome.failures[i].extend(failed)
+                    per_sink.append((written, failed))
+                shared.errors.clear()
+                yield per_sink
+        finally:
+            if batches is not None:
+                batches.close()  # the run stops (its threads joined) before the sinks close
+                _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
+            _close_all(begun)
     finally:
-        for s in sinks:
-            s._writer.finish()
-    results = []
-    for i, s in enumerate(sinks):
-        assert written[i] == s._writer.written, (written[i], s._writer.written)
-        results.append(SinkResult(s.sink.describe(), written[i], list(paths[i]), failures[i], s.sink.result()))
+        release_targets(claimed)
+
+
+def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailure]]:
+    """A sink output's rows: those written and those that failed, upstream (already in
+    ``out.failures``) or in the sink (marked in its written_to column)."""
+    where = out.columns[0].to_pylist()
+    failed = list(out.failures)
+    if not where:
+        return [], failed
+    inputs = out.input_index.tolist()
+    ids = [f"{int(x):016x}" for x in out.row_ids]
+    written = []
+    op = f"write_sink({run.sink.describe()})"
+    flow = reader.flows[reader.level]
+    for w, i, rid in zip(where, inputs, ids):
+        error = run.error_of(w)
+        if error is None:
+            written.append((w, int(i), rid))
+            continue
+        if not getattr(error, "_daft_flow_noted", False):
+            error._daft_flow_noted = True  # type: ignore[attr-defined]
+            n = error.batch_size if isinstance(error, BatchError) else 1
+            error.add_note(f"[daft_flow] {n} row(s) of flow {flow!r} were not written by {op}; first: row {rid} "
+                           f"(input {i})")
+        failed.append(RowFailure(int(i), rid, flow, op, "written_to", error))
+    failed.sort(key=lambda f: f.input_index)
+    return written, failed
+
+
+def _report_write_failures(report: Any, outputs: list[Any], outcome: _Outcome) -> None:
+    """The run report counts rows a sink could not write as failed by its op: the runtime saw them
+    succeed (the sink marks them in its own column, see ``SinkRun``)."""
+    if report is None:
+        return
+    by_node = {op.node: op for op in report.ops.values()}
+    for (_level, nodes, _names), n in zip(outputs, outcome.write_failures):
+        op = by_node.get(nodes[0])
+        if op is not None and n:
+            op.rows_out -= n
+            op.rows_failed += n
+            op.failures_by_type["SinkWriteError"] = op.failures_by_type.get("SinkWriteError", 0) + n
+
+
+def _close_all(runs: "list[SinkRun]") -> None:
+    """Closes every sink, even when one fails to close; then raises the first failure."""
+    first: BaseException | None = None
+    for r in runs:
+        try:
+            r.sink.close()
+        except BaseException as e:  # noqa: B036 - closing the others matters more; re-raised below
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
+def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str = "raise",
+              **options: Any) -> list[SinkResult]:
+    """Runs sink flows of one root in a single pass and returns one ``SinkResult`` per sink (see
+    ``sink_batches``); each result matches what is in its sink."""
+    from daft_flow.execution.runner import failed_message
+
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+    outcome = _Outcome()
+    for _ in sink_batches(sinks, values, outcome=outcome, **options):
+        pass
+    results = [SinkResult(r.sink.describe(), outcome.written[i], list(outcome.paths[i]), outcome.failures[i],
+                          r.sink.result()) for i, r in enumerate(outcome.runs)]
     if on_error == "raise":
         failed = [f for r in results for f in r.failures]
         if failed:
-            bad = [r for r in results if r.failures]
-            n_inputs = len({f.input_index for f in failed})
-            names = ", ".join(r.sink for r in bad)
-            raise FlowRunError(f"{names}: {len(failed)} row(s) of {n_inputs} input(s) were not written; first: "
-                               f"{failed[0]}", failed, results)
+            names = ", ".join(r.sink for r in results if r.failures)
+            raise FlowRunError(f"{names}: " + failed_message(failed, outcome.num_inputs, "had rows that were not written"),
+                               failed, results)
     return results

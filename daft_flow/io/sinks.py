@@ -1,22 +1,46 @@
 """Sinks: where ``flow.write_sink(sink, fields)`` writes rows.
 
 A sink receives whole batches (``write``) and must make each call all-or-nothing, so a failed call
-can be retried without writing any row twice; ``close`` flushes at the end of a run. ``begin``
-starts a run (sinks keep per-run state: open files, counters).
+can be retried without writing any row twice; ``close`` flushes at the end of a run. Every run
+writes through its own copy of the sink (``begin`` sets up that copy's state: open files,
+counters), so a sink object can be reused and runs never share state.
 
-- ``JSONFileSink(dir)``: JSON lines, appended to ``part-00000.jsonl``, rolled to the next part once
-  a file holds ``rows_per_file`` rows; a failed write cuts every file it touched back.
-- ``ParquetSink(dir)``: one Parquet file per batch (written to a temporary name, then renamed).
+File sinks take ``mode=``:
+
+- ``"overwrite"`` (default): the run replaces what earlier runs of this sink wrote there (the
+  files matching its naming pattern; other files are left alone), so rerunning a script never
+  adds a second copy of every row;
+- ``"append"``: the run adds files next to earlier ones (names carry a run tag);
+- ``"error_if_exists"``: the run stops with ``FileExistsError`` before writing anything if earlier
+  output is there.
+
+Names are deterministic per row range: a file is named by the first input its rows came from
+(``part-00000064-000.jsonl``), an object per row by its input and position
+(``part-00000064-000003.txt``), so a rerun over the same inputs writes the same names and a retried
+write replaces what it wrote before.
+
+- ``JSONFileSink(dir)``: JSON lines, a file per write (split at ``rows_per_file``), written to a
+  temporary name and renamed.
+- ``ParquetSink(dir)``: a Parquet file per write (temporary name, then renamed).
 - ``S3FileSink(url)``: one object per row (a single str/bytes field: the object's body), or one
-  JSON lines object per batch for several fields; uploads are concurrent (s3fs) and idempotent.
-- ``LanceDBSink(uri, table)``: rows appended to an embedded LanceDB table.
+  JSON lines object per write for several fields; uploads are concurrent (s3fs) and idempotent.
+- ``LanceDBSink(uri, table)``: rows added to an embedded LanceDB table.
+- ``ArrowSink()`` / ``DaftSink()``: rows kept in memory.
+
+JSON encoding: NaN and infinities become ``null`` (JSON has no such numbers); ``bytes`` become
+base64 text, ``dflow.File`` its URL, dates and times ISO 8601 text; other objects that JSON cannot
+represent fail the write with a ``TypeError`` naming the column (give the field a type). Sinks
+with a schema (Parquet, LanceDB, Arrow, daft) refuse untyped fields when the flow is built.
 """
 from __future__ import annotations
 
 import abc
-import itertools
+import datetime
 import json
+import math
 import os
+import re
+import time
 import uuid
 from typing import Any
 
@@ -26,7 +50,17 @@ from daft_flow.types import DataType
 
 Rows = list[dict[str, Any]]
 
+MODES = ("overwrite", "append", "error_if_exists")
+DEFAULT_MODE = "overwrite"
 
+
+def check_mode(mode: Any, sink: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{sink}: mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    return str(mode)
+
+
+# -- JSON -------------------------------------------------------------------------------------
 def _json_default(value: Any) -> Any:
     from daft_flow.files import File
 
@@ -36,21 +70,81 @@ def _json_default(value: Any) -> Any:
         import base64
 
         return base64.b64encode(bytes(value)).decode()
-    if hasattr(value, "tolist"):
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalars and arrays
         return value.tolist()
-    return repr(value)
+    raise TypeError(f"a {type(value).__name__} cannot be written as JSON; give the field a type "
+                    "(run_python(..., return_type=...)) or convert it to str, numbers, lists or dicts")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None, through lists and dicts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist) and not isinstance(value, (str, bytes)):
+        return _finite(value.tolist())
+    return value
 
 
 def _dumps(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, default=_json_default)
+    """One JSON text: valid JSON always (no NaN), or a TypeError naming the column that is not."""
+    try:
+        return json.dumps(row, ensure_ascii=False, allow_nan=False, default=_json_default)
+    except ValueError:  # NaN or infinity somewhere (or a cycle, which fails again below)
+        return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False, default=_json_default)
+    except TypeError as e:
+        for name, value in row.items():
+            try:
+                json.dumps(_finite(value), allow_nan=False, default=_json_default)
+            except TypeError:
+                raise TypeError(f"column {name!r}: {e}") from None
+        raise
+
+
+# -- names ------------------------------------------------------------------------------------
+def _run_tag() -> str:
+    """Part of every name an append-mode run writes: unique per run, sorting by start time."""
+    return "r" + time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+def _name_pattern(prefix: str, suffix: str) -> "re.Pattern[str]":
+    """Names this sink writes: {prefix}-[{run tag}-]{8+ digits}[-{digits}]{suffix}."""
+    return re.compile(re.escape(prefix) + r"-(r\d{14}[0-9a-f]{6}-)?\d{8,}(-\d+)?" + re.escape(suffix) + r"\Z")
+
+
+def _temp_pattern(prefix: str) -> "re.Pattern[str]":
+    return re.compile(r"\." + re.escape(prefix) + r"-.*\.tmp\Z")
+
+
+def _refuse_existing(sink: "Sink", where: str, existing: list[str]) -> None:
+    """mode="error_if_exists": stop before writing anything if an earlier run's output is there."""
+    if existing:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise FileExistsError(f"{sink.describe()}: {where} already holds {len(existing)} file(s) of an earlier run "
+                              f"({shown}); pass mode='overwrite' to replace them or mode='append' to add to them")
+
+
+def _first(inputs: "list[int] | None", fallback: int) -> int:
+    return min(inputs) if inputs else fallback
 
 
 class Sink(abc.ABC):
-    """Base class of sinks. Subclasses implement ``write`` (all-or-nothing per call)."""
+    """Base class of sinks. Subclasses implement ``write`` (all-or-nothing per call).
+
+    Optional hooks: ``begin(columns)`` when a run starts, ``close()`` when it ends, ``result()``
+    for what the run produced besides files. A run works on its own shallow copy of the sink.
+    """
 
     # Per-run state (open files, clients) that is not part of the sink's definition: left out when
-    # a plan is pickled to cross processes, and rebuilt by ``begin`` there.
+    # a plan is pickled to cross processes or a run copies the sink, and rebuilt by ``begin``.
     _TRANSIENT: tuple[str, ...] = ("_file", "_fs", "_db", "_table", "_tables")
+    accepts_untyped = True  # whether untyped fields (Python objects) can be written
+    mode = "append"  # sinks without modes add what they are given
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
@@ -62,6 +156,23 @@ class Sink(abc.ABC):
             if k in ("_file", "_table") and not callable(getattr(type(self), k, None)):
                 setattr(self, k, None)
 
+    def target(self) -> str | None:
+        """Where the sink writes (a directory, a URL prefix, a table), or None for nothing shared.
+        One run at a time may write to a target in a process."""
+        return None
+
+    def check_columns(self, columns: dict[str, DataType]) -> None:
+        """Called when the flow is built: raise if these columns cannot be written."""
+        if not self.accepts_untyped:
+            for name, t in columns.items():
+                if t.kind == "any":
+                    raise TypeError(f"{self.describe()}: column {name!r} has no type (a function without a return "
+                                    "annotation or return_type=); give it one, e.g. run_python(fn, return_type=str), "
+                                    "so it is written as a typed column rather than pickled Python objects")
+
+    def prepare(self, columns: dict[str, DataType]) -> None:  # noqa: B027 - optional hook
+        """A run is about to start: raise now (before anything is written) if it cannot."""
+
     def begin(self, columns: dict[str, DataType]) -> None:
         """A run starts; ``columns`` are the names and types of the values written."""
         self.columns = columns
@@ -69,6 +180,11 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def write(self, rows: Rows) -> list[str]:
         """Writes ``rows``; returns, per row, where it went (a path, URL or table)."""
+
+    def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
+        """Writes ``rows``, which came from inputs ``inputs`` (one index per row). Sinks that name
+        their output by row range override this; the default calls ``write``."""
+        return self.write(rows)
 
     def close(self) -> None:  # noqa: B027 - optional hook: sinks that buffer override it
         """A run ended: flush and release what ``write`` opened."""
@@ -89,87 +205,121 @@ class Sink(abc.ABC):
                 if not k.startswith("_") and k != "columns"}
 
 
-class JSONFileSink(Sink):
-    def __init__(self, directory: str, *, rows_per_file: int = 100_000, prefix: str = "part") -> None:
+class _DirectorySink(Sink):
+    """A sink writing files named by row range into a local directory."""
+
+    suffix = ""
+
+    def __init__(self, directory: str, *, prefix: str, mode: str) -> None:
+        name = type(self).__name__
         if not isinstance(directory, str) or not directory:
-            raise TypeError(f"JSONFileSink needs a directory path, got {directory!r}")
-        if not isinstance(rows_per_file, int) or rows_per_file <= 0:
-            raise ValueError(f"JSONFileSink: rows_per_file must be a positive int, got {rows_per_file!r}")
-        self.directory, self.rows_per_file, self.prefix = directory, rows_per_file, prefix
-        self._file: Any = None
-        self._path = ""
-        self._rows_in_file = 0
-        self._parts = itertools.count()
+            raise TypeError(f"{name} needs a directory path, got {directory!r}")
+        if not isinstance(prefix, str) or not prefix or os.sep in prefix:
+            raise ValueError(f"{name}: prefix must be a non-empty file name prefix, got {prefix!r}")
+        self.directory, self.prefix, self.mode = directory, prefix, check_mode(mode, name)
+        self._tag = ""
+        self._fallback = 0
 
     def __repr__(self) -> str:
-        return f"JSONFileSink({self.directory!r})"
+        return f"{type(self).__name__}({self.directory!r})"
+
+    def target(self) -> str:
+        return f"file:{os.path.abspath(self.directory)}/{self.prefix}-*{self.suffix}"
+
+    def _existing(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return []
+        pattern = _name_pattern(self.prefix, self.suffix)
+        return sorted(n for n in names if pattern.match(n))
+
+    def prepare(self, columns: dict[str, DataType]) -> None:
+        if self.mode == "error_if_exists":
+            _refuse_existing(self, self.directory, self._existing())
 
     def begin(self, columns: dict[str, DataType]) -> None:
         super().begin(columns)
-        self.close()
-        self._parts = itertools.count(_next_part(self.directory, self.prefix, ".jsonl"))
+        self._tag = _run_tag() + "-" if self.mode == "append" else ""
+        self._fallback = 0
+        if self.mode == "overwrite":
+            temps = _temp_pattern(self.prefix)
+            try:
+                names = os.listdir(self.directory)
+            except OSError:
+                names = []
+            for n in [*self._existing(), *(n for n in names if temps.match(n))]:
+                try:
+                    os.unlink(os.path.join(self.directory, n))
+                except FileNotFoundError:
+                    pass
 
-    def _next_file(self) -> None:
-        self.close()
+    def _path(self, first: int, part: int | None = None) -> str:
+        tail = "" if part is None else f"-{part:03d}"
+        return os.path.join(self.directory, f"{self.prefix}-{self._tag}{first:08d}{tail}{self.suffix}")
+
+    def _replace(self, path: str, write: Any) -> None:
+        """Writes a file atomically: ``write(tmp_path)``, then renames it to ``path``."""
         os.makedirs(self.directory, exist_ok=True)
-        while True:
-            path = os.path.join(self.directory, f"{self.prefix}-{next(self._parts):05d}.jsonl")
-            try:
-                self._file = open(path, "x", encoding="utf-8")
-                break
-            except FileExistsError:
-                continue
-        self._path, self._rows_in_file = path, 0
-
-    def write(self, rows: Rows) -> list[str]:
-        out: list[str] = []
-        segments: list[tuple[str, int]] = []  # (path, offset before this call) per file touched
+        tmp = os.path.join(self.directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
         try:
-            i = 0
-            while i < len(rows):
-                if self._file is None or self._rows_in_file >= self.rows_per_file:
-                    self._next_file()
-                take = min(len(rows) - i, self.rows_per_file - self._rows_in_file)
-                f = self._file
-                segments.append((self._path, f.tell()))
-                f.write("".join(_dumps(r) + "\n" for r in rows[i:i + take]))
-                f.flush()
-                self._rows_in_file += take
-                out.extend([self._path] * take)
-                i += take
+            write(tmp)
+            os.replace(tmp, path)
         except BaseException:
-            # All-or-nothing: cut every file this call touched back to where it was.
             try:
-                self.close()
+                os.unlink(tmp)
             except OSError:
                 pass
-            self._file = None
-            for path, offset in segments:
+            raise
+
+    def write(self, rows: Rows) -> list[str]:
+        # Without input indices (a custom caller): number writes in call order.
+        self._fallback += 1
+        return self.write_batch(rows, [])
+
+    def _fallback_first(self) -> int:
+        return 10**9 + self._fallback
+
+
+class JSONFileSink(_DirectorySink):
+    """JSON lines files in ``directory``: a file per write, split at ``rows_per_file`` rows."""
+
+    suffix = ".jsonl"
+
+    def __init__(self, directory: str, *, mode: str = DEFAULT_MODE, rows_per_file: int = 100_000,
+                 prefix: str = "part") -> None:
+        super().__init__(directory, prefix=prefix, mode=mode)
+        if not isinstance(rows_per_file, int) or isinstance(rows_per_file, bool) or rows_per_file <= 0:
+            raise ValueError(f"JSONFileSink: rows_per_file must be a positive int, got {rows_per_file!r}")
+        self.rows_per_file = rows_per_file
+
+    def _write_lines(self, path: str, lines: list[str]) -> None:
+        def write(tmp: str) -> None:
+            with open(tmp, "x", encoding="utf-8") as f:
+                f.write("".join(lines))
+
+        self._replace(path, write)
+
+    def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
+        first = _first(inputs, self._fallback_first())
+        lines = [_dumps(r) + "\n" for r in rows]  # encode everything before touching the disk
+        out: list[str] = []
+        written: list[str] = []
+        try:
+            for part, start in enumerate(range(0, len(lines), self.rows_per_file)):
+                path = self._path(first, part)
+                chunk = lines[start:start + self.rows_per_file]
+                self._write_lines(path, chunk)
+                written.append(path)
+                out.extend([path] * len(chunk))
+        except BaseException:
+            for path in written:  # all-or-nothing: a write that fails halfway leaves no file
                 try:
-                    if offset == 0:
-                        os.unlink(path)
-                    else:
-                        os.truncate(path, offset)
+                    os.unlink(path)
                 except OSError:
                     pass
             raise
         return out
-
-    def close(self) -> None:
-        if self._file is not None:
-            f, self._file = self._file, None
-            f.close()
-
-
-def _next_part(directory: str, prefix: str, suffix: str) -> int:
-    """The first part number after the files already in ``directory`` (a run never overwrites)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return 0
-    numbers = [int(n[len(prefix) + 1:-len(suffix)]) for n in names
-               if n.startswith(prefix + "-") and n.endswith(suffix) and n[len(prefix) + 1:-len(suffix)].isdigit()]
-    return max(numbers, default=-1) + 1
 
 
 def _arrow_table(rows: Rows, columns: dict[str, DataType]) -> pa.Table:
@@ -184,126 +334,179 @@ def _arrow_table(rows: Rows, columns: dict[str, DataType]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-class ParquetSink(Sink):
-    def __init__(self, directory: str, *, prefix: str = "part", compression: str = "zstd") -> None:
-        if not isinstance(directory, str) or not directory:
-            raise TypeError(f"ParquetSink needs a directory path, got {directory!r}")
-        self.directory, self.prefix, self.compression = directory, prefix, compression
-        self._parts = itertools.count()
+class ParquetSink(_DirectorySink):
+    """Parquet files in ``directory``: one per write."""
 
-    def __repr__(self) -> str:
-        return f"ParquetSink({self.directory!r})"
+    suffix = ".parquet"
+    accepts_untyped = False
 
-    def begin(self, columns: dict[str, DataType]) -> None:
-        super().begin(columns)
-        self._parts = itertools.count(_next_part(self.directory, self.prefix, ".parquet"))
+    def __init__(self, directory: str, *, mode: str = DEFAULT_MODE, prefix: str = "part",
+                 compression: str = "zstd") -> None:
+        super().__init__(directory, prefix=prefix, mode=mode)
+        self.compression = compression
 
-    def write(self, rows: Rows) -> list[str]:
+    def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
         import pyarrow.parquet as pq
 
         table = _arrow_table(rows, self.columns)
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"{self.prefix}-{next(self._parts):05d}.parquet")
-        tmp = os.path.join(self.directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(table, tmp, compression=self.compression)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        path = self._path(_first(inputs, self._fallback_first()))
+        self._replace(path, lambda tmp: pq.write_table(table, tmp, compression=self.compression))
         return [path] * len(rows)
 
 
 class S3FileSink(Sink):
     """Writes to ``url`` (``s3://bucket/prefix``, or any fsspec URL). With one str/bytes column,
-    each row is an object ``{prefix}/{run}-{n:08d}{suffix}`` holding that value; otherwise each
-    batch is one JSON lines object. Credentials and endpoint come from the environment
-    (``AWS_ENDPOINT_URL`` for MinIO, R2, moto)."""
+    each row is an object ``{url}/{prefix}-{input:08d}-{n:06d}{suffix}`` holding that value (n: the
+    row's position among its input's rows in the write); otherwise each write is one JSON lines
+    object ``{url}/{prefix}-{first input:08d}.jsonl``. Credentials and endpoint come from the
+    environment (``AWS_ENDPOINT_URL`` for MinIO, R2, moto)."""
 
-    def __init__(self, url: str, *, suffix: str = ".txt") -> None:
+    def __init__(self, url: str, *, mode: str = DEFAULT_MODE, suffix: str = ".txt", prefix: str = "part") -> None:
         if not isinstance(url, str) or "://" not in url:
             raise TypeError(f"S3FileSink needs a URL such as 's3://bucket/prefix', got {url!r}")
-        self.url, self.suffix = url.rstrip("/"), suffix
-        self._batch = 0
-        self._run = ""
+        if not isinstance(prefix, str) or not prefix or "/" in prefix:
+            raise ValueError(f"S3FileSink: prefix must be a non-empty name prefix without '/', got {prefix!r}")
+        self.url, self.suffix, self.prefix = url.rstrip("/"), suffix, prefix
+        self.mode = check_mode(mode, "S3FileSink")
+        self._tag = ""
+        self._fallback = 0
 
     def __repr__(self) -> str:
         return f"S3FileSink({self.url!r})"
 
-    def begin(self, columns: dict[str, DataType]) -> None:
-        super().begin(columns)
-        self._run = uuid.uuid4().hex[:12]
-        self._batch = 0
+    def target(self) -> str:
+        return f"{self.url}/{self.prefix}-*"
+
+    def _filesystem(self) -> Any:
         from daft_flow.io.locations import check_protocol, split_url
 
         protocol, _ = split_url(self.url)
         check_protocol(protocol, self.url)
         import fsspec
 
-        self._fs = fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
+        return fsspec.get_filesystem_class(protocol)(skip_instance_cache=True)
+
+    def _single(self) -> bool:
+        names = list(self.columns)
+        return len(names) == 1 and self.columns[names[0]].kind in ("str", "bytes", "HTML", "JSON")
+
+    def _existing(self, fs: Any) -> list[str]:
+        try:
+            listed = fs.ls(self.url, detail=False)
+        except FileNotFoundError:
+            return []
+        patterns = [_name_pattern(self.prefix, s) for s in {self.suffix, ".jsonl"}]
+        return sorted(p for p in listed if any(pat.match(p.rstrip("/").rsplit("/", 1)[-1]) for pat in patterns))
+
+    def prepare(self, columns: dict[str, DataType]) -> None:
+        fs = self._filesystem()
+        if self.mode == "error_if_exists":
+            _refuse_existing(self, self.url, self._existing(fs))
+
+    def begin(self, columns: dict[str, DataType]) -> None:
+        super().begin(columns)
+        self._tag = _run_tag() + "-" if self.mode == "append" else ""
+        self._fallback = 0
+        self._fs = self._filesystem()
+        if self.mode == "overwrite":
+            existing = self._existing(self._fs)
+            if existing:
+                self._fs.rm(existing)
 
     def write(self, rows: Rows) -> list[str]:
-        # Keys are fixed before the first attempt, so a retried upload overwrites, never duplicates.
-        names = list(self.columns)
-        single = len(names) == 1 and self.columns[names[0]].kind in ("str", "bytes", "HTML", "JSON")
-        base = self._batch  # advanced only once a batch is written: a retry reuses the same keys
-        if single:
-            keys = [f"{self.url}/{self._run}-{base:06d}-{i:06d}{self.suffix}" for i in range(len(rows))]
+        self._fallback += 1
+        return self.write_batch(rows, [])
+
+    def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
+        # Keys depend only on the rows' inputs, so a retried upload overwrites, never duplicates.
+        if not inputs:
+            inputs = [10**9 + self._fallback] * len(rows)
+        base = f"{self.url}/{self.prefix}-{self._tag}"
+        if self._single():
+            name = next(iter(self.columns))
+            keys, seen = [], {}
+            for i in inputs:
+                n = seen.get(i, 0)
+                seen[i] = n + 1
+                keys.append(f"{base}{i:08d}-{n:06d}{self.suffix}")
             bodies = {}
             for key, row in zip(keys, rows):
-                v = row[names[0]]
+                v = row[name]
                 bodies[key] = v if isinstance(v, bytes) else (v if isinstance(v, str) else _dumps(v)).encode()
             self._fs.pipe(bodies)
-            self._batch += 1
             return keys
-        key = f"{self.url}/{self._run}-{base:06d}.jsonl"
+        key = f"{base}{min(inputs):08d}.jsonl"
         self._fs.pipe({key: "".join(_dumps(r) + "\n" for r in rows).encode()})
-        self._batch += 1
         return [key] * len(rows)
 
 
 class LanceDBSink(Sink):
-    """Appends rows to table ``table`` of the embedded LanceDB database at ``uri`` (created on the
-    first write). Embedding columns become fixed-size float32 vectors."""
+    """Rows into table ``table`` of the embedded LanceDB database at ``uri``: ``mode="overwrite"``
+    (default) replaces the table, ``"append"`` adds to it, ``"error_if_exists"`` refuses an
+    existing table. Embedding columns become fixed-size float32 vectors."""
 
-    def __init__(self, uri: str, table: str) -> None:
+    accepts_untyped = False
+
+    def __init__(self, uri: str, table: str, *, mode: str = DEFAULT_MODE) -> None:
         if not isinstance(uri, str) or not uri or not isinstance(table, str) or not table:
             raise TypeError("LanceDBSink needs a database uri and a table name")
         self.uri, self.table_name = uri, table
+        self.mode = check_mode(mode, "LanceDBSink")
         self._table: Any = None
 
     def __repr__(self) -> str:
         return f"LanceDBSink({self.uri!r}, {self.table_name!r})"
 
-    def begin(self, columns: dict[str, DataType]) -> None:
-        super().begin(columns)
+    def target(self) -> str:
+        return f"lancedb:{os.path.abspath(self.uri) if '://' not in self.uri else self.uri}#{self.table_name}"
+
+    def _connect(self) -> Any:
         try:
             import lancedb
         except ImportError:
             raise ImportError("LanceDBSink needs lancedb: pip install lancedb") from None
-        self._db = lancedb.connect(self.uri)
+        return lancedb.connect(self.uri)
+
+    def _exists(self, db: Any) -> bool:
+        try:
+            db.open_table(self.table_name)
+            return True
+        except (FileNotFoundError, ValueError):
+            return False
+
+    def prepare(self, columns: dict[str, DataType]) -> None:
+        db = self._connect()  # a missing lancedb or a bad uri stops the run before any sink starts
+        if self.mode == "error_if_exists" and self._exists(db):
+            raise FileExistsError(f"{self.describe()}: table {self.table_name!r} already exists; pass "
+                                  "mode='overwrite' to replace it or mode='append' to add to it")
+
+    def begin(self, columns: dict[str, DataType]) -> None:
+        super().begin(columns)
+        self._db = self._connect()
         self._table = None
+        if self.mode == "overwrite" and self._exists(self._db):
+            self._db.drop_table(self.table_name)
 
     def write(self, rows: Rows) -> list[str]:
         table = _arrow_table(rows, self.columns)
+        where = [f"{self.uri}#{self.table_name}"] * len(rows)
         if self._table is None:
             try:
                 self._table = self._db.open_table(self.table_name)
             except (FileNotFoundError, ValueError):
                 self._table = self._db.create_table(self.table_name, data=table)
-                return [f"{self.uri}#{self.table_name}"] * len(rows)
+                return where
         self._table.add(table)
-        return [f"{self.uri}#{self.table_name}"] * len(rows)
+        return where
 
     def close(self) -> None:
         self._table = None
 
 
 class ArrowSink(Sink):
-    """Keeps the rows in memory as Arrow: ``SinkResult.data`` is a ``pyarrow.Table``."""
+    """Keeps the rows in memory as Arrow: ``SinkResult.data`` is a ``pyarrow.Table`` (per run)."""
+
+    accepts_untyped = False
 
     def __repr__(self) -> str:
         return "ArrowSink()"
@@ -316,13 +519,13 @@ class ArrowSink(Sink):
         self._tables.append(_arrow_table(rows, self.columns))
         return ["memory"] * len(rows)
 
-    def _table(self) -> pa.Table:
+    def _concat(self) -> pa.Table:
         if not self._tables:
             return pa.schema([pa.field(n, t.to_arrow()) for n, t in self.columns.items()]).empty_table()
         return pa.concat_tables(self._tables)
 
     def result(self) -> Any:
-        return self._table()
+        return self._concat()
 
 
 class DaftSink(ArrowSink):
@@ -334,4 +537,4 @@ class DaftSink(ArrowSink):
     def result(self) -> Any:
         import daft
 
-        return daft.from_arrow(self._table())
+        return daft.from_arrow(self._concat())

@@ -2,18 +2,26 @@
 run reports per sink (``SinkResult``).
 
 ``flow.write_sink(sink, fields)`` (``daft_flow/sink_flow.py``) adds a batch op whose function is a
-``SinkWriter``: it hands each batch of rows to the sink, retrying failed writes with exponential
+``SinkWriter``. Each run writes through its own ``SinkRun`` (a copy of the sink with that run's
+state), which hands each batch of rows to the sink, retrying failed writes with exponential
 backoff and jitter; rows whose batch still cannot be written fail with a ``SinkWriteError`` naming
 the sink and the rows. Sinks make each write all-or-nothing, so a retry never writes a row twice.
+
+Sinks of one run are independent: a write that fails fails its rows for that sink only (the op
+reports them in its own column instead of failing the rows for every op of the level), so the
+other sinks of a ``Multisink`` still write them. A sink target (a directory, a URL prefix, a table)
+is written by one run at a time in a process; a second run raises before writing anything.
 Running sink flows (``run_sinks``) is ``daft_flow/execution/sinks.py``.
 """
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from daft_flow.errors import BatchError, RowFailure
+from daft_flow.errors import BatchError, FlowError, RowFailure
 from daft_flow.io.sinks import Sink
 from daft_flow.retry import Backoff
 from daft_flow.types import DataType
@@ -21,6 +29,10 @@ from daft_flow.types import DataType
 
 class SinkWriteError(BatchError):
     """A sink could not write a batch after its retries; ``rows`` rows were not written."""
+
+
+class SinkBusyError(FlowError):
+    """Another run in this process is writing to the same sink target."""
 
 
 @dataclass
@@ -39,49 +51,102 @@ class SinkResult:
 
 
 _NOT_RETRYABLE = (TypeError, ValueError, KeyError, AttributeError, NotImplementedError)
+# A row the sink could not write: its written_to value is this marker and the number of the error.
+FAILED_MARK = "\x00failed:"
 
 
 class SinkWriter:
-    """The batch function of a write_sink op: rows of a batch -> where each row was written."""
+    """The write_sink op as built: which sink, which columns, how writes are retried. Runs write
+    through ``SinkRun``s (``execution/sinks.py`` puts one in the plan for each run)."""
 
     def __init__(self, sink: Sink, names: list[str], types: list[DataType], retries: int = 3,
                  backoff: float = 0.05) -> None:
         self.sink, self.names, self.types = sink, names, types
         self.retries, self.backoff = retries, Backoff(initial=backoff, maximum=5.0)
-        self.written = 0
-        self.attempts = 0
 
     def __dflow_fingerprint__(self) -> dict[str, Any]:
         """Its identity in plan fingerprints: the sink and the columns written (not run counters)."""
         return {"sink": self.sink, "names": self.names, "types": [str(t) for t in self.types]}
 
-    def begin(self) -> None:
+    def __call__(self, *columns: list[Any]) -> list[str]:
+        raise FlowError(f"write_sink({self.sink.describe()}) runs through SinkFlow.collect / collect_batch / stream "
+                        "or dflow.Multisink, not as the rows of a plain flow")
+
+
+class SinkRun:
+    """One run's writes to one sink: a private copy of the sink (open files, counters), what was
+    written and the errors of the batches that could not be written."""
+
+    def __init__(self, writer: SinkWriter) -> None:
+        self.writer = writer
+        self.sink = copy.copy(writer.sink)
+        self.columns = dict(zip(writer.names, writer.types))
         self.written = 0
         self.attempts = 0
-        self.sink.begin(dict(zip(self.names, self.types)))
-
-    def finish(self) -> None:
-        self.sink.close()
+        self.errors: list[BaseException] = []
 
     def __call__(self, *columns: list[Any]) -> list[str]:
-        k = len(self.names)
-        rows = [dict(zip(self.names, values)) for values in zip(*columns[:k])]
+        w = self.writer
+        k = len(w.names)
+        rows = [dict(zip(w.names, values)) for values in zip(*columns[:k])]
+        inputs = [int(i) for i in columns[-1]]  # each row's input index (the lowering adds it)
         attempt = 0
         while True:
             self.attempts += 1
             try:
-                where = self.sink.write(rows)
+                where = self.sink.write_batch(rows, inputs)
+                if len(where) != len(rows):
+                    raise SinkWriteError(f"{self.sink.describe()} reported {len(where)} locations for {len(rows)} "
+                                         "rows", batch_size=len(rows))
                 break
+            except SinkWriteError as e:
+                return self._failed(e, len(rows))
             except Exception as e:
-                if attempt >= self.retries or isinstance(e, _NOT_RETRYABLE):
+                if attempt >= w.retries or isinstance(e, _NOT_RETRYABLE):
                     tries = f"after {attempt + 1} attempts" if attempt else "(not retried)"
                     err = SinkWriteError(f"{self.sink.describe()} could not write a batch of {len(rows)} row(s) "
                                          f"{tries}: {type(e).__name__}: {e}", batch_size=len(rows))
-                    raise err from e
-                time.sleep(self.backoff.delay(attempt))
+                    err.__cause__ = e
+                    return self._failed(err, len(rows))
+                time.sleep(w.backoff.delay(attempt))
                 attempt += 1
-        if len(where) != len(rows):
-            raise SinkWriteError(f"{self.sink.describe()} reported {len(where)} locations for {len(rows)} rows",
-                                 batch_size=len(rows))
         self.written += len(rows)
-        return list(where)
+        return [str(p) for p in where]
+
+    def _failed(self, error: BaseException, n: int) -> list[str]:
+        self.errors.append(error)
+        return [f"{FAILED_MARK}{len(self.errors) - 1}"] * n
+
+    def error_of(self, value: str) -> BaseException | None:
+        """The error a written_to value stands for, or None for a location."""
+        if not value.startswith(FAILED_MARK):
+            return None
+        return self.errors[int(value[len(FAILED_MARK):])]
+
+
+# Sink targets being written by a run in this process.
+_busy: set[str] = set()
+_busy_lock = threading.Lock()
+
+
+def claim_targets(runs: "list[SinkRun]") -> list[str]:
+    """Marks the runs' sink targets as being written, or raises ``SinkBusyError`` if one is."""
+    claimed: list[str] = []
+    with _busy_lock:
+        for run in runs:
+            target = run.sink.target()
+            if target is None:
+                continue
+            if target in _busy or target in claimed:
+                other = "another sink of this run" if target in claimed else "another run in this process"
+                raise SinkBusyError(f"{run.sink.describe()}: {other} is writing to {target} right now; runs of a "
+                                    "sink take turns (run all inputs in one collect_batch call, or give each run "
+                                    "its own directory or prefix). Nothing was written.")
+            claimed.append(target)
+        _busy.update(claimed)
+    return claimed
+
+
+def release_targets(claimed: list[str]) -> None:
+    with _busy_lock:
+        _busy.difference_update(claimed)

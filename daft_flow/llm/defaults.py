@@ -37,3 +37,16 @@ def default_provider() -> Provider:
     from daft_flow.llm.local import local_provider
 
     return local_provider()
+
+
+def warmup(provider: Provider | None = None, *, chat: bool = True, embeddings: bool = True) -> None:
+    """Starts the embedded models now instead of on the first ``prompt()`` / ``embed_text()``.
+
+    Acts on ``provider`` or, by default, on the provider ops without ``provider=`` use; providers
+    with nothing to start (a remote endpoint) are left alone. ``chat=False`` / ``embeddings=False``
+    skip one of the two.
+    """
+    target = provider if provider is not None else default_provider()
+    start = getattr(target, "warmup", None)
+    if callable(start):
+        start(chat=chat, embeddings=embeddings)

@@ -16,6 +16,7 @@ import contextvars
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -54,6 +55,16 @@ class ProviderError(Exception):
 
 class ProviderConfigError(ProviderError):
     """The provider cannot serve any row (invalid API key, unknown model): the run stops with it."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A chat answer and why it ended: ``finish_reason`` is ``"stop"`` (the model finished),
+    ``"length"`` (cut at ``max_tokens``), ``"content_filter"``, ... or None when the provider does
+    not say. ``Provider.complete`` may return a plain ``str`` instead (finish reason unknown)."""
+
+    text: str
+    finish_reason: str | None = None
 
 
 # Tokens the request being sent is expected to use; read by the HTTP client's request hook, which
@@ -112,8 +123,9 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, max_tokens: int | None = None,
                        temperature: float | None = None, response_format: dict[str, Any] | None = None,
-                       options: dict[str, Any] | None = None) -> str:
-        """The answer to ``prompt``; records requests and tokens on ``usage``."""
+                       options: dict[str, Any] | None = None) -> "Completion | str":
+        """The answer to ``prompt`` (a ``Completion``, or just its text); records requests and
+        tokens on ``usage``."""
 
     @abc.abstractmethod
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
@@ -389,7 +401,7 @@ class OpenAIProvider(Provider):
 
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, max_tokens: int | None = None,
                        temperature: float | None = None, response_format: dict[str, Any] | None = None,
-                       options: dict[str, Any] | None = None) -> str:
+                       options: dict[str, Any] | None = None) -> Completion:
         kwargs: dict[str, Any] = dict(options or {})
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
@@ -413,7 +425,8 @@ class OpenAIProvider(Provider):
             self.limiter.settle(estimate, int(u.prompt_tokens or 0) + int(u.completion_tokens or 0))
         if not response.choices:
             raise ProviderError(f"{self.describe()}: the answer has no choices")
-        return response.choices[0].message.content or ""
+        choice = response.choices[0]
+        return Completion(choice.message.content or "", getattr(choice, "finish_reason", None))
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
         counts = self._count_tokens(list(texts)) if texts else []

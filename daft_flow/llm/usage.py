@@ -54,6 +54,8 @@ class OpUsage:
     cached_tokens: int = 0
     retries: int = 0
     errors: int = 0          # rows that failed after retries
+    truncated: int = 0       # answers cut at max_tokens (finish_reason "length")
+    max_tokens: int = 0      # the op's max_tokens= (0: the provider's default)
     latency_s: float = 0.0   # summed over successful requests
     cost_usd: float | None = 0.0
     _lock: threading.Lock = dc_field(default_factory=threading.Lock, repr=False, compare=False)
@@ -83,9 +85,19 @@ class UsageReport:
         return self.ops[key]
 
     def finish(self) -> "UsageReport":
+        from daft_flow._logging import logger
+
         for u in self.ops.values():
             u.finish()
+            if u.truncated:  # once per op and run, not per row
+                cap = f"max_tokens={u.max_tokens}" if u.max_tokens else "the provider's default max_tokens"
+                logger.warning("%s computing field %r of flow %r: %d of %d answer(s) were cut at %s "
+                               "(finish_reason 'length'); raise max_tokens= or ask for shorter answers",
+                               u.op, u.field, u.flow, u.truncated, u.rows, cap)
         return self
+
+    def __len__(self) -> int:
+        return len(self.ops)
 
     def __getitem__(self, key: str) -> OpUsage:
         return self.ops[key]
@@ -104,8 +116,11 @@ class UsageReport:
         return {k: u.as_dict() for k, u in self.ops.items()}
 
     def __repr__(self) -> str:
+        if not self.ops:
+            return "UsageReport()"
         rows = [f"  {k}: requests={u.requests} in={u.input_tokens} out={u.output_tokens} cached={u.cached_tokens} "
-                f"retries={u.retries} errors={u.errors} cost={u.cost_usd}" for k, u in self.ops.items()]
+                f"retries={u.retries} errors={u.errors}" + (f" truncated={u.truncated}" if u.truncated else "") +
+                f" cost={u.cost_usd}" for k, u in self.ops.items()]
         return "UsageReport(\n" + "\n".join(rows) + "\n)"
 
 
@@ -118,7 +133,8 @@ def set_last(report: UsageReport) -> None:
 
 
 def last_usage() -> UsageReport | None:
-    """The usage report of the most recent run in this process that had LLM ops."""
+    """The usage report of the most recent run in this process (empty when that run had no LLM
+    ops; None before the first run)."""
     return _last
 
 

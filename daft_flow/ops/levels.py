@@ -39,6 +39,11 @@ class LevelDef:
         # ("limit", int) steps applied to it, in order (see ops/row_ops.py).
         self.base: LevelDef = self
         self.view_ops: tuple[tuple[str, Any], ...] = ()
+        # Fields defined on this level by name (the latest assignment of a name wins), so a child
+        # flow can name the parent fields it wants in its results (include_parents=["url"]). Views
+        # (filter, limit) share it: they have the same fields.
+        self.named: dict[str, Expr] = {}
+        self.copied_from: "tuple[LevelDef, dict[LevelDef, LevelDef]] | None" = None  # by chain()/flat_map(flow)
 
     def with_view_op(self, kind: str, arg: Any) -> "LevelDef":
         """A view of this level after one more filter() or limit()."""
@@ -50,6 +55,22 @@ class LevelDef:
     def same_rows(self, other: "LevelDef") -> bool:
         """Whether both are views of one level (fields of one are fields of the other)."""
         return self.base is other.base
+
+    def lookup(self, name: str) -> "Expr | None":
+        """The field named ``name`` on this level, if any."""
+        if name in self.named:
+            return self.named[name]
+        if self.copied_from is not None:
+            level, mapping = self.copied_from
+            expr = level.lookup(name)
+            return Mapped(expr, mapping) if expr is not None else None
+        return None
+
+    def field_names(self) -> list[str]:
+        names = list(self.named)
+        if self.copied_from is not None:
+            names += [n for n in self.copied_from[0].field_names() if n not in self.named]
+        return names
 
     def ancestors(self) -> list["LevelDef"]:
         """This level and its ancestors, nearest first."""

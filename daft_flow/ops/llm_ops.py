@@ -123,6 +123,7 @@ class LlmSpec:
     response_format: dict[str, Any] | None = None  # structured output: OpenAI response_format
     output_model: Any = None        # a pydantic model class validating structured output
     options: dict[str, Any] = field(default_factory=dict)
+    include_finish_reason: bool = False  # the field is {"answer": ..., "finish_reason": ...}
 
     @property
     def name(self) -> str:
@@ -131,7 +132,7 @@ class LlmSpec:
 
 def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, max_tokens: int | None = None,
                   temperature: float | None = None, response_format: Any = None, options: dict[str, Any] | None = None,
-                  ) -> LlmSpec:
+                  include_finish_reason: bool = False) -> LlmSpec:
     from daft_flow.llm.provider import Provider
 
     op = "prompt()" if kind == PROMPT else "embed_text()"
@@ -144,11 +145,13 @@ def make_llm_spec(kind: str, *, provider: Any = None, model: str | None = None, 
         raise ValueError(f"{op}: max_tokens must be a positive int, got {max_tokens!r}")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         raise ValueError(f"{op}: temperature must be a number in [0, 2], got {temperature!r}")
+    if not isinstance(include_finish_reason, bool):
+        raise TypeError(f"{op}: include_finish_reason must be True or False, got {include_finish_reason!r}")
     rf, output_model = _response_format(response_format, op)
     options = _check_options(options, op)
     return LlmSpec(kind=kind, provider=provider, model=model or "", max_tokens=max_tokens or 0,
                    temperature=None if temperature is None else float(temperature), response_format=rf,
-                   output_model=output_model, options=options)
+                   output_model=output_model, options=options, include_finish_reason=include_finish_reason)
 
 
 def _check_options(options: Any, op: str) -> dict[str, Any]:
@@ -250,7 +253,8 @@ def _result_type(spec: LlmSpec) -> DataType:
     if spec.kind == EMBED:
         dim = getattr(spec.provider, "embedding_dim", 0) if spec.provider is not None else 0
         return DataType.embedding(dim) if dim else DataType("Embedding")
-    return DataType("JSON") if spec.response_format is not None else DataType("str")
+    structured = spec.response_format is not None or spec.include_finish_reason
+    return DataType("JSON") if structured else DataType("str")
 
 
 def as_text(value: Any) -> str:
@@ -294,6 +298,7 @@ class LlmCall(Expr):
         if spec.options:
             msg.options_json = json.dumps(spec.options, sort_keys=True)
         msg.output_model_ref = -1 if spec.output_model is None else t.ref(spec.output_model)
+        msg.include_finish_reason = spec.include_finish_reason
 
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
@@ -302,7 +307,8 @@ class LlmCall(Expr):
         opts = [c.provider] + ([f"model={c.model}"] if c.model else []) + \
             ([f"max_tokens={c.max_tokens}"] if c.max_tokens else []) + \
             ([f"temperature={c.temperature:g}"] if c.has_temperature else []) + \
-            (["structured"] if c.response_format_json else [])
+            (["structured"] if c.response_format_json else []) + \
+            (["with finish_reason"] if c.include_finish_reason else [])
         return f"{kind}[{', '.join(opts)}]"
 
     @classmethod
@@ -319,7 +325,8 @@ class LlmCall(Expr):
                 "model": c.model, "max_tokens": c.max_tokens,
                 "temperature": repr(c.temperature) if c.has_temperature else None,
                 "response_format": c.response_format_json, "options": c.options_json,
-                "output_model": plan.objects[c.output_model_ref].fingerprint if c.output_model_ref >= 0 else ""}
+                "output_model": plan.objects[c.output_model_ref].fingerprint if c.output_model_ref >= 0 else "",
+                "include_finish_reason": c.include_finish_reason}
 
     @classmethod
     def restore(cls, node: "ir.Node", args: list[Expr], objects: list[Any]) -> Expr:
@@ -335,7 +342,8 @@ class LlmCall(Expr):
                        max_tokens=c.max_tokens, temperature=c.temperature if c.has_temperature else None,
                        response_format=json.loads(c.response_format_json) if c.response_format_json else None,
                        output_model=objects[c.output_model_ref] if c.output_model_ref >= 0 else None,
-                       options=json.loads(c.options_json) if c.options_json else {})
+                       options=json.loads(c.options_json) if c.options_json else {},
+                       include_finish_reason=c.include_finish_reason)
 
     @classmethod
     def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
@@ -354,8 +362,9 @@ class LlmCall(Expr):
         if all(p is not provider for p in report.providers):
             provider._begin_run()  # the run holds the provider until run_batches ends it (_end_run)
             report.providers.append(provider)
+        cap = 0 if embed else (spec.max_tokens or getattr(provider, "default_max_tokens", 0))
         op_usage = report.op(field if field not in report.ops else f"{field}#{node.id}", op=name, field=field,
-                             flow=ctx.plan.levels[node.level].flow, model=model)
+                             flow=ctx.plan.levels[node.level].flow, model=model, max_tokens=cap)
         arg = _core.ArgSpec(node.inputs[0], ctx.plan.nodes[node.inputs[0]].level)
         info = _core.OpInfo(node.id, node.level, [arg], name, field, ctx.plan.levels[node.level].flow)
         runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage)

@@ -230,6 +230,9 @@ class PythonCall(Expr):
             ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
                                    ctx.plan.levels[0].element_node)
         elif msg.mode == _MODES[BATCH]:
+            if msg.builtin == "write_sink":  # sinks name what they write by the inputs rows came from
+                info = ctx.op_info(node, name, input_index=True)
+                arg_types = [*arg_types, DataType("int")]
             runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
             ctx.run.add_python_batch(info, runner, 1)
         else:

@@ -90,7 +90,7 @@ class RenderTemplate(_message.Message):
     def __init__(self, literals: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LlmCall(_message.Message):
-    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "output_model_ref")
+    __slots__ = ("kind", "provider_ref", "provider", "model", "max_tokens", "has_temperature", "temperature", "response_format_json", "options_json", "output_model_ref", "include_finish_reason")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         PROMPT: _ClassVar[LlmCall.Kind]
@@ -107,6 +107,7 @@ class LlmCall(_message.Message):
     RESPONSE_FORMAT_JSON_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_MODEL_REF_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     kind: LlmCall.Kind
     provider_ref: int
     provider: str
@@ -117,7 +118,8 @@ class LlmCall(_message.Message):
     response_format_json: str
     options_json: str
     output_model_ref: int
-    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ...) -> None: ...
+    include_finish_reason: bool
+    def __init__(self, kind: _Optional[_Union[LlmCall.Kind, str]] = ..., provider_ref: _Optional[int] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., has_temperature: _Optional[bool] = ..., temperature: _Optional[float] = ..., response_format_json: _Optional[str] = ..., options_json: _Optional[str] = ..., output_model_ref: _Optional[int] = ..., include_finish_reason: _Optional[bool] = ...) -> None: ...
 
 class Literal(_message.Message):
     __slots__ = ("null_value", "bool_value", "int_value", "float_value", "str_value", "float_list", "type")

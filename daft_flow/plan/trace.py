@@ -20,8 +20,8 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 4  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
-# 4: expression and filter nodes, level limits
+IR_VERSION = 5  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type)
 
 
 @dataclass

@@ -216,9 +216,11 @@ class FaultServer:
         if rf.get("type") in ("json_schema", "json_object"):
             schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
             content = json.dumps(example_value(schema, digest))
+            finish_reason = "stop"
         else:
-            words = ["answer", digest] + text.split()[:max(0, max_tokens - 2)]
+            words = ["answer", digest] + text.split()
             content = " ".join(words[:max_tokens])
+            finish_reason = "length" if len(words) > max_tokens else "stop"
         completion_tokens = count_tokens(content)
         with self._lock:
             self.counts["ok"] += 1
@@ -228,7 +230,7 @@ class FaultServer:
         return {
             "id": f"chatcmpl-{digest}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", CHAT_MODEL),
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens,

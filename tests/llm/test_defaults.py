@@ -52,9 +52,13 @@ def _run_example(name: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.llama_server
-def test_quickstart_runs_on_embedded_gemma():
-    out = _run_example("quickstart.py")
-    assert "chunk_summary" in out and "requests=3" in out
+def test_quickstart_prints_one_summary_per_line():
+    # Slow: the default run covers the same path (tests/llm/test_embedded_model.py); CI runs the script.
+    out = _run_example("quickstart.py").splitlines()
+    assert "chunk_summary" in out[0] and "requests=3" in out[-2]
+    summaries = out[1:4]
+    for line, start in zip(summaries, ("'The quick brown fox", "'The five boxing", "'Sphinx of black quartz")):
+        assert line.startswith(start) and " -> " in line and line.split(" -> ", 1)[1].strip()
 
 
 @pytest.mark.slow
