@@ -86,6 +86,16 @@ def load_multilingual_corpus(max_mb: float | None) -> tuple[list[str], str]:
     return docs, what
 
 
+def load_paragraphs(count: int) -> tuple[list[str], str]:
+    """``count`` paragraphs (blank-line separated, non-empty) spread evenly over the whole corpus, in
+    corpus order, and a description."""
+    docs, what = load_corpus(None)
+    paragraphs = [p.strip() for d in docs for p in d.split("\n\n") if p.strip()]
+    step = max(1, len(paragraphs) // max(1, count))
+    picked = paragraphs[::step][:count]
+    return picked, f"{len(picked)} of {len(paragraphs)} paragraphs of {what}"
+
+
 def mb(docs: list[str]) -> float:
     return sum(len(d.encode("utf-8")) for d in docs) / 1e6
 

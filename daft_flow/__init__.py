@@ -14,6 +14,7 @@ from daft_flow.execution.report import RunReport, last_run
 from daft_flow.expressions import Field
 from daft_flow.files import File
 from daft_flow.flow import DEFAULT_FIELD, Flow
+from daft_flow.gpu import ClassInitError, GpuOutOfMemoryError, GpuUnavailableError, current_device, current_stream
 from daft_flow.io.limits import Timeout
 from daft_flow.io.sources import from_glob
 from daft_flow.io.sinks import ArrowSink, DaftSink, JSONFileSink, LanceDBSink, ParquetSink, S3FileSink, Sink
@@ -40,6 +41,7 @@ __all__ = [
     "SinkFlow", "SinkResult", "SinkWriteError", "Multisink", "collect", "from_glob", "Timeout",
     "OpenAIProvider", "LocalProvider", "Provider", "Completion", "ProviderError", "ProviderConfigError",
     "set_provider", "default_provider", "warmup",
+    "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
 ]

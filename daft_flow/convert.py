@@ -8,10 +8,24 @@ from typing import Any
 import pyarrow as pa
 
 from daft_flow import _core
+from daft_flow.user_errors import add_note, describe
 from daft_flow.files import File
 from daft_flow.types import DataType
 
 Failures = list[tuple[int, str]]
+
+
+class UnreadableInput:
+    """Stands for an input value that could not be made into a Python value (invalid UTF-8 in an
+    Arrow string column, say); its row fails with ``reason``, the other rows go on."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"UnreadableInput({self.reason!r})"
 
 
 def _needs_element_conversion(t: DataType) -> bool:
@@ -39,9 +53,17 @@ def _to_storage(value: Any, t: DataType) -> Any:
         return [float(x) for x in value]
     if k == "list":
         assert t.element is not None
+        if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+            value = value.tolist()  # a numpy array
         return [_to_storage(v, t.element) for v in value]
     if k in ("bytes", "Image", "Video", "Audio", "PDF") and not isinstance(value, bytes):
         return bytes(value)
+    if k == "int" and type(value) is not int:
+        return int(value)  # a numpy integer
+    if k == "float" and type(value) is not float:
+        return float(value)
+    if k == "bool" and type(value) is not bool:
+        return bool(value)
     return value
 
 
@@ -71,13 +93,21 @@ def values_to_arrow(values: list[Any], t: DataType) -> tuple[Any, Failures]:
             pass  # fall through to the checked path, which names each bad row
     clean: list[Any] = []
     for i, v in enumerate(values):
-        problem = t.check_value(v)
+        # Anything a user's object raises here (a __len__, a __reduce__ that fails) fails its row only.
+        try:
+            problem = t.check_value(v)
+        except Exception as e:
+            problem = f"returned a {type(v).__name__} that cannot be checked as {t}: {describe(e)}"
         if problem is None:
             try:
                 clean.append(_to_storage(v, t))
                 continue
-            except (TypeError, ValueError, OverflowError) as e:
-                problem = f"returned a value that cannot be stored as {t}: {type(e).__name__}: {e}"
+            except Exception as e:
+                if t.kind == "any":
+                    problem = (f"returned a {type(v).__name__} that cannot be pickled (results without a declared "
+                               f"return type are stored pickled): {describe(e)}")
+                else:
+                    problem = f"returned a value that cannot be stored as {t}: {describe(e)}"
         failures.append((i, problem))
         clean.append(None)
     if fmt:
@@ -112,22 +142,38 @@ def _files_to_arrow(clean: list[Any]) -> pa.Array:
                                       mask=pa.array(_core.from_pylist(nulls, "b")) if any(nulls) else None)
 
 
-def arrow_to_values(array: pa.Array, t: DataType) -> list[Any]:
-    """The Python values of an array of type ``t``."""
+def arrow_to_values(array: pa.Array, t: DataType, unreadable: "list[tuple[int, BaseException]] | None" = None
+                    ) -> list[Any]:
+    """The Python values of an array of type ``t``.
+
+    With ``unreadable`` given, a value that cannot be made (a pickled object whose class fails to
+    unpickle) becomes None and ``(index, exception)`` is appended, so only its row fails; without
+    it the exception propagates."""
     if t.arrow_format:
         return _core.to_pylist(array)
     values = array.to_pylist()
-    if _needs_element_conversion(t):
+    if not _needs_element_conversion(t):
+        return values
+    if unreadable is None:
         return [_from_storage(v, t) for v in values]
-    return values
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(_from_storage(v, t))
+        except Exception as e:
+            add_note(e, f"[daft_flow] a stored {t} value could not be read back (unpickled/decoded)")
+            unreadable.append((i, e))
+            out.append(None)
+    return out
 
 
-def root_row_ids(array: Any, t: DataType) -> Any:
-    """Stable 64-bit ids for root inputs: a hash of each input value (its JSON/URL/pickle for others)."""
+def root_row_ids(array: Any, t: DataType, first_input: int = 0) -> Any:
+    """Stable 64-bit ids for root inputs: a hash of each input value (its JSON/URL/pickle for others).
+    A null input (None, or an input that failed conversion) hashes its position ``first_input + i``."""
     if t.arrow_format:
-        return _core.hash_rows(array)
+        return _core.hash_rows(array, first_input)
     arr = pa.array(array) if not isinstance(array, pa.Array) else array
     if t.kind in ("JSON", "any") or pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type):
-        return _core.hash_rows(arr)
+        return _core.hash_rows(arr, first_input)
     texts = [None if v is None else json.dumps(v, sort_keys=True, default=str) for v in arr.to_pylist()]
-    return _core.hash_rows(_core.from_pylist(texts, "U"))
+    return _core.hash_rows(_core.from_pylist(texts, "U"), first_input)

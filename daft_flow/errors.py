@@ -28,8 +28,10 @@ class RowFailure:
     error: BaseException  # the original exception (type, message and traceback preserved)
 
     def __str__(self) -> str:
+        from daft_flow.user_errors import describe  # the error's own __str__ may raise
+
         return (f"input {self.input_index}, row {self.row_id}, flow {self.flow!r}, op {self.op}, "
-                f"field {self.field!r}: {type(self.error).__name__}: {self.error}")
+                f"field {self.field!r}: {describe(self.error)}")
 
 
 class FlowRunError(FlowError, ExceptionGroup):  # type: ignore[misc]

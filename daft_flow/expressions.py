@@ -67,7 +67,8 @@ class Field(FieldOperators):
 
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   version: str | int | None = None) -> "Field":
+                   version: str | int | None = None, concurrency: int | None = None,
+                   gpus: float = 0) -> "Field":
         """Applies ``fn`` to this field's value (and to ``others``) for every row.
 
         - Row-wise (default): ``fn(value) -> result`` per row.
@@ -82,6 +83,11 @@ class Field(FieldOperators):
 
         ``version=`` is part of the op's fingerprint: change it to mark new results when what ``fn``
         computes changed in a way its fingerprint does not follow (see the user guide).
+
+        A class (or ``functools.partial`` of one) is a class function: ``concurrency`` instances,
+        each made once (``__init__``) with ``gpus`` GPUs of its own (0: CPU, 0.5: half of one, shared
+        with another instance), called per batch or row, closed (``close()``) when the run ends.
+        Asking for more GPUs than are visible fails before any work starts.
         """
         fields = (self, *others)
         for f in others:
@@ -89,7 +95,7 @@ class Field(FieldOperators):
                 raise TypeError(f"run_python() extra arguments must be fields, got {type(f).__name__}")
         where = f"field {self._name!r} of flow {self._flow.name!r}"
         udf = make_udf(fn, return_type=return_type, batch=batch, max_in_flight=max_in_flight,
-                       batch_size=batch_size, where=where, version=version)
+                       batch_size=batch_size, where=where, version=version, concurrency=concurrency, gpus=gpus)
         check_arguments(udf, [(f._flow.name, f._name, f.dtype) for f in fields], where)
         target = deepest_flow(fields)
         return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)

@@ -136,7 +136,8 @@ class Flow:
     # -- ops ----------------------------------------------------------------------------------
     def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
-                   name: str | None = None, version: str | int | None = None) -> "Flow":
+                   name: str | None = None, version: str | int | None = None, concurrency: int | None = None,
+                   gpus: float = 0) -> "Flow":
         """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
 
         ``fn`` receives the current field (the last one added), or, if all its parameter names are
@@ -149,7 +150,8 @@ class Flow:
         else:
             args = [self._current_field()]
         value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
-                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version)
+                                   max_in_flight=max_in_flight, batch_size=batch_size, version=version,
+                                   concurrency=concurrency, gpus=gpus)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 

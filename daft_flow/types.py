@@ -23,8 +23,10 @@ list[T]        large_list<T>                                list
 """
 from __future__ import annotations
 
+import numbers
+import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -63,11 +65,16 @@ Embedding: Any = _EmbeddingMarker("Embedding")
 
 @dataclass(frozen=True)
 class DataType:
-    """A field's type. ``kind`` is one of the names in the table above; lists carry ``element``."""
+    """A field's type. ``kind`` is one of the names in the table above; lists carry ``element``.
+
+    ``optional`` is set by ``T | None`` / ``Optional[T]``: a flow's input may then be ``None``
+    (other inputs of ``None`` fail their row). Results may be ``None`` whatever the type.
+    """
 
     kind: str
     element: "DataType | None" = None
     dimension: int = 0  # Embedding only; 0 means "any length"
+    optional: bool = False
 
     # -- constructors --------------------------------------------------------------------------
     @staticmethod
@@ -117,10 +124,16 @@ class DataType:
 
     def __str__(self) -> str:
         if self.kind == "list":
-            return f"list[{self.element}]"
-        if self.kind == "Embedding":
-            return f"Embedding[{self.dimension}]" if self.dimension else "Embedding"
-        return self.kind
+            name = f"list[{self.element}]"
+        elif self.kind == "Embedding":
+            name = f"Embedding[{self.dimension}]" if self.dimension else "Embedding"
+        else:
+            name = self.kind
+        return f"{name} | None" if self.optional else name
+
+    def required(self) -> "DataType":
+        """This type without ``| None``."""
+        return replace(self, optional=False) if self.optional else self
 
     def __repr__(self) -> str:  # as users write types: flow.fields shows {'document': str, 'size': int}
         return str(self)
@@ -128,6 +141,8 @@ class DataType:
     # -- value checks --------------------------------------------------------------------------
     def accepts(self, other: "DataType") -> bool:
         """Whether a value of type ``other`` may flow into a parameter declared as ``self``."""
+        if self.optional or other.optional:
+            return self.required().accepts(other.required())
         if self.kind == "any" or other.kind == "any":
             return True
         if self == other:
@@ -151,16 +166,18 @@ class DataType:
         """Returns None if ``value`` is valid for this type, else what is wrong with it."""
         if value is None:
             return None
+        if isinstance(value, types.CoroutineType):
+            return mismatch(value, str(self))
         k = self.kind
         ok: bool
         if k in ("str", "HTML"):
             ok = isinstance(value, str)
         elif k == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = _is_int(value)
         elif k == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = _is_float(value)
         elif k == "bool":
-            ok = isinstance(value, bool)
+            ok = _is_bool(value)
         elif k in ("bytes", "Image", "Video", "Audio", "PDF"):
             ok = isinstance(value, (bytes, bytearray, memoryview))
         elif k == "JSON":
@@ -176,6 +193,8 @@ class DataType:
                 return f"returned an embedding of length {len(value)}, expected {self.dimension}"
             ok = True
         elif k == "list":
+            if _is_numpy_array(value):
+                value = value.tolist()
             if not isinstance(value, (list, tuple)):
                 return f"returned {type(value).__name__}, expected {self}"
             assert self.element is not None
@@ -188,10 +207,55 @@ class DataType:
             ok = True
         if ok:
             return None
-        return f"returned {type(value).__name__}, expected {self}"
+        return mismatch(value, str(self))
 
 
 _FAST_FORMATS = {"str": "U", "HTML": "U", "int": "l", "float": "g", "bool": "b", "bytes": "Z"}
+
+
+# Scalars of a field's type in other clothes. numpy integers are ints and numpy floats (and ints)
+# are floats; a bool is not an int (True is not 1 in an int field), on input and on results alike.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))
+
+
+def _is_numpy_array(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def mismatch(value: Any, expected: str) -> str:
+    """What is wrong with a result of the wrong type (the native row loop asks here too)."""
+    if isinstance(value, types.CoroutineType):
+        value.close()  # never to be awaited: closed now, so Python does not warn about it later
+        return (f"returned a coroutine, expected {expected} (a function called an async function without "
+                "awaiting it: make it `async def` and `await` the call)")
+    return f"returned {type(value).__name__}, expected {expected}"
+
+
+def coerce_scalar(value: Any, arrow_format: str) -> Any:
+    """A value for a fast Arrow format (``l`` int, ``g`` float, ``b`` bool, ``Z`` bytes) given in
+    another form (a numpy scalar, a memoryview) as the plain Python value, or None if it is not a
+    value of that type. Never raises: the native row loop calls it for values it does not know."""
+    try:
+        if arrow_format == "l" and _is_int(value):
+            return int(value)
+        if arrow_format == "g" and _is_float(value):
+            return float(value)
+        if arrow_format == "b" and _is_bool(value):
+            return bool(value)
+        if arrow_format == "Z" and isinstance(value, memoryview):
+            return value.tobytes()
+    except Exception:
+        return None
+    return None
 
 ANY = DataType("any")
 
@@ -226,11 +290,11 @@ def dtype_of(annotation: Any, *, where: str = "type") -> DataType:
         return DataType.list_of(ANY)
     if annotation in (dict,):
         return DataType("JSON")
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:  # Optional[T]
-            return dtype_of(args[0], where=where)
+        if len(args) == 1:  # Optional[T], T | None
+            return replace(dtype_of(args[0], where=where), optional=True)
     raise TypeError(
-        f"unsupported {where} {annotation!r}; use str, int, float, bool, bytes, list[T], dict, or one of "
+        f"unsupported {where} {annotation!r}; use str, int, float, bool, bytes, list[T], dict, T | None, or one of "
         "dflow.JSON, dflow.File, dflow.Image, dflow.Video, dflow.Audio, dflow.PDF, dflow.HTML, dflow.Embedding"
     )

@@ -53,7 +53,7 @@ def test_empty_input_and_empty_children():
 
 
 def test_none_values_reach_functions_and_come_back():
-    flow = dflow.Flow("x", str)
+    flow = dflow.Flow("x", str | None)
 
     def mark(x: str | None) -> str:
         return "none" if x is None else x

@@ -32,7 +32,10 @@ def test_every_type_maps_to_arrow(user_type, arrow):
 
 
 def test_optional_and_dict_annotations():
-    assert dtype_of(typing.Optional[int]) == DataType("int")
+    assert dtype_of(typing.Optional[int]) == DataType("int", optional=True)
+    assert dtype_of(int | None) == DataType("int", optional=True)
+    assert str(dtype_of(list[str] | None)) == "list[str] | None"
+    assert dtype_of(int | None).to_arrow() == pa.int64()
     assert dtype_of(dict[str, int]) == DataType("JSON")
 
 

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "arrow_py.h"
+#include "gil.h"
 #include "registry.h"
 #include "dflow/runtime/batch.h"
 
@@ -107,11 +108,13 @@ ArrayPtr OneValueArray(const HostBuffer& hb, bool utf8) {
   return Array::Make(utf8 ? "U" : "Z", 1, 0, 0, {nullptr, owner->offsets, hb.data.get()}, {}, owner, hb.size + 16);
 }
 
+constexpr Py_ssize_t kReleaseGilBytes = 1 << 20;
+
 // Converts a Python list to a canonical core array. Raises TypeError naming the first bad index.
 // Converts values[start:stop] (reading the caller's list in place, no slice copy). For str/bytes,
 // stops after the value that brings the batch to `max_bytes` (0: no cap); `consumed` says how many.
 ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_t start, Py_ssize_t stop,
-                    Py_ssize_t max_bytes, Py_ssize_t* consumed) {
+                    Py_ssize_t max_bytes, Py_ssize_t* consumed, bool allow_null = true) {
   const Py_ssize_t size = PyList_GET_SIZE(values.ptr());
   if (stop < 0 || stop > size) stop = size;
   if (start < 0 || start > stop) throw py::index_error("from_pylist: start out of range");
@@ -122,17 +125,22 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
     PyObject* v = items[i];
     throw py::type_error("item " + std::to_string(i) + " is " + Py_TYPE(v)->tp_name + ", expected " + expected);
   };
+  if (!allow_null) {  // a field that is not optional: the checked path in Python names each None
+    for (Py_ssize_t i = 0; i < n; ++i)
+      if (items[i] == Py_None) throw py::type_error("item " + std::to_string(i) + " is None");
+  }
   if (format == "U" || format == "Z") {
     bool utf8 = format == "U";
     if (n == 1) {
-      if (HostBuffer* hb = AsHostBuffer(PyList_GET_ITEM(values.ptr(), 0))) {
+      if (HostBuffer* hb = AsHostBuffer(items[0])) {
         if (utf8 && !hb->utf8) bad(0, "str");
         return OneValueArray(*hb, utf8);
       }
     }
-    // Pass 1 (GIL held): where each value's bytes live. The list keeps the objects alive and
-    // str/bytes are immutable, so pass 2 copies them with the GIL released, letting Python
-    // operators run meanwhile.
+    // Pass 1 (GIL held): where each value's bytes live. Pass 2 copies them, with the GIL released
+    // when there is enough to copy for other threads to gain from it; the values are then held by
+    // references of ours, as the list may be the caller's and another thread could drop a value
+    // from it (freeing its bytes) during the copy.
     std::vector<std::pair<const char*, Py_ssize_t>> spans(n);
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
@@ -158,20 +166,26 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
         break;
       }
     }
-    py::gil_scoped_release release;
-    dflow::BinaryBuilder b(utf8, n);
-    b.Reserve(n, total);
-    for (const auto& [p, len] : spans) {
-      if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
-    }
-    return b.Finish();
+    auto copy = [&] {
+      dflow::BinaryBuilder b(utf8, n);
+      b.Reserve(n, total);
+      for (const auto& [p, len] : spans) {
+        if (len < 0) b.AppendNull(); else b.Append(p, static_cast<size_t>(len));
+      }
+      return b.Finish();
+    };
+    if (total < kReleaseGilBytes) return copy();
+    std::vector<py::object> held;
+    held.reserve(n);
+    for (Py_ssize_t i = 0; i < n; ++i) held.push_back(py::reinterpret_borrow<py::object>(items[i]));
+    return WithoutGil(copy);  // `held` is dropped after, with the GIL
   }
   if (format == "l") {
     dflow::PrimitiveBuilder<int64_t> b("l", n);
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* v = items[i];
       if (v == Py_None) { b.AppendNull(); continue; }
-      if (!PyLong_Check(v)) bad(i, "int");
+      if (!PyLong_Check(v) || PyBool_Check(v)) bad(i, "int");  // True is not 1 in an int field
       long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
       b.Append(x);
@@ -184,7 +198,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
       PyObject* v = items[i];
       if (v == Py_None) { b.AppendNull(); continue; }
       if (PyFloat_Check(v)) b.Append(PyFloat_AS_DOUBLE(v));
-      else if (PyLong_Check(v)) {
+      else if (PyLong_Check(v) && !PyBool_Check(v)) {
         double x = PyLong_AsDouble(v);
         if (x == -1.0 && PyErr_Occurred()) throw py::error_already_set();
         b.Append(x);
@@ -297,13 +311,14 @@ void init_arrow(py::module_& m) {
       }, py::arg("values"), py::arg("format"),
         "Convert a list of str/bytes/int/float/bool (or None) to a canonical Arrow array.");
   m.def("from_pylist_range", [](const py::list& values, const std::string& format, Py_ssize_t start, Py_ssize_t stop,
-                                Py_ssize_t max_bytes) {
+                                Py_ssize_t max_bytes, bool allow_null) {
         Py_ssize_t consumed;
-        ArrayPtr a = FromPyList(values, format, start, stop, max_bytes, &consumed);
+        ArrayPtr a = FromPyList(values, format, start, stop, max_bytes, &consumed, allow_null);
         return py::make_tuple(Column{a}, consumed);
       }, py::arg("values"), py::arg("format"), py::arg("start"), py::arg("stop"), py::arg("max_bytes") = 0,
-        "values[start:stop] as an array without copying the list; str/bytes stop once max_bytes is reached.\n"
-        "Returns (column, number of values consumed).");
+        py::arg("allow_null") = true,
+        "values[start:stop] as an array without copying the list; str/bytes stop once max_bytes is reached;\n"
+        "TypeError on a None unless allow_null. Returns (column, number of values consumed).");
   m.def("to_pylist", [](py::handle obj) {
         ArrayPtr a = ImportArray(obj);
         if (!IsFastFormat(a->format())) return obj.attr("to_pylist")().cast<py::list>();
@@ -342,14 +357,16 @@ void init_arrow(py::module_& m) {
         // so keep the cyclic GC from traversing its (many) items on every young collection.
         if (PyObject_GC_IsTracked(values.ptr())) PyObject_GC_UnTrack(values.ptr());
       }, py::arg("values"));
-  m.def("hash_rows", [](py::handle obj) {
+  m.def("hash_rows", [](py::handle obj, int64_t first_input) {
         ArrayPtr a = ImportArray(obj);
-        py::gil_scoped_release release;
-        std::vector<uint64_t> ids = dflow::HashColumn(*a);
-        dflow::PrimitiveBuilder<uint64_t> b("L", a->length());
-        for (uint64_t x : ids) b.Append(x);
-        return Column{b.Finish()};
-      }, "Stable 64-bit ids for root rows, hashing each value.");
+        return Column{WithoutGil([&] {
+          std::vector<uint64_t> ids = dflow::HashColumn(*a, first_input);
+          dflow::PrimitiveBuilder<uint64_t> b("L", a->length());
+          for (uint64_t x : ids) b.Append(x);
+          return b.Finish();
+        })};
+      }, py::arg("values"), py::arg("first_input") = 0,
+        "Stable 64-bit ids for root rows, hashing each value (a null: its input position).");
 }
 
 }  // namespace dflow_py

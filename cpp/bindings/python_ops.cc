@@ -2,7 +2,11 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
+#include <functional>
+#include <unordered_map>
 
 #include "arrow_py.h"
 
@@ -22,8 +26,17 @@ struct ArgReader {
   bool generic = false;
   int64_t cached_row = -1;     // consecutive children share their ancestor's Python object
   PyObject* cached = nullptr;
+  // Values the converter could not make (a pickled object whose class fails to unpickle): row of
+  // the argument's own level -> the exception. Rows reading them fail with it.
+  std::unordered_map<int64_t, py::object> unreadable;
 
   int64_t Row(int64_t r) const { return index.empty() ? r : index[r]; }
+  // The exception row r's argument could not be read with, or nullptr.
+  PyObject* Unreadable(int64_t r) const {
+    if (unreadable.empty()) return nullptr;
+    auto it = unreadable.find(Row(r));
+    return it == unreadable.end() ? nullptr : it->second.ptr();
+  }
 
   // New reference, or nullptr with a Python error set.
   PyObject* Get(int64_t r) {
@@ -33,10 +46,12 @@ struct ArgReader {
       return cached;
     }
     PyObject* v;
-    if (generic) {
+    if (generic && converted_offset + row < PyList_GET_SIZE(converted.ptr())) {
       v = PyList_GET_ITEM(converted.ptr(), converted_offset + row);
       Py_INCREF(v);
     } else {
+      // Also the caller's own input list when a function shrank it while the run reads it: the
+      // batch's Arrow column holds the same values.
       v = ValueToPy(*column, row);
       if (!v) return nullptr;
     }
@@ -63,6 +78,38 @@ std::vector<ArgReader> MakeReaders(const Batch& batch, const PythonOpInfo& info)
 
 const char* TypeName(PyObject* o) { return Py_TYPE(o)->tp_name; }
 
+// A Python str as UTF-8, lone surrogates escaped (a message must never fail to convert).
+std::string Utf8(py::handle text) {
+  PyObject* encoded = PyUnicode_Check(text.ptr()) ? PyUnicode_AsEncodedString(text.ptr(), "utf-8", "backslashreplace")
+                                                  : nullptr;
+  if (encoded == nullptr) {
+    PyErr_Clear();
+    return std::string("<") + TypeName(text.ptr()) + ">";
+  }
+  std::string out(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
+  Py_DECREF(encoded);
+  return out;
+}
+
+// Python helpers that are called rarely (on errors and on values without a fast conversion).
+// Leaked on purpose: they must outlive every run, and no destructor may run after finalization.
+py::object Helper(const char* module, const char* name) {
+  static auto* cache = new std::unordered_map<std::string, py::object>();
+  std::string key = std::string(module) + ":" + name;
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, py::module_::import(module).attr(name)).first;
+  return it->second;
+}
+py::object UserErrors(const char* name) { return Helper("daft_flow.user_errors", name); }
+
+// A result the fast checks rejected may still be a value of the field's type in another form (a
+// numpy scalar, a memoryview): types.coerce_scalar, the one home of that rule, converts it or
+// returns None. New reference; nullptr when the value is not acceptable.
+PyObject* Coerce(PyObject* v, const std::string& format) {
+  py::object c = Helper("daft_flow.types", "coerce_scalar")(py::handle(v), format);
+  return c.is_none() ? nullptr : c.release().ptr();
+}
+
 // Appends a Python result to the builder for `format`; returns an error message on a type mismatch.
 struct ResultBuilder {
   std::string format;
@@ -71,7 +118,9 @@ struct ResultBuilder {
   std::unique_ptr<dflow::PrimitiveBuilder<double>> f64;
   std::unique_ptr<dflow::BoolBuilder> boolean;
 
-  ResultBuilder(const std::string& f, int64_t n) : format(f) {
+  bool utf8;  // str results (format "U"): decided once, not compared per row
+
+  ResultBuilder(const std::string& f, int64_t n) : format(f), utf8(f == "U") {
     if (f == "U" || f == "Z") bin = std::make_unique<dflow::BinaryBuilder>(f == "U", n);
     else if (f == "l") i64 = std::make_unique<dflow::PrimitiveBuilder<int64_t>>("l", n);
     else if (f == "g") f64 = std::make_unique<dflow::PrimitiveBuilder<double>>("g", n);
@@ -96,64 +145,84 @@ struct ResultBuilder {
   void AppendNull() {
     if (bin) spans.emplace_back(nullptr, -1); else if (i64) i64->AppendNull(); else if (f64) f64->AppendNull(); else boolean->AppendNull();
   }
-  // Returns "" on success, else a description of what was wrong.
-  std::string Append(PyObject* v) {
-    if (v == Py_None) { AppendNull(); return ""; }
+  bool IsFast(PyObject* v) const {
+    if (bin) return utf8 ? PyUnicode_Check(v) : PyBytes_Check(v) || PyByteArray_Check(v);
+    if (i64) return PyLong_Check(v) && !PyBool_Check(v);
+    if (f64) return PyFloat_Check(v) || (PyLong_Check(v) && !PyBool_Check(v));
+    return PyBool_Check(v);
+  }
+  // Appends `v`; on a type mismatch appends nothing, sets `problem` and returns false. (No string
+  // is made on the way to success: this runs once per row.)
+  bool Append(PyObject* v, std::string* problem) {
+    if (v == Py_None) {
+      AppendNull();
+      return true;
+    }
+    if (!IsFast(v)) {
+      PyObject* c = Coerce(v, format);
+      if (c == nullptr || !IsFast(c)) {
+        Py_XDECREF(c);
+        const char* expected = format == "U" ? "str" : format == "Z" ? "bytes" : format == "l" ? "int"
+                             : format == "g" ? "float" : "bool";
+        *problem = Utf8(Helper("daft_flow.types", "mismatch")(py::handle(v), expected));
+        return false;
+      }
+      bool ok = Append(c, problem);  // str/bytes are kept alive by Keep's own reference
+      Py_DECREF(c);
+      return ok;
+    }
     if (bin) {
-      if (format == "U") {
-        if (!PyUnicode_Check(v)) return std::string("returned ") + TypeName(v) + ", expected str";
+      if (utf8) {
         Py_ssize_t len;
         const char* s = PyUnicode_AsUTF8AndSize(v, &len);
         if (!s) {
           PyErr_Clear();
-          return "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
+          *problem = "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";
+          return false;
         }
         Keep(v, s, len);
-      } else {
-        if (PyBytes_Check(v)) {
-          Keep(v, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        } else if (PyByteArray_Check(v)) {  // mutable: copy now
-          copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
-          spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
-        } else {
-          return std::string("returned ") + TypeName(v) + ", expected bytes";
-        }
+      } else if (PyBytes_Check(v)) {
+        Keep(v, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+      } else {  // bytearray, mutable: copy now
+        copies.emplace_back(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v));
+        spans.emplace_back(copies.back().data(), static_cast<Py_ssize_t>(copies.back().size()));
       }
-      return "";
+      return true;
     }
     if (i64) {
-      if (!PyLong_Check(v) || PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected int";
       long long x = PyLong_AsLongLong(v);
       if (x == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return "returned an int that does not fit in 64 bits";
+        *problem = "returned an int that does not fit in 64 bits";
+        return false;
       }
       i64->Append(x);
-      return "";
+      return true;
     }
     if (f64) {
-      if (PyFloat_Check(v)) f64->Append(PyFloat_AS_DOUBLE(v));
-      else if (PyLong_Check(v) && !PyBool_Check(v)) f64->Append(PyLong_AsDouble(v));
-      else return std::string("returned ") + TypeName(v) + ", expected float";
-      return "";
+      double x = PyFloat_Check(v) ? PyFloat_AS_DOUBLE(v) : PyLong_AsDouble(v);
+      if (x == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        *problem = "returned an int too large for a float";
+        return false;
+      }
+      f64->Append(x);
+      return true;
     }
-    if (!PyBool_Check(v)) return std::string("returned ") + TypeName(v) + ", expected bool";
     boolean->Append(v == Py_True);
-    return "";
+    return true;
   }
   ArrayPtr Finish() {  // GIL held on entry and exit
     if (bin) {
-      ArrayPtr out;
-      {
-        py::gil_scoped_release release;
+      ArrayPtr out = WithoutGil([&] {
         int64_t total = 0;
         for (const auto& sp : spans) total += sp.second > 0 ? sp.second : 0;
         bin->Reserve(static_cast<int64_t>(spans.size()), total);
         for (const auto& [p, len] : spans) {
           if (len < 0) bin->AppendNull(); else bin->Append(p, static_cast<size_t>(len));
         }
-        out = bin->Finish();
-      }
+        return bin->Finish();
+      });
       for (PyObject* v : kept) Py_DECREF(v);
       kept.clear();
       return out;
@@ -179,23 +248,60 @@ std::string TypeProblem(const PythonOpInfo& info, const std::string& problem) {
   return "TypeError: " + info.op + " " + problem + " for field \"" + info.field + "\" of flow \"" + info.flow + "\"";
 }
 
+// Records `error` (an exception object) as the failure of `row`, keeping the object (and its
+// traceback) for the caller. The message is built without trusting the object: its __str__ may
+// raise, return a non-str or hold lone surrogates.
+void FailRow(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors, py::handle error) {
+  py::object described = UserErrors("describe")(error);
+  dflow::RowFailure f = MakeFailure(info, row, Utf8(described));
+  f.handle = errors.Put(py::reinterpret_borrow<py::object>(error));
+  level.Fail(std::move(f));
+}
+
 // Records the pending Python exception as a row failure, unless it must stop the whole run
 // (KeyboardInterrupt, SystemExit, ...), in which case it is rethrown to the pipeline.
 void RecordPythonError(Level& level, int64_t row, const PythonOpInfo& info, ErrorTable& errors) {
-  if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
   // Keep the traceback on the exception object itself so it survives being re-raised elsewhere.
   PyObject *type, *raw, *tb;
   PyErr_Fetch(&type, &raw, &tb);
   PyErr_NormalizeException(&type, &raw, &tb);
   if (tb != nullptr) PyException_SetTraceback(raw, tb);
+  py::object value = py::reinterpret_borrow<py::object>(raw);
+  if (UserErrors("stops_run")(value).cast<bool>()) {
+    PyErr_Restore(type, raw, tb);
+    throw py::error_already_set();
+  }
   Py_XDECREF(type);
+  Py_XDECREF(raw);
   Py_XDECREF(tb);
-  py::object value = py::reinterpret_steal<py::object>(raw);
-  std::string message = py::str(value).cast<std::string>();
-  dflow::RowFailure f = MakeFailure(info, row, std::string(TypeName(value.ptr())) + ": " + message);
-  f.handle = errors.Put(value);
-  level.Fail(std::move(f));
+  FailRow(level, row, info, errors, UserErrors("row_error")(value, info.op));
 }
+
+// Hands the GIL over now and then while a row loop holds it. A function that runs no bytecode
+// (a builtin such as str.upper, a C extension) never lets the interpreter switch threads, so the
+// main thread could not even check for Ctrl-C until the whole batch was done.
+class GilYield {
+ public:
+  // Called once per row. Reads the clock about every half millisecond whatever a row costs
+  // (every row for slow functions, every few thousand for fast ones) and lets other threads take
+  // the GIL once it has been held for CPython's switch interval.
+  void MaybeYield() {
+    if (++count_ < stride_) return;
+    count_ = 0;
+    auto now = std::chrono::steady_clock::now();
+    stride_ = now - last_check_ < kCheckEvery ? std::min<int64_t>(stride_ * 2, 4096) : std::max<int64_t>(stride_ / 2, 1);
+    last_check_ = now;
+    if (now - last_yield_ < kSwitchInterval) return;
+    PyEval_RestoreThread(PyEval_SaveThread());  // taken back in ordinary code: see gil.h
+    last_yield_ = std::chrono::steady_clock::now();
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kCheckEvery{500};
+  static constexpr std::chrono::milliseconds kSwitchInterval{5};
+  int64_t count_ = 0, stride_ = 1;
+  std::chrono::steady_clock::time_point last_check_ = std::chrono::steady_clock::now(), last_yield_ = last_check_;
+};
 
 }  // namespace
 
@@ -206,14 +312,36 @@ PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::stri
       root_node_(root_node), convert_(std::move(convert)),
       out_format_(std::move(out_format)), errors_(std::move(errors)) {}
 
-// Destroyed by the run with the GIL held (see runtime_bindings.cc), so py::object members are safe.
-PythonRowOperator::~PythonRowOperator() = default;
+// An operator is destroyed by the run (GIL held) or, when Cancel left a thread busy in user code,
+// by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
+// During interpreter finalization they are leaked instead, as taking the GIL would end the thread.
+static void WithGilUnlessFinalizing(const std::function<void()>& drop, const std::function<void()>& leak) {
+  if (InterpreterFinalizing()) {
+    leak();
+    return;
+  }
+  GilHold gil;
+  drop();
+}
+
+PythonRowOperator::~PythonRowOperator() {
+  auto each = [this](bool keep) {
+    for (py::object* o : {&fn_, &build_, &root_objects_}) {
+      if (keep) o->release(); else *o = py::object();
+    }
+    for (py::object& o : convert_) {
+      if (keep) o.release(); else o = py::object();
+    }
+    if (keep) new std::shared_ptr<ErrorTable>(std::move(errors_)); else errors_.reset();
+  };
+  WithGilUnlessFinalizing([&] { each(false); }, [&] { each(true); });
+}
 
 void PythonRowOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);
   const int64_t n = level.num_rows;
   // Everything below owns Python references, so the GIL is taken first and released last.
-  py::gil_scoped_acquire gil;
+  GilHold gil;
   std::vector<ArgReader> readers = MakeReaders(batch, info_);
   for (size_t k = 0; k < readers.size(); ++k) {
     if (info_.args[k].level == 0 && info_.args[k].node == root_node_ && !root_objects_.is_none()) {
@@ -238,7 +366,13 @@ void PythonRowOperator::Process(Batch& batch) {
       if (!has_converter)
         throw std::runtime_error(info_.op + ": no converter for argument format " + readers[k].column->format());
       readers[k].generic = true;
-      readers[k].converted = convert_[k](ToPyArrow(readers[k].column));
+      // (values, [(index, exception), ...]): a value that cannot be read fails its rows only.
+      py::tuple converted = convert_[k](ToPyArrow(readers[k].column));
+      readers[k].converted = converted[0];
+      for (auto item : py::list(converted[1])) {
+        py::tuple t = item.cast<py::tuple>();
+        readers[k].unreadable[t[0].cast<int64_t>()] = py::reinterpret_borrow<py::object>(t[1]);
+      }
     }
   }
   const bool fast_out = !out_format_.empty();
@@ -247,8 +381,21 @@ void PythonRowOperator::Process(Batch& batch) {
   if (fast_out) builder = std::make_unique<ResultBuilder>(out_format_, n);
   std::vector<PyObject*> args(readers.size());
   PyObject* fn = fn_.ptr();
+  bool any_unreadable = false;
+  for (const ArgReader& reader : readers) any_unreadable = any_unreadable || !reader.unreadable.empty();
+  GilYield yield;
   for (int64_t r = 0; r < n; ++r) {
-    if ((r & 1023) == 0 && cancelled()) throw std::runtime_error("run cancelled");
+    // Every row: a cancelled run (Ctrl-C, an error elsewhere) stops after the row in progress.
+    if (cancelled()) throw std::runtime_error("run cancelled");
+    yield.MaybeYield();
+    if (any_unreadable && !level.Failed(r)) {
+      for (const ArgReader& reader : readers) {
+        if (PyObject* error = reader.Unreadable(r)) {
+          FailRow(level, r, info_, *errors_, error);
+          break;
+        }
+      }
+    }
     if (level.Failed(r)) {
       if (fast_out) builder->AppendNull(); else results.append(py::none());
       continue;
@@ -267,9 +414,10 @@ void PythonRowOperator::Process(Batch& batch) {
       continue;
     }
     if (fast_out) {
-      std::string problem = builder->Append(res);
+      std::string problem;
+      bool ok = builder->Append(res, &problem);
       Py_DECREF(res);
-      if (!problem.empty()) {
+      if (!ok) {
         builder->AppendNull();
         level.Fail(MakeFailure(info_, r, TypeProblem(info_, problem)));
       }
@@ -286,7 +434,7 @@ void PythonRowOperator::Process(Batch& batch) {
     out = ImportArray(built[0]);
     for (auto item : py::list(built[1])) {
       py::tuple t = item.cast<py::tuple>();
-      level.Fail(MakeFailure(info_, t[0].cast<int64_t>(), TypeProblem(info_, t[1].cast<std::string>())));
+      level.Fail(MakeFailure(info_, t[0].cast<int64_t>(), TypeProblem(info_, Utf8(t[1]))));
     }
   }
   level.columns[info_.node] = std::move(out);
@@ -295,7 +443,17 @@ void PythonRowOperator::Process(Batch& batch) {
 PythonBatchOperator::PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors)
     : info_(std::move(info)), runner_(std::move(runner)), errors_(std::move(errors)) {}
 
-PythonBatchOperator::~PythonBatchOperator() = default;
+PythonBatchOperator::~PythonBatchOperator() {
+  WithGilUnlessFinalizing(
+      [this] {
+        runner_ = py::object();
+        errors_.reset();
+      },
+      [this] {
+        runner_.release();
+        new std::shared_ptr<ErrorTable>(std::move(errors_));
+      });
+}
 
 void PythonBatchOperator::Process(Batch& batch) {
   Level& level = batch.levels.at(info_.level);
@@ -319,7 +477,7 @@ void PythonBatchOperator::Process(Batch& batch) {
   }
   std::string mask(level.num_rows, '\0');
   for (int64_t r = 0; r < level.num_rows; ++r) mask[r] = level.Failed(r) ? 1 : 0;
-  py::gil_scoped_acquire gil;
+  GilHold gil;
   py::list args;
   for (const Input& in : inputs) {
     py::object idx = py::none();
@@ -335,18 +493,14 @@ void PythonBatchOperator::Process(Batch& batch) {
   if (out->length() != level.num_rows)
     throw std::runtime_error(info_.op + ": runner returned " + std::to_string(out->length()) + " values for " +
                              std::to_string(level.num_rows) + " rows");
+  // A failure is an exception object (kept, with its traceback) or a type problem: the same
+  // TypeError message as the row-wise path, whichever runner found it.
   for (auto item : py::list(result[1])) {
     py::tuple t = item.cast<py::tuple>();
-    dflow::RowFailure f = MakeFailure(info_, t[0].cast<int64_t>(), "");
+    int64_t row = t[0].cast<int64_t>();
     py::object err = t[1];
-    if (py::isinstance<py::str>(err)) {
-      f.message = err.cast<std::string>();
-    } else {
-      f.message = py::str(py::type::handle_of(err).attr("__name__")).cast<std::string>() + ": " +
-                  py::str(err).cast<std::string>();
-      f.handle = errors_->Put(err);
-    }
-    level.Fail(std::move(f));
+    if (py::isinstance<py::str>(err)) level.Fail(MakeFailure(info_, row, TypeProblem(info_, Utf8(err))));
+    else FailRow(level, row, info_, *errors_, err);
   }
   level.columns[info_.node] = std::move(out);
 }

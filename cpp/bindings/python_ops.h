@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dflow/runtime/operator.h"
+#include "gil.h"
 
 namespace dflow_py {
 namespace py = pybind11;

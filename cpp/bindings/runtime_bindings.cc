@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "arrow_py.h"
@@ -28,12 +30,19 @@ class PythonSource : public dflow::Source {
  public:
   explicit PythonSource(py::object next_batch) : next_batch_(std::move(next_batch)) {}
   ~PythonSource() override {
-    py::gil_scoped_acquire gil;
+    // An abandoned source (see Pipeline::Cancel) may end after the interpreter began finalizing,
+    // when taking the GIL would end this thread inside a destructor: leak the object instead.
+    if (InterpreterFinalizing()) {
+      next_batch_.release();
+      return;
+    }
+    GilHold gil;
     next_batch_ = py::object();
   }
+  void Hint(int64_t expected_row_bytes) override { expected_row_bytes_ = expected_row_bytes; }
   std::unique_ptr<Batch> Next() override {
-    py::gil_scoped_acquire gil;
-    py::object item = next_batch_();
+    GilHold gil;
+    py::object item = next_batch_(expected_row_bytes_);
     if (item.is_none()) return nullptr;
     py::tuple t = item.cast<py::tuple>();
     auto batch = std::make_unique<Batch>();
@@ -68,6 +77,7 @@ class PythonSource : public dflow::Source {
  private:
   py::object next_batch_;
   int64_t seq_ = 0;
+  int64_t expected_row_bytes_ = 0;
 };
 
 // A finished batch handed to Python, which turns the output level into rows and failures.
@@ -91,7 +101,7 @@ dflow::StageOptions Counted(dflow::StageOptions options, int32_t input_level, in
 class PyRun {
  public:
   PyRun(py::object next_batch, int64_t memory_budget, bool ordered)
-      : errors_(std::make_shared<ErrorTable>()) {
+      : errors_(std::make_shared<ErrorTable>()), pid_(getpid()) {
     dflow::PipelineOptions options;
     options.memory_budget = memory_budget;
     options.ordered = ordered;
@@ -155,6 +165,9 @@ class PyRun {
   // Returns the next batch, or None at the end. Waits with the GIL released, checking for signals.
   py::object Next() {
     if (!pipeline_) throw std::runtime_error("run is closed");
+    if (getpid() != pid_)
+      throw std::runtime_error("this run was started by another process (before os.fork()); its threads do not "
+                               "exist here: start a new run in this process");
     while (true) {
       std::unique_ptr<Batch> out;
       dflow::Pipeline::PollStatus status;
@@ -173,6 +186,12 @@ class PyRun {
   // Cancels the pipeline (threads joined with the GIL released), then drops Python state.
   void Close() {
     if (!pipeline_) return;
+    if (getpid() != pid_) {
+      // A forked child inherited this run without its threads: there is nothing to join, and
+      // the parent's objects are left alone (leaked) rather than torn down half-copied.
+      pipeline_.release();
+      return;
+    }
     {
       py::gil_scoped_release release;
       pipeline_->Cancel();
@@ -220,6 +239,7 @@ class PyRun {
   std::unique_ptr<dflow::Pipeline> pipeline_;
   std::unique_ptr<dflow::PipelineStats> final_stats_;
   std::shared_ptr<ErrorTable> errors_;
+  pid_t pid_;  // the process that started the run
 };
 
 py::object IndexColumn(const std::vector<int64_t>& v) {
@@ -234,6 +254,12 @@ void init_runtime(py::module_& m) {
   // How many batches without one successful row end the footprint probe; the Python source uses
   // the same number to decide when to stop keeping batches of an expanding plan small.
   m.attr("MAX_FOOTPRINT_PROBES") = dflow::FootprintEstimate::kMaxProbes;
+  m.def("wait_for_left_behind", [](double timeout_s) {
+        py::gil_scoped_release release;
+        return dflow::Pipeline::WaitForLeftBehind(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+      }, py::arg("timeout_s"),
+        "Waits until the threads runs left behind when cancelled (busy in user code) have finished, at most "
+        "timeout_s; returns how many still run.");
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   m.attr("INPUT_INDEX_ARG") = kInputIndexArg;

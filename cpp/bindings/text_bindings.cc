@@ -1,5 +1,6 @@
 // Bindings for the text subsystem (tokenizer, chunkers). Thin: convert arguments with the GIL held,
 // run the native code with it released, build the Python results directly with the C API.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -267,6 +268,39 @@ void init_text(py::module_& m) {
                 });
           },
           py::arg("texts"), py::arg("add_special_tokens") = true, py::arg("threads") = 0)
+      .def(
+          "encode_batch_flat",
+          [](const PyTokenizer& self, const py::sequence& texts, bool add_special, int64_t max_length,
+             int threads) {
+            // The ids of all texts in one int32 buffer plus n + 1 int64 offsets (an Arrow
+            // large_list<int32>'s buffers): no Python int per token.
+            if (max_length == 0 || max_length < -1) throw py::value_error("max_length must be positive (or -1: no limit)");
+            TextViews tv(texts);
+            const int64_t n = static_cast<int64_t>(tv.views.size());
+            std::vector<std::vector<int32_t>> per(static_cast<size_t>(n));
+            py::array_t<int64_t> offsets(n + 1);
+            int64_t* off = offsets.mutable_data();
+            {
+              py::gil_scoped_release release;
+              const WordPieceTokenizer& tok = *self.tok;
+              dflow::parallel_for(n, threads, [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) {
+                  if (max_length > 0) tok.encode_truncated(tv.views[i], add_special, max_length, &per[i]);
+                  else tok.encode(tv.views[i], add_special, &per[i]);
+                }
+              });
+              off[0] = 0;
+              for (int64_t i = 0; i < n; ++i) off[i + 1] = off[i] + static_cast<int64_t>(per[i].size());
+            }
+            py::array_t<int32_t> values(off[n]);
+            int32_t* val = values.mutable_data();
+            {
+              py::gil_scoped_release release;
+              for (int64_t i = 0; i < n; ++i) std::copy(per[i].begin(), per[i].end(), val + off[i]);
+            }
+            return py::make_tuple(offsets, values);
+          },
+          py::arg("texts"), py::arg("add_special_tokens") = true, py::arg("max_length") = -1, py::arg("threads") = 0)
       .def(
           "count",
           [](const PyTokenizer& self, py::handle text) {

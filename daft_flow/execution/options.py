@@ -1,17 +1,34 @@
 """Execution options: defaults, and parsing of user-supplied values."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import numbers
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from daft_flow.io import limits
 from daft_flow.io.limits import DEFAULT_MAX_BYTES, Timeout
 from daft_flow.units import parse_bytes
 
+# Rows are counted in 32-bit offsets in places (Arrow lists of a batch's children): larger batch
+# sizes are held at this.
+MAX_ROWS = 2**31 - 1
+# Each batch an async op works on at once is a thread waiting on the event loop.
+MAX_ASYNC_CONCURRENCY = 256
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class ExecutionOptions:
     """How a run executes. Set per call (``flow.collect_batch(xs, memory_budget="1GB")``) or for
-    the process with ``dflow.set_options(...)``."""
+    the process with ``dflow.set_options(...)``. Values are checked when set: a wrong type or a
+    non-positive size is a ``TypeError``/``ValueError`` naming the option."""
 
     memory_budget: int = 256 * 2**20  # bytes of batches in flight; the source waits beyond it
     batch_rows: int = 65536  # most root rows per batch
@@ -25,30 +42,30 @@ class ExecutionOptions:
     read_timeout: Timeout = Timeout()  # read()'s limits unless the op sets its own (see daft_flow.io.limits)
     read_max_bytes: int = DEFAULT_MAX_BYTES  # the largest document read() reads
 
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once
+        set_(self, "memory_budget", parse_bytes(self.memory_budget))
+        set_(self, "batch_bytes", parse_bytes(self.batch_bytes, "batch_bytes"))
+        set_(self, "batch_rows", min(_positive_int(self.batch_rows, "batch_rows"), MAX_ROWS))
+        set_(self, "first_batch_rows", min(_positive_int(self.first_batch_rows, "first_batch_rows"), MAX_ROWS))
+        concurrency = _positive_int(self.async_concurrency, "async_concurrency")
+        if concurrency > MAX_ASYNC_CONCURRENCY:
+            raise ValueError(f"async_concurrency must be at most {MAX_ASYNC_CONCURRENCY} (each batch an async op "
+                             f"works on at once is a thread; max_in_flight bounds requests), got {concurrency}")
+        set_(self, "async_concurrency", concurrency)
+        from daft_flow.execution.progress import check_progress_option
+        from daft_flow.llm.budget import check_max_cost
+
+        set_(self, "progress", check_progress_option(self.progress))
+        set_(self, "max_cost_usd", check_max_cost(self.max_cost_usd))
+        set_(self, "read_timeout", Timeout.of(self.read_timeout, "read_timeout"))
+        set_(self, "read_max_bytes", parse_bytes(self.read_max_bytes, "read_max_bytes"))
+
     def with_overrides(self, **kwargs: Any) -> "ExecutionOptions":
-        unknown = set(kwargs) - set(self.__dataclass_fields__)
+        known = [f.name for f in fields(self)]
+        unknown = set(kwargs) - set(known)
         if unknown:
-            raise TypeError(f"unknown execution option(s): {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(self.__dataclass_fields__)}")
-        if "memory_budget" in kwargs:
-            kwargs["memory_budget"] = parse_bytes(kwargs["memory_budget"])
-        if "batch_bytes" in kwargs:
-            kwargs["batch_bytes"] = parse_bytes(kwargs["batch_bytes"], "batch_bytes")
-        if "read_timeout" in kwargs:
-            kwargs["read_timeout"] = Timeout.of(kwargs["read_timeout"], "read_timeout")
-        if "read_max_bytes" in kwargs:
-            kwargs["read_max_bytes"] = parse_bytes(kwargs["read_max_bytes"], "read_max_bytes")
-        if "progress" in kwargs:
-            from daft_flow.execution.progress import check_progress_option
-
-            kwargs["progress"] = check_progress_option(kwargs["progress"])
-        if "max_cost_usd" in kwargs:
-            from daft_flow.llm.budget import check_max_cost
-
-            kwargs["max_cost_usd"] = check_max_cost(kwargs["max_cost_usd"])
-        for k in ("batch_rows", "first_batch_rows", "async_concurrency"):
-            if k in kwargs and (not isinstance(kwargs[k], int) or kwargs[k] <= 0):
-                raise ValueError(f"{k} must be a positive int, got {kwargs[k]!r}")
+            raise TypeError(f"unknown execution option(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
         return replace(self, **kwargs)
 
 

@@ -1,50 +1,131 @@
 """Python halves of the Python operators: batch functions, async functions and flat_map's list
 conversion. The native operator hands each runner a batch's arguments and which rows already
-failed; the runner returns the result column and the rows that failed, with their exceptions."""
+failed; the runner returns the result column and the rows that failed, each with an exception
+object or, for a value of the wrong type, a message the operator turns into the same
+``TypeError`` the row-wise path raises.
+
+Whatever a user's function or object does, it fails rows, never the run: only
+``KeyboardInterrupt``, ``SystemExit`` and other non-``Exception`` exceptions stop a run
+(``user_errors.stops_run``), the same on every path.
+"""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 import pyarrow as pa
 
+from daft_flow.convert import arrow_to_values, values_to_arrow
 from daft_flow.errors import BatchError
 from daft_flow.execution import event_loop
-from daft_flow.convert import arrow_to_values, values_to_arrow
 from daft_flow.types import DataType
+from daft_flow.user_errors import describe, row_error, stops_run
 
 Args = list[tuple[pa.Array, "pa.Array | None"]]
+Failures = list[tuple[int, Any]]
+
+# How long a stopping run waits for its cancelled coroutines to finish before leaving them.
+_SETTLE_SECONDS = 0.5
 
 
-def _arg_values(args: Args, arg_types: list[DataType]) -> list[list[Any]]:
+def _arg_values(args: Args, arg_types: list[DataType], failures: Failures | None = None) -> list[list[Any]]:
+    """Each argument's values per row of the operator's level. With ``failures`` given, rows whose
+    value cannot be read back (a pickled object that fails to unpickle) get None and are listed."""
     out = []
     for (array, index), t in zip(args, arg_types):
-        values = arrow_to_values(array, t)
+        unreadable: list[tuple[int, BaseException]] | None = [] if failures is not None else None
+        values = arrow_to_values(array, t, unreadable)
         if index is not None:
-            values = [values[i] for i in index.to_pylist()]
+            rows = index.to_pylist()
+            values = [values[i] for i in rows]
+            if unreadable:
+                bad = dict(unreadable)
+                unreadable = [(r, bad[i]) for r, i in enumerate(rows) if i in bad]
+        if failures is not None and unreadable:
+            failures.extend(unreadable)
         out.append(values)
     return out
 
 
+def _alive(mask: bytes, n: int, failures: Failures | None = None) -> list[int]:
+    """Rows to compute: not failed upstream, nor listed in ``failures`` already."""
+    if not failures:
+        return list(range(n)) if not any(mask) else [i for i in range(n) if not mask[i]]
+    failed = {r for r, _ in failures}
+    return [i for i in range(n) if not mask[i] and i not in failed]
+
+
+class _Stop:
+    """A ``KeyboardInterrupt``/``SystemExit`` (or other run-stopping exception) a coroutine raised,
+    carried out of the event loop as a value: raised there, it would end the loop's thread."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _guarded(call: Callable[[], Any], op: str) -> tuple[bool, Any] | _Stop:
+    """Runs one user coroutine: ``(True, value)``, ``(False, exception)`` for a failed row, or a
+    ``_Stop``. A ``CancelledError`` is re-raised only when the run itself is being cancelled."""
+    try:
+        return True, await call()
+    except asyncio.CancelledError as e:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return False, row_error(e, op)
+    except Exception as e:
+        return False, e
+    except BaseException as e:
+        return _Stop(e)
+
+
+def _raise_stop(outcomes: list[Any]) -> None:
+    for outcome in outcomes:
+        if isinstance(outcome, _Stop):
+            raise outcome.error
+
+
 class _Cancellable:
-    """Tracks the event-loop futures a runner waits on, so a run that stops early (an error, Ctrl-C,
-    a ``stream()`` loop left) cancels its in-flight requests instead of waiting for them."""
+    """Tracks the event-loop futures and tasks a runner waits on, so a run that stops early (an
+    error, Ctrl-C, a ``stream()`` loop left) cancels its in-flight requests instead of waiting for
+    them, and leaves none of them pending on the loop."""
 
     def _init_cancel(self) -> None:
-        import threading
-
         self._futures: set[Any] = set()
+        self._tasks: set[Any] = set()
         self._futures_lock = threading.Lock()
         self._cancelled = False
 
+    async def _tracked(self, coro: Any) -> Any:
+        task = asyncio.current_task()
+        with self._futures_lock:
+            self._tasks.add(task)
+        try:
+            return await coro
+        finally:
+            with self._futures_lock:
+                self._tasks.discard(task)
+
     def _wait(self, coro: Any) -> Any:
-        future = event_loop.submit(coro)
+        future = event_loop.submit(self._tracked(coro))
         with self._futures_lock:
             if self._cancelled:
                 future.cancel()
             self._futures.add(future)
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=1.0)
+                except TimeoutError:
+                    if future.done():
+                        raise
+                    if not event_loop.alive():  # nothing will ever complete it
+                        future.cancel()
+                        raise RuntimeError("daft_flow's event loop stopped while a batch was in flight") from None
         finally:
             with self._futures_lock:
                 self._futures.discard(future)
@@ -52,12 +133,34 @@ class _Cancellable:
     def cancel(self) -> None:
         with self._futures_lock:
             self._cancelled = True
-            for future in self._futures:
-                future.cancel()
+            futures, tasks = list(self._futures), list(self._tasks)
+        for future in futures:
+            future.cancel()
+        event_loop.settle(tasks, _SETTLE_SECONDS)
 
 
-def _alive(mask: bytes, n: int) -> list[int]:
-    return [i for i in range(n) if not mask[i]]
+def _batch_results(out: Any, name: str, n: int) -> list[Any]:
+    """A batch function's return value as one value per row. A str, bytes or dict of the right
+    length is not a batch of results (it would be split into characters or keys): a BatchError."""
+    if hasattr(out, "to_pylist"):  # pyarrow
+        out = out.to_pylist()
+    elif hasattr(out, "tolist") and not isinstance(out, (list, tuple)):  # numpy, pandas
+        out = out.tolist()
+    if isinstance(out, (str, bytes, bytearray, memoryview, Mapping, set, frozenset)) or not isinstance(out, Iterable):
+        raise BatchError(f"{name} returned {type(out).__name__} for a batch of {n} rows; a batch function returns "
+                         "one value per row (a list, tuple, numpy or Arrow array)", batch_size=n)
+    out = list(out)
+    if len(out) != n:
+        raise BatchError(f"{name} returned {len(out)} values for a batch of {n} rows", batch_size=n)
+    return out
+
+
+def _index_of(error: BaseException) -> int | None:
+    try:
+        index = getattr(error, "index", None)
+    except Exception:
+        return None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 class BatchRunner:
@@ -67,37 +170,44 @@ class BatchRunner:
                  arg_kind: str, batch_size: int) -> None:
         self.fn, self.name, self.arg_types, self.out = fn, name, arg_types, out
         self.arg_kind, self.batch_size = arg_kind, batch_size
+        self._cancelled = False
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        all_alive = not any(mask)
-        rows = list(range(n)) if all_alive else _alive(mask, n)
-        failures: list[tuple[int, Any]] = []
+    def cancel(self) -> None:
+        """A stopping run: no further chunk of a batch is started."""
+        self._cancelled = True
+
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
+        failures: Failures = []
         if self.arg_kind == "arrow":
+            rows = _alive(mask, n)
+            all_alive = len(rows) == n
             columns: list[Any] = []
             for array, index in args:
                 if index is not None:
                     array = array.take(index)
                 columns.append(array if all_alive else array.take(pa.array(rows, type=pa.int64())))
         else:
-            values = _arg_values(args, self.arg_types)
+            values = _arg_values(args, self.arg_types, failures)
+            rows = _alive(mask, n, failures)
+            all_alive = len(rows) == n
             columns = values if all_alive else [[v[i] for i in rows] for v in values]
         step = self.batch_size or max(len(rows), 1)
         outputs: list[Any] = []
         for start in range(0, len(rows), step):
+            if self._cancelled:
+                raise RuntimeError("run cancelled")
             chunk_rows = rows[start:start + step]
             chunk = [c[start:start + step] for c in columns] if step < len(rows) else columns
             try:
-                out = self.fn(*chunk)
-                out = out.to_pylist() if hasattr(out, "to_pylist") else list(out)
-                if len(out) != len(chunk_rows):
-                    raise BatchError(f"{self.name} returned {len(out)} values for a batch of {len(chunk_rows)} rows",
-                                     batch_size=len(chunk_rows))
+                out = _batch_results(self.fn(*chunk), self.name, len(chunk_rows))
             except BatchError as e:
                 failures.extend((r, e) for r in chunk_rows)
                 out = [None] * len(chunk_rows)
-            except Exception as e:
-                err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: {type(e).__name__}: {e}",
-                                 batch_size=len(chunk_rows), index=getattr(e, "index", None))
+            except BaseException as e:
+                if stops_run(e):
+                    raise
+                err = BatchError(f"{self.name} failed on a batch of {len(chunk_rows)} rows: {describe(e)}",
+                                 batch_size=len(chunk_rows), index=_index_of(e))
                 err.__cause__ = e
                 failures.extend((r, err) for r in chunk_rows)
                 out = [None] * len(chunk_rows)
@@ -109,7 +219,7 @@ class BatchRunner:
             for r, v in zip(rows, outputs):
                 results[r] = v
         array, problems = values_to_arrow(results, self.out)
-        failures.extend((r, msg) for r, msg in problems)
+        failures.extend(problems)
         return array, failures
 
 
@@ -134,38 +244,39 @@ class AsyncRunner(_Cancellable):
         self.max_in_flight = max_in_flight
         self.on_output = on_output  # told (bytes, rows) of each batch's results, for expanding ops
         self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self._init_cancel()
 
     async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.max_in_flight)
-        sem = self._semaphore
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore_loop is not loop:
+            self._semaphore, self._semaphore_loop = asyncio.Semaphore(self.max_in_flight), loop
+        sem, fn, name = self._semaphore, self.fn, self.name
 
         async def one(call_args: list[Any]) -> Any:
             async with sem:
-                return await self.fn(*call_args)
+                return await _guarded(lambda: fn(*call_args), name)
 
-        return await asyncio.gather(*(one(a) for _, a in calls), return_exceptions=True)
+        return await asyncio.gather(*(one(a) for _, a in calls))
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        values = _arg_values(args, self.arg_types)
-        calls = [(r, [v[r] for v in values]) for r in _alive(mask, n)]
-        outcomes = self._wait(self._run(calls))
-        failures: list[tuple[int, Any]] = []
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
+        failures: Failures = []
+        values = _arg_values(args, self.arg_types, failures)
+        calls = [(r, [v[r] for v in values]) for r in _alive(mask, n, failures)]
+        outcomes = self._wait(self._run(calls)) if calls else []
+        _raise_stop(outcomes)
         results: list[Any] = [None] * n
-        for (r, _), outcome in zip(calls, outcomes):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome  # KeyboardInterrupt, SystemExit: stop the run
-                failures.append((r, outcome))
+        for (r, _), (ok, value) in zip(calls, outcomes):
+            if ok:
+                results[r] = value
             else:
-                results[r] = outcome
+                failures.append((r, value))
         if self.on_output is not None:
             read = [v for v in results if v is not None]  # failed reads say nothing about sizes
             if read:
                 self.on_output(sum(len(v) for v in read if hasattr(v, "__len__")), len(read))
         array, problems = values_to_arrow(results, self.out)
-        failures.extend((r, msg) for r, msg in problems)
+        failures.extend(problems)
         return array, failures
 
 
@@ -175,26 +286,40 @@ class AsListRunner:
     def __init__(self, name: str, arg_type: DataType, out: DataType) -> None:
         self.name, self.arg_type, self.out = name, arg_type, out
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        (values,) = _arg_values(args, [self.arg_type])
-        failures: list[tuple[int, Any]] = []
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
+        failures: Failures = []
+        (values,) = _arg_values(args, [self.arg_type], failures)
         lists: list[Any] = [None] * n
-        for r in _alive(mask, n):
+        for r in _alive(mask, n, failures):
             v = values[r]
             if v is None:
                 continue
-            if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
-                failures.append((r, TypeError(f"{self.name} needs a list (or iterable) value, got {type(v).__name__}")))
+            if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
+                failures.append((r, f"needs a list (or iterable) value, got {type(v).__name__}"))
                 continue
-            lists[r] = list(v.tolist() if hasattr(v, "tolist") else v)
+            try:
+                lists[r] = list(v.tolist() if hasattr(v, "tolist") else v)
+            except Exception as e:  # an iterable that fails while iterated fails its row
+                failures.append((r, e))
         array, problems = values_to_arrow(lists, self.out)
-        failures.extend((r, TypeError(f"{self.name} {msg}")) for r, msg in problems)
+        failures.extend(problems)
         return array, failures
 
 
-def row_converter(t: DataType) -> Callable[[pa.Array], list[Any]]:
-    """For the native row loop: values of an argument type without a fast native conversion."""
-    return lambda array: arrow_to_values(array, t)
+def uses_event_loop(runners: list[Any]) -> bool:
+    """Whether any of a run's runners sends coroutines to the runtime's event loop."""
+    return any(isinstance(r, _Cancellable) for r in runners)
+
+
+def row_converter(t: DataType) -> Callable[[pa.Array], tuple[list[Any], list[tuple[int, BaseException]]]]:
+    """For the native row loop: values of an argument type without a fast native conversion, and
+    the (index, exception) of values that cannot be read back."""
+
+    def convert(array: pa.Array) -> tuple[list[Any], list[tuple[int, BaseException]]]:
+        unreadable: list[tuple[int, BaseException]] = []
+        return arrow_to_values(array, t, unreadable), unreadable
+
+    return convert
 
 
 def row_builder(t: DataType) -> Callable[[list[Any]], tuple[Any, list[tuple[int, str]]]]:
@@ -245,8 +370,12 @@ class LlmRunner(_Cancellable):
                     text, model=self.model, usage=usage, max_tokens=spec.max_tokens or None,
                     temperature=spec.temperature, response_format=spec.response_format,
                     options=spec.options or None))
-            # Providers return a Completion (text and finish reason) or, if they cannot tell, a str.
-            content, finish_reason = (answer, None) if isinstance(answer, str) else (answer.text, answer.finish_reason)
+            # Providers return a Completion (text and finish reason) or, if they cannot tell, a str;
+            # anything else goes on as it is, to fail its row with the type error of every path.
+            if isinstance(answer, str) or not hasattr(answer, "text"):
+                content, finish_reason = answer, None
+            else:
+                content, finish_reason = answer.text, getattr(answer, "finish_reason", None)
             if finish_reason == "length":
                 self.usage.add(truncated=1)
             value: Any = content
@@ -258,29 +387,47 @@ class LlmRunner(_Cancellable):
                 return {"answer": value, "finish_reason": finish_reason}
             return value
 
-        return await asyncio.gather(*(one(t) for _, t in calls), return_exceptions=True)
+        return await asyncio.gather(*(_guarded(lambda t=t: one(t), self.name) for _, t in calls))
 
     async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
         texts = [t for _, t in calls]
-        groups = self.provider.embedding_batches(texts)
+        try:
+            groups = [list(g) for g in self.provider.embedding_batches(texts)]
+            if sorted(i for g in groups for i in g) != list(range(len(texts))):
+                from daft_flow.llm.provider import ProviderError
+
+                raise ProviderError(f"{self.name}: the provider's embedding_batches() must group each of the "
+                                    f"{len(texts)} texts exactly once")
+        except Exception as e:  # a provider's own bug fails the rows it was asked about
+            return [(False, e)] * len(calls)
 
         async def one(group: list[int]) -> Any:
             batch = [texts[i] for i in group]
-            return await self._call(lambda: self.budget.embed_worst_case(self.model, batch),
-                                    lambda usage: self.provider.embed(batch, model=self.model, usage=usage))
+            vectors = await self._call(lambda: self.budget.embed_worst_case(self.model, batch),
+                                       lambda usage: self.provider.embed(batch, model=self.model, usage=usage))
+            if not isinstance(vectors, (list, tuple)) or len(vectors) != len(group):
+                from daft_flow.llm.provider import ProviderError
 
-        answers = await asyncio.gather(*(one(g) for g in groups), return_exceptions=True)
-        outcomes: list[Any] = [None] * len(calls)
+                got = len(vectors) if isinstance(vectors, (list, tuple)) else type(vectors).__name__
+                raise ProviderError(f"{self.name}: the provider returned {got} embeddings for {len(group)} texts")
+            return vectors
+
+        answers = await asyncio.gather(*(_guarded(lambda g=g: one(g), self.name) for g in groups))
+        outcomes: list[Any] = [(False, RuntimeError(f"{self.name}: the provider grouped no request for this text"))
+                               ] * len(calls)
         for group, answer in zip(groups, answers):
             for j, i in enumerate(group):
-                outcomes[i] = answer if isinstance(answer, BaseException) else answer[j]
+                if isinstance(answer, _Stop) or not answer[0]:
+                    outcomes[i] = answer
+                else:
+                    outcomes[i] = (True, answer[1][j])
         return outcomes
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
+    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
         from daft_flow.llm.provider import ProviderConfigError
 
         (texts,) = _arg_values(args, [DataType("str")])
-        failures: list[tuple[int, Any]] = []
+        failures: Failures = []
         calls: list[tuple[int, str]] = []
         for r in _alive(mask, n):
             if texts[r] is None:
@@ -290,20 +437,24 @@ class LlmRunner(_Cancellable):
                 calls.append((r, texts[r]))
         if self.spec.kind == "prompt":
             calls.sort(key=lambda c: c[1])
-            outcomes = self._wait(self._prompts(calls))
+            outcomes = self._wait(self._prompts(calls)) if calls else []
         else:
-            outcomes = self._wait(self._embeddings(calls))
+            outcomes = self._wait(self._embeddings(calls)) if calls else []
+        _raise_stop(outcomes)
         results: list[Any] = [None] * n
         answered = 0
-        for (r, _), outcome in zip(calls, outcomes):
-            if isinstance(outcome, BaseException):
-                if isinstance(outcome, ProviderConfigError) or not isinstance(outcome, Exception):
-                    raise outcome
-                failures.append((r, outcome))
-            else:
-                results[r] = outcome
+        for (r, _), (ok, value) in zip(calls, outcomes):
+            if ok:
+                results[r] = value
                 answered += 1
+            elif isinstance(value, ProviderConfigError):
+                raise value
+            else:
+                failures.append((r, value))
         self.usage.add(rows=answered, errors=len(failures))
         array, problems = values_to_arrow(results, self.out)
-        failures.extend((r, msg) for r, msg in problems)
+        if self.out.kind == "Embedding" and self.out.dimension:
+            problems = [(r, f"{msg} (the provider's embedding_dim is {self.out.dimension}: set it to the model's "
+                            "dimension)" if "length" in msg else msg) for r, msg in problems]
+        failures.extend(problems)
         return array, failures

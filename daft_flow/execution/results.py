@@ -10,6 +10,7 @@ from daft_flow import _core
 from daft_flow.errors import RowFailure
 from daft_flow.convert import arrow_to_values
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir
+from daft_flow.user_errors import add_note
 
 _BUILTIN_ERRORS = {"TypeError": TypeError, "ValueError": ValueError, "ZeroDivisionError": ZeroDivisionError,
                    "OverflowError": OverflowError}
@@ -20,18 +21,52 @@ def _exception_from_message(message: str) -> BaseException:
     return _BUILTIN_ERRORS.get(kind, RuntimeError)(text if kind in _BUILTIN_ERRORS else message)
 
 
+def _op_name(node: Any, objects: list[Any]) -> str:
+    """How errors name the op that computed a node (as its lowering names it)."""
+    from daft_flow.ops.python_udf import callable_name
+
+    kind = node.WhichOneof("op")
+    if kind == "python_udf":
+        return node.python_udf.builtin or f"run_python({callable_name(objects[node.python_udf.fn_ref])})"
+    if kind == "llm_call":
+        return "embed_text" if node.llm_call.kind == node.llm_call.EMBED else "prompt"
+    return {"level_input": "input", "as_list": "flat_map"}.get(kind, kind)
+
+
+# stream() turns a batch into Python rows a slice at a time: a batch whose output level holds
+# millions of child rows (a large flat_map fan-out) never exists whole as Python objects.
+SLICE_ROWS = 4096
+SLICE_BYTES = 4 << 20
+
+
+def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -> pa.Array:
+    """``col`` (node ``node`` of ``level``) at ``index``. Natively, without the GIL, into memory of
+    the runtime's allocator (pyarrow's take holds the GIL and, through its allocator's huge pages,
+    stalled for up to 100 ms per batch)."""
+    try:
+        return batch.take(level, node, np.ascontiguousarray(index, dtype=np.int64))
+    except ValueError:  # a layout the native take does not know
+        return col.take(pa.array(index, type=pa.int64()))
+
+
 class BatchOutput:
     """The output level's rows of one batch: values per output field, for the rows that survived.
 
-    Lineage (input index, row ids) is computed on first use: the bulk path never pays for it.
+    Columns are taken lazily: a field of an ancestor level is read per output row through an index
+    (a parent's document is not copied once per child until asked for), whole (``columns``) or a
+    slice at a time (``column_slice``). Lineage (input index, row ids) is computed on first use:
+    the bulk path never pays for it.
     """
 
-    def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int, columns: list[pa.Array],
-                 failures: list[RowFailure], filtered: int = 0) -> None:
+    def __init__(self, batch: Any, level: int, keep: "np.ndarray | None", n: int,
+                 sources: list[tuple[pa.Array, "np.ndarray | None", int, int]], failures: list[RowFailure],
+                 filtered: int = 0) -> None:
         self._batch, self._level, self._keep, self._n = batch, level, keep, n
         self.first_input: int = batch.first_input
         self.num_inputs: int = batch.num_rows(0)
-        self.columns = columns
+        # Per field: (column, row index into it per surviving row or None: as is, its level, its node).
+        self._sources = sources
+        self._columns: list[pa.Array] | None = None
         self.failures = failures
         self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
 
@@ -47,9 +82,37 @@ class BatchOutput:
             return
         last_input = int(self.input_index[rows - 1]) if rows else self.first_input - 1
         self._keep = self.row_positions[:rows]
-        self.columns = [c.slice(0, rows) for c in self.columns]
+        self._sources = [(col, (np.arange(rows) if index is None else index[:rows]), lvl, node)
+                         for col, index, lvl, node in self._sources]
+        self._columns = None
         self.failures = [f for f in self.failures if f.input_index <= last_input]
         self.num_inputs = last_input - self.first_input + 1
+
+    @property
+    def num_rows(self) -> int:
+        """Surviving rows."""
+        return self._n if self._keep is None else len(self._keep)
+
+    @property
+    def columns(self) -> list[pa.Array]:
+        if self._columns is None:
+            self._columns = [col if index is None else _take(self._batch, lvl, node, col, index)
+                             for col, index, lvl, node in self._sources]
+        return self._columns
+
+    def column_slice(self, k: int, start: int, stop: int) -> pa.Array:
+        col, index, lvl, node = self._sources[k]
+        if index is None:
+            return col.slice(start, stop - start)
+        return _take(self._batch, lvl, node, col, index[start:stop])
+
+    def bytes_per_row(self) -> int:
+        """About how many Arrow bytes one surviving row reads (ancestor values counted per row)."""
+        total = 0.0
+        for col, *_ in self._sources:
+            if len(col):
+                total += col.nbytes / len(col)
+        return int(total)
 
     @property
     def row_positions(self) -> np.ndarray:
@@ -70,6 +133,22 @@ class BatchOutput:
         ids = self._batch.row_ids(self._level).to_numpy()
         return ids if self._keep is None else ids[self._keep]
 
+    def exclude(self, surviving: list[int]) -> None:
+        """Drops rows (indexes among the surviving rows) whose values could not be read back; their
+        failures were added to ``failures``."""
+        if not surviving:
+            return
+        self._keep = np.delete(self.row_positions, surviving)
+        identity = None
+        sources = []
+        for col, index, lvl, node in self._sources:
+            if index is None:
+                identity = np.arange(len(col)) if identity is None else identity
+                index = identity
+            sources.append((col, np.delete(index, surviving), lvl, node))
+        self._sources, self._columns = sources, None
+        self.failures.sort(key=lambda f: f.input_index)
+
 
 class OutputReader:
     def __init__(self, traced: TracedPlan, run: Any) -> None:
@@ -80,6 +159,7 @@ class OutputReader:
         self.nodes = list(plan.output_nodes)
         self.node_levels = [plan.nodes[n].level for n in self.nodes]
         self.types = [dtype_from_ir(plan.nodes[n].type) for n in self.nodes]
+        self.ops = [_op_name(plan.nodes[n], traced.objects) for n in self.nodes]
         self.flows = [lvl.flow for lvl in plan.levels]
         path, lvl = [], self.level
         while lvl >= 0:
@@ -106,26 +186,16 @@ class OutputReader:
                 if len(mask):
                     dead |= mask[index_to(lvl)] != 0
             keep = np.flatnonzero(~dead)
-        columns = []
+        sources: list[tuple[pa.Array, np.ndarray | None]] = []
         for node, lvl in zip(self.nodes, self.node_levels):
             col = batch.column(lvl, node)
             if lvl == out and keep is None:
-                columns.append(col)
+                sources.append((col, None, lvl, node))
             else:
-                index = index_to(lvl) if keep is None else index_to(lvl)[keep]
-                columns.append(self._take(batch, lvl, node, col, index))
+                sources.append((col, index_to(lvl) if keep is None else index_to(lvl)[keep], lvl, node))
         failures = self._failures(batch) if keep is not None else []
         filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
-        return BatchOutput(batch, out, keep, n, columns, failures, filtered)
-
-    @staticmethod
-    def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -> pa.Array:
-        # Natively, without the GIL, into memory of the runtime's allocator (pyarrow's take holds
-        # the GIL and, through its allocator's huge pages, stalled for up to 100 ms per batch).
-        try:
-            return batch.take(level, node, np.ascontiguousarray(index, dtype=np.int64))
-        except ValueError:  # a layout the native take does not know
-            return col.take(pa.array(index, type=pa.int64()))
+        return BatchOutput(batch, out, keep, n, sources, failures, filtered)
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []
@@ -141,17 +211,72 @@ class OutputReader:
                     error = _exception_from_message(message)
                 input_index = batch.first_input + (row if to_root is None else int(to_root[row]))
                 row_id = f"{int(ids[row]):016x}"
-                if id(error) not in self._noted and hasattr(error, "add_note"):
+                if id(error) not in self._noted:
                     self._noted.add(id(error))
-                    error.add_note(f"[daft_flow] row {row_id} (input {input_index}) of flow {self.flows[lvl]!r} "
-                                   f"failed in {op} computing field {field!r}")
+                    add_note(error, f"[daft_flow] row {row_id} (input {input_index}) of flow {self.flows[lvl]!r} "
+                                    f"failed in {op} computing field {field!r}")
                 failures.append(RowFailure(input_index, row_id, self.flows[lvl], op, field, error))
         failures.sort(key=lambda f: f.input_index)
         return failures
 
     def rows(self, output: BatchOutput) -> list[dict[str, Any]]:
-        values = [arrow_to_values(col, t) for col, t in zip(output.columns, self.types)]
-        return _core.make_rows(self.names, values) if values else []
+        """All surviving rows as dicts (one conversion for the whole batch). A row with a value that
+        cannot be read back (a pickled object whose class fails to unpickle) becomes a failure of
+        ``output`` instead, and lineage stays aligned with the rows returned."""
+        rows: list[dict[str, Any]] = []
+        for chunk in self.row_slices(output, max_rows=None):
+            rows.extend(chunk)
+        return rows
+
+    def row_slices(self, output: BatchOutput, max_rows: int | None = SLICE_ROWS,
+                   max_bytes: int = SLICE_BYTES, lineage: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """The surviving rows as dicts, converted at most ``max_rows`` (and about ``max_bytes`` of
+        Arrow data) at a time. Rows whose values cannot be read back are added to
+        ``output.failures`` as their slice is converted. With ``lineage``, each row also has
+        ``_input_index`` and ``_row_id`` (as ``collect_arrow(lineage=True)``)."""
+        n = output.num_rows
+        if n == 0 or not self.types:
+            if n and not self.types:
+                yield [{} for _ in range(n)]
+            return
+        step = n if max_rows is None else max(1, min(max_rows, max_bytes // max(1, output.bytes_per_row())))
+        dropped: list[int] = []
+        input_index, row_ids = (output.input_index, output.row_ids) if lineage else (None, None)
+        try:
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                values = []
+                unreadable: dict[int, tuple[int, BaseException]] = {}
+                for k, t in enumerate(self.types):
+                    bad: list[tuple[int, BaseException]] = []
+                    values.append(arrow_to_values(output.column_slice(k, start, stop), t, bad))
+                    for j, error in bad:
+                        unreadable.setdefault(j, (k, error))
+                names = self.names
+                if lineage:
+                    names = names + ["_input_index", "_row_id"]
+                    values.append(input_index[start:stop].tolist())
+                    values.append([f"{rid:016x}" for rid in row_ids[start:stop].tolist()])
+                if unreadable:
+                    output.failures.extend(self._unreadable(output, start, unreadable))
+                    dropped.extend(start + j for j in sorted(unreadable))
+                    values = [[v for j, v in enumerate(col) if j not in unreadable] for col in values]
+                yield _core.make_rows(names, values)
+        finally:
+            output.exclude(dropped)
+
+    def _unreadable(self, output: BatchOutput, start: int,
+                    unreadable: dict[int, tuple[int, BaseException]]) -> list[RowFailure]:
+        input_index, row_ids = output.input_index, output.row_ids
+        failures = []
+        for j in sorted(unreadable):
+            k, error = unreadable[j]
+            row_id = f"{int(row_ids[start + j]):016x}"
+            index = int(input_index[start + j])
+            add_note(error, f"[daft_flow] row {row_id} (input {index}) of flow {self.flows[self.level]!r}: the "
+                            f"value of field {self.names[k]!r} could not be read back")
+            failures.append(RowFailure(index, row_id, self.flows[self.level], self.ops[k], self.names[k], error))
+        return failures
 
 
 class FlowStream:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Sized
+import os
+from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -27,16 +28,54 @@ _ON_ERROR = ("raise", "return", "skip")
 _live_runs: dict[int, Any] = {}
 
 
+# How long interpreter exit waits for calls that runs left running when they were cancelled (a row
+# function in the middle of a slow call at Ctrl-C): one still inside Python when the interpreter
+# finalizes would be ended by it mid-call, unwinding through the runtime's frames.
+EXIT_WAIT_SECONDS = 5.0
+
+
 @atexit.register
 def _close_live_runs() -> None:
     for run in list(_live_runs.values()):
         run.close()
     _live_runs.clear()
+    from daft_flow import _core
+
+    try:
+        _core.wait_for_left_behind(EXIT_WAIT_SECONDS)
+    except KeyboardInterrupt:  # a second Ctrl-C: exit now
+        pass
+
+
+def _forget_runs_after_fork() -> None:
+    # A forked child inherits open runs without their threads: they are the parent's to close.
+    _live_runs.clear()
+
+
+os.register_at_fork(after_in_child=_forget_runs_after_fork)
+
+
+def _check_not_on_the_loop(runners: list[Any]) -> None:
+    """A run whose ops need the runtime's event loop cannot be waited for on that loop's thread."""
+    from daft_flow.execution import event_loop
+    from daft_flow.execution.python_runners import uses_event_loop
+
+    if event_loop.in_loop_thread() and uses_event_loop(runners):
+        raise RuntimeError(
+            "collect()/stream() was called on daft_flow's event-loop thread (from an async function of a running "
+            "flow), and this flow has async, LLM or read ops, which run on that same loop: it would wait for "
+            "itself forever. Run it off the loop: `await asyncio.to_thread(flow.collect, value)`, or call it "
+            "from a sync run_python function.")
 
 
 def _check_on_error(value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _check_bool(value: Any, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _inputs(flow_root_field: str, values: Iterable[Any], root_type: Any = None) -> Iterable[Any]:
@@ -51,6 +90,9 @@ def _inputs(flow_root_field: str, values: Iterable[Any], root_type: Any = None) 
         values = converted
     if isinstance(values, (str, bytes)):
         raise TypeError("collect_batch/stream take an iterable of inputs; for one input use collect(value)")
+    if isinstance(values, Mapping):  # would run on its keys
+        raise TypeError("collect_batch/stream take an iterable of inputs, not a dict (it would run on its keys): "
+                        "for one input use collect(value); for its values, collect_batch(d.values())")
     if not hasattr(values, "__iter__"):
         raise TypeError(f"inputs must be iterable, got {type(values).__name__}")
     return values
@@ -100,6 +142,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     cancellables: list[Any] = []
     try:
         run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
+        _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
         monitor.start()
         run.start()
@@ -123,9 +166,14 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         raise
     finally:
         _live_runs.pop(id(run), None)
-        for runner in cancellables:  # a run that ends early must not wait for in-flight requests
-            runner.cancel()
-        run.close()
+        try:
+            for runner in cancellables:  # a run that ends early must not wait for in-flight requests
+                runner.cancel()
+        finally:  # also when a second Ctrl-C lands here
+            run.close()
+            for runner in cancellables:  # class functions close their instances once no stage runs
+                if hasattr(runner, "close"):
+                    runner.close()
         _end_provider_runs(usage)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()
@@ -257,21 +305,25 @@ def _check_single_input(flow: "Flow", value: Any) -> None:
 def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_error: str = "raise",
            lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
+    _check_bool(ordered, "ordered")
+    get_options(**{k: v for k, v in options.items() if k != "usage_owner"})  # wrong ones fail here, not at next()
     failures: list[RowFailure] = []
 
     def rows() -> Iterator[dict[str, Any]]:
         for reader, out in _execute(flow, values, ordered=ordered, **options):
-            if out.failures:
+            reported = 0
+            # A slice at a time: a batch with millions of child rows is never all Python objects at once.
+            for chunk in reader.row_slices(out, lineage=lineage):  # lineage: as collect_arrow(lineage=True)
+                if len(out.failures) > reported:  # failed upstream, or a value that could not be read back
+                    if on_error == "raise":
+                        raise out.failures[reported].error
+                    failures.extend(out.failures[reported:])
+                    reported = len(out.failures)
+                yield from chunk
+            if len(out.failures) > reported:
                 if on_error == "raise":
-                    raise out.failures[0].error
-                failures.extend(out.failures)
-            if lineage:  # the same columns as collect_arrow(lineage=True)
-                for row, i, rid in zip(reader.rows(out), out.input_index.tolist(), out.row_ids.tolist()):
-                    row["_input_index"] = i
-                    row["_row_id"] = f"{rid:016x}"
-                    yield row
-            else:
-                yield from reader.rows(out)
+                    raise out.failures[reported].error
+                failures.extend(out.failures[reported:])
 
     return FlowStream(rows(), failures)
 
@@ -279,6 +331,7 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
 def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", lineage: bool = False,
                   **options: Any) -> pa.Table:
     _check_on_error(on_error, ("raise", "skip"))
+    _check_bool(lineage, "lineage")
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []

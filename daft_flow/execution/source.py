@@ -5,32 +5,42 @@ import itertools
 from typing import Any, Iterable, Iterator
 
 from daft_flow import _core
-from daft_flow.convert import root_row_ids, values_to_arrow
+from daft_flow.convert import UnreadableInput, root_row_ids, values_to_arrow
 from daft_flow.execution.options import ExecutionOptions
 from daft_flow.types import DataType
 
 _SIZED_KINDS = ("str", "bytes", "HTML", "JSON", "Image", "Video", "Audio", "PDF")
+_NONE = "is None"  # the problem of a None input in a field that is not optional
+_UNREADABLE = "\0unreadable: "  # prefixes the reason an input could not be read
+
+
+def _is_numpy_vector(values: Any) -> bool:
+    return type(values).__module__ == "numpy" and type(values).__name__ == "ndarray" and values.ndim == 1
 
 
 class InputSource:
     """Called by the runtime's source thread (GIL held) for each next batch of root rows.
 
     Batches start small so the first results stream out early, then double up to ``batch_rows``;
-    a batch of str/bytes inputs also closes once its values reach ``batch_bytes``. A list input is
-    read in place (no slice copies); other iterables are taken with ``itertools.islice``.
+    a batch of str/bytes inputs also closes once its values reach ``batch_bytes``, and, once the
+    runtime knows how many bytes a root row grows into through the whole plan (child levels
+    included), a batch holds about ``batch_bytes`` (or an eighth of the memory budget) of that.
+    After a batch cut short by size, batches grow back by doubling. A list input is read in place
+    (no slice copies); a 1-D numpy array a slice at a time; other iterables with ``itertools.islice``.
     Row functions reading the root field reuse the input objects (see ``objects_for``): do not
     mutate an input list while a run reads it.
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
                  options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
+        self.array = values if _is_numpy_vector(values) else None
         self.sequence = values if isinstance(values, list) else None
         # Arrow inputs of the root field's type are sliced, never converted (see io/sources.ArrowColumn).
         self.arrow_chunks = getattr(values, "chunks", None) if type(values).__name__ == "ArrowColumn" else None
         self.arrow_chunk: Any = None
         self.arrow_pos = 0
         self.position = 0
-        self.values: Iterator[Any] = iter(values)
+        self.values: Iterator[Any] = iter(()) if self.array is not None else iter(values)
         self.objects: dict[int, tuple[list[Any], int]] = {}
         self.dtype, self.root_node = dtype, root_node
         self.field, self.flow = field, flow
@@ -43,8 +53,8 @@ class InputSource:
         if first_rows:
             self.next_rows = max(1, min(self.next_rows, first_rows))
         self.pending: list[Any] = []
-        self.row_cap = options.batch_rows
         self.sized = dtype.kind in _SIZED_KINDS
+        self.footprint_target = max(options.batch_bytes, options.memory_budget // 8)
         # Set when an op turns small inputs into large values (read(): a URL into a document).
         self.expanding = False
         self.output_bytes = 0
@@ -62,6 +72,11 @@ class InputSource:
     def expect_expansion(self) -> None:
         self.expanding = True
         self.next_rows = min(self.next_rows, self.EXPANDING_FIRST_ROWS)
+
+    def expect_fan_out(self) -> None:
+        """A plan with flat_map: one input may have any number of children. The first batch is
+        one row; later ones follow the runtime's measure of how large a root row grows."""
+        self.next_rows = min(self.next_rows, 1)
 
     def note_output(self, nbytes: int, rows: int) -> None:
         """Called by expanding ops (any thread, GIL held) with the bytes they produced for ``rows`` rows."""
@@ -83,14 +98,23 @@ class InputSource:
     def release(self, first_input: int) -> None:
         self.objects.pop(first_input, None)
 
-    def _next_values(self) -> tuple[list[Any], int, int]:
-        """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
+    def _limit(self, expected_row_bytes: int) -> int:
         limit = self.next_rows
+        if expected_row_bytes > 0 and not self.expanding:
+            limit = min(limit, max(1, self.footprint_target // expected_row_bytes))
         if self.max_inputs is not None:
             limit = min(limit, self.max_inputs - self.count)
+        return limit
+
+    def _next_values(self, limit: int) -> tuple[list[Any], int, int]:
+        """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
         if self.sequence is not None:
             start = self.position
             return self.sequence, start, min(start + limit, len(self.sequence))
+        if self.array is not None:
+            rows = self.array[self.position:self.position + limit].tolist()  # numpy scalars -> Python
+            self.position += len(rows)
+            return rows, 0, len(rows)
         rows = self.pending[:limit]
         self.pending = self.pending[limit:]
         if len(rows) < limit:
@@ -100,10 +124,11 @@ class InputSource:
 
     def _convert(self, values: list[Any], start: int, stop: int) -> tuple[Any, list[tuple[int, str]], int]:
         fmt = self.dtype.arrow_format
+        optional = self.dtype.optional
         if fmt:
             try:
                 max_bytes = self.options.batch_bytes if self.sized else 0
-                column, consumed = _core.from_pylist_range(values, fmt, start, stop, max_bytes)
+                column, consumed = _core.from_pylist_range(values, fmt, start, stop, max_bytes, optional)
                 return column, [], consumed
             except (TypeError, OverflowError, UnicodeEncodeError):
                 pass  # some value is not of the field's type: the checked path names each one
@@ -112,59 +137,99 @@ class InputSource:
             try:
                 sizes = list(itertools.accumulate(map(len, rows)))
                 if sizes[-1] > self.options.batch_bytes:
-                    rows = rows[:max(1, next(i for i, s in enumerate(sizes) if s >= self.options.batch_bytes))]
-            except TypeError:
-                pass  # a value without a length: it fails as a row below
+                    rows = rows[:next(i for i, s in enumerate(sizes) if s >= self.options.batch_bytes) + 1]
+            except Exception:
+                pass  # a value without a (working) length: it fails as a row below
+        unreadable = {i: v.reason for i, v in enumerate(rows) if isinstance(v, UnreadableInput)}
+        nulls = [] if optional or self.dtype.kind == "any" else [i for i, v in enumerate(rows) if v is None]
+        if unreadable:
+            rows = [None if i in unreadable else v for i, v in enumerate(rows)]
         array, problems = values_to_arrow(rows, self.dtype)
+        problems += [(i, _UNREADABLE + reason) for i, reason in unreadable.items()]
+        problems += [(i, _NONE) for i in nulls]
         return array, problems, len(rows)
 
-    def _next_arrow(self) -> Any:
-        """The next batch as a slice of the current Arrow chunk, sized by rows and bytes."""
+    def _message(self, index: int, problem: str) -> str:
+        where = f"for field {self.field!r} of flow {self.flow!r}"
+        if problem is _NONE:
+            return (f"TypeError: input {index} is None {where}, whose type {self.dtype} is not optional; declare "
+                    f"the flow as Flow({self.field!r}, {self.dtype} | None) to accept None")
+        if problem.startswith(_UNREADABLE):
+            return f"ValueError: input {index} {where} cannot be read: {problem[len(_UNREADABLE):]}"
+        return f"TypeError: input {index} {problem.replace('returned ', 'is ', 1)} {where}"
+
+    def _next_arrow(self, limit: int) -> Any:
+        """The next slice of the current Arrow chunk, sized by rows and bytes; None at the end."""
         while self.arrow_chunk is None or self.arrow_pos >= len(self.arrow_chunk):
             self.arrow_chunk = next(self.arrow_chunks, None)
             self.arrow_pos = 0
             if self.arrow_chunk is None:
                 return None
         chunk = self.arrow_chunk
-        rows = self.next_rows
-        if self.max_inputs is not None:
-            rows = min(rows, self.max_inputs - self.count)
+        rows = limit
         if self.sized and len(chunk):
             per_row = max(1.0, chunk.nbytes / len(chunk))
             rows = max(1, min(rows, int(self.options.batch_bytes / per_row)))
         part = chunk.slice(self.arrow_pos, rows)
         self.arrow_pos += len(part)
-        self.batches += 1
-        self.next_rows = min(self.next_rows * 2, self.options.batch_rows)
-        first, self.count = self.count, self.count + len(part)
-        return first, len(part), {self.root_node: part}, None, []
+        return part
 
-    def __call__(self) -> Any:
+    def _arrow_is_clean(self, part: Any) -> bool:
+        """Whether an Arrow slice can go through as it is: no None in a field that is not optional,
+        and (strings) valid UTF-8. Else its values take the checked path, which fails just those rows."""
+        if part.null_count and not self.dtype.optional:
+            return False
+        if self.dtype.arrow_format == "U":
+            import pyarrow as pa
+
+            try:
+                part.validate(full=True)  # checks UTF-8, at memory speed
+            except pa.ArrowInvalid:
+                return False
+        return True
+
+    def __call__(self, expected_row_bytes: int = 0) -> Any:
+        """The next batch. ``expected_row_bytes``: what the runtime has seen a root row grow into."""
         if self.max_inputs is not None and self.count >= self.max_inputs:
             return None  # limit() reached: the rest of the input is never read
+        limit = self._limit(expected_row_bytes)
         if self.arrow_chunks is not None:
-            return self._next_arrow()
-        values, start, stop = self._next_values()
+            part = self._next_arrow(limit)
+            if part is None:
+                return None
+            if self._arrow_is_clean(part):
+                self.batches += 1
+                self.next_rows = max(1, min(len(part) * 2, self.options.batch_rows))
+                first, self.count = self.count, self.count + len(part)
+                return first, len(part), {self.root_node: part}, None, []
+            from daft_flow.io.sources import python_values
+
+            values: list[Any] = python_values(part)
+            start, stop = 0, len(values)
+        else:
+            values, start, stop = self._next_values(limit)
         if start >= stop:
             return None
         array, problems, consumed = self._convert(values, start, stop)
         if self.sequence is not None:
             self.position = start + consumed
-        elif consumed < stop:
+        elif self.arrow_chunks is not None:
+            self.arrow_pos -= stop - start - consumed  # the rest of the slice comes next time
+            values = values[:consumed]
+        elif consumed < stop - start:
             self.pending = values[consumed:] + self.pending
             values = values[:consumed]
-        if consumed < stop - start:
-            self.row_cap = consumed  # values this large: stop growing batches past what fits
         self.batches += 1
         if self.expanding:
             self.next_rows = self._expanding_rows()
         else:
-            self.next_rows = min(self.next_rows * 2, self.options.batch_rows, max(self.row_cap, 1))
-        failures = [(i, self.root_node, self.field,
-                     f"TypeError: input {self.count + i} {msg.replace('returned ', 'is ', 1)} for field "
-                     f"{self.field!r} of flow {self.flow!r}") for i, msg in problems]
-        first, self.count = self.count, self.count + consumed
+            # Doubling from what this batch really held: after a batch cut short by one large
+            # value, batches grow back instead of staying at that size.
+            self.next_rows = max(1, min(consumed * 2, self.options.batch_rows))
+        first = self.count
+        failures = [(i, self.root_node, self.field, self._message(first + i, msg)) for i, msg in sorted(problems)]
+        self.count += consumed
         self.objects[first] = (values, start)
         # Native types hash their own ids lazily (None); others are hashed here from their storage.
-        ids = None if self.dtype.arrow_format else root_row_ids(array, self.dtype)
+        ids = None if self.dtype.arrow_format else root_row_ids(array, self.dtype, first)
         return first, consumed, {self.root_node: array}, ids, failures

@@ -21,6 +21,7 @@ import threading
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
 from daft_flow.retry import Backoff, parse_retry_after
 from daft_flow.secrets import redact_text, redact_url, url_secrets
@@ -100,6 +101,10 @@ def check_local(path: str) -> None:
 # async filesystem's sessions belong to, or for blocking ones (ftp, sftp, hf) the thread using it:
 # their clients are not safe to share between threads (the default executor bounds how many).
 _filesystems: dict[tuple[str, int, str, str], Any] = {}
+# Filesystems inherited from the parent process (after fork): their sessions and sockets are the
+# parent's. Kept referenced so that no destructor closes or reports them here; never used again.
+_inherited: list[Any] = []
+
 
 _fs_loops: dict[tuple[str, int, str, str], Any] = {}  # the loop each async filesystem was made on
 
@@ -257,8 +262,17 @@ def _close_at_exit() -> None:
                 pass
 
 
-_exit_hook = threading.Lock()
+_exit_hook = ForkSafeLock()
 _exit_hook_registered = False
+
+
+def _forget_filesystems_after_fork() -> None:
+    _inherited.extend(_filesystems.values())
+    _filesystems.clear()
+    _fs_loops.clear()
+
+
+os.register_at_fork(after_in_child=_forget_filesystems_after_fork)
 
 
 def _register_exit_hook() -> None:

@@ -23,12 +23,40 @@ def _column_index(schema: pa.Schema, field: str) -> int:
     return names.index(field) if field in names else 0
 
 
+def python_values(array: pa.Array) -> list[Any]:
+    """The values of an Arrow column. A string that is not valid UTF-8 becomes an
+    ``UnreadableInput`` (its row fails, naming the row and field) instead of failing the call."""
+    try:
+        return array.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    from daft_flow.convert import UnreadableInput
+
+    t = array.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        raw = array.cast(pa.binary() if pa.types.is_string(t) else pa.large_binary()).to_pylist()
+        values: list[Any] = []
+        for b in raw:
+            try:
+                values.append(None if b is None else b.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                values.append(UnreadableInput(f"the string is not valid UTF-8 ({e.reason} at byte {e.start})"))
+        return values
+    values = []
+    for i in range(len(array)):  # nested strings (list<string>, struct): value by value
+        try:
+            values.append(array[i].as_py())
+        except UnicodeDecodeError as e:
+            values.append(UnreadableInput(f"a string in it is not valid UTF-8 ({e.reason})"))
+    return values
+
+
 def _batches_values(batches: Iterable[pa.RecordBatch], field: str) -> Iterator[Any]:
     index = None
     for batch in batches:
         if index is None:
             index = _column_index(batch.schema, field)
-        yield from batch.column(index).to_pylist()
+        yield from python_values(batch.column(index))
 
 
 class ArrowColumn:
@@ -98,10 +126,11 @@ def arrow_inputs(values: Any, field: str) -> "Iterable[Any] | None":
     if isinstance(values, pa.RecordBatchReader):
         return _batches_values(values, field)
     if isinstance(values, pa.ChunkedArray):
-        return itertools.chain.from_iterable(c.to_pylist() for c in values.chunks)
+        return itertools.chain.from_iterable(python_values(c) for c in values.chunks)
     if isinstance(values, pa.Array):
-        return values.to_pylist()
-    if hasattr(values, "__arrow_c_stream__") and not hasattr(values, "__iter__"):
+        return python_values(values)
+    # A data frame (pandas, polars) iterates its column names: read it as the table it is.
+    if hasattr(values, "__arrow_c_stream__") and (not hasattr(values, "__iter__") or hasattr(values, "columns")):
         return _batches_values(pa.RecordBatchReader.from_stream(values), field)
     return None
 

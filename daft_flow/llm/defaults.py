@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import os
-import threading
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.llm.provider import OpenAIProvider, Provider
 
 _provider: Provider | None = None
 _env_provider: OpenAIProvider | None = None
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 
 
 def set_provider(provider: Provider | None) -> None:

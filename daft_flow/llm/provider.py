@@ -14,12 +14,13 @@ import abc
 import asyncio
 import contextvars
 import os
-import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.llm.checks import check_number
 from daft_flow.llm.rate_limit import RateLimiter
 from daft_flow.llm.tokens import count_tokens
@@ -78,7 +79,7 @@ _ESTIMATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("daft_flo
 _active_runs: dict[int, int] = {}
 # Held across reset()/release(), so a run starting while the last one closes the client waits for
 # the close and then gets a fresh client, never the one being closed.
-_runs_lock = threading.Lock()
+_runs_lock = ForkSafeLock()
 
 
 class Provider(abc.ABC):
@@ -287,6 +288,7 @@ class OpenAIProvider(Provider):
             self._sem = asyncio.Semaphore(self.max_concurrency)
             self._stopped = None
             self._loop = loop
+            _with_clients.add(self)
         if self._stopped is None:
             self._stopped = asyncio.Event()
         return self._client
@@ -498,6 +500,23 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+# Providers with a client, so that a forked child can drop the clients it inherited: their
+# connections are the parent's and their loop has no thread in the child.
+_with_clients: "weakref.WeakSet[OpenAIProvider]" = weakref.WeakSet()
+_inherited_clients: list[Any] = []  # kept referenced: no destructor may close the parent's sockets
+
+
+def _forget_clients_after_fork() -> None:
+    _active_runs.clear()  # the parent's runs are not this process's
+    for provider in list(_with_clients):
+        if provider._client is not None:
+            _inherited_clients.append(provider._client)
+        provider._client, provider._loop, provider._sem, provider._stopped = None, None, None, None
+
+
+os.register_at_fork(after_in_child=_forget_clients_after_fork)
 
 
 def _httpx_limits(max_concurrency: int) -> Any:

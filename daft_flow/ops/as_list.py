@@ -41,5 +41,10 @@ class AsList(Expr):
         from daft_flow.execution.python_runners import AsListRunner
 
         name = "flat_map"
+        # Any input may fan out to any number of children: the source starts with one-row batches
+        # and the runtime probes row footprints (expanding), so the memory budget holds for the
+        # child level too.
+        if hasattr(ctx.source, "expect_fan_out"):
+            ctx.source.expect_fan_out()
         ctx.run.add_python_batch(ctx.op_info(node, name), AsListRunner(name, ctx.arg_types(node)[0], ctx.out_type(node)),
-                                 1)
+                                 1, True)

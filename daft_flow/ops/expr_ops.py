@@ -326,6 +326,7 @@ def if_else(cond: Any, then: Any, otherwise: Any) -> Field:
 
 
 def _unify(a: DataType, b: DataType) -> DataType | None:
+    a, b = a.required(), b.required()  # `T | None` only matters for a flow's inputs
     if a == b:
         return a
     if _is_number(a) and _is_number(b):
@@ -339,8 +340,8 @@ def _unify(a: DataType, b: DataType) -> DataType | None:
 
 def _coerce(x: "Field | Literal", to: DataType) -> "Field | Literal":
     """An operand of a unified type: int -> float as a cast, text kinds as they are."""
-    if x.dtype == to or native_type(x.dtype) == native_type(to):
-        return x if isinstance(x, Field) or x.dtype == to else Literal(x.value, to)
+    if x.dtype.required() == to or native_type(x.dtype) == native_type(to):
+        return x if isinstance(x, Field) or x.dtype.required() == to else Literal(x.value, to)
     if isinstance(x, Literal):
         return Literal(None if x.value is None else float(x.value), to)
     return cast(x, to)

@@ -13,11 +13,11 @@ import itertools
 import json
 import re
 import string
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.ops.registry import Expr, register
 from daft_flow.types import DataType
 
@@ -33,7 +33,7 @@ _MARKER = re.compile(_OPEN + r"([0-9a-f]+)" + _CLOSE)
 _MAX_REGISTERED = 1 << 16
 _registry: "OrderedDict[int, Field]" = OrderedDict()
 _counter = itertools.count(1)
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 
 PROMPT, EMBED = "prompt", "embed"
 

@@ -3,11 +3,14 @@ built. Also the machinery of the builtin ops implemented by a function (open_fil
 write_sink: ``PythonUdf.builtin``)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from daft_flow.gpu.devices import check_gpus
+from daft_flow.gpu.instances import is_class_function
 from daft_flow.ops.registry import Expr, register
 from daft_flow.types import ANY, DataType, dtype_of
 
@@ -34,18 +37,31 @@ class PythonUdf:
     builtin_detail: str = ""  # what explain() shows after the builtin's name (e.g. the sink)
     expanding: bool = False  # results much larger than inputs (read): the runtime probes row sizes
     version: str = ""  # run_python(..., version=): changes the fingerprint when the logic did not
+    concurrency: int = 0  # class functions: instances (0 = 1)
+    gpus: float = 0.0  # class functions: GPUs per instance (0: CPU, 0.5: half of one)
 
     @property
     def name(self) -> str:
         return self.builtin or f"run_python({callable_name(self.fn)})"
 
 
+def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What is called per row or batch: a class function's ``__call__`` (unbound), else ``fn``."""
+    if is_class_function(fn):
+        cls = fn.func if isinstance(fn, functools.partial) else fn
+        return cls.__call__
+    return fn
+
+
 def callable_name(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial) and inspect.isclass(fn.func):
+        fn = fn.func
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return str(name)
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    fn = _call_target(fn)
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
     try:
         return typing.get_type_hints(target)
@@ -54,6 +70,9 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def positional_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    if is_class_function(fn):
+        params = positional_params(_call_target(fn))
+        return params[1:]  # self
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without signatures: assume one argument
@@ -66,17 +85,41 @@ def positional_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_flight: int | None,
-             batch_size: int | None, where: str, version: Any = None) -> PythonUdf:
+             batch_size: int | None, where: str, version: Any = None, concurrency: int | None = None,
+             gpus: float = 0) -> PythonUdf:
     """Builds the op spec; ``where`` names the flow/field for error messages."""
     if not callable(fn):
         raise TypeError(f"run_python() needs a callable, got {type(fn).__name__} ({where})")
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(getattr(fn, "__call__", None)):  # noqa: B004
+        raise TypeError(f"run_python({callable_name(fn)}) is an async generator function (async def with yield), "
+                        f"which returns no value: return one, or collect the items into a list ({where})")
+    is_class = is_class_function(fn)
+    is_async = inspect.iscoroutinefunction(_call_target(fn)) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None))  # noqa: B004
+    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)
+                                    or concurrency <= 0):
+        raise ValueError(f"run_python({callable_name(fn)}): concurrency must be a positive int, got {concurrency!r}")
+    gpus = check_gpus(gpus, f"run_python({callable_name(fn)})")
+    if not is_class and (gpus or (concurrency or 1) > 1):
+        raise ValueError(f"run_python({callable_name(fn)}): concurrency= and gpus= are for class functions "
+                         f"(run_python(MyModel, ...) with a class: its instances own the devices) ({where})")
+    if is_class and is_async:
+        raise ValueError(f"run_python({callable_name(fn)}): class functions with an async __call__ are not "
+                         f"supported ({where})")
     if is_async and batch:
         raise ValueError(f"run_python({callable_name(fn)}): batch=True is not supported for async functions ({where})")
-    if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight <= 0):
-        raise ValueError(f"run_python({callable_name(fn)}): max_in_flight must be a positive int, got {max_in_flight!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-        raise ValueError(f"run_python({callable_name(fn)}): batch_size must be a positive int, got {batch_size!r}")
+    for option, value in (("max_in_flight", max_in_flight), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"run_python({callable_name(fn)}): {option} must be a positive int, got {value!r}")
+    # Options that would be ignored say so rather than being accepted silently.
+    if max_in_flight is not None and not is_async:
+        raise ValueError(f"run_python({callable_name(fn)}): max_in_flight applies to async functions (async def); "
+                         f"this one is not ({where})")
+    if batch_size is not None and not batch:
+        raise ValueError(f"run_python({callable_name(fn)}): batch_size applies to batch functions (batch=True) "
+                         f"({where})")
+    if not isinstance(batch, bool):
+        raise TypeError(f"run_python({callable_name(fn)}): batch must be True or False, got {batch!r}")
     if version is not None and (not isinstance(version, (str, int)) or isinstance(version, bool)):
         raise TypeError(f"run_python({callable_name(fn)}): version must be a str or int, got {version!r}")
     hints = _hints(fn)
@@ -95,10 +138,19 @@ def make_udf(fn: Callable[..., Any], *, return_type: Any, batch: bool, max_in_fl
             ann = hints.get(params[0].name)
             if ann is not None and "pyarrow" in getattr(ann, "__module__", ""):
                 arg_kind = "arrow"
+            elif is_class and _is_torch_tensor(ann):
+                arg_kind = "tensor"  # the GPU stage: columns arrive as tensors on the instance's device
     mode = ASYNC if is_async else (BATCH if batch else ROW)
     return PythonUdf(fn=fn, mode=mode, return_type=rtype,
                      max_in_flight=max_in_flight or (DEFAULT_MAX_IN_FLIGHT if is_async else 0),
-                     batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version))
+                     batch_size=batch_size or 0, batch_arg_kind=arg_kind, version="" if version is None else str(version),
+                     concurrency=concurrency or 0, gpus=gpus)
+
+
+def _is_torch_tensor(ann: Any) -> bool:
+    if isinstance(ann, str):  # an annotation that could not be resolved (a local import of torch)
+        return ann in ("torch.Tensor", "Tensor")
+    return getattr(ann, "__name__", "") == "Tensor" and getattr(ann, "__module__", "").startswith("torch")
 
 
 def _batch_return_type(ann: Any, fn: Callable[..., Any]) -> DataType:
@@ -179,6 +231,7 @@ class PythonCall(Expr):
         msg.max_in_flight, msg.batch_size, msg.batch_arg_kind = udf.max_in_flight, udf.batch_size, udf.batch_arg_kind
         msg.builtin, msg.builtin_detail = udf.builtin, udf.builtin_detail
         msg.expanding, msg.version = udf.expanding, udf.version
+        msg.concurrency, msg.gpus = udf.concurrency, udf.gpus
 
     @classmethod
     def explain(cls, node: "ir.Node", plan: "ir.Plan") -> str:
@@ -190,6 +243,10 @@ class PythonCall(Expr):
             detail += f", batch_size={udf.batch_size}"
         if udf.version:
             detail += f", version={udf.version}"
+        if udf.concurrency > 1:
+            detail += f", concurrency={udf.concurrency}"
+        if udf.gpus:
+            detail += f", gpus={udf.gpus:g}"
         if udf.builtin:
             what = f"{udf.builtin}({udf.builtin_detail})" if udf.builtin_detail else udf.builtin
             return f"{what} [{detail}]"
@@ -200,7 +257,8 @@ class PythonCall(Expr):
     @classmethod
     def fingerprint(cls, node: "ir.Node", plan: "ir.Plan") -> Any:
         udf = node.python_udf
-        # max_in_flight only changes how many calls overlap, not what they return.
+        # max_in_flight, concurrency and gpus only change how many calls overlap and where they
+        # run, not what they return.
         return {"fn": plan.objects[udf.fn_ref].fingerprint, "mode": int(udf.mode), "batch_size": udf.batch_size,
                 "batch_arg_kind": udf.batch_arg_kind, "builtin": udf.builtin, "version": udf.version}
 
@@ -213,7 +271,8 @@ class PythonCall(Expr):
         udf = PythonUdf(fn=objects[msg.fn_ref], mode=mode, return_type=dtype_from_ir(node.type),
                         max_in_flight=msg.max_in_flight, batch_size=msg.batch_size,
                         batch_arg_kind=msg.batch_arg_kind or "list", builtin=msg.builtin,
-                        builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version)
+                        builtin_detail=msg.builtin_detail, expanding=msg.expanding, version=msg.version,
+                        concurrency=msg.concurrency, gpus=msg.gpus)
         return PythonCall(udf, tuple(args))
 
     @classmethod
@@ -226,7 +285,15 @@ class PythonCall(Expr):
         name = msg.builtin or f"run_python({callable_name(fn)})"
         info = ctx.op_info(node, name)
         out, arg_types = ctx.out_type(node), ctx.arg_types(node)
-        if msg.mode == _MODES[ROW]:
+        if is_class_function(fn):
+            from daft_flow.gpu.runner import ClassRunner
+
+            # Devices are counted now: too few is an error before any work starts.
+            runner = ClassRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size,
+                                 batch=msg.mode == _MODES[BATCH], concurrency=msg.concurrency or 1, gpus=msg.gpus)
+            ctx.cancellables.append(runner)  # its instances are closed when the run ends
+            ctx.run.add_python_batch(info, runner, msg.concurrency or 1)
+        elif msg.mode == _MODES[ROW]:
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
             ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
                                    ctx.plan.levels[0].element_node)
@@ -235,6 +302,7 @@ class PythonCall(Expr):
                 info = ctx.op_info(node, name, input_index=True)
                 arg_types = [*arg_types, DataType("int")]
             runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
+            ctx.cancellables.append(runner)  # stops between batch_size chunks when the run stops
             ctx.run.add_python_batch(info, runner, 1)
         else:
             on_output = None

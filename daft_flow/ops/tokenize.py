@@ -4,9 +4,9 @@ loaded is what runs (and travels, by content), whatever happens to its file late
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING, Any
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.ops.registry import Expr, register
 from daft_flow.types import DataType
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from daft_flow.text.tokenizer import Tokenizer
 
 _by_path: dict[tuple[str, int, int], "Tokenizer"] = {}
-_by_path_lock = threading.Lock()
+_by_path_lock = ForkSafeLock()
 
 
 def resolve_tokenizer(tokenizer: Any) -> "Tokenizer":

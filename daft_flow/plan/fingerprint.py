@@ -41,7 +41,10 @@ def _not_plain(value: Any) -> Any:
 
 
 def _dtype(t: ir.DataType) -> Any:
-    return [t.kind, t.dimension, _dtype(t.element) if t.HasField("element") else None]
+    # `T | None` changes results (a None input fails otherwise); counted only when set, so the
+    # fingerprints of types without it stay what they were.
+    return [t.kind, t.dimension, _dtype(t.element) if t.HasField("element") else None] + (["optional"] if t.optional
+                                                                                          else [])
 
 
 def fingerprint_plan(traced: TracedPlan) -> ir.Plan:

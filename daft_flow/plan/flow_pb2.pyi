@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DataType(_message.Message):
-    __slots__ = ("kind", "element", "dimension")
+    __slots__ = ("kind", "element", "dimension", "optional")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ELEMENT_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_FIELD_NUMBER: _ClassVar[int]
     kind: str
     element: DataType
     dimension: int
-    def __init__(self, kind: _Optional[str] = ..., element: _Optional[_Union[DataType, _Mapping]] = ..., dimension: _Optional[int] = ...) -> None: ...
+    optional: bool
+    def __init__(self, kind: _Optional[str] = ..., element: _Optional[_Union[DataType, _Mapping]] = ..., dimension: _Optional[int] = ..., optional: _Optional[bool] = ...) -> None: ...
 
 class PythonObject(_message.Message):
     __slots__ = ("module", "qualname", "pickled", "fingerprint")
@@ -30,7 +32,7 @@ class PythonObject(_message.Message):
     def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., pickled: _Optional[bytes] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class PythonUdf(_message.Message):
-    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding")
+    __slots__ = ("fn_ref", "mode", "max_in_flight", "batch_size", "batch_arg_kind", "builtin", "builtin_detail", "version", "expanding", "concurrency", "gpus")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROW: _ClassVar[PythonUdf.Mode]
@@ -48,6 +50,8 @@ class PythonUdf(_message.Message):
     BUILTIN_DETAIL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXPANDING_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     fn_ref: int
     mode: PythonUdf.Mode
     max_in_flight: int
@@ -57,7 +61,9 @@ class PythonUdf(_message.Message):
     builtin_detail: str
     version: str
     expanding: bool
-    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ...) -> None: ...
+    concurrency: int
+    gpus: float
+    def __init__(self, fn_ref: _Optional[int] = ..., mode: _Optional[_Union[PythonUdf.Mode, str]] = ..., max_in_flight: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_arg_kind: _Optional[str] = ..., builtin: _Optional[str] = ..., builtin_detail: _Optional[str] = ..., version: _Optional[str] = ..., expanding: _Optional[bool] = ..., concurrency: _Optional[int] = ..., gpus: _Optional[float] = ...) -> None: ...
 
 class LevelInput(_message.Message):
     __slots__ = ()

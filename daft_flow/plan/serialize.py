@@ -18,17 +18,17 @@ import os
 import site
 import sys
 import sysconfig
-import threading
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from daft_flow.forksafe import ForkSafeLock
 from daft_flow.plan import flow_pb2 as ir
 from daft_flow.plan.fingerprint import fingerprint_plan
 from daft_flow.plan.restore import output_flow, restore_graph
 from daft_flow.plan.trace import IR_VERSION, TracedPlan
 
-_pickle_lock = threading.Lock()  # cloudpickle's by-value registry is process-wide
+_pickle_lock = ForkSafeLock()  # cloudpickle's by-value registry is process-wide
 
 
 def _installed_roots() -> tuple[str, ...]:

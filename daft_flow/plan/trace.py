@@ -20,8 +20,9 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 5  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
-# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type)
+IR_VERSION = 6  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+# 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type);
+# 6: class functions' concurrency and gpus (an older reader would run the class as a plain callable)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class TracedPlan:
 
 
 def dtype_to_ir(t: DataType) -> ir.DataType:
-    msg = ir.DataType(kind=t.kind, dimension=t.dimension)
+    msg = ir.DataType(kind=t.kind, dimension=t.dimension, optional=t.optional)
     if t.element is not None:
         msg.element.CopyFrom(dtype_to_ir(t.element))
     return msg
@@ -39,7 +40,7 @@ def dtype_to_ir(t: DataType) -> ir.DataType:
 
 def dtype_from_ir(msg: ir.DataType) -> DataType:
     element = dtype_from_ir(msg.element) if msg.HasField("element") else None
-    return DataType(msg.kind, element=element, dimension=msg.dimension)
+    return DataType(msg.kind, element=element, dimension=msg.dimension, optional=msg.optional)
 
 
 Maps = tuple[dict[LevelDef, LevelDef], ...]

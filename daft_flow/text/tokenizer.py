@@ -6,9 +6,12 @@ import hashlib
 import os
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daft_flow import _core
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["Tokenizer", "UnsupportedTokenizer"]
 
@@ -107,6 +110,23 @@ class Tokenizer:
     ) -> list[list[int]]:
         """Encode many texts in parallel on the native thread pool (threads=None: all cores)."""
         return self._native.encode_batch(texts, add_special_tokens, threads or 0)
+
+    def encode_batch_arrow(
+        self, texts: Sequence[str], add_special_tokens: bool = True, max_length: int | None = None,
+        threads: int | None = None,
+    ) -> "pa.LargeListArray":
+        """Encode many texts into one Arrow ``large_list<int32>`` array (no Python int per token).
+
+        ``max_length`` truncates like HF's ``truncation=True, max_length=...``: special tokens count
+        and are kept, so a BERT row is ``[CLS]`` + the first ``max_length - 2`` tokens + ``[SEP]``;
+        the rest of a long text is not read.
+        """
+        import pyarrow as pa
+
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be positive, got {max_length}")
+        offsets, values = self._native.encode_batch_flat(texts, add_special_tokens, max_length or -1, threads or 0)
+        return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.int32()))
 
     def encode_with_offsets(
         self, text: str, add_special_tokens: bool = True

@@ -171,7 +171,7 @@ def test_expressions_read_parent_fields_and_arrow_inputs():
     chunks["labelled"] = doc["title"].str.upper() + ": " + chunks["chunk"]
     out = chunks.collect("Intro\nsome words here")
     assert len(out) > 1 and [r["labelled"] for r in out] == ["INTRO: " + r["chunk"] for r in out]
-    flow = dflow.Flow("x", float)
+    flow = dflow.Flow("x", float | None)  # None inputs: the field is optional
     flow["y"] = (flow["x"] * 2).fill_null(-1.0)
     table = flow.collect_arrow(pa.table({"x": pa.array([1.5, None, 3.0])}))
     assert table.column("y").to_pylist() == [3.0, -1.0, 6.0]

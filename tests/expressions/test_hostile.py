@@ -58,7 +58,7 @@ def test_embedding_dimension_mismatch_fails_the_row():
 
 
 def test_nan_and_null_semantics():
-    flow = dflow.Flow("x", float)
+    flow = dflow.Flow("x", float | None)  # None is one of the inputs
     flow["eq"] = flow["x"] == flow["x"]
     flow["pos"] = flow["x"] > 0
     flow["kept"] = (flow["x"] > 0) | flow["x"].is_null()

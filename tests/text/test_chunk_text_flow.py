@@ -45,7 +45,7 @@ def test_chunk_by_tokens_respects_the_limit():
 
 
 def test_empty_and_null_texts_have_no_chunks():
-    chunks = dflow.Flow("d", str).chunk_text(max_chars=10, overlap=2)
+    chunks = dflow.Flow("d", str | None).chunk_text(max_chars=10, overlap=2)
     assert chunks.collect_batch(["", None, "ok"]) == [[], [], [
         {"chunk": "ok", "chunk_index": 0, "start_offset": 0, "end_offset": 2}]]
 

@@ -1,3 +1,5 @@
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <atomic>
@@ -6,6 +8,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -119,9 +122,30 @@ class ThreadPool {
   bool stop_ = false;
 };
 
+// The shared pool. Leaked on purpose: joining workers from a static destructor at interpreter
+// exit can deadlock.
+std::atomic<ThreadPool*> g_pool{nullptr};
+std::mutex g_pool_mu;  // guards creating it
+
+// In a forked child the parent's workers do not exist (and a worker may have held one of the
+// pool's mutexes at the moment of the fork): forget that pool, leaking it, and make a new one on
+// first use. Only plain stores here, as a fork handler must.
+void ForgetPoolInChild() {
+  g_pool.store(nullptr, std::memory_order_relaxed);
+  new (&g_pool_mu) std::mutex();
+}
+
 ThreadPool& shared_pool() {
-  // Leaked on purpose: joining workers from a static destructor at interpreter exit can deadlock.
-  static ThreadPool* pool = new ThreadPool(std::max(1, default_threads() - 1));
+  ThreadPool* pool = g_pool.load(std::memory_order_acquire);
+  if (pool != nullptr) return *pool;
+  static std::once_flag registered;
+  std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, ForgetPoolInChild); });
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  pool = g_pool.load(std::memory_order_acquire);
+  if (pool == nullptr) {
+    pool = new ThreadPool(std::max(1, default_threads() - 1));
+    g_pool.store(pool, std::memory_order_release);
+  }
   return *pool;
 }
 

@@ -25,7 +25,7 @@ const std::vector<uint64_t>& Batch::RowIds(int32_t level) {
   Level& l = levels.at(level);
   if (!l.row_ids.empty() || l.num_rows == 0) return l.row_ids;
   if (level == 0) {
-    if (root_id_node >= 0) l.row_ids = HashColumn(*l.columns.at(root_id_node));
+    if (root_id_node >= 0) l.row_ids = HashColumn(*l.columns.at(root_id_node), first_input);
   } else if (l.parent >= 0 && static_cast<int64_t>(l.child_index.size()) == l.num_rows) {
     // A child's id mixes its parent's id and its index among the parent's children.
     const std::vector<uint64_t>& parent_ids = RowIds(l.parent);  // levels is not resized here
@@ -38,11 +38,14 @@ const std::vector<uint64_t>& Batch::RowIds(int32_t level) {
   return l.row_ids;
 }
 
-std::vector<uint64_t> HashColumn(const Array& a) {
+std::vector<uint64_t> HashColumn(const Array& a, int64_t first_input) {
   std::vector<uint64_t> out(a.length());
   for (int64_t i = 0; i < a.length(); ++i) {
     if (!a.IsValid(i)) {
-      out[i] = 0x6E756C6C6E756C6Cull;
+      // A null (a None input, or an input that failed conversion) has no content to hash: its
+      // position tells it apart from every other input.
+      uint64_t key[2] = {kNullRowSeed, static_cast<uint64_t>(first_input + i)};
+      out[i] = HashBytes(key, sizeof(key));
     } else if (a.is_string_like()) {
       auto v = a.View(i);
       out[i] = HashBytes(v.data(), v.size());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "dflow/runtime/operator.h"
 
@@ -55,6 +56,23 @@ TEST(Batch, RootRowIdsHashTheRootColumnOnFirstUse) {
   ExplodeOperator(/*parent=*/0, /*level=*/1, /*source_node=*/0, /*element_node=*/1, /*one_to_one=*/true).Process(batch);
   EXPECT_TRUE(batch.levels[0].row_ids.empty());
   EXPECT_EQ(batch.RowIds(1)[0], ChildRowId(HashBytes("text", 4), 0));
+}
+
+// Nulls have no content to hash: each gets an id from its input position, never one shared id.
+TEST(Batch, NullRowsGetDistinctIdsFromTheirPosition) {
+  BinaryBuilder b(true, 4);
+  b.AppendNull();
+  b.Append(std::string("a"));
+  b.AppendNull();
+  b.AppendNull();
+  ArrayPtr column = b.Finish();
+  std::vector<uint64_t> ids = HashColumn(*column, /*first_input=*/100);
+  EXPECT_NE(ids[0], ids[2]);
+  EXPECT_NE(ids[2], ids[3]);
+  EXPECT_NE(ids[0], ids[1]);
+  EXPECT_EQ(ids, HashColumn(*column, 100));                 // stable
+  EXPECT_EQ(HashColumn(*column, 98)[2], ids[0]);            // the position is what is hashed
+  EXPECT_EQ(ids[1], HashColumn(*column, 0)[1]);             // values still hash their content only
 }
 
 }  // namespace

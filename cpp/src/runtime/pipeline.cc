@@ -1,13 +1,19 @@
 #include "dflow/runtime/pipeline.h"
 
 #include <cxxabi.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <new>
 #include <stdexcept>
 
 namespace dflow {
 
 namespace {
+// Threads left behind by Cancel that have not finished yet, process-wide.
+std::mutex g_left_mu;
+std::condition_variable g_left_cv;
+int64_t g_left_running = 0;
 
 // Rows of `level` that have not failed (0 when the batch has no such level yet).
 int64_t LiveRows(const Batch& batch, int32_t level) {
@@ -36,91 +42,181 @@ void StoreMax(std::atomic<int64_t>& a, int64_t v) {
   }
 }
 
+// A forked child has none of those threads (and the lock may have been held at the fork).
+const bool g_fork_handler = [] {
+  pthread_atfork(nullptr, nullptr, [] {
+    new (&g_left_mu) std::mutex();
+    new (&g_left_cv) std::condition_variable();
+    g_left_running = 0;
+  });
+  return true;
+}();
 }  // namespace
 
+// What the pipeline's threads use. Each thread holds a reference, so a thread left behind by
+// Cancel (busy in user code) can finish its work against live state after the Pipeline is gone.
+struct Pipeline::Shared {
+  using Queue = BoundedQueue<std::unique_ptr<Batch>>;
+
+  Shared(std::unique_ptr<Source> s, PipelineOptions o)
+      : source(std::move(s)), options(o), budget(o.memory_budget) {}
+
+  std::unique_ptr<Source> source;
+  PipelineOptions options;
+  MemoryBudget budget;
+  FootprintEstimate footprint;
+  bool probing = false;  // some stage expands: admit one batch until one has been through
+  std::vector<std::unique_ptr<Operator>> ops;
+  std::vector<StageOptions> stage_options;
+  std::vector<std::unique_ptr<Queue>> queues;  // queues[i] feeds stage i; the last feeds Next()
+  std::vector<std::unique_ptr<std::atomic<int>>> live_workers;
+  std::atomic<bool> cancelled{false};
+  std::mutex error_mu;
+  std::exception_ptr error;
+  std::atomic<int64_t> batches{0};
+
+  // Per-stage counters, updated once per batch with relaxed atomics (workers of one stage run
+  // concurrently; readers only need a recent value).
+  struct StageCounters {
+    std::atomic<int64_t> batches{0}, rows_in{0}, rows_out{0}, rows_failed{0}, busy_ns{0};
+    std::atomic<int64_t> first_start_ns{-1}, last_end_ns{-1};
+  };
+  struct SourceCounters {
+    std::atomic<int64_t> batches{0}, rows{0}, busy_ns{0}, budget_wait_ns{0};
+  };
+  std::chrono::steady_clock::time_point start_time;
+  std::vector<std::unique_ptr<StageCounters>> stage_counters;
+  SourceCounters source_counters;
+  int64_t Now() const {  // ns since Start
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_time)
+        .count();
+  }
+
+  // Which threads have finished, and which Cancel left behind (index as in Pipeline::threads_).
+  std::mutex exit_mu;
+  std::condition_variable exit_cv;
+  std::vector<char> exited, left_behind;
+
+  void Stop() {
+    cancelled = true;
+    budget.Cancel();
+    footprint.Cancel();
+    for (auto& q : queues) q->Close(/*discard=*/true);
+  }
+  void Fail(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = e;
+    }
+    Stop();
+  }
+  // Marks `thread` finished and drops its reference to the state (which it may be the last to
+  // hold: the operators and source are then destroyed here, Python ones taking the GIL). A thread
+  // left behind counts as gone only after that, so waiting at interpreter exit covers it.
+  static void Exited(std::shared_ptr<Shared> shared, size_t thread) {
+    bool left_behind;
+    {
+      std::lock_guard<std::mutex> lock(shared->exit_mu);
+      shared->exited[thread] = 1;
+      shared->exit_cv.notify_all();
+      left_behind = shared->left_behind[thread];
+    }
+    shared.reset();
+    if (left_behind) {
+      std::lock_guard<std::mutex> left(g_left_mu);
+      --g_left_running;
+      g_left_cv.notify_all();
+    }
+  }
+  void RunSource();
+  void RunStage(size_t index);
+  void Charge(Batch& batch);          // re-measures a batch after a stage and charges its growth
+  void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
+};
+
 Pipeline::Pipeline(std::unique_ptr<Source> source, PipelineOptions options)
-    : source_(std::move(source)), options_(options), budget_(options.memory_budget) {}
+    : shared_(std::make_shared<Shared>(std::move(source), options)) {}
 
 Pipeline::~Pipeline() { Cancel(); }
 
 void Pipeline::AddStage(std::unique_ptr<Operator> op, StageOptions options) {
   if (started_) throw std::logic_error("Pipeline::AddStage after Start");
-  op->set_cancel_flag(&cancelled_);
-  ops_.push_back(std::move(op));
-  stage_options_.push_back(options);
-  stage_counters_.push_back(std::make_unique<StageCounters>());
-}
-
-int64_t Pipeline::Now() const {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_time_).count();
+  op->set_cancel_flag(&shared_->cancelled);
+  shared_->ops.push_back(std::move(op));
+  shared_->stage_options.push_back(options);
+  shared_->stage_counters.push_back(std::make_unique<Shared::StageCounters>());
 }
 
 void Pipeline::Start() {
   if (started_) throw std::logic_error("Pipeline::Start called twice");
   started_ = true;
-  start_time_ = std::chrono::steady_clock::now();
-  for (size_t i = 0; i <= ops_.size(); ++i) {
-    size_t cap = options_.queue_capacity;
-    if (i < ops_.size()) cap += stage_options_[i].concurrency;  // keep every worker busy
-    queues_.push_back(std::make_unique<Queue>(cap));
+  Shared& s = *shared_;
+  s.start_time = std::chrono::steady_clock::now();
+  for (size_t i = 0; i <= s.ops.size(); ++i) {
+    size_t cap = s.options.queue_capacity;
+    if (i < s.ops.size()) cap += s.stage_options[i].concurrency;  // keep every worker busy
+    s.queues.push_back(std::make_unique<Shared::Queue>(cap));
   }
-  for (size_t i = 0; i < ops_.size(); ++i)
-    live_workers_.push_back(std::make_unique<std::atomic<int>>(std::max(1, stage_options_[i].concurrency)));
-  for (const StageOptions& o : stage_options_) probing_ = probing_ || o.expanding;
-  threads_.emplace_back([this] { RunSource(); });
-  for (size_t i = 0; i < ops_.size(); ++i)
-    for (int w = 0; w < std::max(1, stage_options_[i].concurrency); ++w)
-      threads_.emplace_back([this, i] { RunStage(i); });
+  size_t workers = 0;
+  for (size_t i = 0; i < s.ops.size(); ++i) {
+    int n = std::max(1, s.stage_options[i].concurrency);
+    s.live_workers.push_back(std::make_unique<std::atomic<int>>(n));
+    workers += n;
+  }
+  for (const StageOptions& o : s.stage_options) s.probing = s.probing || o.expanding;
+  s.exited.assign(1 + workers, 0);
+  s.left_behind.assign(1 + workers, 0);
+  threads_.emplace_back([shared = shared_]() mutable {
+    shared->RunSource();
+    Shared::Exited(std::move(shared), 0);
+  });
+  size_t thread = 1;
+  for (size_t i = 0; i < s.ops.size(); ++i)
+    for (int w = 0; w < std::max(1, s.stage_options[i].concurrency); ++w, ++thread)
+      threads_.emplace_back([shared = shared_, i, thread]() mutable {
+        shared->RunStage(i);
+        Shared::Exited(std::move(shared), thread);
+      });
 }
 
-void Pipeline::Fail(std::exception_ptr error) {
-  {
-    std::lock_guard<std::mutex> lock(error_mu_);
-    if (!error_) error_ = error;
-  }
-  cancelled_ = true;
-  budget_.Cancel();
-  footprint_.Cancel();
-  for (auto& q : queues_) q->Close(/*discard=*/true);
-}
-
-void Pipeline::RunSource() {
+void Pipeline::Shared::RunSource() {
   try {
     int64_t admitted = 0;
-    while (!cancelled_) {
-      if (probing_ && admitted > 0 && !footprint_.WaitForProbe(admitted)) break;
+    while (!cancelled) {
+      if (probing && admitted > 0 && !footprint.WaitForProbe(admitted)) break;
+      source->Hint(footprint.Expected(1));
       int64_t pull_start = Now();
-      std::unique_ptr<Batch> batch = source_->Next();
+      std::unique_ptr<Batch> batch = source->Next();  // may block in user code: see Cancel
       int64_t pulled = Now();
-      source_counters_.busy_ns.fetch_add(pulled - pull_start, std::memory_order_relaxed);
-      if (!batch) break;
+      source_counters.busy_ns.fetch_add(pulled - pull_start, std::memory_order_relaxed);
+      if (!batch || cancelled) break;
       batch->peak = batch->ComputeBytes();
-      batch->reserved = footprint_.Expected(batch->levels[0].num_rows);
+      batch->reserved = footprint.Expected(batch->levels[0].num_rows);
       batch->bytes = std::max(batch->peak, batch->reserved);
-      if (!budget_.Acquire(batch->bytes)) break;
-      source_counters_.budget_wait_ns.fetch_add(Now() - pulled, std::memory_order_relaxed);
-      source_counters_.batches.fetch_add(1, std::memory_order_relaxed);
-      source_counters_.rows.fetch_add(batch->levels[0].num_rows, std::memory_order_relaxed);
+      if (!budget.Acquire(batch->bytes)) break;
+      source_counters.budget_wait_ns.fetch_add(Now() - pulled, std::memory_order_relaxed);
+      source_counters.batches.fetch_add(1, std::memory_order_relaxed);
+      source_counters.rows.fetch_add(batch->levels[0].num_rows, std::memory_order_relaxed);
       ++admitted;
-      if (!queues_[0]->Push(std::move(batch))) break;
+      if (!queues[0]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
     throw;  // thread cancellation (e.g. at interpreter exit) must unwind, never be swallowed
   } catch (...) {
     Fail(std::current_exception());
   }
-  queues_[0]->Close();
+  queues[0]->Close();
 }
 
-void Pipeline::RunStage(size_t index) {
-  Operator& op = *ops_[index];
-  StageCounters& counters = *stage_counters_[index];
-  const StageOptions& options = stage_options_[index];
+void Pipeline::Shared::RunStage(size_t index) {
+  Operator& op = *ops[index];
+  StageCounters& counters = *stage_counters[index];
+  const StageOptions& stage = stage_options[index];
   try {
-    while (auto item = queues_[index]->Pop()) {
+    while (auto item = queues[index]->Pop()) {
       std::unique_ptr<Batch> batch = std::move(*item);
-      if (cancelled_) break;
-      int64_t rows_in = LiveRows(*batch, options.input_level);
+      if (cancelled) break;
+      int64_t rows_in = LiveRows(*batch, stage.input_level);
       int64_t failures_before = FailureCount(*batch);
       int64_t start = Now();
       StoreMin(counters.first_start_ns, start);
@@ -130,51 +226,53 @@ void Pipeline::RunStage(size_t index) {
       StoreMax(counters.last_end_ns, end);
       counters.batches.fetch_add(1, std::memory_order_relaxed);
       counters.rows_in.fetch_add(rows_in, std::memory_order_relaxed);
-      counters.rows_out.fetch_add(LiveRows(*batch, options.output_level), std::memory_order_relaxed);
+      counters.rows_out.fetch_add(LiveRows(*batch, stage.output_level), std::memory_order_relaxed);
       counters.rows_failed.fetch_add(FailureCount(*batch) - failures_before, std::memory_order_relaxed);
       Charge(*batch);
-      if (index + 1 == ops_.size()) {
-        ++batches_;
+      if (index + 1 == ops.size()) {
+        ++batches;
         Finished(*batch);  // after Charge: a source woken by the report must see this batch's growth
       }
-      if (!queues_[index + 1]->Push(std::move(batch))) break;
+      if (!queues[index + 1]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
     throw;
   } catch (...) {
     Fail(std::current_exception());
   }
-  if (--*live_workers_[index] == 0) queues_[index + 1]->Close();
+  if (--*live_workers[index] == 0) queues[index + 1]->Close();
 }
 
-void Pipeline::Charge(Batch& batch) {
+void Pipeline::Shared::Charge(Batch& batch) {
   int64_t measured = batch.ComputeBytes();
   batch.peak = std::max(batch.peak, measured);
   int64_t bytes = std::max(measured, batch.reserved);
-  budget_.Add(bytes - batch.bytes);
+  budget.Add(bytes - batch.bytes);
   batch.bytes = bytes;
 }
 
-void Pipeline::Finished(const Batch& batch) {
+void Pipeline::Shared::Finished(const Batch& batch) {
   const Level& root = batch.levels[0];
   int64_t ok_rows = 0;
   for (int64_t r = 0; r < root.num_rows; ++r) ok_rows += !root.Failed(r);
-  footprint_.ObserveFinished(batch.peak, ok_rows);
+  footprint.ObserveFinished(batch.peak, ok_rows);
 }
+
+void Pipeline::Release(int64_t bytes) { shared_->budget.Release(bytes); }
 
 Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out) {
   if (!started_) throw std::logic_error("Pipeline::Next before Start");
+  Shared& s = *shared_;
   auto rethrow_if_failed = [&] {
-    std::lock_guard<std::mutex> lock(error_mu_);
-    if (error_) std::rethrow_exception(error_);
+    std::lock_guard<std::mutex> lock(s.error_mu);
+    if (s.error) std::rethrow_exception(s.error);
   };
   rethrow_if_failed();
   if (ended_) return PollStatus::kEnd;
-  Queue& results = *queues_.back();
+  Shared::Queue& results = *s.queues.back();
+  const bool reorder = s.options.ordered && !s.ops.empty();
   while (true) {
-    if (!options_.ordered || ops_.empty()) {
-      // Unordered (or nothing to reorder): hand over whatever finished first.
-    } else {
+    if (reorder) {
       auto it = reorder_.find(next_seq_);
       if (it != reorder_.end()) {
         *out = std::move(it->second);
@@ -188,7 +286,7 @@ Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::uniq
     if (timed_out) return PollStatus::kTimeout;
     rethrow_if_failed();
     if (!item) {
-      if (options_.ordered && !reorder_.empty()) {
+      if (reorder && !reorder_.empty()) {
         // Drain in order; a gap can only mean a cancelled run, which rethrow_if_failed reported.
         auto it = reorder_.begin();
         *out = std::move(it->second);
@@ -198,7 +296,7 @@ Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::uniq
       ended_ = true;
       return PollStatus::kEnd;
     }
-    if (!options_.ordered || ops_.empty()) {
+    if (!reorder) {
       *out = std::move(*item);
       return PollStatus::kBatch;
     }
@@ -208,26 +306,50 @@ Pipeline::PollStatus Pipeline::Next(std::chrono::milliseconds timeout, std::uniq
 }
 
 void Pipeline::Cancel() {
-  cancelled_ = true;
-  budget_.Cancel();
-  footprint_.Cancel();
-  for (auto& q : queues_) q->Close(/*discard=*/true);
-  for (auto& t : threads_)
-    if (t.joinable()) t.join();
+  shared_->Stop();
+  if (threads_.empty()) return;
+  std::vector<char> exited;
+  {
+    std::unique_lock<std::mutex> lock(shared_->exit_mu);
+    shared_->exit_cv.wait_for(lock, kCancelGrace, [&] {
+      return std::all_of(shared_->exited.begin(), shared_->exited.end(), [](char e) { return e != 0; });
+    });
+    exited = shared_->exited;
+    int64_t left = 0;
+    for (size_t i = 0; i < exited.size(); ++i) {
+      if (!exited[i]) {
+        shared_->left_behind[i] = 1;
+        ++left;
+      }
+    }
+    std::lock_guard<std::mutex> left_lock(g_left_mu);  // under exit_mu: Exited() sees the mark
+    g_left_running += left;
+  }
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (exited[i]) threads_[i].join();
+    else threads_[i].detach();  // still inside user code: it holds `shared_` and ends on its own
+  }
   threads_.clear();
 }
 
+int64_t Pipeline::WaitForLeftBehind(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(g_left_mu);
+  g_left_cv.wait_for(lock, timeout, [] { return g_left_running == 0; });
+  return g_left_running;
+}
+
 PipelineStats Pipeline::stats() const {
+  const Shared& sh = *shared_;
   PipelineStats s;
-  s.batches = batches_;
-  s.peak_budget_bytes = budget_.peak();
-  s.budget_bytes = budget_.used();
-  s.elapsed_ns = started_ ? Now() : 0;
-  s.source.batches = source_counters_.batches.load(std::memory_order_relaxed);
-  s.source.rows = source_counters_.rows.load(std::memory_order_relaxed);
-  s.source.busy_ns = source_counters_.busy_ns.load(std::memory_order_relaxed);
-  s.source.budget_wait_ns = source_counters_.budget_wait_ns.load(std::memory_order_relaxed);
-  for (const auto& c : stage_counters_) {
+  s.batches = sh.batches;
+  s.peak_budget_bytes = sh.budget.peak();
+  s.budget_bytes = sh.budget.used();
+  s.elapsed_ns = started_ ? sh.Now() : 0;
+  s.source.batches = sh.source_counters.batches.load(std::memory_order_relaxed);
+  s.source.rows = sh.source_counters.rows.load(std::memory_order_relaxed);
+  s.source.busy_ns = sh.source_counters.busy_ns.load(std::memory_order_relaxed);
+  s.source.budget_wait_ns = sh.source_counters.budget_wait_ns.load(std::memory_order_relaxed);
+  for (const auto& c : sh.stage_counters) {
     StageStats st;
     st.batches = c->batches.load(std::memory_order_relaxed);
     st.rows_in = c->rows_in.load(std::memory_order_relaxed);

@@ -4,6 +4,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -98,10 +103,11 @@ class FailEvery : public Operator {
   int64_t every_;
 };
 
-// Drains a pipeline, releasing each batch; returns the sequence numbers in the order received.
-std::vector<int64_t> Drain(Pipeline& p) {
+// Drains a pipeline (or takes `batches` of it), releasing each batch; returns the sequence numbers
+// in the order received.
+std::vector<int64_t> Drain(Pipeline& p, size_t batches = SIZE_MAX) {
   std::vector<int64_t> seqs;
-  while (true) {
+  while (seqs.size() < batches) {
     std::unique_ptr<Batch> out;
     auto status = p.Next(50ms, &out);
     if (status == Pipeline::PollStatus::kEnd) return seqs;
@@ -109,6 +115,7 @@ std::vector<int64_t> Drain(Pipeline& p) {
     seqs.push_back(out->seq);
     p.Release(out->bytes);
   }
+  return seqs;
 }
 
 TEST(Pipeline, ConcurrentWorkersStillDeliverInInputOrder) {
@@ -231,6 +238,136 @@ TEST(Pipeline, GrowthAfterTheExpandingStageIsChargedToo) {
 TEST(Pipeline, WithoutTheExpandingMarkGrowthIsOnlyChargedAfterwards) {
   GrowRun run = RunGrowing(/*mark_expanding=*/false, 200ms);
   EXPECT_GT(run.peak_budget, run.budget);
+}
+
+// A call stuck in user code (an iterable waiting on a queue, a function that takes minutes) until
+// released; the object making it reports when it is destroyed.
+struct BlockingState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false, entered = false, destroyed = false;
+
+  void Block() {  // the stuck call
+    std::unique_lock<std::mutex> lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  }
+  void Destroyed() {
+    std::lock_guard<std::mutex> lock(mu);
+    destroyed = true;
+    cv.notify_all();
+  }
+  void WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+};
+
+class BlockingSource : public Source {
+ public:
+  BlockingSource(std::shared_ptr<BlockingState> state, int64_t free_batches)
+      : state_(std::move(state)), inner_(free_batches) {}
+  ~BlockingSource() override { state_->Destroyed(); }
+  std::unique_ptr<Batch> Next() override {
+    if (std::unique_ptr<Batch> batch = inner_.Next()) return batch;
+    state_->Block();
+    return std::make_unique<Batch>();  // produced after the pipeline is gone: dropped
+  }
+
+ private:
+  std::shared_ptr<BlockingState> state_;
+  CountingSource inner_;
+};
+
+class BlockingOperator : public Operator {
+ public:
+  explicit BlockingOperator(std::shared_ptr<BlockingState> state) : state_(std::move(state)) {}
+  ~BlockingOperator() override { state_->Destroyed(); }
+  std::string name() const override { return "blocking"; }
+  void Process(Batch& batch) override { state_->Block(); }
+
+ private:
+  std::shared_ptr<BlockingState> state_;
+};
+
+// Runs `run` (which starts a pipeline, waits until its stuck call has begun and destroys the
+// pipeline, cancelling it), then checks that the cancel did not wait for the stuck call and that the
+// object making it goes once the call ends. A watchdog releases the call after 10 s in any case, so
+// a Cancel that waits fails the test instead of hanging it.
+void ExpectCancelLeavesTheStuckCallBehind(const std::shared_ptr<BlockingState>& state,
+                                          const std::function<void()>& run) {
+  std::thread watchdog([state] {
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait_for(lock, 10s, [&] { return state->release; });
+    state->release = true;
+    state->cv.notify_all();
+  });
+  run();
+  EXPECT_EQ(Pipeline::WaitForLeftBehind(0ms), 1);  // what interpreter exit waits for
+  bool released_before_cancel_returned;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    released_before_cancel_returned = state->release;
+    EXPECT_FALSE(state->destroyed);  // still inside the call, owned by the thread left behind
+    state->release = true;
+    state->cv.notify_all();
+  }
+  EXPECT_FALSE(released_before_cancel_returned) << "Cancel waited for the stuck call";
+  EXPECT_EQ(Pipeline::WaitForLeftBehind(10s), 0);
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    EXPECT_TRUE(state->destroyed);  // dropped before the thread counted as gone
+  }
+  watchdog.join();
+}
+
+// Ctrl-C while the input blocks: Cancel does not wait for the input to yield.
+TEST(Pipeline, CancelDoesNotWaitForASourceThatBlocks) {
+  auto state = std::make_shared<BlockingState>();
+  ExpectCancelLeavesTheStuckCallBehind(state, [&] {
+    std::atomic<int> in_flight{0}, max_in_flight{0};
+    Pipeline p(std::make_unique<BlockingSource>(state, 3), PipelineOptions{});
+    p.AddStage(std::make_unique<GrowOperator>(8, &in_flight, &max_in_flight), {});
+    p.Start();
+    EXPECT_EQ(Drain(p, /*batches=*/3).size(), 3u);
+    state->WaitEntered();
+  });
+}
+
+// Ctrl-C while a stage is inside a long call: Cancel returns without it.
+TEST(Pipeline, CancelDoesNotWaitForAStageInALongCall) {
+  auto state = std::make_shared<BlockingState>();
+  ExpectCancelLeavesTheStuckCallBehind(state, [&] {
+    Pipeline p(std::make_unique<CountingSource>(1000), PipelineOptions{});
+    p.AddStage(std::make_unique<BlockingOperator>(state), {});
+    p.Start();
+    state->WaitEntered();
+  });
+}
+
+class HintRecorder : public CountingSource {
+ public:
+  HintRecorder(int64_t batches, std::vector<int64_t>* hints) : CountingSource(batches), hints_(hints) {}
+  void Hint(int64_t expected_row_bytes) override { hints_->push_back(expected_row_bytes); }
+
+ private:
+  std::vector<int64_t>* hints_;
+};
+
+// The source learns what a root row grows into, child levels and all, to size its batches.
+TEST(Pipeline, TheSourceIsToldHowLargeRowsGrow) {
+  std::vector<int64_t> hints;
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  Pipeline p(std::make_unique<HintRecorder>(20, &hints), PipelineOptions{});
+  StageOptions expanding;
+  expanding.expanding = true;  // probe: one batch at a time until one finished
+  p.AddStage(std::make_unique<GrowOperator>(100000, &in_flight, &max_in_flight), expanding);
+  p.Start();
+  Drain(p);
+  ASSERT_GE(hints.size(), 20u);
+  EXPECT_EQ(hints.front(), 0);  // nothing known yet
+  EXPECT_GE(hints.back(), 100000);
 }
 
 }  // namespace

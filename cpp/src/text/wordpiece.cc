@@ -637,8 +637,11 @@ struct WordPieceTokenizer::Impl {
     return p + len;
   }
 
+  // `stop`, when given, is polled before each input character (or run of ASCII word characters): a
+  // sink that has seen enough tokens sets it, and the rest of the text is never normalized
+  // (truncating a 10 MB text costs its prefix).
   template <bool kOffsets, class Sink>
-  void tokenize(std::string_view text, Sink& sink) const {
+  void tokenize(std::string_view text, Sink& sink, const bool* stop = nullptr) const {
     Scratch& s = scratch();
     s.cache.prepare(uid);
     s.len = 0;
@@ -646,6 +649,7 @@ struct WordPieceTokenizer::Impl {
     const auto* end = p + text.size();
     int64_t cpi = 0;
     while (p < end) {
+      if (stop && *stop) return;
       uint8_t cls = byte_class[*p];
       if (cls == kAdded) {
         if (const Added* hit = added_at(p, end)) {
@@ -923,6 +927,25 @@ void WordPieceTokenizer::encode(std::string_view utf8, bool add_special_tokens, 
 void WordPieceTokenizer::token_spans(std::string_view utf8, std::vector<TokenSpan>* offsets) const {
   auto sink = [offsets](int32_t, int64_t b, int64_t e) { offsets->push_back({b, e}); };
   impl_->tokenize<true>(utf8, sink);
+}
+
+void WordPieceTokenizer::encode_truncated(std::string_view utf8, bool add_special_tokens, int64_t max_length,
+                                          std::vector<int32_t>* ids) const {
+  const Impl& im = *impl_;
+  const int64_t specials =
+      add_special_tokens ? static_cast<int64_t>(im.prefix_ids.size() + im.suffix_ids.size()) : 0;
+  // HF keeps the special tokens and truncates the content to what is left of max_length.
+  const int64_t budget = std::max<int64_t>(0, max_length - specials);
+  if (add_special_tokens) ids->insert(ids->end(), im.prefix_ids.begin(), im.prefix_ids.end());
+  const size_t first = ids->size();
+  bool full = budget == 0;
+  auto sink = [&](int32_t id, int64_t, int64_t) {
+    if (full) return;  // the rest of the word that crossed the limit
+    ids->push_back(id);
+    full = static_cast<int64_t>(ids->size() - first) >= budget;
+  };
+  if (!full) im.tokenize<false>(utf8, sink, &full);
+  if (add_special_tokens) ids->insert(ids->end(), im.suffix_ids.begin(), im.suffix_ids.end());
 }
 
 int64_t WordPieceTokenizer::count(std::string_view utf8) const {

@@ -76,8 +76,10 @@ struct Batch {
 // Stable 64-bit row ids: root ids hash the input value; child ids mix the parent id and child index.
 uint64_t HashBytes(const void* data, size_t n, uint64_t seed = 0x9E3779B97F4A7C15ull);
 uint64_t ChildRowId(uint64_t parent, int64_t index);
-// Hashes each value of a str/bytes/int/float/bool column (nulls hash to a fixed marker).
-std::vector<uint64_t> HashColumn(const Array& a);
+// Hashes each value of a str/bytes/int/float/bool column. A null hashes its input position
+// (`first_input` + its index), so distinct inputs always get distinct ids.
+std::vector<uint64_t> HashColumn(const Array& a, int64_t first_input = 0);
+constexpr uint64_t kNullRowSeed = 0x6E756C6C6E756C6Cull;  // "nullnull"
 
 // Creates level `level` as children of `parent`: one row per element of the large-list column
 // `lists` (one_to_one=false) or one row per parent row whose value is `lists` itself (one_to_one=true).

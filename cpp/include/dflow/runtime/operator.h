@@ -27,7 +27,12 @@ class Operator {
 class Source {
  public:
   virtual ~Source() = default;
+  // May block for as long as the input takes (a user's iterable): a cancelled pipeline does not
+  // wait for it, the source thread is left to finish on its own (see Pipeline::Cancel).
   virtual std::unique_ptr<Batch> Next() = 0;
+  // Called before each Next(): the bytes a root row is expected to grow into across the whole
+  // pipeline (0 while unknown), so the source can size batches to hold child levels too.
+  virtual void Hint(int64_t expected_row_bytes) {}
 };
 
 // Native operator that materialises a child level (flat_map / chain).

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <map>
 #include <memory>
@@ -77,51 +78,29 @@ class Pipeline {
   // Waits up to `timeout` for the next finished batch (in input order when ordered). Rethrows the
   // first error raised by any stage. The caller must Release(batch->bytes) once done with it.
   PollStatus Next(std::chrono::milliseconds timeout, std::unique_ptr<Batch>* out);
-  void Release(int64_t bytes) { budget_.Release(bytes); }
+  void Release(int64_t bytes);
 
-  // Stops every thread promptly and waits for them. Safe to call more than once.
+  // Stops every thread promptly. Threads that have not stopped after a short grace period (the
+  // source inside a user's iterable that blocks, a stage inside a user function that takes
+  // minutes) are not waited for: they are detached, finish what they are doing on their own,
+  // drop their batch and exit; what they use lives until the last of them is gone. Safe to call
+  // more than once.
   void Cancel();
   PipelineStats stats() const;
+  // How long Cancel waits for the threads before leaving those still busy behind.
+  static constexpr std::chrono::milliseconds kCancelGrace{200};
+  // Waits up to `timeout` until no thread left behind by any pipeline of the process is still
+  // running; returns how many still are. (At interpreter exit: a thread still inside Python when
+  // the interpreter finalizes is ended by it mid-call.)
+  static int64_t WaitForLeftBehind(std::chrono::milliseconds timeout);
 
  private:
-  void RunSource();
-  void RunStage(size_t index);
-  void Fail(std::exception_ptr error);
-  void Charge(Batch& batch);  // re-measures a batch after a stage and charges its growth
-  void Finished(const Batch& batch);  // a batch left the last stage: feeds the footprint estimate
-  int64_t Now() const;  // ns since Start
-
-  // Per-stage counters, updated once per batch with relaxed atomics (workers of one stage run
-  // concurrently; readers only need a recent value).
-  struct StageCounters {
-    std::atomic<int64_t> batches{0}, rows_in{0}, rows_out{0}, rows_failed{0}, busy_ns{0};
-    std::atomic<int64_t> first_start_ns{-1}, last_end_ns{-1};
-  };
-  struct SourceCounters {
-    std::atomic<int64_t> batches{0}, rows{0}, busy_ns{0}, budget_wait_ns{0};
-  };
-
-  using Queue = BoundedQueue<std::unique_ptr<Batch>>;
-  std::unique_ptr<Source> source_;
-  PipelineOptions options_;
-  MemoryBudget budget_;
-  FootprintEstimate footprint_;
-  bool probing_ = false;  // some stage expands: admit one batch until one has been through
-  std::vector<std::unique_ptr<Operator>> ops_;
-  std::vector<StageOptions> stage_options_;
-  std::vector<std::unique_ptr<Queue>> queues_;  // queues_[i] feeds stage i; the last feeds Next()
-  std::vector<std::unique_ptr<std::atomic<int>>> live_workers_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> cancelled_{false};
-  std::mutex error_mu_;
-  std::exception_ptr error_;
+  struct Shared;  // everything the threads use (pipeline.cc); it outlives a detached thread's work
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::thread> threads_;  // the source's first, then the stages'
   std::map<int64_t, std::unique_ptr<Batch>> reorder_;
   int64_t next_seq_ = 0;
   bool started_ = false, ended_ = false;
-  std::atomic<int64_t> batches_{0};
-  std::chrono::steady_clock::time_point start_time_;
-  std::vector<std::unique_ptr<StageCounters>> stage_counters_;
-  SourceCounters source_counters_;
 };
 
 }  // namespace dflow

@@ -58,6 +58,11 @@ class WordPieceTokenizer {
   // Appends the ids (and, when offsets != nullptr, the spans) of `utf8` to the vectors.
   void encode(std::string_view utf8, bool add_special_tokens, std::vector<int32_t>* ids,
               std::vector<TokenSpan>* offsets = nullptr) const;
+  // Like encode without offsets, truncated the way HF truncates to `max_length` (special tokens
+  // included in the count and kept: [CLS] + the first max_length - 2 tokens + [SEP] for BERT).
+  // Stops reading the text once enough tokens are out.
+  void encode_truncated(std::string_view utf8, bool add_special_tokens, int64_t max_length,
+                        std::vector<int32_t>* ids) const;
   // Appends only the spans of `utf8`'s tokens (special tokens excluded).
   void token_spans(std::string_view utf8, std::vector<TokenSpan>* offsets) const;
   // Number of tokens, special tokens excluded.
