@@ -4,6 +4,7 @@ Every case applies the same identity-like function to the same list of short
 strings, in one process:
 
   loop                  [ident(x) for x in xs]                      (baseline)
+  loop of dicts         [{"x": x, "y": ident(x)} for x in xs]      (what collect_batch returns, built by hand)
   daft_flow row         Flow.run_python(ident) + collect_arrow      (progress=False)
   daft_flow row + progress   the same with the live progress display drawn from the start
                         into a pseudo-terminal (rich), as on a user's terminal
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     h.print_header("overhead", f"rows={n:,} repeat={args.repeat} (best of, round-robin, after 1 warm-up each)")
     xs = make_data(n)
 
-    cases: dict[str, Callable[[], object]] = {"loop": lambda: [ident(x) for x in xs]}
+    cases: dict[str, Callable[[], object]] = {"loop": lambda: [ident(x) for x in xs],
+                                              "loop of dicts": lambda: [{"x": x, "y": ident(x)} for x in xs]}
     setup_errors: dict[str, str] = {}
     try:
         cases.update(_flow_cases(xs))

@@ -10,5 +10,6 @@ PYBIND11_MODULE(_core, m) {
   dflow_py::init_arrow(m);
   dflow_py::init_runtime(m);
   dflow_py::init_text(m);
+  dflow_py::init_rows(m);
   dflow_py::init_expr(m);
 }

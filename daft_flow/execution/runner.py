@@ -144,6 +144,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
+        for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
+            if hasattr(reader, "root_objects"):  # rows reuse the caller's input objects
+                reader.root_objects = source.objects_for
         monitor.start()
         run.start()
     except BaseException:
