@@ -12,7 +12,8 @@ from daft_flow import _core
 
 
 def test_rows_decode_every_fast_type_with_nulls():
-    fields = [pa.array(["a", "é", None, ""], type=pa.large_string()), pa.array([b"x", None, b"", b"\x00"], type=pa.large_binary()),
+    fields = [pa.array(["a", "é", None, ""], type=pa.large_string()),
+              pa.array([b"x", None, b"", b"\x00"], type=pa.large_binary()),
               pa.array([1, None, -3, 2**62]), pa.array([0.5, None, float("inf"), -0.0]), pa.array([True, False, None, True])]
     rows = _core.rows(["s", "b", "i", "f", "t"], fields, 4)
     assert rows == [{"s": "a", "b": b"x", "i": 1, "f": 0.5, "t": True},
@@ -88,3 +89,23 @@ def test_child_rows_read_the_root_field_and_values_of_other_types_come_back_type
     assert [type(r) for r in dflow.Flow("x", float).collect_batch([1, 2.5])] == [dict, dict]
     assert dflow.Flow("x", float).collect_batch([1, 2.5]) == [{"x": 1.0}, {"x": 2.5}]
     assert type(dflow.Flow("x", float).collect(1)["x"]) is float
+
+
+def test_a_column_mixing_ascii_and_other_text_decodes_each_value_exactly():
+    values = ["plain", "naïve", "", "日本語", "emoji 🙂", "ascii again", None, "Ωmega"]
+    rows = _core.rows(["s"], [pa.array(values, type=pa.large_string())], len(values))
+    assert [r["s"] for r in rows] == values
+    # Invalid UTF-8 in a non-ASCII value is an error, not a silently garbled str.
+    bad = pa.array([b"ok", b"\xff\xfe"], type=pa.large_binary()).cast(pa.large_string(), safe=False)
+    with pytest.raises(UnicodeDecodeError):
+        _core.rows(["s"], [bad], 2)
+
+
+def test_child_rows_of_many_inputs_across_batches_keep_their_inputs_and_order():
+    docs = [f"doc {i} " + "word " * (i % 7) * 40 for i in range(300)]  # some with no chunk boundary, some many
+    chunks = dflow.Flow("document", str).chunk_text(max_chars=50, overlap=10)
+    out = chunks.collect_batch(docs, batch_rows=16, progress=False)
+    assert len(out) == len(docs)
+    for doc, rows in zip(docs, out):
+        assert [r["chunk_index"] for r in rows] == list(range(len(rows)))
+        assert all(doc[r["start_offset"]:r["end_offset"]] == r["chunk"] for r in rows)

@@ -63,11 +63,15 @@ bool ExactType(PyObject* v, char f) {
 // New reference to row `row` of a fast-format array, or nullptr with a Python error set.
 PyObject* Decode(const FieldSource& s, int64_t row) {
   const dflow::Array& a = *s.array;
-  if ((s.format == 'U' || s.format == 'u') && s.ascii && a.IsValid(row)) {
+  if ((s.format == 'U' || s.format == 'u') && a.IsValid(row)) {
+    // A column with some non-ASCII text still has mostly ASCII values: checking each value costs
+    // less than UTF-8 decoding it.
     std::string_view v = a.View(row);
-    PyObject* str = PyUnicode_New(static_cast<Py_ssize_t>(v.size()), 127);
-    if (str && !v.empty()) std::memcpy(PyUnicode_DATA(str), v.data(), v.size());
-    return str;
+    if (s.ascii || AllAscii(v.data(), static_cast<int64_t>(v.size()))) {
+      PyObject* str = PyUnicode_New(static_cast<Py_ssize_t>(v.size()), 127);
+      if (str && !v.empty()) std::memcpy(PyUnicode_DATA(str), v.data(), v.size());
+      return str;
+    }
   }
   return ValueToPy(a, row);
 }

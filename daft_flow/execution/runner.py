@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 
 import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours (atexit is LIFO)
@@ -253,8 +254,7 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
             # Each input's child rows in order. With on_error="return" its RowFailures follow them
             # (below): a failure may be of an ancestor row, which has no place among the children.
             results.extend([] for _ in range(out.num_inputs))
-            for i, row in zip(out.input_index, rows):
-                results[int(i)].append(row)
+            _group_children(results, out.input_index, rows)
         for f in out.failures:
             assert position is not None or f.input_index >= base
             failures.append(f)
@@ -269,6 +269,18 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                 results[f.input_index if position is None else position[f.input_index]] = None
         raise FlowRunError(failed_message(failures, num_inputs), failures, results)
     return results
+
+
+def _group_children(results: list[Any], input_index: Any, rows: list[Any]) -> None:
+    """Appends each child row to its input's list in ``results``. Child rows come in runs per input:
+    one list slice per run, not one numpy scalar and append per row."""
+    idx = np.asarray(input_index)
+    if len(idx) == 0:
+        return
+    starts = np.flatnonzero(idx[1:] != idx[:-1]) + 1
+    bounds = [0, *starts.tolist(), len(idx)]
+    for k, i in enumerate(idx[bounds[:-1]].tolist()):
+        results[i].extend(rows[bounds[k]:bounds[k + 1]])
 
 
 def failed_message(failures: list[RowFailure], num_inputs: int, what: str = "failed") -> str:
