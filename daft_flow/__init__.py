@@ -7,6 +7,7 @@
 {'document': 'the quick brown fox', 'words': 4}
 """
 from daft_flow._logging import install_default_handler as _install_default_log_handler
+from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RayCluster, RemoteError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
 from daft_flow.execution.options import ExecutionOptions, set_options
@@ -44,6 +45,7 @@ __all__ = [
     "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
+    "Cluster", "RayCluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]
 
 _install_default_log_handler()

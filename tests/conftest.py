@@ -13,6 +13,17 @@ import daft_flow as dflow
 from daft_flow.testing import FaultServer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_source_tree(tmp_path_factory):
+    """Tests run from a scratch directory. CI installs the wheel and runs pytest from the checkout, whose
+    ``daft_flow/`` has no built extension: a child process (``python -c``, ``-m``) or a Ray worker puts
+    its current directory first on ``sys.path`` and would import that half package instead."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
 def native_thread_count() -> int:
     return len(os.listdir(f"/proc/{os.getpid()}/task"))
 

@@ -77,7 +77,7 @@ def _tokenizer_copy(directory: pathlib.Path) -> str:
 
 
 def _run(tmp_path: pathlib.Path, module_dir: pathlib.Path, tokenizer: str, seed: str, cwd: pathlib.Path) -> dict:
-    env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(pathlib.Path(dflow.__file__).resolve().parents[1]))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(module_dir), tokenizer], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

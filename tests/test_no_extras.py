@@ -100,3 +100,14 @@ def test_run_reports_estimates_and_budgets_without_extras():
         assert report.ops["summary"].requests == estimate.ops["summary"].requests == server.stats()["chat"]
         assert report.accounting["doc"]["rows"] == 3 and json.loads(report.to_json())["flows"]["doc"]["rows"] == 3
         assert "<svg" in report._repr_html_()
+
+
+def test_a_dflow_worker_runs_a_flow_without_extras():
+    from daft_flow.testing.workers import WorkerProcess
+
+    flow = dflow.Flow("doc", str)
+    flow["n"] = flow["doc"].run_python(lambda s: len(s.split()), return_type=int)
+    with WorkerProcess("--threads", "1", token="no-extras-token") as worker:
+        cluster = dflow.Cluster([worker.address], token="no-extras-token", morsel_rows=2)
+        docs = ["a b", "c", "d e f", "g h i j", ""]
+        assert flow.collect_batch(docs, cluster=cluster) == flow.collect_batch(docs)

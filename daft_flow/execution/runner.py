@@ -117,13 +117,14 @@ def _input_count(values: Any) -> int | None:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, record: bool = True,
+                ordered: bool = True, usage_owner: Any = None, record: bool = True, first_input: int = 0,
                 **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
     and, unless ``record`` is False (cost estimates), as ``dflow.last_run()`` / ``dflow.usage()``,
-    with a progress display and OpenTelemetry spans."""
+    with a progress display and OpenTelemetry spans. ``first_input`` numbers the inputs from
+    there (a worker running a morsel of a larger input names inputs by their index in it)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -133,6 +134,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
                          max_inputs=root.input_limit if root.HasField("input_limit") else None,
                          first_rows=out_level.limit if out_level.HasField("limit") else 0)
+    source.count = first_input  # a limit() counts global inputs too: a morsel past it reads nothing
     from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
 
@@ -200,13 +202,17 @@ def _end_provider_runs(usage: Any) -> None:
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``)."""
+    cluster = options.pop("cluster", None)
     traced = trace(flow)
     out_level = traced.plan.levels[traced.plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
-    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered,
-                          usage_owner=usage_owner or flow, **options)
-    for reader, batch in batches:
-        output = reader.read(batch)
+    if cluster is not None:  # the same results, computed by workers (daft_flow/cluster/)
+        from daft_flow.cluster.execute import cluster_execute
+
+        batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
+    else:
+        batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
+    for reader, output in batches:
         if remaining >= 0:
             output.truncate(remaining)
             remaining -= len(output.row_positions)
@@ -214,6 +220,17 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
         if remaining == 0:
             break
     batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
+
+
+def _local_outputs(owner: Any, traced: TracedPlan, values: Iterable[Any], ordered: bool,
+                   options: dict[str, Any]) -> Iterator[tuple[OutputReader, BatchOutput]]:
+    batches = run_batches(traced, values, lambda run: OutputReader(traced, run), ordered=ordered, usage_owner=owner,
+                          **options)
+    try:
+        for reader, batch in batches:
+            yield reader, reader.read(batch)
+    finally:
+        batches.close()
 
 
 def _is_root(flow: "Flow") -> bool:
@@ -321,7 +338,7 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
            lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
     _check_bool(ordered, "ordered")
-    get_options(**{k: v for k, v in options.items() if k != "usage_owner"})  # wrong ones fail here, not at next()
+    get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "cluster")})  # wrong ones fail here
     failures: list[RowFailure] = []
 
     def rows() -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Written = list[tuple[str, int, str]]  # (location, input index, row id) per row written
 
 
-class _SharedErrors:
+class SharedErrors:
     """Lets several output readers of one run see the same original exception of a failed row."""
 
     def __init__(self, run: Any) -> None:
@@ -65,7 +65,6 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     rows failed). Every sink is closed and its target released when the run ends, however it ends.
     The run's report goes to each sink flow and to ``owner`` (the Multisink)."""
     from daft_flow.execution.results import OutputReader
-    from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import trace_outputs, with_output
 
     if len({id(s._writer) for s in sinks}) != len(sinks):
@@ -77,10 +76,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     outcome = outcome if outcome is not None else _Outcome()
     outcome.start(runs)
 
-    def make_readers(run: Any) -> tuple[_SharedErrors, list[OutputReader]]:
-        shared = _SharedErrors(run)
-        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
-
+    cluster = options.pop("cluster", None)
     claimed = claim_targets(runs)  # before anything is written: a busy target raises here
     try:
         for r in runs:
@@ -92,11 +88,16 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                 r.sink.begin(r.columns)
                 begun.append(r)
             owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
-            batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
-            for (shared, readers), batch in batches:
+            if cluster is None:
+                batches = _local_outputs(traced, outputs, values, owners, options)
+            else:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
+                from daft_flow.cluster.execute import cluster_sink_outputs
+
+                batches = cluster_sink_outputs(sinks, runs, values, cluster, owners, options)
+            readers = [OutputReader(with_output(traced, *out), None) for out in outputs]  # how rows are named
+            for outs in batches:
                 per_sink = []
-                for i, reader in enumerate(readers):
-                    out = reader.read(batch)
+                for i, (reader, out) in enumerate(zip(readers, outs)):
                     if i == 0:
                         outcome.num_inputs += out.num_inputs
                     written, failed = _split(out, reader, runs[i])
@@ -106,15 +107,35 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                         outcome.paths[i].setdefault(where, None)
                     outcome.failures[i].extend(failed)
                     per_sink.append((written, failed))
-                shared.errors.clear()
                 yield per_sink
         finally:
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
-                _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
+                if cluster is None:  # a cluster's report names the workers' ops; writes happened here
+                    _report_write_failures(getattr(sinks[0], "_last_run", None), outputs, outcome)
             _close_all(begun)
     finally:
         release_targets(claimed)
+
+
+def _local_outputs(traced: Any, outputs: list[Any], values: Iterable[Any], owners: _Owners,
+                   options: dict[str, Any]) -> Iterator[list[Any]]:
+    """Per finished batch of a local run, each sink's output (``written_to`` per row, failures)."""
+    from daft_flow.execution.results import OutputReader
+    from daft_flow.execution.runner import run_batches
+    from daft_flow.plan.trace import with_output
+
+    def make_readers(run: Any) -> tuple[SharedErrors, list[OutputReader]]:
+        shared = SharedErrors(run)
+        return shared, [OutputReader(with_output(traced, *out), shared) for out in outputs]
+
+    batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
+    try:
+        for (shared, readers), batch in batches:
+            yield [reader.read(batch) for reader in readers]
+            shared.errors.clear()
+    finally:
+        batches.close()
 
 
 def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailure]]:

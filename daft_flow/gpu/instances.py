@@ -119,6 +119,48 @@ def call_splitting_on_oom(call: Callable[[int, int], list[Any]], n: int, where: 
     return results, failures
 
 
+class KeptInstances:
+    """Instance pools that outlive a run: a dflow-worker (or Ray actor) keeps one per cached plan,
+    so a model is loaded once and serves every morsel of every run of that plan. ``close()``
+    closes them (the plan left the cache, the worker stops)."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[Any, ...], "InstancePool"] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, key: tuple[Any, ...], make: Callable[[], "InstancePool"]) -> "InstancePool":
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None or pool._init_error is not None or pool._closed:  # a failed __init__ is tried again
+                pool = self._pools[key] = make()
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            for e in pool.close():
+                logger.warning("%s: close() raised %s: %s", pool.where, type(e).__name__, e)
+
+
+_kept: contextvars.ContextVar[KeptInstances | None] = contextvars.ContextVar("dflow_kept_instances", default=None)
+
+
+@contextlib.contextmanager
+def keep_instances(kept: KeptInstances) -> Iterator[None]:
+    """Runs built inside this block take their class functions' instances from ``kept`` (made on
+    first use, left open when the run ends) instead of making and closing their own."""
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
+def kept_instances() -> KeptInstances | None:
+    return _kept.get()
+
+
 class _Instance:
     __slots__ = ("obj", "slot", "stream")
 

@@ -15,12 +15,13 @@ import pyarrow as pa
 
 from daft_flow.convert import values_to_arrow
 from daft_flow.errors import BatchError
-from daft_flow.execution.python_runners import Args, _alive, _arg_values
+from daft_flow.execution.python_runners import Args, Failures, _alive, _arg_values
 from daft_flow.gpu.devices import plan_devices
 from daft_flow.gpu.instances import (InstancePool, call_splitting_on_oom, current_device, current_stream,
-                                     is_out_of_memory)
+                                     is_out_of_memory, kept_instances)
 from daft_flow.gpu.staging import DeviceStage, arrow_to_tensor, tensor_to_arrow
 from daft_flow.types import DataType
+from daft_flow.user_errors import describe, row_error, stops_run
 
 logger = logging.getLogger("daft_flow")
 
@@ -30,7 +31,11 @@ class ClassRunner:
                  batch_size: int, *, batch: bool, concurrency: int, gpus: float) -> None:
         self.name, self.arg_types, self.out = name, arg_types, out
         self.arg_kind, self.batch_size, self.batch = arg_kind, batch_size, batch
-        self.pool = InstancePool(fn, plan_devices(name, concurrency, gpus), name)
+        slots = plan_devices(name, concurrency, gpus)
+        kept = kept_instances()  # on a worker: instances stay loaded across runs of the plan
+        self._owns_pool = kept is None
+        self.pool = (InstancePool(fn, slots, name) if kept is None
+                     else kept.pool((id(fn), name, concurrency, gpus), lambda: InstancePool(fn, slots, name)))
         self._stages: dict[int, DeviceStage] = {}
         self._cancelled = False
 
@@ -39,21 +44,28 @@ class ClassRunner:
         self._cancelled = True
 
     def close(self) -> None:
-        """Closes the instances (after the run's threads stopped); what close() raised is logged."""
+        """Closes the instances (after the run's threads stopped) unless they are kept beyond the
+        run; what close() raised is logged."""
+        if not self._owns_pool:
+            return
         for e in self.pool.close():
             logger.warning("%s: close() raised %s: %s", self.name, type(e).__name__, e)
 
-    def _columns(self, args: Args, rows: list[int], n: int) -> list[Any]:
-        all_alive = len(rows) == n
+    def _columns(self, args: Args, mask: bytes, n: int, failures: Failures) -> tuple[list[int], list[Any]]:
+        """The rows to compute and their argument columns. Values that cannot be read back (a stored
+        object that fails to unpickle) fail their own row through ``failures``."""
         if self.arg_kind in ("arrow", "tensor"):
+            rows = _alive(mask, n)
+            all_alive = len(rows) == n
             columns = []
             for array, index in args:
                 if index is not None:
                     array = array.take(index)
                 columns.append(array if all_alive else array.take(pa.array(rows, type=pa.int64())))
-            return columns
-        values = _arg_values(args, self.arg_types)
-        return values if all_alive else [[v[i] for i in rows] for v in values]
+            return rows, columns
+        values = _arg_values(args, self.arg_types, failures)
+        rows = _alive(mask, n, failures)
+        return rows, (values if len(rows) == n else [[v[i] for i in rows] for v in values])
 
     def _call(self, obj: Any, chunk: list[Any]) -> Any:
         """Results of one call: a host tensor in tensor mode, else a list."""
@@ -70,23 +82,24 @@ class ClassRunner:
         return out.tolist() if self.arg_kind == "tensor" else out
 
     def _batch_error(self, e: Exception, rows: int) -> BatchError:
-        err = BatchError(f"{self.name} failed on a batch of {rows} rows: {type(e).__name__}: {e}", batch_size=rows,
+        err = BatchError(f"{self.name} failed on a batch of {rows} rows: {describe(e)}", batch_size=rows,
                          index=getattr(e, "index", None))
         err.__cause__ = e
         return err
 
     def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, list[tuple[int, Any]]]:
-        rows = _alive(mask, n)
-        columns = self._columns(args, rows, n)
+        failures: Failures = []
+        rows, columns = self._columns(args, mask, n, failures)
         results: list[Any] = [None] * n
-        failures: list[tuple[int, Any]] = []
         if not self.batch:
             with self.pool.acquire() as obj:  # a ClassInitError stops the run: it is not a row's fault
                 for j, r in enumerate(rows):
                     try:
                         results[r] = obj(*[c[j] for c in columns])
-                    except Exception as e:
-                        failures.append((r, e))
+                    except BaseException as e:
+                        if stops_run(e):
+                            raise
+                        failures.append((r, row_error(e, self.name)))
             array, problems = values_to_arrow(results, self.out)
             return array, failures + list(problems)
         tensors: list[tuple[list[int], Any]] = []  # tensor mode: (rows, host result) per whole chunk

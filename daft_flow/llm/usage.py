@@ -72,6 +72,11 @@ class OpUsage:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
+# What adds up when parts of a run done elsewhere merge: every number but the settings and the cost.
+_COUNTERS = tuple(f.name for f in fields(OpUsage)
+                  if f.type in ("int", "float") and f.name not in ("max_tokens",))
+
+
 class UsageReport:
     """Usage of every LLM op of one run, keyed by output field name (``report["summary"]``)."""
 
@@ -83,6 +88,14 @@ class UsageReport:
         if key not in self.ops:
             self.ops[key] = OpUsage(**meta)
         return self.ops[key]
+
+    def merge(self, ops: dict[str, dict[str, Any]]) -> None:
+        """Adds the counters of another report's ``as_dict()`` (a part of the run done elsewhere:
+        a worker's morsel); costs are computed again by ``finish``."""
+        for key, d in ops.items():
+            u = self.op(key, op=d["op"], field=d["field"], flow=d["flow"], model=d["model"],
+                        max_tokens=d.get("max_tokens", 0))
+            u.add(**{k: d[k] for k in _COUNTERS if k in d})
 
     def finish(self) -> "UsageReport":
         from daft_flow._logging import logger

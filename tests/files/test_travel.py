@@ -16,7 +16,7 @@ import pytest
 import daft_flow as dflow
 from daft_flow.testing import FaultServer
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+PACKAGE_PARENT = str(pathlib.Path(dflow.__file__).resolve().parents[1])  # the daft_flow this process runs
 KEY = "sk-travel-secret-0123456789abcdef"
 
 USER_MODULE = '''
@@ -261,7 +261,7 @@ def test_every_op_kind_runs_the_same_in_a_fresh_process(tmp_path, user_module, s
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY")}
-        env.update(PYTHONPATH=str(ROOT), TRAVEL_KEY=server.api_key, PYTHONHASHSEED="12345")
+        env.update(PYTHONPATH=PACKAGE_PARENT, TRAVEL_KEY=server.api_key, PYTHONHASHSEED="12345")
         proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "spec.json")], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-5000:]
@@ -288,7 +288,7 @@ def test_a_provider_without_its_key_says_which_variable_to_set(tmp_path, user_mo
         flows, _, _ = user_module.flows(server.base_url, KEY, dflow.Tokenizer.default().path, str(tmp_path), "s3://x/y")
         data = flows["embed_text"].to_bytes()
         env = {k: v for k, v in os.environ.items() if k not in ("TRAVEL_KEY",)}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = PACKAGE_PARENT
         code = ("import sys, daft_flow as dflow\n"
                 "flow = dflow.Flow.from_bytes(open(sys.argv[1], 'rb').read())\n"
                 "flow.collect('x')\n")

@@ -202,3 +202,41 @@ def test_embedding_tensors_in_and_out_and_oom_in_tensor_mode():
     with pytest.raises(dflow.FlowRunError) as info:
         flow.collect_batch(vectors)
     assert len(info.value.failures) == 3 and all(f.field == "z" for f in info.value.failures)
+
+
+def _fail_loading():
+    raise ValueError("cannot unpickle this")
+
+
+class _UnpickleRaises:
+    def __reduce__(self):
+        return (_fail_loading, ())
+
+
+class _StrRaises(Exception):
+    def __str__(self):
+        raise RuntimeError("no str")
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_class_function_misbehaving_values_fail_their_own_rows(batch):
+    """A stored value that cannot be read back, and an exception whose __str__ raises, fail only
+    their rows, as on the plain-function paths."""
+    class Reader:
+        def __call__(self, objs):
+            if batch:
+                return [1 for _ in objs]
+            if objs == "bad-str":
+                raise _StrRaises()
+            return 1
+
+    flow = dflow.Flow("x", int)
+    flow["obj"] = flow["x"].run_python(lambda x: _UnpickleRaises() if x == 1 else ("bad-str" if x == 2 else x))
+    flow["z"] = flow["obj"].run_python(Reader, return_type=int, batch=batch)
+    out = flow.collect_batch([0, 1, 2, 3], on_error="return")
+    assert isinstance(out[1], dflow.RowFailure) and isinstance(out[1].error, ValueError)
+    assert out[0]["z"] == 1 and out[3]["z"] == 1
+    if batch:
+        assert out[2]["z"] == 1
+    else:
+        assert isinstance(out[2], dflow.RowFailure) and isinstance(out[2].error, _StrRaises)

@@ -1,7 +1,6 @@
 """The Triton kernels against their references, run by Triton's interpreter on CPU tensors."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -152,6 +151,5 @@ def test_kernels_import_without_torch_or_triton():
             "v = mean_pool_l2(np.ones((2, 2, 3), np.float32), mask)\n"
             "assert abs(float((v * v).sum()) - 2.0) < 1e-5\n"
             "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -16,7 +16,8 @@ def _post(server, path, body, key=None):
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, dict(r.headers), json.load(r)
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.load(e)
+        with e:  # an error response holds its socket until closed (a ResourceWarning at a later GC otherwise)
+            return e.code, dict(e.headers), json.load(e)
 
 
 CHAT = {"model": "fault-chat", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 3}

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import daft_flow as dflow
+
+# The kernel imports the daft_flow this process runs (an installed wheel or an in-place build).
+PACKAGE_PARENT = Path(dflow.__file__).resolve().parents[1]
 
 CELLS = [
-    f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport time\nimport daft_flow as dflow\n"
+    f"import sys\nsys.path.insert(0, {str(PACKAGE_PARENT)!r})\nimport time\nimport daft_flow as dflow\n"
     "from daft_flow.execution import progress\nprogress.SHOW_AFTER_S = 0.0",
     "def slow(x: int) -> int:\n    time.sleep(0.01)\n    return x\n\n"
     "flow = dflow.Flow('numbers', int)\nflow['y'] = flow['numbers'].run_python(slow, return_type=int)\n"

@@ -10,7 +10,6 @@ import pytest
 import daft_flow as dflow
 from daft_flow.execution import progress
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # A run of about 1.5 s (150 rows of 10 ms) in batches of 16, so the display is redrawn a few times.
 SCRIPT = """
@@ -35,14 +34,15 @@ print("DONE", len(out), flush=True)
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DFLOW_PROGRESS"}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # The child imports the daft_flow this process runs (an installed wheel or an in-place build).
+    env["PYTHONPATH"] = str(Path(dflow.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
 
 def _under_pty(args: list[str], **env: str) -> str:
     pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(sys.executable, ["-c", SCRIPT, *args], cwd=str(ROOT), env=_env(**env), encoding="utf-8",
+    child = pexpect.spawn(sys.executable, ["-c", SCRIPT, *args], cwd=str(Path.cwd()), env=_env(**env), encoding="utf-8",
                           timeout=120, dimensions=(40, 160))
     child.expect(r"DONE 150")
     before = child.before
@@ -70,13 +70,13 @@ def test_progress_can_be_turned_off_on_a_terminal(how):
 
 
 def test_nothing_is_printed_into_a_pipe_or_a_file(tmp_path):
-    piped = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=_env(), capture_output=True, text=True,
+    piped = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(), capture_output=True, text=True,
                            timeout=120)
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout == "halfway there\nDONE 150\n" and piped.stderr == ""
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
-        done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=_env(), stdout=f, stderr=f, timeout=120)
+        done = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(), stdout=f, stderr=f, timeout=120)
     assert done.returncode == 0
     assert log.read_text() == "halfway there\nDONE 150\n"
 
