@@ -1,6 +1,7 @@
 """The first read() of a process: no avoidable set-up inside the run, and a pool that does not cap reads."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,11 +14,13 @@ import daft_flow as dflow
 from daft_flow.convert import values_to_arrow
 from daft_flow.types import DataType
 
-ROOT = Path(__file__).resolve().parents[2]
+# The child imports the daft_flow this test runs (the installed wheel in CI, the checkout in place).
+IMPORT_ROOT = str(Path(dflow.__file__).resolve().parents[1])
 
 
 def _run(script: str) -> str:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True,
+    env = {**os.environ, "PYTHONPATH": IMPORT_ROOT}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -82,7 +85,9 @@ def test_reads_are_not_capped_by_the_connection_pool(http_files):
     root, server = http_files
     for i in range(140):
         (root / f"f{i}.txt").write_text(str(i))
-    server.latency = 0.3
+    # The server holds GETs until 101 are in flight at once, or no more come for a second (a pool of
+    # 100 would stop there; so does the first batch, which the run reads alone to size the rest).
+    server.gather = 101
     flow = dflow.Flow("url", str).open_file().read(max_in_flight=140)
     texts = flow.collect_arrow([f"{server.url}/f{i}.txt" for i in range(140)], progress=False)["text"].to_pylist()
     assert texts == [str(i) for i in range(140)]
