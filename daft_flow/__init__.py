@@ -7,6 +7,9 @@
 {'document': 'the quick brown fox', 'words': 4}
 """
 from daft_flow._logging import install_default_handler as _install_default_log_handler
+from daft_flow.cache import (Cache, CacheError, CacheStats, DiskCache, MemoryCache, RedisCache, clear_cache,
+                             get_cache, set_cache)
+from daft_flow.checkpoint import CheckpointError
 from daft_flow.cluster import Cluster, ClusterError, Job, JobCancelled, RayCluster, RemoteError
 from daft_flow.errors import BatchError, BudgetExceeded, ChildFlowError, FlowError, FlowRunError, RowFailure
 from daft_flow.execution.estimate import Estimate
@@ -45,6 +48,8 @@ __all__ = [
     "current_stream", "current_device", "GpuUnavailableError", "GpuOutOfMemoryError", "ClassInitError",
     "usage", "UsageReport", "OpUsage", "set_price",
     "RunReport", "last_run", "Estimate", "BudgetExceeded",
+    "Cache", "MemoryCache", "DiskCache", "RedisCache", "CacheError", "CacheStats", "set_cache", "get_cache",
+    "clear_cache", "CheckpointError",
     "Cluster", "RayCluster", "Job", "ClusterError", "JobCancelled", "RemoteError",
 ]
 

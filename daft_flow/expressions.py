@@ -68,7 +68,7 @@ class Field(FieldOperators):
     def run_python(self, fn: Callable[..., Any], *others: "Field", return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
                    version: str | int | None = None, concurrency: int | None = None,
-                   gpus: float = 0) -> "Field":
+                   gpus: float = 0, cache: Any = None) -> "Field":
         """Applies ``fn`` to this field's value (and to ``others``) for every row.
 
         - Row-wise (default): ``fn(value) -> result`` per row.
@@ -88,6 +88,11 @@ class Field(FieldOperators):
         each made once (``__init__``) with ``gpus`` GPUs of its own (0: CPU, 0.5: half of one, shared
         with another instance), called per batch or row, closed (``close()``) when the run ends.
         Asking for more GPUs than are visible fails before any work starts.
+
+        ``cache=True`` (the process's default cache, see ``dflow.set_cache``) or a cache object
+        (``dflow.MemoryCache()``, ``dflow.DiskCache(path)``, ``dflow.RedisCache(url)``) keeps each
+        row's result under the op's fingerprint and the row's input values: a row seen before
+        is not computed again. Failed rows are never cached.
         """
         fields = (self, *others)
         for f in others:
@@ -98,7 +103,8 @@ class Field(FieldOperators):
                        batch_size=batch_size, where=where, version=version, concurrency=concurrency, gpus=gpus)
         check_arguments(udf, [(f._flow.name, f._name, f.dtype) for f in fields], where)
         target = deepest_flow(fields)
-        return Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name)
+        return _with_cache(Field(PythonCall(udf, tuple(f._expr for f in fields)), target, udf.name), cache,
+                           f"run_python({udf.name})")
 
     def open_file(self) -> "Field":
         """A ``dflow.File`` for each path or URL (str) in this field: local paths, ``file://``,
@@ -111,7 +117,7 @@ class Field(FieldOperators):
         return Field(PythonCall(open_file_udf(), (self._expr,)), self._flow, "open_file")
 
     def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, timeout: Any = None,
-             max_bytes: "int | str | None" = None) -> "Field":
+             max_bytes: "int | str | None" = None, cache: Any = None) -> "Field":
         """The contents of each ``File`` in this field as text (``as_bytes=True``: raw bytes).
 
         Reads run concurrently on the runtime's event loop (``max_in_flight`` at once, default 64)
@@ -125,20 +131,25 @@ class Field(FieldOperators):
         300 s in all) and ``max_bytes`` (the largest document, an int or ``"2GB"``; default 1 GiB).
         A row past a limit fails with ``TimeoutError`` / ``ValueError`` naming the URL. Defaults
         for every read: ``dflow.set_options(read_timeout=..., read_max_bytes=...)``.
+
+        ``cache=`` (True or a cache object) keeps each document under its URL: a URL read before
+        is not fetched again (while its entry lives: give the cache a ``ttl`` for changing files).
         """
         from daft_flow.ops.file_ops import check_input, read_udf
 
         check_input(self.dtype, "File", "read()", self._name, self._flow.name)
         udf = read_udf(max_in_flight, as_bytes, timeout, max_bytes)
-        return Field(PythonCall(udf, (self._expr,)), self._flow, udf.builtin)
+        return _with_cache(Field(PythonCall(udf, (self._expr,)), self._flow, udf.builtin), cache, "read()")
 
     def prompt(self, instruction: str = "", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> "Field":
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False,
+               cache: Any = None) -> "Field":
         """Asks the LLM ``instruction`` followed by this field's value, for every row (``str``; ``JSON``
         with ``response_format=`` a pydantic model or JSON schema). ``instruction`` may itself be a
         template with fields (see ``Flow.prompt``). ``include_finish_reason=True`` makes the field
-        ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``."""
+        ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``. ``cache=`` as for
+        ``Flow.prompt``."""
         from daft_flow.ops.llm_ops import PROMPT, check_reserved, has_placeholders, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
@@ -154,14 +165,14 @@ class Field(FieldOperators):
             literals[-1] += "\n\n"
         literals.append("")
         fields.append(self)
-        return llm_field(spec, literals, fields, None, "prompt()")
+        return _with_cache(llm_field(spec, literals, fields, None, "prompt()"), cache, "prompt()")
 
-    def embed_text(self, *, provider: Any = None, model: str | None = None) -> "Field":
-        """The embedding of this text field (``dflow.Embedding``)."""
+    def embed_text(self, *, provider: Any = None, model: str | None = None, cache: Any = None) -> "Field":
+        """The embedding of this text field (``dflow.Embedding``). ``cache=`` as for ``Flow.prompt``."""
         from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec
 
         spec = make_llm_spec(EMBED, provider=provider, model=model)
-        return llm_field(spec, ["", ""], [self], None, "embed_text()")
+        return _with_cache(llm_field(spec, ["", ""], [self], None, "embed_text()"), cache, "embed_text()")
 
     def chunk_text(self, max_chars: int | None = None, overlap: int | None = None, *, max_tokens: int | None = None,
                    overlap_tokens: int | None = None, tokenizer: Any = None) -> "Flow":
@@ -184,6 +195,14 @@ class Field(FieldOperators):
     def chain(self, flow: "Flow") -> "Flow":
         """Runs ``flow`` on this field's value: ``flow``'s initial field is bound to it."""
         return self._flow._with_current(self).chain(flow)
+
+
+def _with_cache(field: Field, cache: Any, op: str) -> Field:
+    """``field`` whose op caches its rows in ``cache`` (see ``daft_flow/cache``)."""
+    from daft_flow.cache import check_cache_arg
+
+    field._expr.cache = check_cache_arg(cache, op)
+    return field
 
 
 def deepest_flow(fields: tuple[Field, ...]) -> "Flow":

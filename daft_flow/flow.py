@@ -137,7 +137,7 @@ class Flow:
     def run_python(self, fn: Callable[..., Any], *, return_type: Any = None, batch: bool = False,
                    max_in_flight: int | None = None, batch_size: int | None = None,
                    name: str | None = None, version: str | int | None = None, concurrency: int | None = None,
-                   gpus: float = 0) -> "Flow":
+                   gpus: float = 0, cache: Any = None) -> "Flow":
         """Adds a field computed by ``fn`` and returns the new flow (``fn``'s name names the field).
 
         ``fn`` receives the current field (the last one added), or, if all its parameter names are
@@ -151,7 +151,7 @@ class Flow:
             args = [self._current_field()]
         value = args[0].run_python(fn, *args[1:], return_type=return_type, batch=batch,
                                    max_in_flight=max_in_flight, batch_size=batch_size, version=version,
-                                   concurrency=concurrency, gpus=gpus)
+                                   concurrency=concurrency, gpus=gpus, cache=cache)
         field_name = name or self._fresh_name(_identifier(callable_name(fn)) or "run_python")
         return self._derive(field_name, value._expr)
 
@@ -162,11 +162,12 @@ class Flow:
         return self._derive(name or self._fresh_name("file"), value._expr)
 
     def read(self, *, max_in_flight: int | None = None, as_bytes: bool = False, timeout: Any = None,
-             max_bytes: "int | str | None" = None, name: str | None = None) -> "Flow":
+             max_bytes: "int | str | None" = None, name: str | None = None, cache: Any = None) -> "Flow":
         """Adds a field (default name ``"text"``) with the contents of the current ``File`` field and
-        returns the new flow. See ``Field.read`` (``timeout=`` and ``max_bytes=`` bound each read)."""
+        returns the new flow. See ``Field.read`` (``timeout=`` and ``max_bytes=`` bound each read;
+        ``cache=`` keeps documents by URL)."""
         value = self._current_field().read(max_in_flight=max_in_flight, as_bytes=as_bytes, timeout=timeout,
-                                           max_bytes=max_bytes)
+                                           max_bytes=max_bytes, cache=cache)
         return self._derive(name or self._fresh_name("data" if as_bytes else "text"), value._expr)
 
     def write_sink(self, sink: Any, fields: Any = None) -> "SinkFlow":
@@ -184,7 +185,8 @@ class Flow:
 
     def prompt(self, template: "str | Field", *, provider: Any = None, model: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, response_format: Any = None,
-               options: dict[str, Any] | None = None, include_finish_reason: bool = False) -> Field:
+               options: dict[str, Any] | None = None, include_finish_reason: bool = False,
+               cache: Any = None) -> Field:
         """Asks the LLM a prompt rendered per row from ``template``, and returns the answer as a field
         of this flow (assign it: ``flow["answer"] = flow.prompt(...)``).
 
@@ -196,7 +198,13 @@ class Flow:
         (the field is then ``JSON``: ``{"answer": ..., "finish_reason": "stop" | "length" | ...}``).
         Answers cut at ``max_tokens`` are counted in the usage report (``truncated``) and logged
         once per op.
+
+        ``cache=True`` (the default cache, ``dflow.set_cache``) or a cache object keeps each answer
+        under the op (provider, model, options) and the rendered prompt: a prompt answered before
+        is not sent again (usage counts it as a cache hit, at $0). A changed template or model
+        makes new keys. Failed rows are never cached.
         """
+        from daft_flow.expressions import _with_cache
         from daft_flow.ops.llm_ops import PROMPT, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(PROMPT, provider=provider, model=model, max_tokens=max_tokens, temperature=temperature,
@@ -206,12 +214,14 @@ class Flow:
             literals, fields = ["", ""], [template]
         else:
             literals, fields = parse_template(template, self._template_lookup, "prompt()")
-        return llm_field(spec, literals, fields, self, "prompt()")
+        return _with_cache(llm_field(spec, literals, fields, self, "prompt()"), cache, "prompt()")
 
     def embed_text(self, field_or_template: "str | Field | None" = None, *, provider: Any = None,
-                   model: str | None = None) -> Field:
+                   model: str | None = None, cache: Any = None) -> Field:
         """The embedding (``dflow.Embedding``) of a field or of a template rendered per row (see
-        ``prompt``); without an argument, of the current field. Inputs are sent many per request."""
+        ``prompt``); without an argument, of the current field. Inputs are sent many per request.
+        ``cache=`` as for ``prompt``."""
+        from daft_flow.expressions import _with_cache
         from daft_flow.ops.llm_ops import EMBED, llm_field, make_llm_spec, parse_template
 
         spec = make_llm_spec(EMBED, provider=provider, model=model)
@@ -221,7 +231,7 @@ class Flow:
             literals, fields = ["", ""], [field_or_template]
         else:
             literals, fields = parse_template(field_or_template, self._template_lookup, "embed_text()")
-        return llm_field(spec, literals, fields, self, "embed_text()")
+        return _with_cache(llm_field(spec, literals, fields, self, "embed_text()"), cache, "embed_text()")
 
     def _template_lookup(self, name: str) -> Field:
         from daft_flow.ops.llm_ops import BRACES_HINT
@@ -523,6 +533,11 @@ class Flow:
         With ``on_error="raise"`` (default), failures raise ``dflow.FlowRunError`` after every input
         has run: it carries ``results`` (``None`` for failed inputs), ``failures`` and
         ``failed_inputs``. With ``on_error="return"``, failed inputs hold a ``dflow.RowFailure``.
+
+        ``checkpoint="dir"`` (or ``"s3://bucket/run"``) keeps finished inputs' rows there: called
+        again with the same inputs (in the same order) after a crash, only the inputs that were not
+        done run, and every result comes back. ``resume="force"`` accepts a checkpoint of a changed
+        flow, ``resume=False`` starts over (see the user guide's "Checkpoints").
         """
         from daft_flow.execution.runner import collect_batch
 
@@ -536,7 +551,8 @@ class Flow:
 
         ``on_error="raise"`` raises the first failure; ``"skip"`` records failures on the stream's
         ``failures`` list and goes on. ``lineage=True`` adds ``_input_index`` and ``_row_id`` to each
-        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``.
+        row (as ``collect_arrow(lineage=True)``); ``include_parents`` as for ``collect``;
+        ``checkpoint=`` as for ``collect_batch`` (a resumed stream yields earlier attempts' rows too).
         """
         from daft_flow.execution.runner import stream
 
@@ -548,7 +564,7 @@ class Flow:
         """Runs the flow on many inputs and returns its rows as one ``pyarrow.Table`` (bulk form).
 
         ``lineage=True`` adds ``_input_index`` and ``_row_id`` columns; ``include_parents`` as for
-        ``collect``.
+        ``collect``; ``checkpoint=`` as for ``collect_batch``.
         """
         from daft_flow.execution.runner import collect_arrow
 

@@ -130,7 +130,11 @@ class SinkFlow(_SinkPlans):
         """Runs the flow on many inputs and writes every row once. With ``on_error="raise"``
         (default) rows that failed (upstream, or in the sink after its retries) raise a
         ``dflow.FlowRunError`` once the run is over, carrying the ``SinkResult``; with
-        ``on_error="return"`` they are listed in ``SinkResult.failures``."""
+        ``on_error="return"`` they are listed in ``SinkResult.failures``.
+
+        ``checkpoint="dir"`` (or a URL) makes the sink stage its writes and commit them per batch:
+        called again after a crash, finished inputs are skipped and every row ends in the sink
+        exactly once (file sinks); the result then counts what every attempt committed."""
         from daft_flow.execution.sinks import run_sinks
 
         (outcome,) = run_sinks([self], values, on_error=on_error, **options)

@@ -9,6 +9,12 @@ import pytest
 if not os.path.exists("/dev/nvidiactl"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# cache=True uses a DiskCache under DFLOW_CACHE_DIR: tests never write to the user's cache directory.
+if "DFLOW_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["DFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="dflow-test-cache-")
+
 import daft_flow as dflow
 from daft_flow.testing import FaultServer
 

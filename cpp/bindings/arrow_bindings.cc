@@ -10,6 +10,7 @@
 #include "gil.h"
 #include "registry.h"
 #include "dflow/runtime/batch.h"
+#include "dflow/runtime/value_hash.h"
 
 namespace dflow_py {
 using dflow::Array;
@@ -345,6 +346,61 @@ void init_arrow(py::module_& m) {
         })};
       }, py::arg("values"), py::arg("first_input") = 0,
         "Stable 64-bit ids for root rows, hashing each value (a null: its input position).");
+  // Cache keys: `prefix` + 16 bytes of SipHash-2-4 (key `key`, 16 bytes) over each row's values
+  // of `args` ((column, ancestor index or None) pairs, as Python runners receive them). Rows
+  // with skip[r] != 0 get None. Values are hashed with the GIL released.
+  m.def("hash_keys", [](py::bytes prefix, py::bytes key, py::list args, py::object skip) {
+        std::string k = key;
+        if (k.size() != 16) throw py::value_error("hash_keys: key must be 16 bytes");
+        uint64_t k0 = 0, k1 = 0;
+        for (int i = 7; i >= 0; --i) {
+          k0 = (k0 << 8) | static_cast<uint8_t>(k[i]);
+          k1 = (k1 << 8) | static_cast<uint8_t>(k[8 + i]);
+        }
+        std::vector<ArrayPtr> columns;
+        std::vector<std::vector<int64_t>> indexes(args.size());
+        int64_t rows = -1;
+        for (size_t i = 0; i < args.size(); ++i) {
+          py::tuple t = args[i].cast<py::tuple>();
+          columns.push_back(ImportArray(t[0]));
+          int64_t n = columns.back()->length();
+          if (!t[1].is_none()) {
+            ArrayPtr idx = ImportArray(t[1]);
+            indexes[i].resize(idx->length());
+            for (int64_t r = 0; r < idx->length(); ++r) indexes[i][r] = idx->Int64(r);
+            n = idx->length();
+          }
+          if (rows >= 0 && n != rows) throw py::value_error("hash_keys: arguments have different row counts");
+          rows = n;
+        }
+        if (rows < 0) throw py::value_error("hash_keys: no arguments");
+        std::string mask;
+        if (!skip.is_none()) {
+          mask = skip.cast<std::string>();
+          if (static_cast<int64_t>(mask.size()) != rows) throw py::value_error("hash_keys: skip has the wrong length");
+        }
+        std::vector<dflow::HashInput> inputs;
+        for (size_t i = 0; i < columns.size(); ++i) inputs.push_back({columns[i].get(), &indexes[i]});
+        std::vector<uint8_t> out(static_cast<size_t>(rows) * 16);
+        {
+          py::gil_scoped_release release;
+          dflow::HashRows(inputs, rows, k0, k1, mask.empty() ? nullptr : reinterpret_cast<const uint8_t*>(mask.data()),
+                          out.data());
+        }
+        std::string p = prefix;
+        std::string buf = p + std::string(16, '\0');
+        py::list keys(rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          if (!mask.empty() && mask[r]) {
+            keys[r] = py::none();
+            continue;
+          }
+          std::memcpy(&buf[p.size()], out.data() + r * 16, 16);
+          keys[r] = py::bytes(buf);
+        }
+        return keys;
+      }, py::arg("prefix"), py::arg("key"), py::arg("args"), py::arg("skip") = py::none(),
+      "Per row: prefix + a 128-bit SipHash of its values of `args`, or None where skip[r] is set.");
 }
 
 }  // namespace dflow_py

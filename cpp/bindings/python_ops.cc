@@ -471,6 +471,13 @@ void PythonBatchOperator::Process(Batch& batch) {
       inputs.push_back({b.Finish(), false, {}});
       continue;
     }
+    if (a.node == kRowIdArg) {
+      const std::vector<uint64_t>& ids = batch.RowIds(info_.level);
+      dflow::PrimitiveBuilder<uint64_t> b("L", static_cast<int64_t>(ids.size()));
+      for (uint64_t id : ids) b.Append(id);
+      inputs.push_back({b.Finish(), false, {}});
+      continue;
+    }
     bool ancestor = a.level != info_.level;
     inputs.push_back({batch.levels.at(a.level).columns.at(a.node), ancestor,
                       ancestor ? batch.AncestorIndex(info_.level, a.level) : std::vector<int64_t>()});

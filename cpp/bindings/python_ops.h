@@ -45,6 +45,8 @@ struct ArgSpec {
   int32_t level;
 };
 inline constexpr int32_t kInputIndexArg = -1;
+// Node kRowIdArg stands for each row's 64-bit row id (checkpointed sinks skip rows already committed).
+inline constexpr int32_t kRowIdArg = -2;
 
 struct PythonOpInfo {
   int32_t node;    // output node id
@@ -79,7 +81,7 @@ class PythonRowOperator : public dflow::Operator {
 
 // Calls runner(args, failed_mask) -> (column, [(row, error_or_message), ...]) with the GIL held.
 // args[k] is (pyarrow.Array, ancestor_index pyarrow.Array or None); a kInputIndexArg argument is
-// (int64 pyarrow.Array of input indices, None).
+// (int64 pyarrow.Array of input indices, None); a kRowIdArg argument is (uint64 pyarrow.Array, None).
 class PythonBatchOperator : public dflow::Operator {
  public:
   PythonBatchOperator(PythonOpInfo info, py::object runner, std::shared_ptr<ErrorTable> errors);

@@ -263,6 +263,7 @@ void init_runtime(py::module_& m) {
   py::class_<ArgSpec>(m, "ArgSpec")
       .def(py::init([](int32_t node, int32_t level) { return ArgSpec{node, level}; }), py::arg("node"), py::arg("level"));
   m.attr("INPUT_INDEX_ARG") = kInputIndexArg;
+  m.attr("ROW_ID_ARG") = kRowIdArg;
   py::class_<PythonOpInfo>(m, "OpInfo")
       .def(py::init([](int32_t node, int32_t level, std::vector<ArgSpec> args, std::string op, std::string field,
                        std::string flow) { return PythonOpInfo{node, level, std::move(args), op, field, flow}; }),
@@ -308,6 +309,16 @@ void init_runtime(py::module_& m) {
         for (uint64_t x : ids) builder.Append(x);
         return ToPyArrow(builder.Finish());
       })
+      // The sum (mod 2**64) of the row ids of rows [begin, end) of a level: a checkpoint's check
+      // that a resumed run reads the same inputs, without handing a million ids to Python.
+      .def("row_id_sum", [](const PyBatch& b, int32_t l, int64_t begin, int64_t end) {
+        b.level(l);
+        const auto& ids = b.batch->RowIds(l);
+        if (begin < 0 || end > static_cast<int64_t>(ids.size()) || begin > end) throw py::index_error("row_id_sum: bad range");
+        uint64_t sum = 0;
+        for (int64_t i = begin; i < end; ++i) sum += ids[i];
+        return sum;
+      }, py::arg("level"), py::arg("begin"), py::arg("end"))
       .def("ancestor_index", [](const PyBatch& b, int32_t l, int32_t ancestor) {
         return IndexColumn(b.batch->AncestorIndex(l, ancestor));
       })

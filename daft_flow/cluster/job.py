@@ -25,9 +25,10 @@ class Job:
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
         get_options(**options)  # bad options fail here, not in the background
-        if checkpoint is not None:  # the checkpoint/resume work connects here (collect_batch(checkpoint=...))
-            raise ValueError("submit(checkpoint=...): this daft_flow cannot checkpoint runs yet; submit without it (a run "
-                             "on a cluster re-sends the morsels of lost workers by itself)")
+        if checkpoint is not None:  # as collect_batch(cluster=..., checkpoint=...) (execution/runner.py)
+            raise ValueError("submit(checkpoint=...): checkpoint= cannot be combined with cluster= yet: a checkpointed "
+                             "run runs in one process (collect_batch(..., checkpoint=...) without cluster=); submit "
+                             "without it (a run on a cluster re-sends the morsels of lost workers by itself)")
         self.monitor = Monitor()
         self._cluster = BoundCluster(cluster, self.monitor)
         self._done = threading.Event()

@@ -195,6 +195,10 @@ def estimation_plan(traced: Any, output_tokens: int | None) -> tuple[Any, list[C
     from daft_flow.plan import flow_pb2 as ir
     from daft_flow.plan.trace import TracedPlan
 
+    if any(n.HasField("cache") for n in traced.plan.nodes) and not traced.plan.fingerprint:
+        from daft_flow.plan.fingerprint import fingerprint_plan
+
+        fingerprint_plan(traced)  # cache keys are the real ops' (counting providers change no key)
     plan = ir.Plan()
     plan.CopyFrom(traced.plan)
     objects = list(traced.objects)
@@ -218,6 +222,10 @@ def estimation_plan(traced: Any, output_tokens: int | None) -> tuple[Any, list[C
             c.provider_ref = add(counting[id(real)])
         elif kind == "python_udf" and node.id not in needed:
             node.python_udf.fn_ref = add(nulls[node.python_udf.mode])
+        if node.HasField("cache"):  # rows the cache holds cost nothing; placeholders are never stored
+            from daft_flow.cache import ReadOnly, resolve
+
+            node.cache.cache_ref = add(ReadOnly(resolve(node.cache.cache_ref, objects)))
     return TracedPlan(plan, objects), list(counting.values())
 
 

@@ -129,6 +129,7 @@ class RunMonitor:
         if runner is not None:
             if hasattr(runner, "counters"):
                 runner.counters = info.counters
+            runner = getattr(runner, "inner", runner)  # an op with cache=: its own runner
             if hasattr(runner, "latency"):  # LLM ops: each request's latency
                 info.latency = runner.latency = LatencyHistogram()
             if self.budget is not None and hasattr(runner, "budget"):
@@ -257,8 +258,10 @@ class RunMonitor:
                     op.wall_s = (st["last_end_ns"] - st["first_start_ns"]) / 1e9
             op.failures_by_type = dict(self.failures_by_node.get(info.node, {}))
             if info.counters is not None:
-                op.retries, op.cache_hits = info.counters.retries, info.counters.cache_hits
-            u = getattr(info.runner, "usage", None)
+                c = info.counters
+                op.retries, op.cache_hits, op.cache_misses = c.retries, c.cache_hits, c.cache_misses
+                op.cache_bytes_read, op.cache_bytes_written = c.cache_bytes_read, c.cache_bytes_written
+            u = getattr(getattr(info.runner, "inner", info.runner), "usage", None)
             if u is not None and id(u) in llm:
                 u.finish()
                 op.model, op.requests, op.input_tokens = u.model, u.requests, u.input_tokens

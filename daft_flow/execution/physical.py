@@ -31,6 +31,9 @@ class Lowering:
     cancellables: list[Any] = field(default_factory=list)  # runners to cancel when the run stops early
     root_objects: Any = None  # the source's caller-held str/bytes inputs, for row functions
     shared: dict[str, Any] = field(default_factory=dict)  # what ops compute once per run (fused programs)
+    # A checkpointed run's journal: where LLM ops without cache= save each answer as it arrives.
+    journal: Any = None
+    closers: list[Any] = field(default_factory=list)  # called when the run ends (caches flush their writes)
 
     @property
     def plan(self) -> ir.Plan:
@@ -46,20 +49,61 @@ class Lowering:
     def arg_types(self, node: ir.Node) -> list[DataType]:
         return [dtype_from_ir(self.plan.nodes[i].type) for i in node.inputs]
 
-    def op_info(self, node: ir.Node, op_name: str, *, input_index: bool = False) -> Any:
+    def op_info(self, node: ir.Node, op_name: str, *, input_index: bool = False, row_id: bool = False) -> Any:
         """The runtime's description of a Python op: which node it writes, what it reads, and how
-        errors name it (op, field, flow). ``input_index``: one more argument, each row's input index."""
+        errors name it (op, field, flow). ``input_index``: one more argument, each row's input
+        index; ``row_id``: then one more, each row's 64-bit row id."""
         args = [_core.ArgSpec(i, self.plan.nodes[i].level) for i in node.inputs]
         if input_index:
             args.append(_core.ArgSpec(_core.INPUT_INDEX_ARG, node.level))
+        if row_id:
+            args.append(_core.ArgSpec(_core.ROW_ID_ARG, node.level))
         return _core.OpInfo(node.id, node.level, args, op_name, node.name or op_name,
                             self.plan.levels[node.level].flow)
 
 
+    def cache_of(self, node: ir.Node, journal: bool = False) -> Any:
+        """The cache a node's rows go through: its ``cache=``, else the run's journal for ops
+        that journal (``journal``: LLM ops in a checkpointed run), else None. Each cache is
+        checked once per run, before anything runs (an unreachable Redis stops the run here)."""
+        if node.HasField("cache"):
+            from daft_flow.cache import resolve
+
+            cache = resolve(node.cache.cache_ref, self.objects)
+        elif journal and self.journal is not None:
+            cache = self.journal
+        else:
+            return None
+        checked = self.shared.setdefault("caches", {})
+        if id(cache) not in checked:
+            cache.check()
+            checked[id(cache)] = cache
+            self.closers.append(cache.flush)
+        return cache
+
+    def cached(self, node: ir.Node, runner: Any, op_name: str, journal: bool = False) -> Any:
+        """``runner`` answering from the node's cache first (see ``execution/cached.py``), or
+        ``runner`` itself when the node has no cache."""
+        cache = self.cache_of(node, journal)
+        if cache is None:
+            return runner
+        from daft_flow.cache import op_prefix
+        from daft_flow.execution.cached import CachedRunner
+
+        if not node.op_fingerprint:
+            from daft_flow.plan.fingerprint import fingerprint_plan
+
+            fingerprint_plan(self.traced)
+        return CachedRunner(runner, cache, op_prefix(self.plan, node), self.out_type(node), op_name)
+
+
 def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
-              cancellables: list[Any] | None = None, monitor: Any = None) -> Any:
+              cancellables: list[Any] | None = None, monitor: Any = None, journal: Any = None,
+              closers: list[Any] | None = None) -> Any:
     """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
-    run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs."""
+    run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs;
+    ``journal`` is a checkpointed run's cache for LLM answers; ``closers`` collects what must be
+    called once the run has ended (caches flushing their writes)."""
     from daft_flow.llm.usage import UsageReport
 
     plan = traced.plan
@@ -71,7 +115,8 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     root_type = dtype_from_ir(plan.root_type)
     root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
     ctx = Lowering(run, traced, source, options, usage if usage is not None else UsageReport(),
-                   cancellables if cancellables is not None else [], root_objects)
+                   cancellables if cancellables is not None else [], root_objects, journal=journal,
+                   closers=closers if closers is not None else [])
     for node in plan.nodes:
         node_op(node.WhichOneof("op")).lower(node, ctx)
     return run

@@ -83,6 +83,22 @@ async def _guarded(call: Callable[[], Any], op: str) -> tuple[bool, Any] | _Stop
         return _Stop(e)
 
 
+AnswerHook = Callable[[int, Any], None]
+
+
+def _report_answer(on_answer: "AnswerHook | None", row: int, value: Any) -> None:
+    """Tells ``on_answer`` (a cache storing answers as they arrive) about one row's value; its
+    failure never fails the row."""
+    if on_answer is None:
+        return
+    try:
+        on_answer(row, value)
+    except Exception as e:  # noqa: BLE001 - the value is still the row's result
+        import logging
+
+        logging.getLogger("daft_flow").warning("could not store an answer as it arrived: %s: %s", type(e).__name__, e)
+
+
 def _raise_stop(outcomes: list[Any]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, _Stop):
@@ -247,23 +263,28 @@ class AsyncRunner(_Cancellable):
         self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self._init_cancel()
 
-    async def _run(self, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+    reports_answers = True  # __call__ takes on_answer(row, value), called as each row's value arrives
+
+    async def _run(self, calls: list[tuple[int, list[Any]]], on_answer: "AnswerHook | None") -> list[Any]:
         loop = asyncio.get_running_loop()
         if self._semaphore is None or self._semaphore_loop is not loop:
             self._semaphore, self._semaphore_loop = asyncio.Semaphore(self.max_in_flight), loop
         sem, fn, name = self._semaphore, self.fn, self.name
 
-        async def one(call_args: list[Any]) -> Any:
+        async def one(r: int, call_args: list[Any]) -> Any:
             async with sem:
-                return await _guarded(lambda: fn(*call_args), name)
+                outcome = await _guarded(lambda: fn(*call_args), name)
+            if not isinstance(outcome, _Stop) and outcome[0]:
+                _report_answer(on_answer, r, outcome[1])
+            return outcome
 
-        return await asyncio.gather(*(one(a) for _, a in calls))
+        return await asyncio.gather(*(one(r, a) for r, a in calls))
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
+    def __call__(self, args: Args, mask: bytes, n: int, on_answer: "AnswerHook | None" = None) -> tuple[Any, Failures]:
         failures: Failures = []
         values = _arg_values(args, self.arg_types, failures)
         calls = [(r, [v[r] for v in values]) for r in _alive(mask, n, failures)]
-        outcomes = self._wait(self._run(calls)) if calls else []
+        outcomes = self._wait(self._run(calls, on_answer)) if calls else []
         _raise_stop(outcomes)
         results: list[Any] = [None] * n
         for (r, _), (ok, value) in zip(calls, outcomes):
@@ -307,8 +328,9 @@ class AsListRunner:
 
 
 def uses_event_loop(runners: list[Any]) -> bool:
-    """Whether any of a run's runners sends coroutines to the runtime's event loop."""
-    return any(isinstance(r, _Cancellable) for r in runners)
+    """Whether any of a run's runners sends coroutines to the runtime's event loop (a runner with
+    a cache counts by the op's own runner)."""
+    return any(isinstance(getattr(r, "inner", r), _Cancellable) for r in runners)
 
 
 def row_converter(t: DataType) -> Callable[[pa.Array], tuple[list[Any], list[tuple[int, BaseException]]]]:
@@ -360,10 +382,12 @@ class LlmRunner(_Cancellable):
         finally:
             budget.settle(reserved, call.cost())
 
-    async def _prompts(self, calls: list[tuple[int, str]]) -> list[Any]:
+    reports_answers = True  # __call__ takes on_answer(row, value), called as each answer arrives
+
+    async def _prompts(self, calls: list[tuple[int, str]], on_answer: "AnswerHook | None" = None) -> list[Any]:
         spec = self.spec
 
-        async def one(text: str) -> Any:
+        async def one(r: int, text: str) -> Any:
             answer = await self._call(
                 lambda: self.budget.prompt_worst_case(self.model, text, spec.max_tokens),
                 lambda usage: self.provider.complete(
@@ -384,12 +408,13 @@ class LlmRunner(_Cancellable):
 
                 value = parse_structured(content, spec)
             if spec.include_finish_reason:
-                return {"answer": value, "finish_reason": finish_reason}
+                value = {"answer": value, "finish_reason": finish_reason}
+            _report_answer(on_answer, r, value)
             return value
 
-        return await asyncio.gather(*(_guarded(lambda t=t: one(t), self.name) for _, t in calls))
+        return await asyncio.gather(*(_guarded(lambda r=r, t=t: one(r, t), self.name) for r, t in calls))
 
-    async def _embeddings(self, calls: list[tuple[int, str]]) -> list[Any]:
+    async def _embeddings(self, calls: list[tuple[int, str]], on_answer: "AnswerHook | None" = None) -> list[Any]:
         texts = [t for _, t in calls]
         try:
             groups = [list(g) for g in self.provider.embedding_batches(texts)]
@@ -410,6 +435,8 @@ class LlmRunner(_Cancellable):
 
                 got = len(vectors) if isinstance(vectors, (list, tuple)) else type(vectors).__name__
                 raise ProviderError(f"{self.name}: the provider returned {got} embeddings for {len(group)} texts")
+            for j, i in enumerate(group):
+                _report_answer(on_answer, calls[i][0], vectors[j])
             return vectors
 
         answers = await asyncio.gather(*(_guarded(lambda g=g: one(g), self.name) for g in groups))
@@ -423,7 +450,7 @@ class LlmRunner(_Cancellable):
                     outcomes[i] = (True, answer[1][j])
         return outcomes
 
-    def __call__(self, args: Args, mask: bytes, n: int) -> tuple[Any, Failures]:
+    def __call__(self, args: Args, mask: bytes, n: int, on_answer: "AnswerHook | None" = None) -> tuple[Any, Failures]:
         from daft_flow.llm.provider import ProviderConfigError
 
         (texts,) = _arg_values(args, [DataType("str")])
@@ -437,9 +464,9 @@ class LlmRunner(_Cancellable):
                 calls.append((r, texts[r]))
         if self.spec.kind == "prompt":
             calls.sort(key=lambda c: c[1])
-            outcomes = self._wait(self._prompts(calls)) if calls else []
+            outcomes = self._wait(self._prompts(calls, on_answer)) if calls else []
         else:
-            outcomes = self._wait(self._embeddings(calls)) if calls else []
+            outcomes = self._wait(self._embeddings(calls, on_answer)) if calls else []
         _raise_stop(outcomes)
         results: list[Any] = [None] * n
         answered = 0

@@ -83,17 +83,25 @@ class LatencyHistogram:
 
 
 class OpCounters:
-    """Counts an op's runner adds while the run goes on (any thread): retries, cache hits."""
+    """Counts an op's runner adds while the run goes on (any thread): retries, cache hits and
+    misses, bytes read from and written to the op's cache."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.retries = 0
         self.cache_hits = 0
+        self.cache_misses = 0
+        self.cache_bytes_read = 0
+        self.cache_bytes_written = 0
 
-    def add(self, *, retries: int = 0, cache_hits: int = 0) -> None:
+    def add(self, *, retries: int = 0, cache_hits: int = 0, cache_misses: int = 0, cache_bytes_read: int = 0,
+            cache_bytes_written: int = 0) -> None:
         with self._lock:
             self.retries += retries
             self.cache_hits += cache_hits
+            self.cache_misses += cache_misses
+            self.cache_bytes_read += cache_bytes_read
+            self.cache_bytes_written += cache_bytes_written
 
 
 @dataclass
@@ -114,7 +122,10 @@ class OpReport:
     rows_failed: int = 0
     failures_by_type: dict[str, int] = field(default_factory=dict)
     retries: int = 0
-    cache_hits: int = 0
+    cache_hits: int = 0      # rows answered by the op's cache (cache=, or a checkpoint's journal)
+    cache_misses: int = 0    # rows looked up and computed
+    cache_bytes_read: int = 0
+    cache_bytes_written: int = 0
     # LLM ops
     model: str | None = None
     requests: int = 0        # HTTP requests, retries included

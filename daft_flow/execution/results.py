@@ -145,6 +145,11 @@ class BatchOutput:
         return self.first_input + (base if self._keep is None else base[self._keep])
 
     @property
+    def batch(self) -> Any:
+        """The runtime's batch these rows come from (``_core.Batch``)."""
+        return self._batch
+
+    @property
     def row_ids(self) -> np.ndarray:
         ids = self._batch.row_ids(self._level).to_numpy()
         return ids if self._keep is None else ids[self._keep]

@@ -117,14 +117,16 @@ def _input_count(values: Any) -> int | None:
 
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
-                ordered: bool = True, usage_owner: Any = None, record: bool = True, first_input: int = 0,
-                **options: Any) -> Iterator[tuple[Any, Any]]:
+                ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
+                journal: Any = None, first_input: int = 0, **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
     and, unless ``record`` is False (cost estimates), as ``dflow.last_run()`` / ``dflow.usage()``,
-    with a progress display and OpenTelemetry spans. ``first_input`` numbers the inputs from
-    there (a worker running a morsel of a larger input names inputs by their index in it)."""
+    with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
+    inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
+    save each answer to). ``first_input`` numbers the inputs from there (a worker running a
+    morsel of a larger input names inputs by their index in it)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -133,7 +135,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     out_level = plan.levels[plan.output_level]
     source = InputSource(values, dtype_from_ir(plan.root_type), root.element_node, plan.root_field, root.flow, opts,
                          max_inputs=root.input_limit if root.HasField("input_limit") else None,
-                         first_rows=out_level.limit if out_level.HasField("limit") else 0)
+                         first_rows=out_level.limit if out_level.HasField("limit") else 0, skip=skip)
     source.count = first_input  # a limit() counts global inputs too: a morsel past it reads nothing
     from daft_flow.llm.budget import CostBudget
     from daft_flow.llm.usage import UsageReport, set_last
@@ -143,8 +145,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                          total_inputs=total, progress=progress_for(opts.progress) if record else None,
                          plan_fingerprint=traced.plan.fingerprint or None)
     cancellables: list[Any] = []
+    closers: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, journal, closers)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
@@ -155,6 +158,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     except BaseException:
         monitor.discard()
         _end_provider_runs(usage)
+        _close(closers)
         raise
     _live_runs[id(run)] = run
     status, error = "stopped", None
@@ -181,6 +185,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                 if hasattr(runner, "close"):
                     runner.close()
         _end_provider_runs(usage)
+        _close(closers)
         # dflow.usage() is the last run's report, empty when that run had no LLM ops.
         usage.finish()
         if record:
@@ -192,6 +197,18 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             usage_owner._last_run = report
 
 
+def _close(closers: list[Any]) -> None:
+    """Calls what the run registered for its end (caches storing their last writes). A failure is
+    logged, not raised: the run's results are complete either way and must reach the caller."""
+    import logging
+
+    for close in closers:
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001 - the others must still close
+            logging.getLogger("daft_flow").warning("after the run: %s: %s", type(e).__name__, e)
+
+
 def _end_provider_runs(usage: Any) -> None:
     """This run no longer uses its providers: the last run using one closes its connections."""
     for provider in usage.providers:
@@ -200,26 +217,77 @@ def _end_provider_runs(usage: Any) -> None:
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
+             traced: TracedPlan | None = None, checkpoint: Any = None,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
-    """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``)."""
+    """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``).
+    ``checkpoint`` (an open ``checkpoint.Checkpoint``): done inputs are read past, and each
+    finished batch's rows are committed to it before they are handed on."""
     cluster = options.pop("cluster", None)
-    traced = trace(flow)
+    traced = traced if traced is not None else trace(flow)
     out_level = traced.plan.levels[traced.plan.output_level]
     remaining = out_level.limit if out_level.HasField("limit") else -1  # a limit() only the consumer can apply
+    if checkpoint is not None:
+        from daft_flow.checkpoint.rows import commit_rows
+
+        options.update(skip=checkpoint.done, journal=checkpoint.journal())
     if cluster is not None:  # the same results, computed by workers (daft_flow/cluster/)
         from daft_flow.cluster.execute import cluster_execute
 
         batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
     else:
         batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
-    for reader, output in batches:
-        if remaining >= 0:
-            output.truncate(remaining)
-            remaining -= len(output.row_positions)
-        yield reader, output
-        if remaining == 0:
-            break
-    batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
+    try:
+        for reader, output in batches:
+            if remaining >= 0:
+                output.truncate(remaining)
+                remaining -= len(output.row_positions)
+            if checkpoint is not None:
+                commit_rows(checkpoint, output, reader.names)
+            yield reader, output
+            if remaining == 0:
+                break
+        batches.close()  # a limit() ends the run here: stop it (and its source) now, not when collected
+        if checkpoint is not None:
+            checkpoint.commit_pending()
+            checkpoint.finish(checkpoint.done.end)
+    finally:
+        if checkpoint is not None and checkpoint._pending:  # left early: finished batches still count
+            try:
+                checkpoint.commit_pending()
+            except Exception as e:  # noqa: BLE001 - the run's own error (if any) matters more
+                import logging
+
+                logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
+
+
+def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
+    """A checkpoint is kept by the process that runs the pipeline; with ``cluster=`` the workers
+    run it, and their batches do not carry what a commit records (row id sums, staged files)."""
+    if options.get("cluster") is not None:
+        raise ValueError("checkpoint= cannot be combined with cluster= yet: a checkpointed run runs in this process. "
+                         "Run it without cluster=, or without checkpoint= (op caches such as RedisCache do work "
+                         "across workers); nothing was run")
+
+
+def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
+    """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
+    (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
+    location = options.pop("checkpoint", None)
+    resume = options.pop("resume", True)
+    traced = trace(flow)
+    if location is not None:  # wrong options fail before an attempt is counted
+        refuse_cluster_checkpoint(options)
+        get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
+    if location is None:
+        if resume is not True:
+            raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
+        return None, traced
+    from daft_flow.checkpoint import Checkpoint
+    from daft_flow.plan.fingerprint import fingerprint_plan
+
+    fingerprint_plan(traced)
+    ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
+    return ckpt, traced
 
 
 def _local_outputs(owner: Any, traced: TracedPlan, values: Iterable[Any], ordered: bool,
@@ -239,6 +307,10 @@ def _is_root(flow: "Flow") -> bool:
 
 def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise", **options: Any) -> list[Any]:
     _check_on_error(on_error, ("raise", "return"))
+    ckpt, traced = _open_checkpoint(flow, options)
+    if ckpt is not None:
+        return _collect_batch_checkpointed(flow, values, ckpt, traced, on_error, **options)
+    options["traced"] = traced
     root = _is_root(flow)
     results: list[Any] = []
     failures: list[RowFailure] = []
@@ -300,6 +372,50 @@ def _group_children(results: list[Any], input_index: Any, rows: list[Any]) -> No
         results[i].extend(rows[bounds[k]:bounds[k + 1]])
 
 
+def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, traced: TracedPlan, on_error: str,
+                                **options: Any) -> list[Any]:
+    """collect_batch with a checkpoint: this call's rows and failures, and the rows earlier attempts
+    committed (inputs this call read past), in input order."""
+    from daft_flow.checkpoint.rows import StoredRows
+
+    earlier = list(ckpt.records)
+    rows_of: dict[int, list[Any]] = {}
+    failed: dict[int, list[RowFailure]] = {}
+    failures: list[RowFailure] = []
+    seen = 0
+    reader = None
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
+        seen = max(seen, out.first_input + out.num_inputs)
+        for i, row in zip(out.input_index.tolist(), reader.rows(out)):
+            rows_of.setdefault(i, []).append(row)
+        for f in out.failures:
+            failed.setdefault(f.input_index, []).append(f)
+        failures.extend(out.failures)
+    if reader is None:
+        reader = OutputReader(traced, None)
+    total = ckpt.done.end if ckpt.done.end is not None else max(
+        [seen, *(r.stop for r in ckpt.done.ranges)])
+    for i, group in StoredRows(ckpt, earlier, reader.names, reader.types).before(total):
+        rows_of.setdefault(i, []).extend(group)
+    root = _is_root(flow)
+    results: list[Any] = []
+    for i in range(total):
+        if root:
+            if i in failed:
+                results.append(failed[i][0] if on_error == "return" else None)
+            elif i in rows_of:
+                results.append(rows_of[i][0])
+            # neither: a filter() dropped the input
+        else:
+            entry: list[Any] = list(rows_of.get(i, []))
+            if on_error == "return":
+                entry.extend(failed.get(i, []))
+            results.append(entry)
+    if failures and on_error == "raise":
+        raise FlowRunError(failed_message(failures, total), failures, results)
+    return results
+
+
 def failed_message(failures: list[RowFailure], num_inputs: int, what: str = "failed") -> str:
     """``"2 of 10 inputs failed (3 rows); first: ..."`` for a FlowRunError."""
     n_failed = len({f.input_index for f in failures})
@@ -338,11 +454,24 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
            lineage: bool = False, **options: Any) -> FlowStream:
     _check_on_error(on_error, ("raise", "skip"))
     _check_bool(ordered, "ordered")
-    get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "cluster")})  # wrong ones fail here
     failures: list[RowFailure] = []
+    ckpt, traced = _open_checkpoint(flow, options)  # now, not at the first next(): a bad checkpoint fails here
+    get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "cluster")})  # wrong ones fail here
+    stored = None
+    if ckpt is not None and ckpt.records:
+        from daft_flow.checkpoint.rows import StoredRows
+
+        probe = OutputReader(traced, None)
+        stored = StoredRows(ckpt, list(ckpt.records), probe.names, probe.types, lineage=lineage)
 
     def rows() -> Iterator[dict[str, Any]]:
-        for reader, out in _execute(flow, values, ordered=ordered, **options):
+        if stored is not None and not ordered:
+            for _, group in stored.before(1 << 62):
+                yield from group
+        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, **options):
+            if stored is not None and ordered:  # earlier attempts' rows in their place
+                for _, group in stored.before(out.first_input):
+                    yield from group
             reported = 0
             # A slice at a time: a batch with millions of child rows is never all Python objects at once.
             for chunk in reader.row_slices(out, lineage=lineage):  # lineage: as collect_arrow(lineage=True)
@@ -356,6 +485,9 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
                 if on_error == "raise":
                     raise out.failures[reported].error
                 failures.extend(out.failures[reported:])
+        if stored is not None:
+            for _, group in stored.before(1 << 62):
+                yield from group
 
     return FlowStream(rows(), failures)
 
@@ -364,29 +496,55 @@ def collect_arrow(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                   **options: Any) -> pa.Table:
     _check_on_error(on_error, ("raise", "skip"))
     _check_bool(lineage, "lineage")
+    ckpt, traced = _open_checkpoint(flow, options)
+    earlier = list(ckpt.records) if ckpt is not None else []
+    with_lineage = lineage or bool(earlier)  # rows of earlier attempts are put in place by input index
     tables = []
     failures: list[RowFailure] = []
     names: list[str] = []
     num_inputs = 0
-    for reader, out in _execute(flow, values, **options):
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
         names = reader.names
         num_inputs += out.num_inputs
         failures.extend(out.failures)
         arrays = list(out.columns)
         cols = list(names)
-        if lineage:
+        if with_lineage:
             arrays += [pa.array(out.input_index, type=pa.int64()),
                        pa.array([f"{int(x):016x}" for x in out.row_ids], type=pa.string())]
             cols += ["_input_index", "_row_id"]
         tables.append(pa.Table.from_arrays(arrays, names=cols))
+    if earlier:
+        from daft_flow.checkpoint.rows import stored_table
+
+        stored = stored_table(ckpt, earlier, traced)
+        if stored is not None:
+            tables = _in_input_order([stored, *tables])
+        if not lineage:
+            tables = [t.drop_columns(["_input_index", "_row_id"]) for t in tables]
     if failures and on_error == "raise":
         partial = pa.concat_tables(tables) if tables else None
         raise FlowRunError(failed_message(failures, num_inputs), failures, [partial])
     if not tables:
-        plan = trace(flow).plan
+        plan = traced.plan
         fields = [pa.field(n, dtype_from_ir(plan.nodes[i].type).to_arrow())
                   for n, i in zip(plan.output_names, plan.output_nodes)]
         if lineage:
             fields += [pa.field("_input_index", pa.int64()), pa.field("_row_id", pa.string())]
         return pa.schema(fields).empty_table()
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _in_input_order(tables: list[pa.Table]) -> list[pa.Table]:
+    """One table of all rows, sorted by input (stable: an input's rows keep their order)."""
+    from daft_flow.checkpoint import CheckpointError
+
+    try:
+        table = pa.concat_tables(tables)
+    except pa.ArrowInvalid as e:
+        raise CheckpointError(f"rows of the checkpoint's earlier attempts do not have this flow's columns ({e}); "
+                              "resume='force' cannot join them: start over with resume=False") from None
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(table, sort_keys=[("_input_index", "ascending")])
+    return [table.take(order)]

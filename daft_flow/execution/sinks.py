@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from daft_flow.errors import BatchError, FlowRunError, RowFailure
-from daft_flow.io.write import SinkResult, SinkRun, claim_targets, release_targets
+from daft_flow.io.write import COMMITTED_MARK, SinkResult, SinkRun, claim_targets, release_targets
 
 if TYPE_CHECKING:
     from daft_flow.sink_flow import SinkFlow
@@ -57,13 +57,17 @@ class _Outcome:
         self.paths: list[dict[str, None]] = [{} for _ in runs]
         self.failures: list[list[RowFailure]] = [[] for _ in runs]
         self.write_failures = [0] * len(runs)  # rows each sink could not write (not failed upstream)
+        self.checkpoint: Any = None  # the run's open checkpoint, if it has one
 
 
 def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_Outcome | None" = None,
-                 owner: Any = None, **options: Any) -> Iterator[list[tuple[Written, list[RowFailure]]]]:
+                 owner: Any = None, checkpoint: Any = None, resume: Any = True,
+                 **options: Any) -> Iterator[list[tuple[Written, list[RowFailure]]]]:
     """Runs sink flows of one root in a single pass; yields per batch, per sink: (rows written,
     rows failed). Every sink is closed and its target released when the run ends, however it ends.
-    The run's report goes to each sink flow and to ``owner`` (the Multisink)."""
+    The run's report goes to each sink flow and to ``owner`` (the Multisink). With ``checkpoint``
+    (a directory or URL) the sinks stage their writes and each batch is committed before it is
+    yielded (``daft_flow/checkpoint/sinks.py``)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.plan.trace import trace_outputs, with_output
 
@@ -71,31 +75,55 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
         raise ValueError("the same sink flow appears twice; each would write every row twice")
     traced, outputs = trace_outputs([s.rows for s in sinks])
     runs = [SinkRun(s._writer) for s in sinks]
+    ckpt = None
+    if checkpoint is not None:
+        from daft_flow.checkpoint.sinks import open_for_sinks
+        from daft_flow.execution.runner import refuse_cluster_checkpoint
+        from daft_flow.plan.fingerprint import fingerprint_plan
+
+        from daft_flow.plan import flow_pb2 as ir
+
+        refuse_cluster_checkpoint(options)
+        # As the sink flow's / Multisink's fingerprint() has it.
+        traced.plan.kind = ir.Plan.MULTISINK if owner is not None else ir.Plan.SINK_FLOW
+        fingerprint_plan(traced)  # before the sinks' run copies replace the writers in the table
+        ckpt = open_for_sinks(checkpoint, resume, traced.plan.fingerprint, runs, traced.plan.levels[0].flow)
+        options.update(skip=ckpt.done, journal=ckpt.journal())
+    elif resume is not True:
+        raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
     by_writer = {id(r.writer): r for r in runs}
     traced.objects = [by_writer.get(id(o), o) for o in traced.objects]
     outcome = outcome if outcome is not None else _Outcome()
     outcome.start(runs)
+    outcome.checkpoint = ckpt
 
     cluster = options.pop("cluster", None)
     claimed = claim_targets(runs)  # before anything is written: a busy target raises here
     try:
-        for r in runs:
-            r.sink.prepare(r.columns)
+        if ckpt is None or ckpt.fresh:  # a resumed checkpoint's files are its own: error_if_exists passes
+            for r in runs:
+                r.sink.prepare(r.columns)
         begun: list[SinkRun] = []
         batches = None
+        waiting: list[Any] = []
         try:
-            for r in runs:
-                r.sink.begin(r.columns)
-                begun.append(r)
+            if ckpt is not None:
+                from daft_flow.checkpoint.sinks import begin_sinks, commit_batch, finish_sinks
+
+                begin_sinks(ckpt, runs, begun)
+            else:
+                for r in runs:
+                    r.sink.begin(r.columns)
+                    begun.append(r)
             owners = _Owners([*sinks, owner] if owner is not None else list(sinks))
             if cluster is None:
                 batches = _local_outputs(traced, outputs, values, owners, options)
             else:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
                 from daft_flow.cluster.execute import cluster_sink_outputs
 
-                batches = cluster_sink_outputs(sinks, runs, values, cluster, owners, options)
+                batches = ((outs, None) for outs in cluster_sink_outputs(sinks, runs, values, cluster, owners, options))
             readers = [OutputReader(with_output(traced, *out), None) for out in outputs]  # how rows are named
-            for outs in batches:
+            for outs, batch in batches:
                 per_sink = []
                 for i, (reader, out) in enumerate(zip(readers, outs)):
                     if i == 0:
@@ -107,8 +135,27 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                         outcome.paths[i].setdefault(where, None)
                     outcome.failures[i].extend(failed)
                     per_sink.append((written, failed))
-                yield per_sink
+                if ckpt is None:
+                    yield per_sink
+                    continue
+                waiting.append(per_sink)  # handed on once committed: only then are its files there
+                if commit_batch(ckpt, runs, batch, per_sink):
+                    yield from waiting
+                    waiting = []
+            if ckpt is not None:
+                finish_sinks(ckpt, runs)
+                yield from waiting
+                waiting = []
         finally:
+            if ckpt is not None and ckpt._pending:  # left early: what finished is committed all the same
+                from daft_flow.checkpoint.sinks import promote
+
+                try:
+                    promote(runs, ckpt.commit_pending())
+                except Exception as e:  # noqa: BLE001 - the run's own error (if any) matters more
+                    import logging
+
+                    logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
             if batches is not None:
                 batches.close()  # the run stops (its threads joined) before the sinks close
                 if cluster is None:  # a cluster's report names the workers' ops; writes happened here
@@ -119,8 +166,9 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
 
 
 def _local_outputs(traced: Any, outputs: list[Any], values: Iterable[Any], owners: _Owners,
-                   options: dict[str, Any]) -> Iterator[list[Any]]:
-    """Per finished batch of a local run, each sink's output (``written_to`` per row, failures)."""
+                   options: dict[str, Any]) -> Iterator[tuple[list[Any], Any]]:
+    """Per finished batch of a local run, each sink's output (``written_to`` per row, failures)
+    and the batch (a checkpoint commits it)."""
     from daft_flow.execution.results import OutputReader
     from daft_flow.execution.runner import run_batches
     from daft_flow.plan.trace import with_output
@@ -132,7 +180,7 @@ def _local_outputs(traced: Any, outputs: list[Any], values: Iterable[Any], owner
     batches = run_batches(traced, values, make_readers, usage_owner=owners, **options)
     try:
         for (shared, readers), batch in batches:
-            yield [reader.read(batch) for reader in readers]
+            yield [reader.read(batch) for reader in readers], batch
             shared.errors.clear()
     finally:
         batches.close()
@@ -151,6 +199,8 @@ def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailur
     op = f"write_sink({run.sink.describe()})"
     flow = reader.flows[reader.level]
     for w, i, rid in zip(where, inputs, ids):
+        if w == COMMITTED_MARK:  # committed by an earlier attempt of a checkpointed run
+            continue
         error = run.error_of(w)
         if error is None:
             written.append((w, int(i), rid))
@@ -203,8 +253,16 @@ def run_sinks(sinks: "list[SinkFlow]", values: Iterable[Any], *, on_error: str =
     outcome = _Outcome()
     for _ in sink_batches(sinks, values, outcome=outcome, **options):
         pass
-    results = [SinkResult(r.sink.describe(), outcome.written[i], list(outcome.paths[i]), outcome.failures[i],
-                          r.sink.result()) for i, r in enumerate(outcome.runs)]
+    ckpt = outcome.checkpoint
+    if ckpt is not None:  # what the sinks hold: every attempt's committed rows and files
+        from daft_flow.checkpoint.sinks import committed_paths
+
+        results = [SinkResult(r.sink.describe(), int(ckpt.manifest.sinks[i].get("rows", 0)),
+                              committed_paths(ckpt, i), outcome.failures[i], None)
+                   for i, r in enumerate(outcome.runs)]
+    else:
+        results = [SinkResult(r.sink.describe(), outcome.written[i], list(outcome.paths[i]), outcome.failures[i],
+                              r.sink.result()) for i, r in enumerate(outcome.runs)]
     if on_error == "raise":
         failed = [f for r in results for f in r.failures]
         if failed:

@@ -32,7 +32,8 @@ class InputSource:
     """
 
     def __init__(self, values: Iterable[Any], dtype: DataType, root_node: int, field: str, flow: str,
-                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0) -> None:
+                 options: ExecutionOptions, max_inputs: int | None = None, first_rows: int = 0,
+                 skip: Any = None) -> None:
         self.array = values if _is_numpy_vector(values) else None
         self.sequence = values if isinstance(values, list) else None
         # Arrow inputs of the root field's type are sliced, never converted (see io/sources.ArrowColumn).
@@ -60,6 +61,8 @@ class InputSource:
         self.output_bytes = 0
         self.output_rows = 0
         self.batches = 0  # batches handed to the runtime so far
+        # A resumed checkpoint's done inputs (checkpoint.run.DoneInputs): read past, never run.
+        self.skip = skip
 
     # Batches of URLs are tiny, but each row may become a 50 MB document once read. Plans with such
     # ops start with small batches and, once reads report sizes, size batches so their expected
@@ -104,7 +107,53 @@ class InputSource:
             limit = min(limit, max(1, self.footprint_target // expected_row_bytes))
         if self.max_inputs is not None:
             limit = min(limit, self.max_inputs - self.count)
+        if self.skip is not None:  # a batch ends before the next input a resumed checkpoint has done
+            limit = min(limit, self.skip.next_start(self.count) - self.count)
         return limit
+
+    def _skip_done(self) -> None:
+        """Reads past the inputs a resumed checkpoint has done, checking they are the inputs (the
+        sum of their row ids) it recorded."""
+        while (done := self.skip.range_at(self.count)) is not None:
+            if self.max_inputs is not None and self.count >= self.max_inputs:
+                return
+            want = done.stop - self.count
+            total = got = 0
+            while got < want:
+                part = self._take(min(want - got, 65536))
+                if part is None:
+                    break
+                total, got = total + part[0], got + part[1]
+            self.count += got
+            self.skip.check(done, total, got, self.count)
+
+    def _take(self, n: int) -> tuple[int, int] | None:
+        """Consumes the next ``n`` (at most) inputs without running them: (sum of their row ids, count)."""
+        import numpy as np
+        import pyarrow as pa
+
+        first = self.count
+        if self.arrow_chunks is not None:
+            part = self._next_arrow(n)
+            if part is None:
+                return None
+            ids = root_row_ids(part, self.dtype, first)
+        else:
+            values, start, stop = self._next_values(n)
+            if start >= stop:
+                return None
+            if self.sequence is not None:
+                self.position = stop
+            part = values[start:stop]
+            array, _ = values_to_arrow(part, self.dtype)
+            ids = root_row_ids(array, self.dtype, first)
+        total = int(np.asarray(pa.array(ids), dtype=np.uint64).sum(dtype=np.uint64))
+        return total, len(part)
+
+    def _end(self) -> None:
+        if self.skip is not None:
+            self.skip.note_end(self.count)  # every input was read: a checkpoint may now be complete
+        return None
 
     def _next_values(self, limit: int) -> tuple[list[Any], int, int]:
         """The next candidate batch as (list, start, stop); it may be cut shorter by size."""
@@ -190,13 +239,15 @@ class InputSource:
 
     def __call__(self, expected_row_bytes: int = 0) -> Any:
         """The next batch. ``expected_row_bytes``: what the runtime has seen a root row grow into."""
+        if self.skip is not None:
+            self._skip_done()
         if self.max_inputs is not None and self.count >= self.max_inputs:
-            return None  # limit() reached: the rest of the input is never read
+            return self._end()  # limit() reached: the rest of the input is never read
         limit = self._limit(expected_row_bytes)
         if self.arrow_chunks is not None:
             part = self._next_arrow(limit)
             if part is None:
-                return None
+                return self._end()
             if self._arrow_is_clean(part):
                 self.batches += 1
                 self.next_rows = max(1, min(len(part) * 2, self.options.batch_rows))
@@ -209,7 +260,7 @@ class InputSource:
         else:
             values, start, stop = self._next_values(limit)
         if start >= stop:
-            return None
+            return self._end()
         array, problems, consumed = self._convert(values, start, stop)
         if self.sequence is not None:
             self.position = start + consumed

@@ -113,12 +113,29 @@ def _run_tag() -> str:
 
 
 def _name_pattern(prefix: str, suffix: str) -> "re.Pattern[str]":
-    """Names this sink writes: {prefix}-[{run tag}-]{8+ digits}[-{digits}]{suffix}."""
-    return re.compile(re.escape(prefix) + r"-(r\d{14}[0-9a-f]{6}-)?\d{8,}(-\d+)?" + re.escape(suffix) + r"\Z")
+    """Names this sink writes: {prefix}-[{run tag}-]{8+ digits}[-{digits}][-a{attempt}]{suffix}."""
+    return re.compile(re.escape(prefix) + r"-(r\d{14}[0-9a-f]{6}-)?\d{8,}(-\d+)?(-a\d+)?" + re.escape(suffix) + r"\Z")
+
+
+def _attempt_mark(sink: "Sink") -> str:
+    """In a resumed checkpoint's later attempts, names carry the attempt (``-a2``): an input run
+    again may have some rows committed under the name its new rows would otherwise get."""
+    attempt = getattr(sink, "_attempt", 1)
+    return f"-a{attempt}" if attempt > 1 else ""
 
 
 def _temp_pattern(prefix: str) -> "re.Pattern[str]":
     return re.compile(r"\." + re.escape(prefix) + r"-.*\.tmp\Z")
+
+
+_STAGED = ".staged"
+
+
+def _staged_name(path: str) -> str:
+    """Where a checkpointed run writes ``path`` until its batch is committed: a hidden file beside
+    it (``.part-00000064-000.jsonl.staged``), which readers of ``*.jsonl`` / ``*.parquet`` skip."""
+    head, name = os.path.split(path)
+    return os.path.join(head, f".{name}{_STAGED}")
 
 
 def _refuse_existing(sink: "Sink", where: str, existing: list[str]) -> None:
@@ -176,6 +193,40 @@ class Sink(abc.ABC):
     def begin(self, columns: dict[str, DataType]) -> None:
         """A run starts; ``columns`` are the names and types of the values written."""
         self.columns = columns
+
+    # -- staging (checkpointed runs) -------------------------------------------------------------
+    # A checkpointed run writes every batch under staged names and makes them final only once the
+    # checkpoint has committed the batch, so a reader never sees rows of a batch that a crash will
+    # make a resumed run write again. Sinks that support it set ``supports_staging``.
+    supports_staging = False
+
+    def resume(self, columns: dict[str, DataType], tag: str) -> None:
+        """Like ``begin`` for a run resuming a checkpoint: nothing earlier attempts wrote is removed;
+        ``tag`` is the first attempt's run tag (append mode), so names stay the same."""
+        raise NotImplementedError(f"{self.describe()} cannot be resumed from a checkpoint")
+
+    def run_tag(self) -> str:
+        """The tag this run puts in its names ("" unless mode="append")."""
+        return ""
+
+    def stage(self, attempt: int = 1) -> None:
+        """From now on, writes go to staged names (see ``drain_staged``, ``promote``); ``attempt``:
+        the checkpoint's attempt number (names of later attempts carry it)."""
+        raise NotImplementedError(f"{self.describe()} cannot stage its writes")
+
+    def drain_staged(self) -> list[list[str]]:
+        """[final, staged] names written since the last call."""
+        return []
+
+    def promote(self, pairs: list[list[str]]) -> None:  # noqa: B027 - only sinks that stage override it
+        """Makes staged files final (a staged file already promoted is skipped)."""
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        """This run's final names (its pattern and tag) and staged (or temporary) names present now."""
+        return [], []
+
+    def discard(self, names: list[str]) -> None:  # noqa: B027 - only sinks that stage override it
+        """Removes files (orphans of a crashed attempt)."""
 
     @abc.abstractmethod
     def write(self, rows: Rows) -> list[str]:
@@ -255,22 +306,74 @@ class _DirectorySink(Sink):
                     pass
 
     def _path(self, first: int, part: int | None = None) -> str:
-        tail = "" if part is None else f"-{part:03d}"
+        tail = ("" if part is None else f"-{part:03d}") + _attempt_mark(self)
         return os.path.join(self.directory, f"{self.prefix}-{self._tag}{first:08d}{tail}{self.suffix}")
 
-    def _replace(self, path: str, write: Any) -> None:
-        """Writes a file atomically: ``write(tmp_path)``, then renames it to ``path``."""
+    def _replace(self, path: str, write: Any) -> str:
+        """Writes a file atomically: ``write(tmp_path)``, then renames it to ``path`` (or, while
+        staging, to its staged name). Returns the name written."""
         os.makedirs(self.directory, exist_ok=True)
         tmp = os.path.join(self.directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        target = _staged_name(path) if getattr(self, "_staging", False) else path
         try:
             write(tmp)
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
             raise
+        if target != path:
+            self._staged.append([path, target])
+        return target
+
+    # -- staging ----------------------------------------------------------------------------------------
+    supports_staging = True
+
+    def resume(self, columns: dict[str, DataType], tag: str) -> None:
+        Sink.begin(self, columns)
+        self._tag, self._fallback = tag, 0
+
+    def run_tag(self) -> str:
+        return self._tag
+
+    def stage(self, attempt: int = 1) -> None:
+        self._staging, self._staged, self._attempt = True, [], attempt
+
+    def drain_staged(self) -> list[list[str]]:
+        out, self._staged = self._staged, []
+        return out
+
+    def promote(self, pairs: list[list[str]]) -> None:
+        for final, staged in pairs:
+            try:
+                os.replace(staged, final)
+            except FileNotFoundError:
+                if not os.path.exists(final):
+                    raise
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return [], []
+        pattern = _name_pattern(self.prefix, self.suffix)
+        own = f"{self.prefix}-{self._tag}"
+        finals = [os.path.join(self.directory, n) for n in names if pattern.match(n) and n.startswith(own)]
+        temps = _temp_pattern(self.prefix)
+        # Staged files, and temporary files a killed write left (never committed: both go on resume).
+        staged = [os.path.join(self.directory, n) for n in names
+                  if n.startswith(".") and n.endswith(_STAGED) and pattern.match(n[1:-len(_STAGED)])
+                  and n[1:].startswith(own) or temps.match(n)]
+        return sorted(finals), sorted(staged)
+
+    def discard(self, names: list[str]) -> None:
+        for n in names:
+            try:
+                os.unlink(n)
+            except FileNotFoundError:
+                pass
 
     def write(self, rows: Rows) -> list[str]:
         # Without input indices (a custom caller): number writes in call order.
@@ -293,12 +396,12 @@ class JSONFileSink(_DirectorySink):
             raise ValueError(f"JSONFileSink: rows_per_file must be a positive int, got {rows_per_file!r}")
         self.rows_per_file = rows_per_file
 
-    def _write_lines(self, path: str, lines: list[str]) -> None:
+    def _write_lines(self, path: str, lines: list[str]) -> str:
         def write(tmp: str) -> None:
             with open(tmp, "x", encoding="utf-8") as f:
                 f.write("".join(lines))
 
-        self._replace(path, write)
+        return self._replace(path, write)
 
     def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
         first = _first(inputs, self._fallback_first())
@@ -309,8 +412,7 @@ class JSONFileSink(_DirectorySink):
             for part, start in enumerate(range(0, len(lines), self.rows_per_file)):
                 path = self._path(first, part)
                 chunk = lines[start:start + self.rows_per_file]
-                self._write_lines(path, chunk)
-                written.append(path)
+                written.append(self._write_lines(path, chunk) or path)  # (the name written: staged or final)
                 out.extend([path] * len(chunk))
         except BaseException:
             for path in written:  # all-or-nothing: a write that fails halfway leaves no file
@@ -318,6 +420,8 @@ class JSONFileSink(_DirectorySink):
                     os.unlink(path)
                 except OSError:
                     pass
+            if getattr(self, "_staging", False):
+                self._staged = [p for p in self._staged if p[1] not in written]
             raise
         return out
 
@@ -417,6 +521,67 @@ class S3FileSink(Sink):
         self._fallback += 1
         return self.write_batch(rows, [])
 
+    # -- staging: objects go under {url}/_dflow_staging/ until committed, then are copied over --------
+    supports_staging = True
+    STAGING_DIR = "_dflow_staging"
+
+    def resume(self, columns: dict[str, DataType], tag: str) -> None:
+        Sink.begin(self, columns)
+        self._tag, self._fallback = tag, 0
+        self._fs = self._filesystem()
+
+    def run_tag(self) -> str:
+        return self._tag
+
+    def stage(self, attempt: int = 1) -> None:
+        self._staging, self._staged, self._attempt = True, [], attempt
+
+    def drain_staged(self) -> list[list[str]]:
+        out, self._staged = self._staged, []
+        return out
+
+    def _staged_key(self, key: str) -> str:
+        return f"{self.url}/{self.STAGING_DIR}/{key.rsplit('/', 1)[-1]}"
+
+    def _pipe(self, bodies: dict[str, bytes]) -> None:
+        if getattr(self, "_staging", False):
+            staged = {self._staged_key(k): v for k, v in bodies.items()}
+            self._fs.pipe(staged)
+            self._staged.extend([k, self._staged_key(k)] for k in bodies)
+        else:
+            self._fs.pipe(bodies)
+
+    def promote(self, pairs: list[list[str]]) -> None:
+        if not pairs:
+            return
+        present = set(self.outputs()[1])  # one listing, not a request per object
+        todo = [(f, s) for f, s in pairs if s in present]
+        if todo:
+            self._fs.copy([s for _, s in todo], [f for f, _ in todo])
+            self._fs.rm([s for _, s in todo])
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        from daft_flow.io.locations import split_url
+
+        protocol, _ = split_url(self.url)
+        fs = self._fs
+        own = f"{self.prefix}-{self._tag}"
+        finals = [f"{protocol}://{p}" if "://" not in p else p for p in self._existing(fs)
+                  if p.rstrip("/").rsplit("/", 1)[-1].startswith(own)]
+        try:
+            staged = fs.ls(f"{self.url}/{self.STAGING_DIR}", detail=False)
+        except FileNotFoundError:
+            staged = []
+        staged = [f"{protocol}://{p}" if "://" not in p else p for p in staged]
+        return sorted(finals), sorted(staged)
+
+    def discard(self, names: list[str]) -> None:
+        if names:
+            try:
+                self._fs.rm(list(names))
+            except FileNotFoundError:
+                pass
+
     def write_batch(self, rows: Rows, inputs: list[int]) -> list[str]:
         # Keys depend only on the rows' inputs, so a retried upload overwrites, never duplicates.
         if not inputs:
@@ -428,15 +593,15 @@ class S3FileSink(Sink):
             for i in inputs:
                 n = seen.get(i, 0)
                 seen[i] = n + 1
-                keys.append(f"{base}{i:08d}-{n:06d}{self.suffix}")
+                keys.append(f"{base}{i:08d}-{n:06d}{_attempt_mark(self)}{self.suffix}")
             bodies = {}
             for key, row in zip(keys, rows):
                 v = row[name]
                 bodies[key] = v if isinstance(v, bytes) else (v if isinstance(v, str) else _dumps(v)).encode()
-            self._fs.pipe(bodies)
+            self._pipe(bodies)
             return keys
-        key = f"{base}{min(inputs):08d}.jsonl"
-        self._fs.pipe({key: "".join(_dumps(r) + "\n" for r in rows).encode()})
+        key = f"{base}{min(inputs):08d}{_attempt_mark(self)}.jsonl"
+        self._pipe({key: "".join(_dumps(r) + "\n" for r in rows).encode()})
         return [key] * len(rows)
 
 

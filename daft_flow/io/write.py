@@ -73,9 +73,17 @@ class SinkWriter:
                         "or dflow.Multisink, not as the rows of a plain flow")
 
 
+# A row an earlier attempt of a checkpointed run already committed: not written again.
+COMMITTED_MARK = "\x00committed"
+
+
 class SinkRun:
     """One run's writes to one sink: a private copy of the sink (open files, counters), what was
-    written and the errors of the batches that could not be written."""
+    written and the errors of the batches that could not be written.
+
+    In a checkpointed run (``staging()``) the sink writes under staged names; ``take_staged``
+    hands the consumer the files of a finished batch to commit, and rows the checkpoint already
+    committed for inputs being redone (``skip_rows``: input -> row ids) are not written again."""
 
     def __init__(self, writer: SinkWriter) -> None:
         self.writer = writer
@@ -84,12 +92,46 @@ class SinkRun:
         self.written = 0
         self.attempts = 0
         self.errors: list[BaseException] = []
+        self.staged_writes = False  # a checkpointed run: writes are staged, then committed
+        self.wants_row_ids = False  # the lowering then passes each row's id after its input index
+        self.skip_rows: dict[int, set[int]] = {}
+        self._staged: dict[int, list[list[str]]] = {}
+        self._staged_lock = threading.Lock()
+
+    def staging(self, skip_rows: dict[int, set[int]], attempt: int = 1) -> None:
+        """Makes this run write staged files (see ``Sink.stage``) and skip committed rows."""
+        self.sink.stage(attempt)
+        self.staged_writes = True
+        self.wants_row_ids = bool(skip_rows)  # row ids reach the sink only when some rows are to be skipped
+        self.skip_rows = skip_rows
+
+    def take_staged(self, first: int, stop: int) -> list[list[str]]:
+        """The [final, staged] files written for inputs first .. stop - 1 (each handed out once)."""
+        with self._staged_lock:
+            keys = [k for k in self._staged if first <= k < stop]
+            return [pair for k in sorted(keys) for pair in self._staged.pop(k)]
 
     def __call__(self, *columns: list[Any]) -> list[str]:
         w = self.writer
         k = len(w.names)
         rows = [dict(zip(w.names, values)) for values in zip(*columns[:k])]
-        inputs = [int(i) for i in columns[-1]]  # each row's input index (the lowering adds it)
+        # After the fields and the flow's anchor, the lowering adds each row's input index (and
+        # its row id when wants_row_ids).
+        inputs = [int(i) for i in columns[-2 if self.wants_row_ids else -1]]
+        if self.wants_row_ids and self.skip_rows:
+            ids = [int(x) for x in columns[-1]]
+            skip = [i in self.skip_rows and rid in self.skip_rows[i] for i, rid in zip(inputs, ids)]
+            if any(skip):
+                kept = [j for j, s in enumerate(skip) if not s]
+                where = self._write([rows[j] for j in kept], [inputs[j] for j in kept]) if kept else []
+                out = [COMMITTED_MARK] * len(rows)
+                for j, loc in zip(kept, where):
+                    out[j] = loc
+                return out
+        return self._write(rows, inputs)
+
+    def _write(self, rows: list[dict[str, Any]], inputs: list[int]) -> list[str]:
+        w = self.writer
         attempt = 0
         while True:
             self.attempts += 1
@@ -100,8 +142,10 @@ class SinkRun:
                                          "rows", batch_size=len(rows))
                 break
             except SinkWriteError as e:
+                self._failed_attempt()
                 return self._failed(e, len(rows))
             except Exception as e:
+                self._failed_attempt()
                 if attempt >= w.retries or isinstance(e, _NOT_RETRYABLE):
                     tries = f"after {attempt + 1} attempts" if attempt else "(not retried)"
                     err = SinkWriteError(f"{self.sink.describe()} could not write a batch of {len(rows)} row(s) "
@@ -111,6 +155,11 @@ class SinkRun:
                 time.sleep(w.backoff.delay(attempt))
                 attempt += 1
         self.written += len(rows)
+        if self.staged_writes and inputs:
+            staged = self.sink.drain_staged()
+            if staged:
+                with self._staged_lock:
+                    self._staged.setdefault(min(inputs), []).extend(staged)
         return [str(p) for p in where]
 
     def _failed(self, error: BaseException, n: int) -> list[str]:
@@ -122,6 +171,11 @@ class SinkRun:
         if not value.startswith(FAILED_MARK):
             return None
         return self.errors[int(value[len(FAILED_MARK):])]
+
+    def _failed_attempt(self) -> None:
+        """A write failed: what it staged is not part of any batch (an orphan the checkpoint removes)."""
+        if self.staged_writes:
+            self.sink.drain_staged()
 
 
 # Sink targets being written by a run in this process.

@@ -47,7 +47,8 @@ class OpUsage:
     field: str = ""
     flow: str = ""
     model: str = ""
-    rows: int = 0            # rows answered
+    rows: int = 0            # rows answered by the provider
+    cache_hits: int = 0      # rows answered from a cache (no request, no cost)
     requests: int = 0        # HTTP requests sent, retries included
     input_tokens: int = 0
     output_tokens: int = 0
@@ -133,6 +134,7 @@ class UsageReport:
             return "UsageReport()"
         rows = [f"  {k}: requests={u.requests} in={u.input_tokens} out={u.output_tokens} cached={u.cached_tokens} "
                 f"retries={u.retries} errors={u.errors}" + (f" truncated={u.truncated}" if u.truncated else "") +
+                (f" cache_hits={u.cache_hits}" if u.cache_hits else "") +
                 f" cost={u.cost_usd}" for k, u in self.ops.items()]
         return "UsageReport(\n" + "\n".join(rows) + "\n)"
 

@@ -368,5 +368,6 @@ class LlmCall(Expr):
         arg = _core.ArgSpec(node.inputs[0], ctx.plan.nodes[node.inputs[0]].level)
         info = _core.OpInfo(node.id, node.level, [arg], name, field, ctx.plan.levels[node.level].flow)
         runner = LlmRunner(spec, provider, model, name, ctx.out_type(node), op_usage)
-        ctx.run.add_python_batch(info, runner, ctx.options.async_concurrency)
+        # In a checkpointed run every answer is journaled as it arrives, cache= or not.
+        ctx.run.add_python_batch(info, ctx.cached(node, runner, name, journal=True), ctx.options.async_concurrency)
         ctx.cancellables.append(runner)

@@ -292,18 +292,25 @@ class PythonCall(Expr):
             runner = ClassRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size,
                                  batch=msg.mode == _MODES[BATCH], concurrency=msg.concurrency or 1, gpus=msg.gpus)
             ctx.cancellables.append(runner)  # its instances are closed when the run ends
-            ctx.run.add_python_batch(info, runner, msg.concurrency or 1)
+            ctx.run.add_python_batch(info, ctx.cached(node, runner, name), msg.concurrency or 1)
         elif msg.mode == _MODES[ROW]:
+            if ctx.cache_of(node) is not None:  # the native row loop cannot skip rows the cache answers
+                from daft_flow.execution.cached import RowRunner
+
+                row_runner = RowRunner(fn, name, arg_types, out)
+                ctx.run.add_python_batch(info, ctx.cached(node, row_runner, name), 1)
+                return
             converters = [None if t.arrow_format else row_converter(t) for t in arg_types]
             ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
                                    ctx.plan.levels[0].element_node)
         elif msg.mode == _MODES[BATCH]:
             if msg.builtin == "write_sink":  # sinks name what they write by the inputs rows came from
-                info = ctx.op_info(node, name, input_index=True)
-                arg_types = [*arg_types, DataType("int")]
+                row_ids = bool(getattr(fn, "wants_row_ids", False))  # checkpointed sinks skip committed rows
+                info = ctx.op_info(node, name, input_index=True, row_id=row_ids)
+                arg_types = [*arg_types, DataType("int")] + ([DataType("int")] if row_ids else [])
             runner = BatchRunner(fn, name, arg_types, out, msg.batch_arg_kind or "list", msg.batch_size)
             ctx.cancellables.append(runner)  # stops between batch_size chunks when the run stops
-            ctx.run.add_python_batch(info, runner, 1)
+            ctx.run.add_python_batch(info, ctx.cached(node, runner, name), 1)
         else:
             on_output = None
             if msg.expanding and hasattr(ctx.source, "expect_expansion"):
@@ -315,5 +322,5 @@ class PythonCall(Expr):
             ctx.cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
             # charge each admitted batch its expected footprint (in-flight reads included).
-            ctx.run.add_python_batch(info, runner, async_batches(ctx.options.async_concurrency, runner.max_in_flight),
-                                     msg.expanding)
+            ctx.run.add_python_batch(info, ctx.cached(node, runner, name),
+                                     async_batches(ctx.options.async_concurrency, runner.max_in_flight), msg.expanding)

@@ -57,6 +57,9 @@ class Expr(abc.ABC):
     kind: ClassVar[str] = ""  # the ir.Node oneof field this op writes; "" for tracing-only views
     dtype: DataType
     field_name: str = ""  # the field it was first assigned to, for plans and error messages
+    # cache=: None, True (the process's default cache) or a dflow cache object. Traced into the
+    # node's CacheSpec by the tracer for any op; ops whose lowering supports it honour it.
+    cache: Any = None
 
     @abc.abstractmethod
     def label(self) -> str:

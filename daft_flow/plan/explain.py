@@ -32,6 +32,9 @@ def explain(plan: ir.Plan) -> str:
             call = op.explain(node, plan)
             if not getattr(op, "explains_inputs", False):  # expressions write their operands themselves
                 call += f"({args})" if args else ""
+            if node.HasField("cache"):
+                ref = node.cache.cache_ref
+                call += " [cache: default]" if ref < 0 else f" [cache: {plan.objects[ref].qualname}]"
             lines.append(f"  #{node.id} {name}: {dtype_from_ir(node.type)} = {call}")
     from daft_flow.ops.expr_ops import fused_groups
 

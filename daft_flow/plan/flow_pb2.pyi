@@ -174,8 +174,14 @@ class Filter(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class CacheSpec(_message.Message):
+    __slots__ = ("cache_ref",)
+    CACHE_REF_FIELD_NUMBER: _ClassVar[int]
+    cache_ref: int
+    def __init__(self, cache_ref: _Optional[int] = ...) -> None: ...
+
 class Node(_message.Message):
-    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call", "expression", "filter")
+    __slots__ = ("id", "level", "name", "type", "inputs", "fingerprint", "op_fingerprint", "cache", "level_input", "python_udf", "as_list", "level_attribute", "tokenize", "render_template", "llm_call", "expression", "filter")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +189,7 @@ class Node(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     OP_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_INPUT_FIELD_NUMBER: _ClassVar[int]
     PYTHON_UDF_FIELD_NUMBER: _ClassVar[int]
     AS_LIST_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +206,7 @@ class Node(_message.Message):
     inputs: _containers.RepeatedScalarFieldContainer[int]
     fingerprint: str
     op_fingerprint: str
+    cache: CacheSpec
     level_input: LevelInput
     python_udf: PythonUdf
     as_list: AsList
@@ -208,7 +216,7 @@ class Node(_message.Message):
     llm_call: LlmCall
     expression: Expression
     filter: Filter
-    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ..., expression: _Optional[_Union[Expression, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., level: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[_Union[DataType, _Mapping]] = ..., inputs: _Optional[_Iterable[int]] = ..., fingerprint: _Optional[str] = ..., op_fingerprint: _Optional[str] = ..., cache: _Optional[_Union[CacheSpec, _Mapping]] = ..., level_input: _Optional[_Union[LevelInput, _Mapping]] = ..., python_udf: _Optional[_Union[PythonUdf, _Mapping]] = ..., as_list: _Optional[_Union[AsList, _Mapping]] = ..., level_attribute: _Optional[_Union[LevelAttribute, _Mapping]] = ..., tokenize: _Optional[_Union[Tokenize, _Mapping]] = ..., render_template: _Optional[_Union[RenderTemplate, _Mapping]] = ..., llm_call: _Optional[_Union[LlmCall, _Mapping]] = ..., expression: _Optional[_Union[Expression, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
 class Explode(_message.Message):
     __slots__ = ("one_to_one",)

@@ -44,6 +44,9 @@ def restore_graph(plan: ir.Plan, objects: list[Any]) -> tuple[list[LevelDef], li
                 levels[node.level] = level.with_view_op("filter", exprs[node.inputs[0]])
         if node.name:
             expr.field_name = node.name
+        if node.HasField("cache"):
+            ref = node.cache.cache_ref
+            expr.cache = True if ref < 0 else objects[ref]
         exprs.append(expr)
     if any(level is None for level in levels):
         raise ValueError("malformed plan: a level has no input node")

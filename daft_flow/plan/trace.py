@@ -20,9 +20,10 @@ from daft_flow.types import DataType
 if TYPE_CHECKING:
     from daft_flow.flow import Flow
 
-IR_VERSION = 6  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
+IR_VERSION = 7  # 3: op registry (level origins, the object table), fingerprints, travelling plans;
 # 4: expression and filter nodes, level limits; 5: prompt's include_finish_reason (changes the result type);
 # 6: class functions' concurrency and gpus (an older reader would run the class as a plain callable)
+# 7: per-node cache= (CacheSpec)
 
 
 @dataclass
@@ -158,6 +159,9 @@ class Tracer:
             return node_id, level_id
         self.keep_alive.append(expr)
         result = expr.emit(self, maps, name or expr.field_name)
+        cache = getattr(expr, "cache", None)
+        if cache is not None:  # cache=True: the process's default cache where the plan runs
+            self.plan.nodes[result[0]].cache.cache_ref = -1 if cache is True else self.ref(cache)
         self.nodes[key] = result
         return result
 

@@ -28,6 +28,7 @@ from typing import Any
 from daft_flow.llm.schema_example import example_value
 
 CHAT_MODEL = "fault-chat"
+CHAT_MODEL_B = "fault-chat-b"  # a second chat model (answers differ), for tests that switch models
 EMBEDDING_MODEL = "fault-embed"
 CACHE_BLOCK = 16
 
@@ -82,7 +83,7 @@ class FaultServer:
                  burst: float | None = None, rate_limit_rate: float = 0.0, error_rate: float = 0.0,
                  slow_rate: float = 0.0, slow_seconds: float = 2.0, drop_rate: float = 0.0, trickle_rate: float = 0.0,
                  retry_after: float = 0.2, api_key: str = "test-key", embedding_dim: int = 384,
-                 latency: float = 0.0, seed: int = 0) -> None:
+                 latency: float = 0.0, seed: int = 0, log_requests: bool = False) -> None:
         self.api_key = api_key
         self.embedding_dim = embedding_dim
         self.rate_limit_rate, self.error_rate, self.drop_rate = rate_limit_rate, error_rate, drop_rate
@@ -95,6 +96,9 @@ class FaultServer:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._prefixes: set[bytes] = set()
+        # log_requests: per request (path kind, digest of its body, monotonic start, end or None),
+        # so a test can tell which requests were in flight at a moment (a client killed then).
+        self.log_requests = log_requests
         self.reset_counters()
         self._httpd = _Server(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -137,6 +141,7 @@ class FaultServer:
             self.embedding_inputs = 0
             self.embedding_tokens = 0    # the part of prompt_tokens that embedding requests reported
             self.started = time.monotonic()
+            self.requests: list[list[Any]] = []  # [kind, digest, start, end] with log_requests
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -211,7 +216,7 @@ class FaultServer:
         prompt_tokens = count_tokens(text)
         cached = self._cached(text)
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
-        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        digest = hashlib.sha1(text.encode() + (b"" if body.get("model") == CHAT_MODEL else b"|b")).hexdigest()[:8]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_schema", "json_object"):
             schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
@@ -282,7 +287,11 @@ class FaultServer:
                 self._send(status, {"error": {"message": message, "type": kind, "code": kind}}, headers)
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/stats":  # the counters, for a server run in another process
+                if self.path.rstrip("/") == "/requests":  # the request log (log_requests), for another process
+                    with server._lock:
+                        log = [list(r) for r in server.requests]
+                    self._send(200, {"requests": log, "now": time.monotonic()})
+                elif self.path.rstrip("/") == "/stats":  # the counters, for a server run in another process
                     stats = server.stats()
                     stats["per_second"] = {str(k): v for k, v in stats["per_second"].items()}
                     self._send(200, stats)
@@ -295,6 +304,18 @@ class FaultServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                record = None
+                if server.log_requests and raw:  # (a client killed mid-request may send no body)
+                    record = [self.path.rsplit("/", 1)[-1], hashlib.sha1(raw).hexdigest()[:16], time.monotonic(), None]
+                    with server._lock:
+                        server.requests.append(record)
+                try:
+                    self._post(raw)
+                finally:
+                    if record is not None:
+                        record[3] = time.monotonic()  # the answer is written (or the connection dropped)
+
+            def _post(self, raw: bytes) -> None:
                 path = self.path.split("?")[0].rstrip("/")
                 kind = "chat" if path.endswith("/chat/completions") else \
                     "embeddings" if path.endswith("/embeddings") else "other"
@@ -319,10 +340,10 @@ class FaultServer:
                         server.counts["unauthorized"] += 1
                     return self._error(401, "Incorrect API key provided", "invalid_api_key")
                 model = body.get("model")
-                known = CHAT_MODEL if kind == "chat" else EMBEDDING_MODEL
+                known = (CHAT_MODEL, CHAT_MODEL_B) if kind == "chat" else (EMBEDDING_MODEL,)
                 if kind == "other":
                     return self._error(404, f"no route {self.path}", "not_found")
-                if model != known:
+                if model not in known:
                     with server._lock:
                         server.counts["unknown_model"] += 1
                     return self._error(404, f"The model `{model}` does not exist", "model_not_found")
@@ -384,11 +405,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry-after", type=float, default=0.2)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-requests", action="store_true", help="keep a log of requests (GET /requests)")
     a = p.parse_args(argv)
     server = FaultServer(requests_per_minute=a.rpm, tokens_per_minute=a.tpm, burst=a.burst,
                          rate_limit_rate=a.rate_limit_rate, error_rate=a.error_rate, drop_rate=a.drop_rate,
                          slow_rate=a.slow_rate, trickle_rate=a.trickle_rate, retry_after=a.retry_after,
-                         latency=a.latency, seed=a.seed)
+                         latency=a.latency, seed=a.seed, log_requests=a.log_requests)
     print(server.base_url, flush=True)
     server._httpd.serve_forever()
 

@@ -1,0 +1,121 @@
+"""Checkpoints of a flow's rows (``collect_batch``, ``collect_arrow``, ``stream``): each finished
+batch's rows of done inputs are stored as an Arrow IPC file, and a resumed call returns them with
+the rows it computes, in input order.
+
+An input is done when none of its rows failed (a filtered input is done and has no rows). Inputs
+with a failure are not done: a resumed call runs them again (a failure may be a server that was
+down, or a spent budget: ``errors.NOT_DONE``).
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from daft_flow.checkpoint.manifest import MASK64
+from daft_flow.checkpoint.run import Checkpoint
+
+INDEX, ROW_ID = "_input_index", "_row_id"
+
+
+def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[tuple[int, int, int]]:
+    """The runs of consecutive done inputs of a batch, with the sum of their root row ids."""
+    def run(a: int, b: int) -> tuple[int, int, int]:
+        return first + a, first + b, int(batch.row_id_sum(0, a, b)) & MASK64
+
+    bounds = sorted(i - first for i in not_done if first <= i < first + count)
+    out, start = [], 0
+    for k in bounds:  # (the few failed inputs split the batch's range)
+        if k > start:
+            out.append(run(start, k))
+        start = k + 1
+    if start < count:
+        out.append(run(start, count))
+    return out
+
+
+def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
+    """Commits a flow's batch output: its done inputs and their rows."""
+    first, count = out.first_input, out.num_inputs
+    not_done = {f.input_index for f in out.failures}
+    done = done_ranges(first, count, not_done, out.batch)
+    table = None
+    if out.columns and len(out.row_positions):
+        index = np.asarray(out.input_index, dtype=np.int64)
+        keep = ~np.isin(index, np.fromiter(not_done, dtype=np.int64)) if not_done else None
+        arrays = [pa.array(c) if not isinstance(c, pa.Array) else c for c in out.columns]
+        arrays += [pa.array(index, type=pa.int64()), pa.array(np.asarray(out.row_ids, dtype=np.uint64), type=pa.uint64())]
+        table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
+        if keep is not None:
+            table = table.filter(pa.array(keep))
+    ckpt.add((first, first + count), done, results=table)
+
+
+class StoredRows:
+    """Rows an earlier attempt committed, read back in input order: records are loaded one at a
+    time, when the cursor reaches their first input (so a resumed ``stream`` holds about one
+    batch of them at a time)."""
+
+    def __init__(self, ckpt: Checkpoint, records: list[dict[str, Any]], names: list[str], types: list[Any],
+                 lineage: bool = False) -> None:
+        self.ckpt = ckpt
+        self.pending = sorted((r for r in records if r["results"]), key=lambda r: r["span"][0])
+        self.names, self.types, self.lineage = names, types, lineage
+        self.heap: list[tuple[int, int, list[dict[str, Any]]]] = []
+        self._n = 0
+
+    def _load(self, record: dict[str, Any]) -> None:
+        from daft_flow import _core
+        from daft_flow.convert import arrow_to_values
+
+        data = self.ckpt.storage.read(record["results"])
+        if data is None:
+            from daft_flow.checkpoint.manifest import CheckpointError
+
+            raise CheckpointError(f"the checkpoint at {self.ckpt.storage} lost its results file "
+                                  f"{self.ckpt.storage.url(record['results'])}")
+        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        values = [arrow_to_values(table.column(n).combine_chunks(), t) for n, t in zip(self.names, self.types)]
+        rows = _core.rows(self.names, values, table.num_rows) if values else [{} for _ in range(table.num_rows)]
+        by_input: dict[int, list[dict[str, Any]]] = {}
+        for i, rid, row in zip(table.column(INDEX).to_pylist(), table.column(ROW_ID).to_pylist(), rows):
+            if self.lineage:
+                row[INDEX], row[ROW_ID] = i, f"{rid:016x}"
+            by_input.setdefault(i, []).append(row)
+        for i, group in by_input.items():
+            heapq.heappush(self.heap, (i, self._n, group))
+            self._n += 1
+
+    def before(self, limit: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(input, its rows) of stored inputs below ``limit``, in input order."""
+        while True:
+            while self.pending and self.pending[0]["span"][0] < limit and (
+                    not self.heap or self.pending[0]["span"][0] <= self.heap[0][0]):
+                self._load(self.pending.pop(0))
+            if self.heap and self.heap[0][0] < limit:
+                i, _, group = heapq.heappop(self.heap)
+                yield i, group
+            elif self.pending and self.pending[0]["span"][0] < limit:
+                self._load(self.pending.pop(0))
+            else:
+                return
+
+
+def stored_table(ckpt: Checkpoint, records: list[dict[str, Any]], traced: Any) -> pa.Table | None:
+    """Every row an earlier attempt committed, as one table with ``_input_index`` and ``_row_id``
+    (hex, as ``collect_arrow(lineage=True)`` gives it)."""
+    tables = []
+    for r in records:
+        if r["results"]:
+            data = ckpt.storage.read(r["results"])
+            if data is None:
+                from daft_flow.checkpoint.manifest import CheckpointError
+
+                raise CheckpointError(f"the checkpoint at {ckpt.storage} lost its results file "
+                                      f"{ckpt.storage.url(r['results'])}")
+            t = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+            hexed = pa.array([f"{x:016x}" for x in t.column(ROW_ID).to_pylist()], type=pa.string())
+            tables.append(t.set_column(t.schema.get_field_index(ROW_ID), ROW_ID, hexed))
+    return pa.concat_tables(tables) if tables else None
