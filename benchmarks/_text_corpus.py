@@ -1,7 +1,15 @@
-"""Shared input for the text benchmarks: the reST sources of Debian's python3.11-doc package."""
+"""Shared input for the text benchmarks.
+
+English: the reST sources of Debian's python3.11-doc package. Multilingual ("locale catalogs"): the
+translated messages of the gettext catalogs that ship under /usr/share/locale (GTK, GLib, coreutils, PAM,
+apt, bash, ISO country and language names) in 14 languages (CJK: zh_CN, ja, ko; Cyrillic: ru, uk; Greek:
+el; accented Latin: fr, de, es, pt_BR, pl, cs, vi, tr), with emoji from rich's emoji table (a dependency of
+daft_flow) after every fifth message, as chat-like text carries them.
+"""
 
 from __future__ import annotations
 
+import gettext
 import os
 import sys
 import time
@@ -37,6 +45,44 @@ def load_corpus(max_mb: float | None) -> tuple[list[str], str]:
         if max_mb is not None and total >= max_mb * 1e6:
             break
     what = f"{len(docs)} of {len(files)} reST sources under {DOC_SOURCES} (python3.11-doc)"
+    return docs, what
+
+
+LOCALE_DIR = Path("/usr/share/locale")
+MULTILINGUAL_LANGUAGES = ("zh_CN", "ja", "ko", "ru", "uk", "el", "fr", "de", "es", "pt_BR", "pl", "cs", "vi", "tr")
+MULTILINGUAL_CATALOGS = ("gtk30", "glib20", "coreutils", "Linux-PAM", "apt", "bash", "iso_3166-1", "iso_639-3",
+                         "gdk-pixbuf", "shared-mime-info", "PackageKit")
+
+
+def load_multilingual_corpus(max_mb: float | None) -> tuple[list[str], str]:
+    """One document per (language, catalog): its translated messages, one per line, an emoji after every
+    fifth. Returns (documents, description); empty documents if no catalog is installed."""
+    from rich._emoji_codes import EMOJI
+
+    emoji = sorted(EMOJI.values())
+    docs, total, langs = [], 0, set()
+    for lang in MULTILINGUAL_LANGUAGES:
+        for domain in MULTILINGUAL_CATALOGS:
+            path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.mo"
+            if not path.is_file():
+                continue
+            with path.open("rb") as f:
+                catalog = gettext.GNUTranslations(f)._catalog  # the messages themselves, not a lookup
+            lines = []
+            for i, (_, msg) in enumerate(sorted((k, v) for k, v in catalog.items() if k and isinstance(k, str))):
+                lines.append(msg + (" " + emoji[(len(docs) * 131 + i * 7919) % len(emoji)] if i % 5 == 4 else ""))
+            doc = "\n".join(lines)
+            if not doc:
+                continue
+            docs.append(doc)
+            langs.add(lang)
+            total += len(doc.encode("utf-8"))
+            if max_mb is not None and total >= max_mb * 1e6:
+                break
+        if max_mb is not None and total >= max_mb * 1e6:
+            break
+    what = (f"locale catalogs: {len(docs)} gettext catalogs under {LOCALE_DIR} in {len(langs)} languages "
+            f"({', '.join(lang for lang in MULTILINGUAL_LANGUAGES if lang in langs)}) + rich emoji")
     return docs, what
 
 

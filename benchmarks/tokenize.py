@@ -1,7 +1,9 @@
 """Tokenizing: daft_flow's native WordPiece vs HF `tokenizers` on the same corpus, same run.
 
-Checks that the ids are identical to HF's on the whole corpus and on the hard cases of
-tests/text/text_hard_cases.py, then reports encode_batch throughput ("daft_flow x" = HF time / ours).
+Two corpora (benchmarks/_text_corpus.py): English (the python3.11-doc reST sources) and multilingual
+(translated gettext catalogs in 14 languages: CJK, Cyrillic, Greek, accented Latin, plus emoji). Checks
+that ids and offsets are identical to HF's on both and on the hard cases of tests/text/text_hard_cases.py,
+then reports encode_batch throughput ("daft_flow x" = HF time / ours) and tokens per second.
 Run: python -m benchmarks.tokenize [--max-mb N] [--repeat N]
 """
 
@@ -12,7 +14,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from benchmarks._text_corpus import load_corpus, mb, print_table, timed
+from benchmarks._text_corpus import LOCALE_DIR, load_corpus, load_multilingual_corpus, mb, print_table, timed
 
 
 def _hard_cases() -> list[str]:
@@ -25,9 +27,39 @@ def _hard_cases() -> list[str]:
     return list(mod.HARD_CASES)
 
 
+def _check_ids(ours, hf, name: str, texts: list[str]) -> bool:
+    """Ids and offsets identical to HF's on every text; prints one line."""
+    encs = hf.encode_batch(texts)
+    expected = [e.ids for e in encs]
+    got = ours.encode_batch(texts)
+    bad = [i for i in range(len(texts)) if got[i] != expected[i]]
+    bad_offsets = [i for i, (t, e) in enumerate(zip(texts, encs))
+                   if ours.encode_with_offsets(t)[1] != [tuple(o) for o in e.offsets]]
+    ntok = sum(len(x) for x in expected)
+    ok = not bad and not bad_offsets
+    print(f"ids and offsets identical to HF on {name}: {'yes' if ok else 'NO'} ({len(texts)} texts, {ntok} ids"
+          + (f", {len(bad)} differ in ids, {len(bad_offsets)} in offsets" if not ok else "") + ")")
+    return ok
+
+
+def _bench(ours, hf, title: str, docs: list[str], repeat: int) -> None:
+    size = mb(docs)
+    ntok = sum(ours.count_batch(docs))
+    rows = []
+    for threads in (1, 2):
+        secs, _ = timed(lambda threads=threads: ours.encode_batch(docs, threads=threads), repeat)
+        rows.append((f"daft_flow Tokenizer.encode_batch ({threads} thread{'s' if threads > 1 else ''})", secs,
+                     f"{ntok / secs / 1e6:.2f}M tokens/s"))
+    secs, _ = timed(lambda: hf.encode_batch(docs), repeat)
+    rows.append(("HF tokenizers encode_batch (all cores)", secs, f"{ntok / secs / 1e6:.2f}M tokens/s"))
+    secs, _ = timed(lambda: [ours.count(d) for d in docs], repeat)
+    rows.append(("daft_flow Tokenizer.count (1 thread, no ids)", secs, ""))
+    print_table(title, size, rows, "daft_flow Tokenizer.encode_batch (2 threads)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.tokenize", description=__doc__.splitlines()[0])
-    ap.add_argument("--max-mb", type=float, default=0, help="corpus size cap in MB (default 0 = all)")
+    ap.add_argument("--max-mb", type=float, default=0, help="size cap per corpus in MB (default 0 = all)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
@@ -35,35 +67,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from daft_flow.text import Tokenizer
 
-    docs, what = load_corpus(args.max_mb or None)
-    size = mb(docs)
-    print(f"corpus: {what}, {size:.2f} MB")
     ours = Tokenizer.default()
     hf = HFTokenizer.from_file(ours.path)
     hf.no_truncation()
     hf.no_padding()
 
-    hard = _hard_cases()
-    ok = True
-    for name, texts in (("corpus", docs), ("hard cases", hard)):
-        expected = [e.ids for e in hf.encode_batch(texts)]
-        got = ours.encode_batch(texts)
-        bad = [i for i in range(len(texts)) if got[i] != expected[i]]
-        ntok = sum(len(x) for x in expected)
-        print(f"ids identical to HF on {name}: {'yes' if not bad else 'NO'} ({len(texts)} texts, {ntok} ids"
-              + (f", {len(bad)} differ" if bad else "") + ")")
-        ok &= not bad
+    english, english_what = load_corpus(args.max_mb or None)
+    multi, multi_what = load_multilingual_corpus(args.max_mb or None)
+    print(f"English corpus: {english_what}, {mb(english):.2f} MB")
+    print(f"multilingual corpus: {multi_what}, {mb(multi):.2f} MB")
+    ok = _check_ids(ours, hf, "the English corpus", english)
+    if multi:
+        ok &= _check_ids(ours, hf, "the multilingual corpus", multi)
+    ok &= _check_ids(ours, hf, "hard cases", _hard_cases())
 
-    rows = []
-    for threads in (1, 2):
-        secs, _ = timed(lambda threads=threads: ours.encode_batch(docs, threads=threads), args.repeat)
-        rows.append((f"daft_flow Tokenizer.encode_batch ({threads} thread{'s' if threads > 1 else ''})", secs, ""))
-    secs, _ = timed(lambda: hf.encode_batch(docs), args.repeat)
-    rows.append(("HF tokenizers encode_batch (all cores)", secs, "no truncation/padding"))
-    secs, _ = timed(lambda: [ours.count(d) for d in docs], args.repeat)
-    rows.append(("daft_flow Tokenizer.count (1 thread, no ids)", secs, ""))
-    print_table("encode_batch, all-MiniLM-L6-v2 WordPiece", size, rows,
-                "daft_flow Tokenizer.encode_batch (2 threads)")
+    _bench(ours, hf, "encode_batch, all-MiniLM-L6-v2 WordPiece, English", english, args.repeat)
+    if multi:
+        _bench(ours, hf, "encode_batch, all-MiniLM-L6-v2 WordPiece, multilingual", multi, args.repeat)
+    else:
+        print(f"NOTE: no gettext catalogs under {LOCALE_DIR}; multilingual case skipped", file=sys.stderr)
     return 0 if ok else 1
 
 

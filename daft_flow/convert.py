@@ -124,7 +124,22 @@ def values_to_arrow(values: list[Any], t: DataType) -> tuple[Any, Failures]:
                     failures.append((i, f"returned a value that cannot be stored as {t}: {err}"))
                     out.append(None)
             return _core.from_pylist(out, fmt), failures
+    if t.kind == "File":
+        try:
+            return _files_to_arrow(clean), failures
+        except (TypeError, UnicodeEncodeError):
+            pass  # a URL Arrow cannot hold as text: pyarrow says why below
     return pa.array(clean, type=t.to_arrow()), failures
+
+
+def _files_to_arrow(clean: list[Any]) -> pa.Array:
+    """Stored Files (``{"url": ...}`` or None) as a struct array, built from native columns: not with
+    ``pa.array`` of a list or a numpy array, whose first call in a process imports pandas when it is
+    installed (a fifth of a second, paid by the first read() of every process)."""
+    urls = pa.array(_core.from_pylist([None if c is None else c["url"] for c in clean], "U"))
+    nulls = [c is None for c in clean]
+    return pa.StructArray.from_arrays([urls], fields=[pa.field("url", pa.large_string())],
+                                      mask=pa.array(_core.from_pylist(nulls, "b")) if any(nulls) else None)
 
 
 def arrow_to_values(array: pa.Array, t: DataType, unreadable: "list[tuple[int, BaseException]] | None" = None

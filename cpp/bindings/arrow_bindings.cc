@@ -331,28 +331,6 @@ void init_arrow(py::module_& m) {
         }
         return out;
       }, "Python values of an array (a native loop for str/bytes/int/float/bool; pyarrow otherwise).");
-  m.def("make_rows", [](const py::list& names, const py::list& columns) {
-        // One dict per row from equal-length value lists: the hot path of collect/stream.
-        const Py_ssize_t k = PyList_GET_SIZE(names.ptr());
-        if (PyList_GET_SIZE(columns.ptr()) != k) throw py::value_error("make_rows: names and columns differ in length");
-        Py_ssize_t n = k ? PyList_GET_SIZE(PyList_GET_ITEM(columns.ptr(), 0)) : 0;
-        for (Py_ssize_t c = 0; c < k; ++c)
-          if (!PyList_Check(PyList_GET_ITEM(columns.ptr(), c)) || PyList_GET_SIZE(PyList_GET_ITEM(columns.ptr(), c)) != n)
-            throw py::value_error("make_rows: columns must be lists of equal length");
-        py::list out(n);
-        for (Py_ssize_t r = 0; r < n; ++r) {
-          PyObject* d = _PyDict_NewPresized(k);
-          if (!d) throw py::error_already_set();
-          for (Py_ssize_t c = 0; c < k; ++c) {
-            if (PyDict_SetItem(d, PyList_GET_ITEM(names.ptr(), c), PyList_GET_ITEM(PyList_GET_ITEM(columns.ptr(), c), r)) < 0) {
-              Py_DECREF(d);
-              throw py::error_already_set();
-            }
-          }
-          PyList_SET_ITEM(out.ptr(), r, d);
-        }
-        return out;
-      }, py::arg("names"), py::arg("columns"));
   m.def("untrack_list", [](const py::list& values) {
         // A batch's input list only holds the caller's values; it can be part of no cycle of ours,
         // so keep the cyclic GC from traversing its (many) items on every young collection.

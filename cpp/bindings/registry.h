@@ -6,5 +6,6 @@ namespace dflow_py {
 void init_arrow(pybind11::module_& m);
 void init_runtime(pybind11::module_& m);
 void init_text(pybind11::module_& m);
+void init_rows(pybind11::module_& m);
 void init_expr(pybind11::module_& m);
 }  // namespace dflow_py

@@ -79,7 +79,7 @@ class StoredRows:
                                   f"{self.ckpt.storage.url(record['results'])}")
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
         values = [arrow_to_values(table.column(n).combine_chunks(), t) for n, t in zip(self.names, self.types)]
-        rows = _core.make_rows(self.names, values) if values else [{} for _ in range(table.num_rows)]
+        rows = _core.rows(self.names, values, table.num_rows) if values else [{} for _ in range(table.num_rows)]
         by_input: dict[int, list[dict[str, Any]]] = {}
         for i, rid, row in zip(table.column(INDEX).to_pylist(), table.column(ROW_ID).to_pylist(), rows):
             if self.lineage:

@@ -289,6 +289,17 @@ class BatchRunner:
         return [c.slice(start, stop - start) if isinstance(c, pa.Array) else c[start:stop] for c in chunk]
 
 
+# Rows an async op's batch may be as small as (read(): batches sized to ~batch_bytes of documents).
+SMALL_BATCH_ROWS = 16
+
+
+def async_batches(configured: int, max_in_flight: int) -> int:
+    """Batches an async op works on at once: the configured number, or more when that many small
+    batches could not keep ``max_in_flight`` calls running (a batch holds its slot until its slowest
+    row is done, so the cap would sit half empty). The memory budget still bounds what is admitted."""
+    return max(configured, -(-max_in_flight // SMALL_BATCH_ROWS))
+
+
 class AsyncRunner(_Cancellable):
     """``async def`` functions: every row of the batch is a coroutine on the runtime's event loop,
     at most ``max_in_flight`` running at once across all batches of this op."""

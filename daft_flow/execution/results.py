@@ -1,7 +1,7 @@
 """Turning finished batches into what the user asked for: rows, failures, Arrow tables."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -73,6 +73,8 @@ class BatchOutput:
         # Per field: (column, row index into it per surviving row or None: as is, its level, its node).
         self._sources = sources
         self._columns: list[pa.Array] | None = None
+        # (inputs as the caller passed them, offset of this batch's first, the root field's node)
+        self.root_objects: tuple[list[Any], int, int] | None = None
         self.failures = failures
         self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
 
@@ -130,6 +132,20 @@ class BatchOutput:
         if index is None:
             return col.slice(start, stop - start)
         return _take(self._batch, lvl, node, col, index[start:stop])
+
+    def input_objects(self, k: int, start: int, stop: int) -> "tuple[list[Any], int, np.ndarray | None] | None":
+        """For field ``k`` if it is the root field: (inputs, offset, index) such that surviving row
+        ``start + i`` came from input ``inputs[offset + index[i]]`` (``offset + start + i`` when index is
+        None); else None."""
+        if self.root_objects is None:
+            return None
+        col, index, lvl, node = self._sources[k]
+        objects, offset, root_node = self.root_objects
+        if lvl != 0 or node != root_node:
+            return None
+        if index is None:
+            return objects, offset + start, None
+        return objects, offset, np.ascontiguousarray(index[start:stop], dtype=np.int64)
 
     def bytes_per_row(self) -> int:
         """About how many Arrow bytes one surviving row reads (ancestor values counted per row)."""
@@ -202,6 +218,10 @@ class OutputReader:
             lvl = plan.levels[lvl].parent
         self.path = path[::-1]
         self._noted: set[int] = set()
+        self.root_node = plan.levels[0].element_node
+        # first_input -> (list, offset) of the caller's input objects (set by the run for list inputs):
+        # output rows reuse them for the root field instead of decoding the same values from Arrow.
+        self.root_objects: Callable[[int], Any] | None = None
 
     def read(self, batch: Any) -> BatchOutput:
         out = self.level
@@ -234,7 +254,12 @@ class OutputReader:
                 sources.append((col, index_to(lvl) if keep is None else index_to(lvl)[keep], lvl, node))
         failures = self._failures(batch) if keep is not None else []
         filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
-        return BatchOutput(batch, out, keep, n, sources, failures, filtered, self.parents)
+        output = BatchOutput(batch, out, keep, n, sources, failures, filtered, self.parents)
+        if self.root_objects is not None and any(lvl == 0 and node == self.root_node for _, _, lvl, node in sources):
+            found = self.root_objects(batch.first_input)
+            if found is not None:
+                output.root_objects = (*found, self.root_node)
+        return output
 
     def _failures(self, batch: Any) -> list[RowFailure]:
         failures = []
@@ -302,23 +327,33 @@ class OutputReader:
         try:
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                values = []
+                # Per field: an Arrow slice the native pass reads values from (str, int, ...: see
+                # _core.rows), the caller's input objects for the root field, or Python values for
+                # types only Python converts (JSON, pickled objects, File, lists).
+                fields: list[Any] = []
                 unreadable: dict[int, tuple[int, BaseException]] = {}
                 for k, t in enumerate(self.types):
+                    column = output.column_slice(k, start, stop)
+                    if t.arrow_format:
+                        inputs = output.input_objects(k, start, stop)
+                        fields.append(column if inputs is None else (*inputs, column))
+                        continue
                     bad: list[tuple[int, BaseException]] = []
-                    values.append(arrow_to_values(output.column_slice(k, start, stop), t, bad))
+                    fields.append(arrow_to_values(column, t, bad))
                     for j, error in bad:
                         unreadable.setdefault(j, (k, error))
                 names = self.names
                 if lineage:
                     names = names + ["_input_index", "_row_id"]
-                    values.append(input_index[start:stop].tolist())
-                    values.append([f"{rid:016x}" for rid in row_ids[start:stop].tolist()])
+                    fields.append(input_index[start:stop].tolist())
+                    fields.append([f"{rid:016x}" for rid in row_ids[start:stop].tolist()])
                 if unreadable:
                     output.failures.extend(self._unreadable(output, start, unreadable))
                     dropped.extend(start + j for j in sorted(unreadable))
-                    values = [[v for j, v in enumerate(col) if j not in unreadable] for col in values]
-                yield _core.make_rows(names, values)
+                    rows = _core.rows(names, fields, stop - start)
+                    yield [row for j, row in enumerate(rows) if j not in unreadable]
+                    continue
+                yield _core.rows(names, fields, stop - start)
         finally:
             output.exclude(dropped)
 

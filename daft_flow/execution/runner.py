@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 
 import daft_flow.execution.event_loop  # noqa: F401 - its exit hook must be registered before ours (atexit is LIFO)
@@ -156,6 +157,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         for resource in resources:
             resource.open(keep_existing=resumed)
             opened.append(resource)
+        for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
+            if hasattr(reader, "root_objects"):  # rows reuse the caller's input objects
+                reader.root_objects = source.objects_for
         monitor.start()
         run.start()
     except BaseException:
@@ -388,8 +392,7 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
                     else:
                         results[i].append(row)
             else:
-                for i, row in zip(out.input_index, rows):
-                    results[int(i)].append(row)
+                _group_children(results, out.input_index, rows)
         for f in out.failures:
             assert position is not None or f.input_index >= base or out.tag
             failures.append(f)
@@ -413,6 +416,18 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
         if unhandled:
             raise FlowRunError(failed_message(unhandled, num_inputs), unhandled, results)
     return results
+
+
+def _group_children(results: list[Any], input_index: Any, rows: list[Any]) -> None:
+    """Appends each child row to its input's list in ``results``. Child rows come in runs per input:
+    one list slice per run, not one numpy scalar and append per row."""
+    idx = np.asarray(input_index)
+    if len(idx) == 0:
+        return
+    starts = np.flatnonzero(idx[1:] != idx[:-1]) + 1
+    bounds = [0, *starts.tolist(), len(idx)]
+    for k, i in enumerate(idx[bounds[:-1]].tolist()):
+        results[i].extend(rows[bounds[k]:bounds[k + 1]])
 
 
 def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, traced: TracedPlan, on_error: str,

@@ -132,6 +132,20 @@ def _timeout_options(protocol: str, timeout: Timeout) -> dict[str, Any]:
     return {}
 
 
+# Connections one HTTP session (one per event loop, shared by every read of the process) may hold.
+# Each read op bounds its own concurrency (read(max_in_flight=...)), so the pool must not be the
+# tighter limit: aiohttp's default of 100 would queue the reads of a second op, or of one op with a
+# higher cap, behind each other.
+HTTP_CONNECTIONS = 1024
+
+
+async def _http_client(**kwargs: Any) -> Any:
+    """The aiohttp session of the HTTP filesystem (fsspec's ``get_client``), with a larger pool."""
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS), **kwargs)
+
+
 def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None" = None,
                 timeout: Timeout | None = None, shared: bool = True) -> Any:
     """The shared filesystem for ``url``: async on ``loop`` when the protocol has an async
@@ -148,6 +162,8 @@ def _filesystem(protocol: str, url: str, loop: "asyncio.AbstractEventLoop | None
     is_async = loop is not None and getattr(cls, "async_impl", False)
     if not (is_async and protocol in _NETWORK):  # async HTTP reads set their limits per request
         options.update(_timeout_options(protocol, timeout or _default_timeout()))
+    elif "get_client" not in options:
+        options["get_client"] = _http_client
     if not shared:
         return cls(skip_instance_cache=True, **options)
     owner = id(loop) if is_async else threading.get_ident()

@@ -13,6 +13,7 @@ from daft_flow.files import File
 from daft_flow.io.limits import DEFAULT_LIMITS, ReadLimits, Timeout
 from daft_flow.io.locations import _LOCAL, check_local, check_protocol, fetch_bytes, local_path, split_url
 from daft_flow.io.text import bytes_to_text, sniff
+from daft_flow.io.warmup import warm_up_reads
 
 _PARSE_INLINE_BYTES = 256 * 1024  # larger documents are decoded/parsed off the event loop
 
@@ -80,6 +81,12 @@ class ReadFile:
 
     def __init__(self, as_bytes: bool = False, timeout: Timeout | None = None, max_bytes: int | None = None) -> None:
         self.as_bytes, self.timeout, self.max_bytes = as_bytes, timeout, max_bytes
+        warm_up_reads()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A plan loaded in another process (a worker) warms up its reads like one built there.
+        self.__dict__.update(state)
+        warm_up_reads()
 
     def with_defaults(self, timeout: Timeout, max_bytes: int) -> "ReadFile":
         return ReadFile(self.as_bytes, self.timeout or timeout, self.max_bytes or max_bytes)

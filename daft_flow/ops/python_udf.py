@@ -308,7 +308,8 @@ class PythonCall(Expr):
 
     @classmethod
     def lower(cls, node: "ir.Node", ctx: "Lowering") -> None:
-        from daft_flow.execution.python_runners import AsyncRunner, BatchRunner, row_builder, row_converter
+        from daft_flow.execution.python_runners import (AsyncRunner, BatchRunner, async_batches, row_builder,
+                                                        row_converter)
 
         msg = node.python_udf
         fn = ctx.objects[msg.fn_ref]
@@ -359,4 +360,5 @@ class PythonCall(Expr):
             ctx.cancellables.append(runner)
             # An expanding stage makes the runtime probe row sizes with the first batch and then
             # charge each admitted batch its expected footprint (in-flight reads included).
-            ctx.run.add_python_batch(info, ctx.cached(node, runner, name), ctx.options.async_concurrency, msg.expanding)
+            ctx.run.add_python_batch(info, ctx.cached(node, runner, name),
+                                     async_batches(ctx.options.async_concurrency, runner.max_in_flight), msg.expanding)

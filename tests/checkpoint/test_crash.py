@@ -24,8 +24,9 @@ KILLS = 5
 # An answer the server finished sending this long before a kill counts as in flight: the client had
 # it on the wire or was storing it. Its journal write follows within milliseconds on a quiet
 # machine; measured on the shared 2-core machine, answers repeated after a kill had been sent at
-# most 52 ms before it.
-GRACE_S = 0.25
+# most 52 ms before it, but a full run at load 8 once saw one sent ~0.3 s before. A second still
+# separates "was in flight" from "was redone for no reason" (a run redone from the start).
+GRACE_S = 1.0
 
 
 def _env() -> dict[str, str]:

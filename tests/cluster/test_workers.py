@@ -501,6 +501,8 @@ def test_ctrl_c_during_a_cluster_run_stops_it(cluster, workers):
 
     presses: list[float] = []
     presser = threading.Thread(target=press_ctrl_c)
+    # Ctrl-C as at a terminal: a test run started in the background (CI) inherits SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -508,6 +510,7 @@ def test_ctrl_c_during_a_cluster_run_stops_it(cluster, workers):
     finally:
         returned.set()
         presser.join()
+        signal.signal(signal.SIGINT, previous)
     assert len(presses) <= 3, f"Ctrl-C was ignored {len(presses) - 1} times"
     deadline = time.monotonic() + 30
     while any(json.loads(cluster._action(w.address, "info"))["in_flight"] for w in workers):

@@ -45,6 +45,15 @@ class _Handler(SimpleHTTPRequestHandler):
         with self.state.lock:
             self.state.in_flight += 1
             self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+            self.state.arrived.notify_all()
+            # With `gather`: hold GETs until that many are in flight at once (then stop holding any),
+            # or until no new GET came for a second (the client sends no more for now).
+            while self.state.gather and self.state.in_flight < self.state.gather:
+                if not self.state.arrived.wait(timeout=1.0):
+                    break
+            if self.state.gather and self.state.in_flight >= self.state.gather:
+                self.state.gather = 0
+                self.state.arrived.notify_all()
         try:
             if self._admit():
                 super().do_GET()
@@ -86,7 +95,7 @@ class _ServedOnLoopback:
 class HTTPFileServer(_ServedOnLoopback):
     """Serves ``root`` on 127.0.0.1 (``/forbidden*`` answers 403, ``/error*`` 500), counting
     requests, distinct client connections and the most GETs served at once; ``latency`` seconds
-    are added to every request."""
+    are added to every request; with ``gather`` set, GETs are held until that many are in flight."""
 
     def __init__(self, root: str, latency: float = 0.0) -> None:
         self.root, self.latency = root, latency
@@ -94,6 +103,8 @@ class HTTPFileServer(_ServedOnLoopback):
         self.requests = 0
         self.busy = 0
         self.in_flight = self.max_in_flight = 0
+        self.gather = 0  # > 0: GETs are held until that many are in flight (see _Handler.do_GET)
+        self.arrived = threading.Condition(self.lock)
         self.connections: set[Any] = set()
         handler = functools.partial(_Handler, server_state=self, directory=root)
         self.httpd = _LoopbackHTTPServer(("127.0.0.1", 0), handler)

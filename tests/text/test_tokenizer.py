@@ -68,6 +68,39 @@ def test_mixed_text_matches_hf(tok, hf, text):
     assert hf_offsets_ok(offsets, enc.offsets)
 
 
+def _multilingual_sample() -> list[str]:
+    """Real text in many scripts from what ships on the machine: translated gettext catalogs (as the
+    tokenize benchmark's multilingual corpus uses), CPython's CJK test texts, rich's emoji."""
+    import gettext
+    import sysconfig
+
+    from rich._emoji_codes import EMOJI
+
+    texts = []
+    for mo in sorted(Path("/usr/share/locale").glob("*/LC_MESSAGES/glib20.mo"))[:40]:
+        with mo.open("rb") as f:
+            catalog = gettext.GNUTranslations(f)._catalog
+        messages = [v for k, v in sorted(catalog.items(), key=lambda kv: str(kv[0])) if k and isinstance(v, str)]
+        texts.append("\n".join(messages[:150]))
+    cjk = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
+    texts += [p.read_text(encoding="utf-8") for p in sorted(cjk.glob("*-utf8.txt"))]
+    emoji = sorted(EMOJI.values())
+    return [t + " " + " ".join(emoji[i::40][:30]) for i, t in enumerate(texts)]
+
+
+def test_multilingual_text_matches_hf(tok, hf):
+    texts = _multilingual_sample()
+    if len(texts) < 5:
+        pytest.skip("no translated catalogs or CPython CJK test texts on this machine")
+    encs = hf.encode_batch(texts)
+    assert tok.encode_batch(texts) == [e.ids for e in encs]
+    for text, enc in zip(texts, encs):
+        ids, offsets = tok.encode_with_offsets(text)
+        assert ids == enc.ids
+        assert hf_offsets_ok(offsets, enc.offsets)
+    assert tok.count_batch(texts) == [len(e.ids) - 2 for e in encs]
+
+
 def test_every_code_point_matches_hf(tok, hf):
     # One text per code point, in context, so every Unicode table entry is compared with HF.
     cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]

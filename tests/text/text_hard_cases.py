@@ -30,4 +30,12 @@ HARD_CASES: list[str] = [
     "tab\tsep\x0bvt\x0cff\x1c\x1d\x1e\x1fsep",
     "a" * 5000,
     "word " * 2000,
+    # Removed code points inside words of each kind (plain ASCII, non-ASCII, Hangul), which change how
+    # the offsets of the word's pieces are tracked.
+    "ab\x00cd жи\x00ши na\u00efve\u200bword 한국\x01어 Ab\x7fCd é\u0301\u0301e",
+    # Expansions at the start, middle and end of words, and combining marks with nothing to attach to.
+    "İİ xİy zzİ \u0301start a\u0301\u0308b ǅx Ǆ",
+    # Long non-ASCII words: lowercase (kept as they are), then one uppercase letter, then a removal.
+    "é" * 150 + "A" + "é" * 10 + " " + "ж" * 200 + "\x00ж " + "Ж" * 300,
+    "é[SEP]ж[CLS]中[MASK]ÀB",
 ]

@@ -201,15 +201,18 @@ void Array::Export(ArrowSchema* schema, ArrowArray* array) const {
 
 ArrayPtr BinaryBuilder::Finish() {
   auto offsets = Own(std::move(offsets_));
-  auto data = std::make_shared<std::string>(std::move(data_));
+  if (data_ == nullptr) Resize(1);  // Arrow wants a non-null data buffer, even for no bytes
+  std::shared_ptr<char> data(data_, [](char* p) { std::free(p); });
+  const int64_t size = static_cast<int64_t>(size_);
+  data_ = nullptr;
+  size_ = capacity_ = 0;
   auto bits = Own(std::move(validity_.bits()));
   int64_t n = validity_.length(), nulls = validity_.null_count();
-  struct Owner { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<std::string> d; std::shared_ptr<std::vector<uint8_t>> v; };
+  struct Owner { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<char> d; std::shared_ptr<std::vector<uint8_t>> v; };
   auto owner = std::make_shared<Owner>(Owner{offsets, data, bits});
-  int64_t bytes = static_cast<int64_t>(offsets->size() * 8 + data->size() + bits->size());
-  // An empty std::string's data() is a valid non-null pointer, as Arrow requires.
+  int64_t bytes = static_cast<int64_t>(offsets->size() * 8 + size + bits->size());
   return Array::Make(utf8_ ? "U" : "Z", n, nulls, 0,
-                     {nulls ? bits->data() : nullptr, offsets->data(), data->data()}, {}, owner, bytes);
+                     {nulls ? bits->data() : nullptr, offsets->data(), data.get()}, {}, owner, bytes);
 }
 
 template <typename T>

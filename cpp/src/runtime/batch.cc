@@ -23,8 +23,18 @@ std::vector<int64_t> Batch::AncestorIndex(int32_t level, int32_t ancestor) const
 
 const std::vector<uint64_t>& Batch::RowIds(int32_t level) {
   Level& l = levels.at(level);
-  if (level == 0 && l.row_ids.empty() && l.num_rows > 0 && root_id_node >= 0)
-    l.row_ids = HashColumn(*l.columns.at(root_id_node), first_input);
+  if (!l.row_ids.empty() || l.num_rows == 0) return l.row_ids;
+  if (level == 0) {
+    if (root_id_node >= 0) l.row_ids = HashColumn(*l.columns.at(root_id_node), first_input);
+  } else if (l.parent >= 0 && static_cast<int64_t>(l.child_index.size()) == l.num_rows) {
+    // A child's id mixes its parent's id and its index among the parent's children.
+    const std::vector<uint64_t>& parent_ids = RowIds(l.parent);  // levels is not resized here
+    if (!parent_ids.empty()) {
+      std::vector<uint64_t> ids(static_cast<size_t>(l.num_rows));
+      for (int64_t i = 0; i < l.num_rows; ++i) ids[i] = ChildRowId(parent_ids[l.parent_index[i]], l.child_index[i]);
+      l.row_ids = std::move(ids);
+    }
+  }
   return l.row_ids;
 }
 
@@ -99,7 +109,6 @@ uint64_t ChildRowId(uint64_t parent, int64_t index) {
 
 ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr& lists, bool one_to_one) {
   if (static_cast<int32_t>(batch.levels.size()) <= level) batch.levels.resize(level + 1);
-  const std::vector<uint64_t>& parent_ids = batch.RowIds(parent);
   const Level& p = batch.levels.at(parent);
   Level out;
   out.materialized = true;
@@ -109,7 +118,6 @@ ArrayPtr ExplodeInto(Batch& batch, int32_t parent, int32_t level, const ArrayPtr
   auto add_child = [&](int64_t parent_row, int64_t index, bool skipped) {
     out.parent_index.push_back(parent_row);
     out.child_index.push_back(index);
-    out.row_ids.push_back(ChildRowId(parent_ids[parent_row], index));
     if (skipped) {
       out.failed.resize(out.parent_index.size(), 0);
       out.failed.back() = 2;

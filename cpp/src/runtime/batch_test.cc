@@ -38,6 +38,26 @@ TEST(Batch, AColumnSharedByAChainedLevelIsCountedOnce) {
   EXPECT_LT(batch.ComputeBytes() - before, 64);  // only the child level's indexes and ids
 }
 
+TEST(Batch, ChildRowIdsAreComputedOnFirstUse) {
+  Batch batch = OneRowOfText("text");
+  ExplodeOperator(/*parent=*/0, /*level=*/1, /*source_node=*/0, /*element_node=*/1, /*one_to_one=*/true).Process(batch);
+  ExplodeOperator(/*parent=*/1, /*level=*/2, /*source_node=*/1, /*element_node=*/2, /*one_to_one=*/true).Process(batch);
+  EXPECT_TRUE(batch.levels[1].row_ids.empty());  // nothing asked for them yet
+  EXPECT_TRUE(batch.levels[2].row_ids.empty());
+  ASSERT_EQ(batch.RowIds(2).size(), 1u);
+  EXPECT_EQ(batch.RowIds(2)[0], ChildRowId(ChildRowId(42, 0), 0));
+  EXPECT_EQ(batch.RowIds(1)[0], ChildRowId(42, 0));
+}
+
+TEST(Batch, RootRowIdsHashTheRootColumnOnFirstUse) {
+  Batch batch = OneRowOfText("text");
+  batch.levels[0].row_ids.clear();
+  batch.root_id_node = 0;
+  ExplodeOperator(/*parent=*/0, /*level=*/1, /*source_node=*/0, /*element_node=*/1, /*one_to_one=*/true).Process(batch);
+  EXPECT_TRUE(batch.levels[0].row_ids.empty());
+  EXPECT_EQ(batch.RowIds(1)[0], ChildRowId(HashBytes("text", 4), 0));
+}
+
 // Nulls have no content to hash: each gets an id from its input position, never one shared id.
 TEST(Batch, NullRowsGetDistinctIdsFromTheirPosition) {
   BinaryBuilder b(true, 4);

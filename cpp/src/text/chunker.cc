@@ -50,96 +50,138 @@ inline bool ws_at(const unsigned char* p, const unsigned char* end, size_t* len)
   return unicode::flags(cp) & unicode::kWhitespace;
 }
 
-// Number of plain ASCII bytes at the start of p[0, room) (bytes of class kPlain).
-inline size_t plain_run(const unsigned char* p, size_t room) {
-  size_t i = 0;
+inline bool ascii_ws(unsigned char b) { return kLead.cls[b] == kAsciiSpace || kLead.cls[b] == kNewline; }
+
+// Byte length of the whitespace character at p (< end), 0 if it is not whitespace. Only ASCII bytes and
+// the four lead bytes non-ASCII whitespace starts with need a look; every other byte is not whitespace.
+inline size_t ws_len(const unsigned char* p, const unsigned char* end) {
+  const uint8_t cls = kLead.cls[*p];
+  if (cls == kAsciiSpace || cls == kNewline) return 1;
+  if (cls != kMaybeSpace) return 0;
+  size_t len;
+  return ws_at(p, end, &len) ? len : 0;
+}
+
+// Byte length of the whitespace character that ends just before w + j (j > 0), 0 if none. The window
+// w[0, m) holds whole code points.
+inline size_t ws_len_before(const unsigned char* w, int64_t j, const unsigned char* end) {
+  if (w[j - 1] < 0x80) return ascii_ws(w[j - 1]) ? 1 : 0;
+  int64_t i = j - 1;
+  while (i > 0 && j - i < 4 && utf8::is_continuation(w[i])) --i;
+  const size_t len = ws_len(w + i, end);
+  return static_cast<int64_t>(len) == j - i ? len : 0;
+}
+
+// 16-bit population count without the POPCNT instruction (not in baseline x86-64).
+inline uint32_t popcount16(uint32_t x) {
+  x = x - ((x >> 1) & 0x5555u);
+  x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+  x = (x + (x >> 4)) & 0x0F0Fu;
+  return (x + (x >> 8)) & 0x1Fu;
+}
+
 #if defined(__SSE2__)
-  if (kLead.vector_ok) {
-    const __m128i lim = _mm_set1_epi8(0x21), dot = _mm_set1_epi8('.'), bang = _mm_set1_epi8('!'),
-                  q = _mm_set1_epi8('?');
-    for (; i + 16 <= room; i += 16) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-      // Signed compare: bytes >= 0x80 are negative, so "< 0x21" also catches every non-ASCII byte.
-      const __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, lim), _mm_cmpeq_epi8(v, dot)),
-                                      _mm_or_si128(_mm_cmpeq_epi8(v, bang), _mm_cmpeq_epi8(v, q)));
-      const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(sp));
-      if (mask) return i + static_cast<size_t>(__builtin_ctz(mask));
-    }
+// Bit i set: byte i of the 16 at p starts a code point (is not 10xxxxxx).
+inline uint32_t lead_mask(const unsigned char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8(-65))));
+}
+#endif
+
+// Code points in p[0, n): bytes that are not continuation bytes, 16 at a time.
+int64_t count_code_points(const unsigned char* p, size_t n) {
+  size_t i = 0;
+  int64_t k = 0;
+#if defined(__SSE2__)
+  // Per-lane counters (each lane adds 1 per lead byte, at most 255 blocks before they are summed).
+  const __m128i lim = _mm_set1_epi8(-65), zero = _mm_setzero_si128();
+  while (i + 16 <= n) {
+    __m128i acc = zero;
+    const size_t stop = std::min(n - 15, i + 255 * 16);
+    for (; i < stop; i += 16)
+      acc = _mm_sub_epi8(acc, _mm_cmpgt_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), lim));
+    const __m128i sums = _mm_sad_epu8(acc, zero);
+    k += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(sums, sums));
   }
 #endif
-  while (i < room && kLead.cls[p[i]] == kPlain) ++i;
+  for (; i < n; ++i) k += !utf8::is_continuation(p[i]);
+  return k;
+}
+
+// Byte offset of the code point `count` code points into p[0, n), or n if the text has fewer; *taken is
+// how many were passed (count, or all there are).
+size_t advance(const unsigned char* p, size_t n, int64_t count, int64_t* taken) {
+  size_t i = 0;
+  int64_t k = 0;
+#if defined(__SSE2__)
+  // 64 bytes at a time while the code point we look for is beyond them, then 16 at a time.
+  const __m128i lim = _mm_set1_epi8(-65), zero = _mm_setzero_si128();
+  for (; i + 64 <= n; i += 64) {
+    __m128i acc = zero;
+    for (size_t j = 0; j < 64; j += 16)
+      acc = _mm_sub_epi8(acc, _mm_cmpgt_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + j)), lim));
+    const __m128i sums = _mm_sad_epu8(acc, zero);
+    const int64_t c = _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(sums, sums));
+    if (k + c > count) break;
+    k += c;
+  }
+  for (; i + 16 <= n; i += 16) {
+    const int64_t c = popcount16(lead_mask(p + i));
+    if (k + c > count) break;  // the code point we look for starts in this block
+    k += c;
+  }
+#endif
+  for (; i < n; ++i) {
+    if (utf8::is_continuation(p[i])) continue;
+    if (k == count) break;
+    ++k;
+  }
+  *taken = k;
   return i;
 }
 
-// Scans at most `limit` code points from byte b0 and returns the cut: the last boundary of the highest
-// level at code point >= min_cut, else the end of the scanned window (at_end: the text ended first).
-Cut scan_chars(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut, bool* at_end, int64_t* scanned) {
-  const auto* base = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = base + text.size();
-  const auto* p = base + b0;
-  Cut last[4];
-  int nl = 0;
-  bool sentence = false, in_run = false;
-  int64_t k = 0;
-  while (k < limit && p < end) {
-    const uint8_t cls = kLead.cls[*p];
-    if (cls == kPlain) {
-      const size_t room = static_cast<size_t>(std::min<int64_t>(limit - k, end - p));
-      const size_t run = plain_run(p + 1, room - 1) + 1;
-      p += run;
-      k += static_cast<int64_t>(run);
-      in_run = sentence = false;
-      continue;
-    }
-    bool is_ws;
-    if (cls < kMultiByte) {
-      is_ws = cls == kAsciiSpace || cls == kNewline;
-      ++p;
-    } else {
-      size_t len;
-      is_ws = ws_at(p, end, &len);
-      is_ws = is_ws && cls == kMaybeSpace;
-      p += len;
-    }
-    ++k;
-    if (is_ws) {
-      if (!in_run) nl = 0;
-      in_run = true;
-      nl += cls == kNewline;
-      if (k >= min_cut) {
-        const int level = nl >= 2 ? kParagraphLevel : nl == 1 ? kLineLevel : sentence ? kSentenceLevel : kWordLevel;
-        last[level] = Cut{k, p - base};
-      }
-    } else {
-      in_run = false;
-      sentence = cls == kSentence;
-    }
+// Byte offset b <= from where `count` code points start before `from` (the text has them).
+int64_t retreat(const unsigned char* base, int64_t from, int64_t count) {
+  int64_t i = from, k = 0;
+#if defined(__SSE2__)
+  for (; i >= 16; i -= 16) {
+    const int64_t c = popcount16(lead_mask(base + i - 16));
+    if (k + c >= count) break;
+    k += c;
   }
-  *at_end = p >= end;
-  *scanned = k;
-  for (int l = kParagraphLevel; l >= kWordLevel; --l)
-    if (last[l].cp > 0) return last[l];
-  return Cut{k, p - base};
+#endif
+  while (i > 0) {
+    --i;
+    if (!utf8::is_continuation(base[i]) && ++k == count) return i;
+  }
+  return 0;
 }
 
-inline bool ascii_ws(unsigned char b) { return kLead.cls[b] == kAsciiSpace || kLead.cls[b] == kNewline; }
-
-bool all_ascii(const unsigned char* p, size_t n) {
-  size_t i = 0;
+// Offset of the last byte in w[lo, hi) that may start whitespace (an ASCII byte <= 0x20 or a lead byte
+// of non-ASCII whitespace), or lo - 1.
+int64_t last_space_candidate(const unsigned char* w, int64_t lo, int64_t hi) {
+  int64_t i = hi;
 #if defined(__SSE2__)
-  __m128i acc = _mm_setzero_si128();
-  for (; i + 64 <= n; i += 64) {
-    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)),
-                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16))));
-    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 32)),
-                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 48))));
+  const __m128i lim = _mm_set1_epi8(0x21), c2 = _mm_set1_epi8(static_cast<char>(0xC2)),
+                e1 = _mm_set1_epi8(static_cast<char>(0xE1)), e3 = _mm_set1_epi8(static_cast<char>(0xE3));
+  while (i - lo >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i - 16));
+    // Unsigned v <= 0x20: min(v, 0x21) != 0x21. E1..E3: (v - E1) as unsigned <= 2, via the same trick.
+    const __m128i low = _mm_xor_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, lim), lim), _mm_set1_epi8(-1));
+    const __m128i e = _mm_sub_epi8(v, e1);
+    const __m128i lead_e = _mm_cmpeq_epi8(_mm_min_epu8(e, _mm_set1_epi8(2)), e);
+    const __m128i m = _mm_or_si128(_mm_or_si128(low, _mm_cmpeq_epi8(v, c2)), _mm_or_si128(lead_e, _mm_cmpeq_epi8(v, e3)));
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m));
+    if (mask) return i - 16 + 31 - __builtin_clz(mask);
+    i -= 16;
   }
-  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
-  if (_mm_movemask_epi8(acc)) return false;
 #endif
-  unsigned char a = 0;
-  for (; i < n; ++i) a |= p[i];
-  return a < 0x80;
+  while (i > lo) {
+    --i;
+    const unsigned char b = w[i];
+    if (b <= 0x20 || b == 0xC2 || (b >= 0xE1 && b <= 0xE3)) return i;
+  }
+  return lo - 1;
 }
 
 // Index of the last byte in w[0, hi) that is '.', '!' or '?', or -1.
@@ -162,21 +204,51 @@ int64_t last_sentence_char(const unsigned char* w, int64_t hi) {
   return -1;
 }
 
-// The cut scan_chars makes in a window of m plain ASCII bytes w[0, m) (so code points are bytes)
-// when the text goes on after it: the end of the whitespace run with the highest boundary level at
-// its end, latest first among equals, at or after min_cut (1 <= min_cut <= m); m if there is none.
+bool all_ascii(const unsigned char* p, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  __m128i acc = _mm_setzero_si128();
+  for (; i + 64 <= n; i += 64) {
+    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16))));
+    acc = _mm_or_si128(acc, _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 32)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 48))));
+  }
+  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+  if (_mm_movemask_epi8(acc)) return false;
+#endif
+  unsigned char a = 0;
+  for (; i < n; ++i) a |= p[i];
+  return a < 0x80;
+}
+
+// The cut in a window w[0, m) of whole code points when the text goes on after it: the end of the
+// whitespace run with the highest boundary level at its end, latest first among equals, at or after
+// byte min_cut (the first byte a cut may sit at, 1 <= min_cut <= m); m if there is none. Boundary
+// levels: paragraph (the run holds two newlines), line (one), sentence (the run follows . ! ?), word.
 // The level of a run grows along it (it counts newlines), so each run's best boundary is its end
 // (clipped to the window) and only run ends need checking: newline runs (found with memrchr) give
-// paragraph and line cuts, runs after . ! ? sentence cuts, else the last whitespace a word cut.
-int64_t ascii_cut(const unsigned char* w, int64_t m, int64_t min_cut) {
+// paragraph and line cuts, runs after . ! ? sentence cuts, else the last whitespace a word cut. Runs
+// start at the window: whitespace before it does not count. kAscii: the window is plain ASCII, so
+// whitespace is one byte (the same answer, without multi-byte checks). `end` bounds decoding.
+template <bool kAscii>
+int64_t window_cut(const unsigned char* w, int64_t m, int64_t min_cut, const unsigned char* end) {
+  auto ws_here = [&](int64_t j) -> int64_t {  // whitespace length at j (< m)
+    if constexpr (kAscii) return ascii_ws(w[j]) ? 1 : 0;
+    else return static_cast<int64_t>(ws_len(w + j, end));
+  };
+  auto ws_before = [&](int64_t j) -> int64_t {  // whitespace length ending at j (> 0)
+    if constexpr (kAscii) return ascii_ws(w[j - 1]) ? 1 : 0;
+    else return static_cast<int64_t>(ws_len_before(w, j, end));
+  };
   int64_t line = -1;
   for (int64_t hi = m; hi > 0;) {
     const void* f = memrchr(w, '\n', static_cast<size_t>(hi));
     if (!f) break;
     const int64_t i = static_cast<const unsigned char*>(f) - w;
-    int64_t rs = i, re = i + 1;
-    while (rs > 0 && ascii_ws(w[rs - 1])) --rs;
-    while (re < m && ascii_ws(w[re])) ++re;
+    int64_t rs = i, re = i + 1, len;
+    while (rs > 0 && (len = ws_before(rs))) rs -= len;
+    while (re < m && (len = ws_here(re))) re += len;
     if (re < min_cut) break;  // runs further back end earlier still
     int nl = 0;
     for (int64_t j = rs; j < re && nl < 2; ++j) nl += w[j] == '\n';
@@ -188,28 +260,66 @@ int64_t ascii_cut(const unsigned char* w, int64_t m, int64_t min_cut) {
   for (int64_t hi = m - 1; hi > 0;) {  // a sentence end at m - 1 has no run inside the window
     const int64_t i = last_sentence_char(w, hi);
     if (i < 0) break;
-    if (ascii_ws(w[i + 1])) {
-      int64_t re = i + 2;
-      while (re < m && ascii_ws(w[re])) ++re;
+    if (int64_t len = ws_here(i + 1)) {
+      int64_t re = i + 1 + len;
+      while (re < m && (len = ws_here(re))) re += len;
       if (re < min_cut) break;
       return re;
     }
     hi = i;
   }
-  for (int64_t j = m - 1; j >= min_cut - 1; --j)
-    if (ascii_ws(w[j])) return j + 1;
+  if constexpr (kAscii) {
+    for (int64_t j = m - 1; j >= min_cut - 1; --j)
+      if (ascii_ws(w[j])) return j + 1;
+  } else {
+    // The last whitespace character ending at or after min_cut: candidates by their first byte.
+    for (int64_t hi = m; hi > 0;) {
+      const int64_t j = last_space_candidate(w, 0, hi);
+      if (j < 0) break;
+      const int64_t len = ws_here(j);
+      if (len && j + len >= min_cut) return j + len;
+      if (j + 4 < min_cut) break;  // a character starting here or earlier ends before min_cut
+      hi = j;
+    }
+  }
   return m;
+}
+
+// Scans at most `limit` code points from byte b0 and returns the cut: the last boundary of the highest
+// level at code point >= min_cut, else the end of the scanned window (at_end: the text ended first;
+// scanned: code points in the window). Code points are counted 16 bytes at a time and the boundary
+// search only looks at bytes that can start whitespace or end a sentence.
+Cut best_cut(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut, bool* at_end, int64_t* scanned) {
+  const auto* base = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = base + text.size();
+  const auto* w = base + b0;
+  const size_t room = text.size() - static_cast<size_t>(b0);
+  int64_t k1 = 0, k2 = 0;
+  const size_t mb = advance(w, room, min_cut, &k1);
+  if (k1 < min_cut) {  // the text ends before a cut could be taken
+    *at_end = true;
+    *scanned = k1;
+    return Cut{k1, static_cast<int64_t>(text.size())};
+  }
+  const size_t we = mb + advance(w + mb, room - mb, limit - min_cut, &k2);
+  *at_end = we >= room;
+  *scanned = min_cut + k2;
+  const int64_t cut = window_cut<false>(w, static_cast<int64_t>(we), static_cast<int64_t>(mb), end);
+  // The cut's code point: counted over the shorter side of it (cuts tend to sit near the window's end).
+  int64_t cp = *scanned;
+  if (cut < static_cast<int64_t>(we)) {
+    cp = cut - static_cast<int64_t>(mb) <= static_cast<int64_t>(we) - cut
+             ? min_cut + count_code_points(w + mb, static_cast<size_t>(cut) - mb)
+             : *scanned - count_code_points(w + cut, we - static_cast<size_t>(cut));
+  }
+  return Cut{cp, b0 + cut};
 }
 
 // Byte offset of the code point `count` code points after byte b.
 int64_t advance_cps(std::string_view text, int64_t b, int64_t count) {
   const auto* base = reinterpret_cast<const unsigned char*>(text.data());
-  const int64_t n = static_cast<int64_t>(text.size());
-  for (int64_t i = 0; i < count && b < n; ++i) {
-    ++b;
-    while (b < n && utf8::is_continuation(base[b])) ++b;
-  }
-  return b;
+  int64_t taken;
+  return b + static_cast<int64_t>(advance(base + b, text.size() - static_cast<size_t>(b), count, &taken));
 }
 
 // The start of the next chunk: `overlap` code points before the cut, moved forward to the first word
@@ -230,29 +340,25 @@ Cut overlap_start(std::string_view text, Cut cut, int64_t overlap) {
     }
     return Cut{cut.cp - overlap, q};
   }
-  int64_t q = cut.byte;
-  for (int64_t i = 0; i < overlap; ++i) {
-    --q;
-    while (q > 0 && utf8::is_continuation(base[q])) --q;
-  }
+  const int64_t q = retreat(base, cut.byte, overlap);
   const Cut fallback{cut.cp - overlap, q};
-  int64_t pb = q - 1;
-  while (pb > 0 && utf8::is_continuation(base[pb])) --pb;
-  bool prev_ws = pb >= 0 && ws_at(base + pb, end, &len);
-  int64_t cp = fallback.cp;
-  for (int64_t b = q; b < cut.byte; ++cp) {
-    const bool cur_ws = ws_at(base + b, end, &len);
-    if (prev_ws && !cur_ws) return Cut{cp, b};
-    prev_ws = cur_ws;
-    b += static_cast<int64_t>(len);
+  // The first byte b in [q, cut) where whitespace ends: skip to whitespace (unless the overlap already
+  // follows some), then past its run.
+  int64_t b = q;
+  if (!(q > 0 && ws_len_before(base, q, end))) {
+    while (b < cut.byte) {
+      const unsigned char c = base[b];
+      if ((c <= 0x20 || c == 0xC2 || (c >= 0xE1 && c <= 0xE3)) && ws_len(base + b, end)) break;
+      ++b;
+    }
   }
-  return fallback;
+  while (b < cut.byte && (len = ws_len(base + b, end))) b += static_cast<int64_t>(len);
+  if (b >= cut.byte) return fallback;
+  return Cut{cut.cp - count_code_points(base + b, static_cast<size_t>(cut.byte - b)), b};
 }
 
 int64_t count_code_points(std::string_view s) {
-  int64_t n = 0;
-  for (unsigned char c : s) n += !utf8::is_continuation(c);
-  return n;
+  return count_code_points(reinterpret_cast<const unsigned char*>(s.data()), s.size());
 }
 
 }  // namespace
@@ -293,10 +399,10 @@ std::vector<ChunkSpan> chunk_chars(std::string_view text, const CharChunkOptions
     }
     Cut cut;
     if (text_ascii || all_ascii(base + sb, static_cast<size_t>(o.max_chars))) {
-      const int64_t p = ascii_cut(base + sb, o.max_chars, o.overlap + 1);
+      const int64_t p = window_cut<true>(base + sb, o.max_chars, o.overlap + 1, base + size);
       cut = Cut{p, sb + p};
     } else {
-      cut = scan_chars(text, sb, o.max_chars, o.overlap + 1, &at_end, &scanned);
+      cut = best_cut(text, sb, o.max_chars, o.overlap + 1, &at_end, &scanned);
     }
     if (at_end) {  // the rest fits
       out.push_back({sc, sc + scanned, sb, static_cast<int64_t>(text.size())});
@@ -356,12 +462,12 @@ std::vector<ChunkSpan> chunk_tokens(std::string_view text, const TokenChunkOptio
     if (min_cut < limit) {
       // The best boundary in [min_cut, limit]; none: split between tokens at the limit.
       if (text_ascii || all_ascii(base + sb, static_cast<size_t>(limit))) {
-        const int64_t p = ascii_cut(base + sb, limit, min_cut);
+        const int64_t p = window_cut<true>(base + sb, limit, min_cut, tend);
         c = Cut{p, sb + p};
       } else {
         bool at_end = false;
         int64_t scanned = 0;
-        c = scan_chars(text, sb, limit, min_cut, &at_end, &scanned);
+        c = best_cut(text, sb, limit, min_cut, &at_end, &scanned);
       }
     } else {
       // Code points are never split, so when the tokens of one code point straddle the limit the

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "unicode_tables.h"
+#include "utf8.h"
 
 namespace dflow::text {
 namespace {
@@ -107,6 +111,118 @@ TEST(ChunkChars, BatchFormMatchesOneByOne) {
     }
   }
   EXPECT_EQ(at, batch.spans.size());
+}
+
+// The cut rule of chunker.h, one code point at a time and nothing else: the reference the chunker's
+// vectorised boundary search must agree with exactly.
+struct RefCut {
+  int64_t cp = -1, byte = -1;
+};
+
+bool RefIsSpace(std::string_view text, int64_t b, size_t* len) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  return unicode::flags(utf8::decode(p + b, p + text.size(), len)) & unicode::kWhitespace;
+}
+
+RefCut RefScan(std::string_view text, int64_t b0, int64_t limit, int64_t min_cut, bool* at_end, int64_t* scanned) {
+  RefCut last[4];
+  int nl = 0;
+  bool sentence = false, in_run = false;
+  int64_t k = 0, b = b0;
+  const int64_t n = static_cast<int64_t>(text.size());
+  while (k < limit && b < n) {
+    size_t len;
+    const bool ws = RefIsSpace(text, b, &len);
+    const char c = text[static_cast<size_t>(b)];
+    b += static_cast<int64_t>(len);
+    ++k;
+    if (ws) {
+      if (!in_run) nl = 0;
+      in_run = true;
+      nl += c == '\n';
+      if (k >= min_cut) last[nl >= 2 ? 3 : nl == 1 ? 2 : sentence ? 1 : 0] = RefCut{k, b};
+    } else {
+      in_run = false;
+      sentence = c == '.' || c == '!' || c == '?';
+    }
+  }
+  *at_end = b >= n;
+  *scanned = k;
+  for (int l = 3; l >= 0; --l)
+    if (last[l].cp > 0) return last[l];
+  return RefCut{k, b};
+}
+
+std::vector<ChunkSpan> RefChunkChars(std::string_view text, int64_t max_chars, int64_t overlap) {
+  std::vector<ChunkSpan> out;
+  int64_t sc = 0, sb = 0;
+  while (!text.empty()) {
+    bool at_end;
+    int64_t scanned;
+    const RefCut cut = RefScan(text, sb, max_chars, overlap + 1, &at_end, &scanned);
+    if (at_end) {
+      out.push_back({sc, sc + scanned, sb, static_cast<int64_t>(text.size())});
+      break;
+    }
+    out.push_back({sc, sc + cut.cp, sb, cut.byte});
+    RefCut next = cut;
+    if (overlap > 0) {
+      // Back `overlap` code points, then forward to the first word start before the cut.
+      int64_t q = cut.byte;
+      for (int64_t i = 0; i < overlap; ++i) {
+        --q;
+        while (q > 0 && utf8::is_continuation(static_cast<unsigned char>(text[static_cast<size_t>(q)]))) --q;
+      }
+      next = RefCut{cut.cp - overlap, q};
+      int64_t pb = q - 1;
+      while (pb > 0 && utf8::is_continuation(static_cast<unsigned char>(text[static_cast<size_t>(pb)]))) --pb;
+      size_t len;
+      bool prev_ws = pb >= 0 && RefIsSpace(text, pb, &len);
+      int64_t cp = cut.cp - overlap;
+      for (int64_t b = q; b < cut.byte; ++cp) {
+        const bool ws = RefIsSpace(text, b, &len);
+        if (prev_ws && !ws) {
+          next = RefCut{cp, b};
+          break;
+        }
+        prev_ws = ws;
+        b += static_cast<int64_t>(len);
+      }
+    }
+    sc += next.cp;
+    sb = next.byte;
+  }
+  return out;
+}
+
+TEST(ChunkChars, AgreesWithTheOneCodePointAtATimeReference) {
+  // Pieces around every class the boundary search treats apart: ASCII and multi-byte whitespace
+  // (U+0085, U+00A0, U+1680, U+2003, U+2028, U+3000), newlines, sentence ends, CJK and kana (lead bytes
+  // E3..E9, like the ideographic space's), emoji, combining marks, lead bytes C2/E1/E2 of non-spaces.
+  const std::vector<std::string> pieces = {
+      "word", "x", "Hello", " ", "  ", "\n", "\n\n", "\t", "\r\n", ". ", "! ", "?", ".", "\xC2\x85", "\xC2\xA0",
+      "\xE1\x9A\x80", "\xE2\x80\x83", "\xE2\x80\xA8", "\xE3\x80\x80", "\xE4\xB8\xAD\xE6\x96\x87", "\xE3\x81\x82",
+      "\xE3\x80\x82", "\xF0\x9F\x98\x80", "e\xCC\x81", "\xC2\xA9", "\xE1\xBA\xA1", "\xE2\x80\x94", "\xD0\xB6\xD0\xB8",
+      "supercalifragilistic"};
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 120);
+    // Some texts lean on one piece (long runs of one kind: no spaces at all, only spaces, ...).
+    const size_t bias = rng() % pieces.size();
+    for (int i = 0; i < n; ++i) text += pieces[rng() % 3 == 0 ? bias : rng() % pieces.size()];
+    const int64_t max_chars = 1 + static_cast<int64_t>(rng() % 60);
+    const int64_t overlap = static_cast<int64_t>(rng() % static_cast<uint32_t>(max_chars));
+    const auto got = chunk_chars(text, {max_chars, overlap});
+    const auto want = RefChunkChars(text, max_chars, overlap);
+    ASSERT_EQ(got.size(), want.size()) << "round " << round << " max " << max_chars << " overlap " << overlap;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].start, want[i].start) << "round " << round << " chunk " << i;
+      ASSERT_EQ(got[i].end, want[i].end) << "round " << round << " chunk " << i;
+      ASSERT_EQ(got[i].byte_start, want[i].byte_start) << "round " << round << " chunk " << i;
+      ASSERT_EQ(got[i].byte_end, want[i].byte_end) << "round " << round << " chunk " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -27,7 +27,6 @@ ChunkTextOperator::ChunkTextOperator(int32_t parent, int32_t level, int32_t sour
 
 void ChunkTextOperator::Process(Batch& batch) {
   if (static_cast<int32_t>(batch.levels.size()) <= level_) batch.levels.resize(level_ + 1);
-  const std::vector<uint64_t>& parent_ids = batch.RowIds(parent_);
   const Level& p = batch.levels.at(parent_);
   const ArrayPtr& text = p.columns.at(source_node_);
   const int64_t n = text->length();
@@ -58,7 +57,6 @@ void ChunkTextOperator::Process(Batch& batch) {
   const int64_t total = static_cast<int64_t>(chunks.spans.size());
   out.parent_index.reserve(total);
   out.child_index.reserve(total);
-  out.row_ids.reserve(total);
   int64_t bytes = 0;
   for (const auto& s : chunks.spans) bytes += s.byte_end - s.byte_start;
   BinaryBuilder chunk(true, total);
@@ -71,7 +69,6 @@ void ChunkTextOperator::Process(Batch& batch) {
       const ChunkSpan& s = chunks.spans[k];
       out.parent_index.push_back(i);
       out.child_index.push_back(c);
-      out.row_ids.push_back(ChildRowId(parent_ids[i], c));
       chunk.Append(t.data() + s.byte_start, static_cast<size_t>(s.byte_end - s.byte_start));
       index.Append(c);
       start.Append(s.start);

@@ -17,6 +17,19 @@
 namespace dflow::text {
 namespace {
 
+// The little-endian value of p[0, n) for n in 1..7, reading only those bytes (two overlapping loads
+// instead of a variable-length memcpy, which compiles to a library call).
+inline uint64_t load_tail(const char* p, size_t n) {
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return lo | (uint64_t(hi) << (8 * (n - 4)));
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return u[0] | (uint64_t(u[n / 2]) << (8 * (n / 2))) | (uint64_t(u[n - 1]) << (8 * (n - 1)));
+}
+
 inline uint64_t hash_bytes(const char* p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
   while (n >= 8) {
@@ -27,14 +40,23 @@ inline uint64_t hash_bytes(const char* p, size_t n) {
     p += 8;
     n -= 8;
   }
-  if (n > 0) {
-    uint64_t v = 0;
-    std::memcpy(&v, p, n);
-    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
-  }
+  if (n > 0) h = (h ^ load_tail(p, n)) * 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 32;
   h *= 0xFF51AFD7ED558CCDull;
   return h ^ (h >> 29);
+}
+
+inline bool eq_bytes(const char* a, const char* b, size_t n) {
+  while (n >= 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  return n == 0 || load_tail(a, n) == load_tail(b, n);
 }
 
 // string -> id over views into an arena owned by the tokenizer (offsets, so the arena may grow).
@@ -57,11 +79,33 @@ class VocabMap {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.id < 0) return -1;
-      if (s.tag == tag && s.len == n && std::memcmp(arena + s.off, p, n) == 0) return s.id;
+      if (s.tag == tag && s.len == n && eq_bytes(arena + s.off, p, n)) return s.id;
     }
   }
   size_t max_len() const { return max_len_; }
   size_t size() const { return size_; }
+
+  // Builds the index that split() probes by: the id of every one-byte token, and for each first two
+  // bytes the set of lengths (bit L - 2 for L in 2..32, bit 31 for any longer) its tokens have, so
+  // the longest-match search only hashes candidate lengths that exist.
+  void build_length_index() {
+    single_.assign(256, -1);
+    lengths_.assign(size_t(1) << 16, 0);
+  }
+  void index_token(const char* tok, uint32_t len, int32_t id) {
+    if (len == 1) {
+      single_[static_cast<unsigned char>(tok[0])] = id;
+    } else if (len >= 2) {
+      lengths_[prefix2(tok)] |= len <= 32 ? 1u << (len - 2) : 1u << 31;
+    }
+  }
+  int32_t single(unsigned char b) const { return single_[b]; }
+  uint32_t lengths(const char* p) const { return lengths_[prefix2(p)]; }
+  template <class Fn>
+  void for_each(Fn fn) const {
+    for (const Slot& s : slots_)
+      if (s.id >= 0) fn(s.off, s.len, s.id);
+  }
 
  private:
   struct Slot {
@@ -92,26 +136,19 @@ class VocabMap {
     for (const Slot& s : old)
       if (s.id >= 0) place(arena, s.off, s.len, s.id, false);
   }
+  static uint32_t prefix2(const char* p) {
+    return static_cast<unsigned char>(p[0]) | (uint32_t(static_cast<unsigned char>(p[1])) << 8);
+  }
   std::vector<Slot> slots_;
   size_t mask_ = 0, size_ = 0, max_len_ = 0;
+  std::vector<int32_t> single_;
+  std::vector<uint32_t> lengths_;
 };
 
-enum AsciiClass : uint8_t { kWord, kSpace, kRemove, kPunctChar };
-
-inline bool eq_bytes(const char* a, const char* b, size_t n) {
-  while (n >= 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a, 8);
-    std::memcpy(&y, b, 8);
-    if (x != y) return false;
-    a += 8;
-    b += 8;
-    n -= 8;
-  }
-  for (size_t i = 0; i < n; ++i)
-    if (a[i] != b[i]) return false;
-  return true;
-}
+// What a byte starts, for the main loop: an ASCII character of one of four classes, a multi-byte
+// code point, or (kAdded) possibly an added token, which is checked before the byte's own class.
+// kUpper: an ASCII word character that lowercasing changes.
+enum ByteClass : uint8_t { kWord, kUpper, kSpace, kRemove, kPunctChar, kMultiByte, kAdded };
 
 struct Piece {
   int32_t id;
@@ -172,9 +209,20 @@ class WordCache {
     }
     ++used_;
   }
+  // Words of one code point (CJK characters, punctuation) skip hashing: a direct-mapped table by code
+  // point holds their single id.
+  static constexpr size_t kCpSlots = 4096;
+  bool find_cp(uint32_t cp, int32_t* id) const {
+    const CpEntry& e = cps_[cp & (kCpSlots - 1)];
+    *id = e.id;
+    return e.key == cp + 1;
+  }
+  void insert_cp(uint32_t cp, int32_t id) { cps_[cp & (kCpSlots - 1)] = CpEntry{cp + 1, id}; }
+
   // Makes the cache valid for tokenizer `owner` and not full.
   void prepare(uint64_t owner) {
     if (slots_.empty()) slots_.assign(kSlots, Entry{});
+    if (cps_.empty() || owner != owner_) cps_.assign(kCpSlots, CpEntry{});
     if (owner != owner_ || used_ >= kMaxEntries) {
       if (used_) std::fill(slots_.begin(), slots_.end(), Entry{});
       keys_.clear();
@@ -198,28 +246,89 @@ class WordCache {
     std::memcpy(&off, e.key, sizeof off);
     return keys_.data() + off;
   }
+  struct CpEntry {
+    uint32_t key = 0;  // code point + 1; 0: empty
+    int32_t id = -1;
+  };
   std::vector<Entry> slots_;
+  std::vector<CpEntry> cps_;
   std::string keys_;
   std::vector<Piece> pieces_;
   size_t used_ = 0;
   uint64_t owner_ = 0;
 };
 
+// How the source code point of each byte of the current word is known (offsets only):
+// kBytes: byte i comes from code point cp0 + i (plain ASCII, nothing removed inside the word);
+// kCps: the word's code points come one to one from consecutive input code points from cp0 (a
+// non-ASCII letter, or one mapped to exactly one code point), so a byte's source is cp0 + the number
+// of code points before it; kExplicit: src[i] holds it (something was removed or expanded).
+enum class SrcMode : uint8_t { kBytes, kCps, kExplicit };
+
+inline uint32_t count_leads(const char* p, uint32_t n) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; ++i) k += !utf8::is_continuation(static_cast<unsigned char>(p[i]));
+  return k;
+}
+
 struct Scratch {
-  std::string word;
-  // Source code point of each byte of `word`. While `direct`, it is not filled: byte i of the word
-  // comes from code point cp0 + i (a word of plain ASCII input with nothing removed inside it).
-  std::vector<int64_t> src;
-  bool direct = true;
+  // The word being built: word[0, len). While its bytes are a run of the input unchanged (a lowercase
+  // word, most often) it is a view of the input and nothing is copied; otherwise it lives in buf
+  // (which only grows; its size is the capacity).
+  const char* word = nullptr;
+  uint32_t len = 0;
+  bool in_buf = false;
+  SrcMode mode = SrcMode::kBytes;
   int64_t cp0 = 0;
+  std::string buf = std::string(256, '\0');
+  std::vector<uint32_t> src;  // kExplicit: source code point - cp0, per byte of the word
   std::vector<Piece> pieces;
   WordCache cache;
 
-  void undirect() {
-    if (!direct) return;
-    src.resize(word.size());
-    for (size_t i = 0; i < word.size(); ++i) src[i] = cp0 + static_cast<int64_t>(i);
-    direct = false;
+  // Starts a word at input code point cpi.
+  void start(int64_t cpi, SrcMode m) {
+    cp0 = cpi;
+    mode = m;
+  }
+  // Appends bytes that are the input's own bytes at p.
+  void append_verbatim(const char* p, size_t nb) {
+    if (len == 0) {
+      word = p;
+      in_buf = false;
+    } else if (in_buf || word + len != p) {
+      std::memcpy(room(nb), p, nb);
+    }
+    len += static_cast<uint32_t>(nb);
+  }
+  // Room for `extra` more bytes at the word's end, in buf (moving the word there first if needed).
+  char* room(size_t extra) {
+    if (len + extra > buf.size()) buf.resize(std::max(buf.size() * 2, len + extra));
+    if (!in_buf) {
+      std::memcpy(buf.data(), word, len);
+      in_buf = true;
+    }
+    word = buf.data();
+    return buf.data() + len;
+  }
+  // Room for `extra` more explicit sources.
+  uint32_t* src_room(size_t extra) {
+    if (len + extra > src.size()) src.resize(std::max(src.size() * 2, len + extra));
+    return src.data() + len;
+  }
+  // The word's sources become explicit (something breaks the one-to-one correspondence).
+  void make_explicit() {
+    if (mode == SrcMode::kExplicit) return;
+    src_room(0);
+    if (mode == SrcMode::kBytes) {
+      for (uint32_t i = 0; i < len; ++i) src[i] = i;
+    } else {
+      uint32_t k = 0;
+      for (uint32_t i = 0; i < len; ++i) {
+        k += !utf8::is_continuation(static_cast<unsigned char>(word[i]));
+        src[i] = k - 1;
+      }
+    }
+    mode = SrcMode::kExplicit;
   }
 };
 
@@ -249,9 +358,13 @@ struct WordPieceTokenizer::Impl {
     int64_t n_cps;
   };
   std::vector<Added> added;  // longest first
-  bool added_first[256] = {};
-  uint8_t ascii_class[128];
+  uint8_t byte_class[256];   // ByteClass of every first byte
+  uint8_t ascii_class[128];  // the class of an ASCII byte that may start an added token
   char ascii_char[128];
+  int32_t ascii_id[128];     // the id of an ASCII character as a word of its own
+  uint8_t remove_flags = 0, cjk_flags = 0;  // unicode flags that remove a code point / make it a word
+  const uint16_t* map_stage1 = nullptr;      // the normalizer's mapping table (nullptr: none)
+  const uint32_t* map_stage2 = nullptr;
   uint64_t uid = next_tokenizer_uid.fetch_add(1);
 
   void add_token(std::string_view tok, int32_t id, const std::string& prefix) {
@@ -268,7 +381,6 @@ struct WordPieceTokenizer::Impl {
     int64_t n = 0;
     for (unsigned char c : content) n += !utf8::is_continuation(c);
     added.push_back({content, id, n});
-    added_first[static_cast<unsigned char>(content[0])] = true;
   }
 
   void finalize() {
@@ -281,40 +393,68 @@ struct WordPieceTokenizer::Impl {
     } else {
       norm.clean_text = norm.handle_chinese_chars = norm.lowercase = norm.strip_accents = false;
     }
+    switch (mode) {
+      case unicode::MapMode::kLower: map_stage1 = unicode::kLowerStage1, map_stage2 = unicode::kLowerStage2; break;
+      case unicode::MapMode::kStrip: map_stage1 = unicode::kStripStage1, map_stage2 = unicode::kStripStage2; break;
+      case unicode::MapMode::kFold: map_stage1 = unicode::kFoldStage1, map_stage2 = unicode::kFoldStage2; break;
+      case unicode::MapMode::kNone: break;
+    }
+    remove_flags = norm.clean_text ? unicode::kControl : 0;
+    cjk_flags = norm.handle_chinese_chars ? unicode::kCjk : 0;
     for (uint32_t c = 0; c < 128; ++c) {
       const uint8_t f = unicode::flags(c);
       ascii_char[c] = static_cast<char>(norm.lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c);
-      if (norm.clean_text && (f & unicode::kControl)) ascii_class[c] = kRemove;
+      if (f & remove_flags) ascii_class[c] = kRemove;
       else if (f & unicode::kWhitespace) ascii_class[c] = kSpace;
       else if (f & unicode::kPunct) ascii_class[c] = kPunctChar;
-      else ascii_class[c] = kWord;
+      else ascii_class[c] = ascii_char[c] == static_cast<char>(c) ? kWord : kUpper;
+    }
+    for (uint32_t c = 0; c < 128; ++c) {
+      const char ch = static_cast<char>(c);
+      ascii_id[c] = max_chars_per_word >= 1 ? vocab.find(arena.data(), &ch, 1) : -1;
+      if (ascii_id[c] < 0) ascii_id[c] = unk_id;
+    }
+    for (uint32_t b = 0; b < 256; ++b) byte_class[b] = b < 128 ? ascii_class[b] : uint8_t{kMultiByte};
+    for (const Added& t : added) byte_class[static_cast<unsigned char>(t.content[0])] = kAdded;
+    for (VocabMap* m : {&vocab, &cont}) {
+      m->build_length_index();
+      m->for_each([&](uint32_t off, uint32_t len, int32_t id) { m->index_token(arena.data() + off, len, id); });
     }
   }
 
-  // Greedy longest-match split of the word into s.pieces (one [UNK] piece for the whole word if any
-  // part has no match or the word is too long).
-  void split(const std::string& w, std::vector<Piece>& pieces) const {
-    const size_t n = w.size();
+  // Greedy longest-match split of w[0, n) into pieces (one [UNK] piece for the whole word if any part
+  // has no match or the word is too long). Candidate lengths come from the maps' length index,
+  // longest first; a match ends on a code point boundary, as the vocabulary holds whole characters.
+  void split(const char* w, size_t n, std::vector<Piece>& pieces) const {
     pieces.clear();
-    size_t nchars = 0;
-    for (unsigned char c : w) nchars += !utf8::is_continuation(c);
-    if (nchars > max_chars_per_word) {
+    if (n > max_chars_per_word && count_leads(w, static_cast<uint32_t>(n)) > max_chars_per_word) {
       pieces.push_back({unk_id, 0, static_cast<uint32_t>(n)});
       return;
     }
-    size_t start = 0;
     const char* a = arena.data();
+    auto boundary = [&](size_t e) { return e >= n || !utf8::is_continuation(static_cast<unsigned char>(w[e])); };
+    size_t start = 0;
     while (start < n) {
       const VocabMap& m = start == 0 ? vocab : cont;
-      size_t e = std::min(n, start + m.max_len());
-      while (e > start && e < n && utf8::is_continuation(static_cast<unsigned char>(w[e]))) --e;
+      const size_t rem = n - start;
       int32_t id = -1;
-      while (e > start) {
-        id = m.find(a, w.data() + start, e - start);
-        if (id >= 0) break;
-        --e;
-        while (e > start && utf8::is_continuation(static_cast<unsigned char>(w[e]))) --e;
+      size_t e = start;
+      if (rem >= 2) {
+        uint32_t lens = m.lengths(w + start);
+        if (lens >> 31) {  // some tokens with this prefix are longer than 32 bytes: probe those first
+          for (size_t len = std::min(rem, m.max_len()); len > 32 && id < 0; --len)
+            if (boundary(start + len) && (id = m.find(a, w + start, len)) >= 0) e = start + len;
+        }
+        lens &= 0x7FFFFFFFu;
+        if (rem < 32) lens &= (1u << (rem - 1)) - 1;  // lengths 2..rem
+        while (id < 0 && lens) {
+          const int bit = 31 - __builtin_clz(lens);
+          const size_t len = static_cast<size_t>(bit) + 2;
+          lens &= ~(1u << bit);
+          if (boundary(start + len) && (id = m.find(a, w + start, len)) >= 0) e = start + len;
+        }
       }
+      if (id < 0 && boundary(start + 1) && (id = m.single(static_cast<unsigned char>(w[start]))) >= 0) e = start + 1;
       if (id < 0) {
         pieces.clear();
         pieces.push_back({unk_id, 0, static_cast<uint32_t>(n)});
@@ -325,147 +465,252 @@ struct WordPieceTokenizer::Impl {
     }
   }
 
-  template <class Sink>
+  template <bool kOffsets, class Sink>
   inline void emit(const Scratch& s, const Piece* p, uint32_t n, Sink& sink) const {
-    if (s.direct) {
+    if constexpr (!kOffsets) {
+      for (uint32_t i = 0; i < n; ++i) sink(p[i].id, 0, 0);
+    } else if (s.mode == SrcMode::kBytes) {
       for (uint32_t i = 0; i < n; ++i) sink(p[i].id, s.cp0 + p[i].begin, s.cp0 + p[i].end);
+    } else if (s.mode == SrcMode::kCps) {
+      int64_t cp = s.cp0;  // pieces are contiguous from the word's start
+      for (uint32_t i = 0; i < n; ++i) {
+        const int64_t b = cp;
+        cp += count_leads(s.word + p[i].begin, p[i].end - p[i].begin);
+        sink(p[i].id, b, cp);
+      }
     } else {
-      for (uint32_t i = 0; i < n; ++i) sink(p[i].id, s.src[p[i].begin], s.src[p[i].end - 1] + 1);
+      for (uint32_t i = 0; i < n; ++i) sink(p[i].id, s.cp0 + s.src[p[i].begin], s.cp0 + s.src[p[i].end - 1] + 1);
     }
   }
 
-  template <class Sink>
+  template <bool kOffsets, class Sink>
   void word_piece(Scratch& s, Sink& sink) const {
-    const std::string& w = s.word;
-    const uint32_t n = static_cast<uint32_t>(w.size());
+    const char* w = s.word;
+    const uint32_t n = s.len;
     if (n <= WordCache::kMaxWordBytes) {
-      const uint64_t h = hash_bytes(w.data(), n);
+      const uint64_t h = hash_bytes(w, n);
       uint32_t np = 0;
       size_t slot = 0;
       Piece one;
       const Piece* hit = nullptr;
-      if (s.cache.find(w.data(), n, h, &one, &hit, &np, &slot)) {
-        emit(s, hit, np, sink);
+      if (s.cache.find(w, n, h, &one, &hit, &np, &slot)) {
+        emit<kOffsets>(s, hit, np, sink);
         return;
       }
-      split(w, s.pieces);
-      s.cache.insert(slot, w.data(), n, h, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()));
+      split(w, n, s.pieces);
+      s.cache.insert(slot, w, n, h, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()));
     } else {
-      split(w, s.pieces);
+      split(w, n, s.pieces);
     }
-    emit(s, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()), sink);
+    emit<kOffsets>(s, s.pieces.data(), static_cast<uint32_t>(s.pieces.size()), sink);
   }
 
-  template <class Sink>
+  template <bool kOffsets, class Sink>
   inline void flush(Scratch& s, Sink& sink) const {
-    if (s.word.empty()) return;
-    word_piece(s, sink);
-    s.word.clear();
-    s.src.clear();
-    s.direct = true;
+    if (s.len == 0) return;
+    word_piece<kOffsets>(s, sink);
+    s.len = 0;
   }
 
-  template <class Sink>
-  inline void push_normalized(Scratch& s, Sink& sink, uint32_t c, int64_t cpi) const {
+  // Appends the UTF-8 bytes of one code point that came from input code point cpi, alone (one to
+  // one); `verbatim`: the bytes are the input's own.
+  template <bool kOffsets>
+  inline void append_char(Scratch& s, const unsigned char* bytes, size_t nb, int64_t cpi, bool verbatim) const {
+    if (s.len == 0) s.start(cpi, SrcMode::kBytes);
+    if constexpr (kOffsets) {
+      if (s.mode == SrcMode::kExplicit) {
+        uint32_t* src = s.src_room(nb);
+        for (size_t i = 0; i < nb; ++i) src[i] = static_cast<uint32_t>(cpi - s.cp0);
+      } else if (nb > 1) {
+        s.mode = SrcMode::kCps;
+      }
+    }
+    if (verbatim) {
+      s.append_verbatim(reinterpret_cast<const char*>(bytes), nb);
+    } else {
+      char* out = s.room(nb);
+      for (size_t i = 0; i < nb; ++i) out[i] = static_cast<char>(bytes[i]);
+      s.len += static_cast<uint32_t>(nb);
+    }
+  }
+  // Appends one of several code points that input code point cpi maps to.
+  template <bool kOffsets>
+  inline void append_expanded(Scratch& s, const unsigned char* bytes, size_t nb, int64_t cpi) const {
+    if constexpr (kOffsets) {
+      if (s.len == 0) s.start(cpi, SrcMode::kExplicit);
+      else s.make_explicit();
+    }
+    append_char<kOffsets>(s, bytes, nb, cpi, false);
+  }
+
+  // A code point the normalizer produced (mapped from input code point cpi): whitespace splits,
+  // punctuation is a word of its own, anything else joins the word.
+  template <bool kOffsets, class Sink>
+  inline void push_mapped(Scratch& s, Sink& sink, uint32_t c, int64_t cpi, bool expanded) const {
     const uint8_t f = unicode::flags(c);
     if (f & unicode::kWhitespace) {
-      flush(s, sink);
+      flush<kOffsets>(s, sink);
       return;
     }
-    const bool punct = f & unicode::kPunct;
-    if (punct) flush(s, sink);
-    if (s.word.empty()) s.direct = false;  // an empty word is always direct (nothing to convert)
-    else s.undirect();
-    const size_t before = s.word.size();
-    utf8::append(s.word, c);
-    s.src.insert(s.src.end(), s.word.size() - before, cpi);
-    if (punct) flush(s, sink);
+    unsigned char bytes[4];
+    const size_t nb = utf8::encode(c, bytes);
+    if (f & unicode::kPunct) {
+      flush<kOffsets>(s, sink);
+      append_char<kOffsets>(s, bytes, nb, cpi, false);
+      flush<kOffsets>(s, sink);
+    } else if (expanded) {
+      append_expanded<kOffsets>(s, bytes, nb, cpi);
+    } else {
+      append_char<kOffsets>(s, bytes, nb, cpi, false);
+    }
   }
 
-  // `stop`, when given, is polled before each input character: a sink that has seen enough tokens
-  // sets it, and the rest of the text is never normalized (truncating a 10 MB text costs its prefix).
+  // A word of the one code point cp (UTF-8 bytes[0, nb)), from input code point cpi; the word
+  // being built is empty. Its pieces are the code point's token if the vocabulary has it, else [UNK].
   template <class Sink>
+  inline void single(Scratch& s, Sink& sink, uint32_t cp, const unsigned char* bytes, size_t nb, int64_t cpi) const {
+    int32_t id;
+    if (!s.cache.find_cp(cp, &id)) {
+      id = max_chars_per_word >= 1 ? vocab.find(arena.data(), reinterpret_cast<const char*>(bytes), nb) : -1;
+      if (id < 0) id = unk_id;
+      s.cache.insert_cp(cp, id);
+    }
+    sink(id, cpi, cpi + 1);
+  }
+
+  // The longest added token at p, or nullptr.
+  const Added* added_at(const unsigned char* p, const unsigned char* end) const {
+    for (const Added& t : added)
+      if (static_cast<size_t>(end - p) >= t.content.size() && std::memcmp(p, t.content.data(), t.content.size()) == 0)
+        return &t;
+    return nullptr;
+  }
+
+  // One multi-byte (or invalid) code point at p: its normalization and pre-tokenization.
+  template <bool kOffsets, class Sink>
+  inline const unsigned char* non_ascii(Scratch& s, Sink& sink, const unsigned char* p, const unsigned char* end,
+                                        int64_t cpi) const {
+    size_t len;
+    const uint32_t cp = utf8::decode(p, end, &len);
+    const uint8_t f = unicode::flags(cp);
+    if (f & remove_flags) {  // removed by clean_text: the code points around it are no longer consecutive
+      if constexpr (kOffsets) {
+        if (s.len) s.make_explicit();
+      }
+      return p + len;
+    }
+    if (f & unicode::kWhitespace) {
+      flush<kOffsets>(s, sink);
+      return p + len;
+    }
+    const bool cjk = f & cjk_flags;
+    if (cjk) flush<kOffsets>(s, sink);
+    const uint32_t entry =
+        map_stage1 && cp < 0x110000 ? map_stage2[(uint32_t(map_stage1[cp >> 8]) << 8) | (cp & 0xFF)] : 0;
+    if (entry == 0) {
+      // Canonical input: its bytes are the word's bytes; invalid or overlong input: its decoded code
+      // point, re-encoded.
+      unsigned char buf[4];
+      const unsigned char* bytes = p;
+      size_t nb = len;
+      if (len != utf8::encoded_length(cp)) {
+        nb = utf8::encode(cp, buf);
+        bytes = buf;
+      }
+      if (cjk || (f & unicode::kPunct)) {
+        flush<kOffsets>(s, sink);
+        single(s, sink, cp, bytes, nb, cpi);
+        return p + len;
+      }
+      append_char<kOffsets>(s, bytes, nb, cpi, bytes == p);
+    } else {
+      const uint32_t n = unicode::map_len(entry);
+      const uint32_t* m = unicode::map_chars(entry);
+      if (n == 0) {  // removed (a combining mark stripped with the accents)
+        if constexpr (kOffsets) {
+          if (s.len) s.make_explicit();
+        }
+      }
+      for (uint32_t i = 0; i < n; ++i) push_mapped<kOffsets>(s, sink, m[i], cpi, n > 1);
+    }
+    if (cjk) flush<kOffsets>(s, sink);
+    return p + len;
+  }
+
+  // `stop`, when given, is polled before each input character (or run of ASCII word characters): a
+  // sink that has seen enough tokens sets it, and the rest of the text is never normalized
+  // (truncating a 10 MB text costs its prefix).
+  template <bool kOffsets, class Sink>
   void tokenize(std::string_view text, Sink& sink, const bool* stop = nullptr) const {
     Scratch& s = scratch();
     s.cache.prepare(uid);
-    s.word.clear();
-    s.src.clear();
-    s.direct = true;
+    s.len = 0;
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     const auto* end = p + text.size();
     int64_t cpi = 0;
-    const bool has_added = !added.empty();
     while (p < end) {
       if (stop && *stop) return;
-      const unsigned char b = *p;
-      if (has_added && added_first[b]) {
-        const Added* hit = nullptr;
-        for (const Added& t : added) {
-          if (static_cast<size_t>(end - p) >= t.content.size() &&
-              std::memcmp(p, t.content.data(), t.content.size()) == 0) {
-            hit = &t;
-            break;
-          }
-        }
-        if (hit) {
-          flush(s, sink);
+      uint8_t cls = byte_class[*p];
+      if (cls == kAdded) {
+        if (const Added* hit = added_at(p, end)) {
+          flush<kOffsets>(s, sink);
           sink(hit->id, cpi, cpi + hit->n_cps);
           p += hit->content.size();
           cpi += hit->n_cps;
           continue;
         }
+        cls = *p < 0x80 ? ascii_class[*p] : uint8_t{kMultiByte};
       }
-      if (b < 0x80) {
-        switch (ascii_class[b]) {
-          case kWord:
-            if (s.word.empty()) s.cp0 = cpi;
-            s.word.push_back(ascii_char[b]);
-            if (!s.direct) s.src.push_back(cpi);
-            break;
-          case kSpace:
-            flush(s, sink);
-            break;
-          case kRemove:
-            if (!s.word.empty()) s.undirect();
-            break;
-          case kPunctChar:
-            flush(s, sink);
-            s.cp0 = cpi;
-            s.word.push_back(static_cast<char>(b));
-            flush(s, sink);
-            break;
-        }
-        ++p;
-        ++cpi;
-        continue;
-      }
-      size_t len;
-      const uint32_t cp = utf8::decode(p, end, &len);
-      p += len;
-      const uint8_t f = unicode::flags(cp);
-      if (norm.clean_text && (f & unicode::kControl)) {
-        if (!s.word.empty()) s.undirect();
-      } else {
-        if (f & unicode::kWhitespace) {
-          flush(s, sink);
-        } else {
-          const bool cjk = norm.handle_chinese_chars && (f & unicode::kCjk);
-          if (cjk) flush(s, sink);
-          // Mapped code points may change length or vanish: track sources byte by byte from here.
-          if (!s.word.empty()) s.undirect();
-          const uint32_t entry = unicode::map_entry(cp, mode);
-          if (entry == 0) {
-            push_normalized(s, sink, cp, cpi);
-          } else {
-            const uint32_t* m = unicode::map_chars(entry);
-            for (uint32_t i = 0, n = unicode::map_len(entry); i < n; ++i) push_normalized(s, sink, m[i], cpi);
+      switch (cls) {
+        case kWord:
+        case kUpper: {
+          // A run of ASCII word characters in one go: a view of the input if none changes case.
+          const unsigned char* q = p + 1;
+          uint8_t any_upper = cls, c;
+          while (q < end && (c = byte_class[*q]) <= kUpper) {
+            any_upper |= c;
+            ++q;
           }
-          if (cjk) flush(s, sink);
+          const size_t run = static_cast<size_t>(q - p);
+          if (s.len == 0) s.start(cpi, SrcMode::kBytes);
+          if constexpr (kOffsets) {
+            if (s.mode == SrcMode::kExplicit) {
+              uint32_t* src = s.src_room(run);
+              for (size_t i = 0; i < run; ++i) src[i] = static_cast<uint32_t>(cpi + int64_t(i) - s.cp0);
+            }
+          }
+          if (!any_upper) {
+            s.append_verbatim(reinterpret_cast<const char*>(p), run);
+          } else {
+            char* out = s.room(run);
+            for (size_t i = 0; i < run; ++i) out[i] = ascii_char[p[i]];
+            s.len += static_cast<uint32_t>(run);
+          }
+          p = q;
+          cpi += static_cast<int64_t>(run);
+          continue;
         }
+        case kSpace:
+          flush<kOffsets>(s, sink);
+          break;
+        case kRemove:
+          if constexpr (kOffsets) {
+            if (s.len) s.make_explicit();
+          }
+          break;
+        case kPunctChar:
+          flush<kOffsets>(s, sink);
+          sink(ascii_id[*p], cpi, cpi + 1);
+          break;
+        default:
+          p = non_ascii<kOffsets>(s, sink, p, end, cpi);
+          ++cpi;
+          continue;
       }
+      ++p;
       ++cpi;
     }
-    flush(s, sink);
+    flush<kOffsets>(s, sink);
   }
 };
 
@@ -668,10 +913,10 @@ void WordPieceTokenizer::encode(std::string_view utf8, bool add_special_tokens, 
       ids->push_back(id);
       offsets->push_back({b, e});
     };
-    im.tokenize(utf8, sink);
+    im.tokenize<true>(utf8, sink);
   } else {
     auto sink = [&](int32_t id, int64_t, int64_t) { ids->push_back(id); };
-    im.tokenize(utf8, sink);
+    im.tokenize<false>(utf8, sink);
   }
   if (add_special_tokens) {
     ids->insert(ids->end(), im.suffix_ids.begin(), im.suffix_ids.end());
@@ -681,7 +926,7 @@ void WordPieceTokenizer::encode(std::string_view utf8, bool add_special_tokens, 
 
 void WordPieceTokenizer::token_spans(std::string_view utf8, std::vector<TokenSpan>* offsets) const {
   auto sink = [offsets](int32_t, int64_t b, int64_t e) { offsets->push_back({b, e}); };
-  impl_->tokenize(utf8, sink);
+  impl_->tokenize<true>(utf8, sink);
 }
 
 void WordPieceTokenizer::encode_truncated(std::string_view utf8, bool add_special_tokens, int64_t max_length,
@@ -699,14 +944,14 @@ void WordPieceTokenizer::encode_truncated(std::string_view utf8, bool add_specia
     ids->push_back(id);
     full = static_cast<int64_t>(ids->size() - first) >= budget;
   };
-  if (!full) im.tokenize(utf8, sink, &full);
+  if (!full) im.tokenize<false>(utf8, sink, &full);
   if (add_special_tokens) ids->insert(ids->end(), im.suffix_ids.begin(), im.suffix_ids.end());
 }
 
 int64_t WordPieceTokenizer::count(std::string_view utf8) const {
   int64_t n = 0;
   auto sink = [&](int32_t, int64_t, int64_t) { ++n; };
-  impl_->tokenize(utf8, sink);
+  impl_->tokenize<false>(utf8, sink);
   return n;
 }
 

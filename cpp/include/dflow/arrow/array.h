@@ -7,8 +7,11 @@
 // so kernels only ever read canonical layouts.
 #pragma once
 #include <cstdint>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -112,27 +115,65 @@ class ValidityBuilder {
   int64_t length_ = 0, null_count_ = 0;
 };
 
-// Builds "U" (large_utf8) or "Z" (large_binary) arrays.
+// Builds "U" (large_utf8) or "Z" (large_binary) arrays. Values are appended into one growing
+// buffer with inline copies for short values (most values are a few bytes: a call to memcpy and a
+// std::string append per value cost more than the copy itself).
 class BinaryBuilder {
  public:
   explicit BinaryBuilder(bool utf8 = true, int64_t expected_rows = 0) : utf8_(utf8) {
     offsets_.reserve(expected_rows + 1);
     offsets_.push_back(0);
   }
+  ~BinaryBuilder() { std::free(data_); }
+  BinaryBuilder(const BinaryBuilder&) = delete;
+  BinaryBuilder& operator=(const BinaryBuilder&) = delete;
   void Append(const char* data, size_t n) {
-    data_.append(data, n);
-    offsets_.push_back(static_cast<int64_t>(data_.size()));
+    if (size_ + n > capacity_) Grow(n);
+    CopyShort(data_ + size_, data, n);
+    size_ += n;
+    offsets_.push_back(static_cast<int64_t>(size_));
     validity_.Append(true);
   }
   void Append(std::string_view v) { Append(v.data(), v.size()); }
-  void AppendNull() { offsets_.push_back(static_cast<int64_t>(data_.size())); validity_.Append(false); }
-  void Reserve(int64_t rows, int64_t bytes) { offsets_.reserve(rows + 1); data_.reserve(bytes); }
+  void AppendNull() { offsets_.push_back(static_cast<int64_t>(size_)); validity_.Append(false); }
+  void Reserve(int64_t rows, int64_t bytes) {
+    offsets_.reserve(rows + 1);
+    if (static_cast<size_t>(bytes) > capacity_) Resize(static_cast<size_t>(bytes));
+  }
   int64_t length() const { return validity_.length(); }
   ArrayPtr Finish();
  private:
+  // Copies n bytes reading and writing only [src, src + n) and [dst, dst + n).
+  static void CopyShort(char* dst, const char* src, size_t n) {
+    if (n >= 8 && n <= 16) {
+      uint64_t a, b;
+      std::memcpy(&a, src, 8);
+      std::memcpy(&b, src + n - 8, 8);
+      std::memcpy(dst, &a, 8);
+      std::memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+      uint32_t a, b;
+      std::memcpy(&a, src, 4);
+      std::memcpy(&b, src + n - 4, 4);
+      std::memcpy(dst, &a, 4);
+      std::memcpy(dst + n - 4, &b, 4);
+    } else if (n < 4) {
+      for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+    } else {
+      std::memcpy(dst, src, n);
+    }
+  }
+  void Grow(size_t n) { Resize(std::max(size_ + n, capacity_ * 2 + 64)); }
+  void Resize(size_t capacity) {
+    char* grown = static_cast<char*>(std::realloc(data_, capacity));
+    if (!grown) throw std::bad_alloc();
+    data_ = grown;
+    capacity_ = capacity;
+  }
   bool utf8_;
   std::vector<int64_t> offsets_;
-  std::string data_;
+  char* data_ = nullptr;  // malloc'd; handed to the array by Finish
+  size_t size_ = 0, capacity_ = 0;
   ValidityBuilder validity_;
 };
 

@@ -35,7 +35,7 @@ struct Level {
   int64_t num_rows = 0;
   std::vector<int64_t> parent_index;  // row -> row of the parent level (empty for the root)
   std::vector<int64_t> child_index;   // row -> its position among its parent's children
-  std::vector<uint64_t> row_ids;
+  std::vector<uint64_t> row_ids;  // empty until Batch::RowIds computes them (or a source sets them)
   // Per row: 0 ok, 1 failed (listed in failures), 2 skipped because an ancestor failed or was
   // filtered out, 3 filtered out (a filter() predicate was not true: not a failure, no output),
   // 4 retrying (gone to a retry batch). Empty means every row is ok.
@@ -71,7 +71,7 @@ struct Batch {
   int64_t peak = 0;         // the largest measured size so far (feeds the footprint estimate)
   std::vector<Level> levels;
   // When >= 0, root row ids are computed on first use by hashing this root column: flows that
-  // never need ids (no children, no failures, no lineage) never pay for them.
+  // never need ids (no failures, no lineage, no cache) never pay for them.
   int32_t root_id_node = -1;
   // 0 for a batch of inputs; > 0 for a retry batch (unique within the run, given by the pipeline
   // when it schedules it). Retry batches are handed over when they finish, never re-ordered.
@@ -83,7 +83,9 @@ struct Batch {
   };
   std::vector<Spawned> spawned;
 
-  // Row ids of `level`, computing the root's lazily.
+  // Row ids of `level`, computed on first use: the root's by hashing root_id_node, a child level's
+  // from its parent's ids and its child_index (levels made by an operator fill parent_index and
+  // child_index; ids are never computed eagerly, so hashing documents is paid only when needed).
   const std::vector<uint64_t>& RowIds(int32_t level);
 
   // Maps every row of `level` to the row of ancestor level `ancestor` it descends from.
