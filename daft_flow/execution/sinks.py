@@ -219,17 +219,24 @@ def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailur
 
 
 def _report_write_failures(report: Any, outputs: list[Any], outcome: _Outcome) -> None:
-    """The run report counts rows a sink could not write as failed by its op: the runtime saw them
-    succeed (the sink marks them in its own column, see ``SinkRun``)."""
+    """The run report counts rows a sink could not write as failed, by the sink's op and in its flow's
+    accounting: the runtime saw them succeed (the sink marks them in its own column, see ``SinkRun``).
+    A row that two sinks of a Multisink could not write is one failed row of its flow."""
     if report is None:
         return
     by_node = {op.node: op for op in report.ops.values()}
-    for (_level, nodes, _names), n in zip(outputs, outcome.write_failures):
+    unwritten: dict[int, set[str]] = {}
+    for (level, nodes, _names), n, failures in zip(outputs, outcome.write_failures, outcome.failures):
+        unwritten.setdefault(level, set()).update(f.row_id for f in failures if f.field == "written_to")
         op = by_node.get(nodes[0])
         if op is not None and n:
             op.rows_out -= n
             op.rows_failed += n
             op.failures_by_type["SinkWriteError"] = op.failures_by_type.get("SinkWriteError", 0) + n
+    for flow in report.flows.values():
+        n = len(unwritten.get(flow.level, ()))
+        flow.succeeded -= n
+        flow.failed += n
 
 
 def _close_all(runs: "list[SinkRun]") -> None:

@@ -169,6 +169,9 @@ def test_a_failing_sink_does_not_touch_the_other_sinks_of_a_multisink(tmp_path, 
     assert {f.input_index for f in bad_result.failures} == set(range(20))
     failed = [op for op in dflow.last_run().ops.values() if op.rows_failed]  # the run report agrees
     assert len(failed) == 1 and failed[0].rows_failed == 60 and failed[0].failures_by_type == {"SinkWriteError": 60}
+    accounting = dflow.last_run().accounting  # unwritten chunks are failed chunks; their documents succeeded
+    assert accounting["url.chunks"]["failed"] == 60 and accounting["url.chunks"]["succeeded"] == 0, accounting
+    assert accounting["url"]["succeeded"] == 20, accounting
     # With on_error="raise" the results still come back, on the error.
     with pytest.raises(dflow.FlowRunError, match="20 of 20 inputs had rows that were not written") as info:
         dflow.Multisink(sinks).collect_batch(URLS[:20])
