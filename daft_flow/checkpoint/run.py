@@ -24,7 +24,11 @@ from daft_flow.checkpoint.storage import CheckpointStorage
 _log = logging.getLogger("daft_flow")
 MANIFEST = "manifest.json"
 RESUME = (True, False, "force")
-COMMIT_EVERY_S = 0.5
+# Commits are grouped: at most one every COMMIT_EVERY_S, and never more often than keeps their cost
+# (a manifest rewrite the file system may flush; a PUT on an object store) under 1 / COMMIT_COST_SHARE
+# of the run. A crash redoes the batches finished since the last commit (LLM answers are journaled).
+COMMIT_EVERY_S = 1.0
+COMMIT_COST_SHARE = 40
 
 
 class DoneInputs:
@@ -83,6 +87,7 @@ class Checkpoint:
         self._journal: Any = None
         self._pending: list[Any] = []  # batches added, not committed yet
         self._last_commit = 0.0  # (so the first batch commits at once)
+        self._commit_interval = COMMIT_EVERY_S  # grows when commits are slow (see COMMIT_COST_SHARE)
 
     # -- opening ---------------------------------------------------------------------------------------
     @classmethod
@@ -178,12 +183,16 @@ class Checkpoint:
         (first, stop, sum of row ids), the files each sink staged for it (``[final, staged]``
         pairs) or the rows of its done inputs (``results``, with ``_input_index``), rows written
         per sink, and rows committed for inputs that are not done (``partial``: input -> sink ->
-        row ids). Batches are committed together at most every ``COMMIT_EVERY_S`` (a commit
+        row ids). Batches are committed together, at most every ``COMMIT_EVERY_S`` or every
+        ``COMMIT_COST_SHARE`` times the last commit's duration, whichever is longer (a commit
         rewrites the manifest, which the file system may flush): returns the files committed per
         sink when this call committed, else None (the caller makes them final)."""
         self._pending.append((span, done, files or {}, results, rows or {}, partial or {}))
-        if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
-            return self.commit_pending()
+        if time.monotonic() - self._last_commit >= self._commit_interval:
+            started = time.monotonic()
+            committed = self.commit_pending()
+            self._commit_interval = max(COMMIT_EVERY_S, COMMIT_COST_SHARE * (time.monotonic() - started))
+            return committed
         return None
 
     def commit_pending(self) -> dict[int, list[list[str]]]:
