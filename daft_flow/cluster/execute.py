@@ -159,7 +159,7 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     from daft_flow.execution.runner import _inputs
     from daft_flow.io.sources import arrow_column
     from daft_flow.cluster.report import ReportMerger
-    from daft_flow.execution.report import set_last as set_last_run
+    from daft_flow.execution.report import RunEnding, set_last as set_last_run
     from daft_flow.llm.usage import UsageReport, set_last
     from daft_flow.plan import flow_pb2 as ir
     from daft_flow.plan.serialize import plan_to_bytes
@@ -192,26 +192,21 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
     dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor, max_attempts=backend.max_attempts,
                             heartbeat_s=backend.heartbeat)
-    status, error = "stopped", None
+    ending = RunEnding()
     try:
-        for morsel, result in dispatcher:
-            if result.usage:
-                usage.merge(result.usage)
-            reports.add(result.report, morsel.num_inputs)
-            yield from result.batches
-        status = "completed"
-    except GeneratorExit:
-        raise
-    except BaseException as e:
-        status, error = "error", e
-        raise
+        with ending:
+            for morsel, result in dispatcher:
+                if result.usage:
+                    usage.merge(result.usage)
+                reports.add(result.report, morsel.num_inputs)
+                yield from result.batches
     finally:
         if usage.ops:
             usage.finish()
             set_last(usage)
             if usage_owner is not None:
                 usage_owner._last_usage = usage
-        report = reports.report(status, error, usage if usage.ops else None)
+        report = reports.report(ending.status, ending.error, usage if usage.ops else None)
         set_last_run(report)
         if usage_owner is not None:
             usage_owner._last_run = report

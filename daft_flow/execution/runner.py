@@ -14,6 +14,7 @@ from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
 from daft_flow.execution.monitor import RunMonitor
+from daft_flow.execution.report import RunEnding
 from daft_flow.execution.progress import progress_for
 from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
@@ -169,19 +170,14 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         _close_all(opened)
         raise
     _live_runs[id(run)] = run
-    status, error = "stopped", None
+    ending = RunEnding()
     try:
-        while (batch := run.next()) is not None:
-            monitor.batch_done(batch)
-            yield readers, batch
-            source.release(batch.first_input)
-            run.release(batch)
-        status = "completed"
-    except GeneratorExit:
-        raise
-    except BaseException as e:
-        status, error = "error", e
-        raise
+        with ending:
+            while (batch := run.next()) is not None:
+                monitor.batch_done(batch)
+                yield readers, batch
+                source.release(batch.first_input)
+                run.release(batch)
     finally:
         _live_runs.pop(id(run), None)
         try:
@@ -205,7 +201,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             set_last(usage)
         if usage_owner is not None:
             usage_owner._last_usage = usage
-        report = monitor.finish(status, error, usage if usage.ops else None, record=record)
+        report = monitor.finish(ending.status, ending.error, usage if usage.ops else None, record=record)
         if usage_owner is not None:
             usage_owner._last_run = report
 
