@@ -4,10 +4,13 @@ the rows it computes, in input order.
 
 An input is done when none of its rows failed, or every failed row was dead-lettered (a filtered
 input is done and has no rows). Inputs with another failure are not done: a resumed call runs them
-again (a failure may be a server that was down, or a spent budget: ``errors.NOT_DONE``).
+again (a failure may be a server that was down, or a spent budget: ``errors.NOT_DONE``). A
+dead-lettered row's failure is kept in its commit record (as the cluster's wire carries failures),
+so a resumed ``collect_batch`` has it in its input's place as a first attempt had.
 """
 from __future__ import annotations
 
+import base64
 import heapq
 from typing import Any, Iterator
 
@@ -18,6 +21,28 @@ from daft_flow.checkpoint.manifest import MASK64
 from daft_flow.checkpoint.run import Checkpoint
 
 INDEX, ROW_ID = "_input_index", "_row_id"
+
+
+def dead_letter_record(failure: Any) -> dict[str, Any]:
+    """A dead-lettered row's failure as JSON for a commit record."""
+    from daft_flow.cluster.wire import encode_failure
+
+    d = encode_failure(failure)
+    d["pickle"] = base64.b64encode(d["pickle"]).decode() if d["pickle"] else None
+    return d
+
+
+def stored_dead_letters(ckpt: Checkpoint, records: list[dict[str, Any]]) -> list[Any]:
+    """The dead-lettered failures earlier attempts committed (``RowFailure``s, in input order)."""
+    from daft_flow.cluster.wire import decode_failure
+
+    out = []
+    for r in records:
+        for d in r.get("dead_letters", ()):
+            d = dict(d, pickle=base64.b64decode(d["pickle"]) if d.get("pickle") else None)
+            out.append(decode_failure(d, f"an earlier attempt of the checkpoint at {ckpt.storage}"))
+    out.sort(key=lambda f: f.input_index)
+    return out
 
 
 def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[tuple[int, int, int]]:
@@ -51,7 +76,8 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
         table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
         if keep is not None:
             table = table.filter(pa.array(keep))
-    ckpt.add((first, first + count), done, results=table)
+    dead = [dead_letter_record(f) for f in out.failures if f.dead_lettered]
+    ckpt.add((first, first + count), done, results=table, dead_letters=dead)
 
 
 class StoredRows:

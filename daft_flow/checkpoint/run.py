@@ -177,17 +177,18 @@ class Checkpoint:
     # -- committing ------------------------------------------------------------------------------------
     def add(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
             files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
-            rows: dict[int, int] | None = None,
-            partial: dict[int, dict[int, list[int]]] | None = None) -> dict[int, list[list[str]]] | None:
+            rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None,
+            dead_letters: list[dict[str, Any]] | None = None) -> dict[int, list[list[str]]] | None:
         """Adds one finished batch (inputs ``span``) to the next commit: ``done`` input ranges
         (first, stop, sum of row ids), the files each sink staged for it (``[final, staged]``
         pairs) or the rows of its done inputs (``results``, with ``_input_index``), rows written
         per sink, and rows committed for inputs that are not done (``partial``: input -> sink ->
-        row ids). Batches are committed together, at most every ``COMMIT_EVERY_S`` or every
+        row ids), and the failures of its dead-lettered rows (``dead_letters``, JSON). Batches are
+        committed together, at most every ``COMMIT_EVERY_S`` or every
         ``COMMIT_COST_SHARE`` times the last commit's duration, whichever is longer (a commit
         rewrites the manifest, which the file system may flush): returns the files committed per
         sink when this call committed, else None (the caller makes them final)."""
-        self._pending.append((span, done, files or {}, results, rows or {}, partial or {}))
+        self._pending.append((span, done, files or {}, results, rows or {}, partial or {}, dead_letters or []))
         if time.monotonic() - self._last_commit >= self._commit_interval:
             started = time.monotonic()
             committed = self.commit_pending()
@@ -205,7 +206,9 @@ class Checkpoint:
         rows: dict[int, int] = {}
         partial: dict[int, dict[int, list[int]]] = {}
         tables = []
-        for _, _, f, t, r, p in pending:
+        dead: list[dict[str, Any]] = []
+        for _, _, f, t, r, p, d in pending:
+            dead.extend(d)
             for s, pairs in f.items():
                 files.setdefault(s, []).extend(pairs)
             for s, n in r.items():
@@ -216,12 +219,13 @@ class Checkpoint:
         span = (min(p[0][0] for p in pending), max(p[0][1] for p in pending))
         done = [d for p in pending for d in p[1]]
         self.commit(span, done, files=files, results=pa.concat_tables(tables) if tables else None, rows=rows,
-                    partial=partial)
+                    partial=partial, dead_letters=dead)
         return files
 
     def commit(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
                files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
-               rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None) -> None:
+               rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None,
+               dead_letters: list[dict[str, Any]] | None = None) -> None:
         """Commits batches now (see ``add``): results and a commit record first, then the manifest
         that counts them; rewriting the manifest is the commit."""
         m = self.manifest
@@ -233,7 +237,8 @@ class Checkpoint:
             with pa.ipc.new_file(sink, results.schema) as writer:
                 writer.write_table(results)
             self.storage.write(name, sink.getvalue(), atomic=False)  # counted by the manifest below
-        record = {"seq": seq, "span": list(span), "files": files or {}, "results": name, "rows": rows or {}}
+        record = {"seq": seq, "span": list(span), "files": files or {}, "results": name, "rows": rows or {},
+                  "dead_letters": dead_letters or []}
         self.storage.write(record_name(seq), encode_record(record), atomic=False)  # counted by the manifest below
         for first, stop, idsum in done:
             m.add_done(first, stop, idsum)

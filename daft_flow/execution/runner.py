@@ -430,7 +430,7 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
                                 **options: Any) -> list[Any]:
     """collect_batch with a checkpoint: this call's rows and failures, and the rows earlier attempts
     committed (inputs this call read past), in input order."""
-    from daft_flow.checkpoint.rows import StoredRows
+    from daft_flow.checkpoint.rows import StoredRows, stored_dead_letters
 
     earlier = list(ckpt.records)
     rows_of: dict[int, list[Any]] = {}
@@ -451,6 +451,9 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
         [seen, *(r.stop for r in ckpt.done.ranges)])
     for i, group in StoredRows(ckpt, earlier, reader.names, reader.types).before(total):
         rows_of.setdefault(i, []).extend(group)
+    for f in stored_dead_letters(ckpt, earlier):  # in their inputs' places, as the first attempt had them
+        failed.setdefault(f.input_index, []).append(f)
+        failures.append(f)
     root = _is_root(flow)
     results: list[Any] = []
     for i in range(total):

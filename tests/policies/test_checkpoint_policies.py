@@ -81,6 +81,31 @@ def test_a_resumed_run_does_not_run_dead_lettered_rows_again(tmp_path):
     assert written == expected  # every other word once, the dead-lettered ones only in the dead letters
 
 
+def test_a_resumed_collect_batch_keeps_dead_lettered_inputs_in_their_places(tmp_path):
+    ckpt, dead = str(tmp_path / "ckpt"), tmp_path / "dead"
+
+    def flow():
+        doc = dflow.Flow("doc", str).with_policy(dead_letter=dflow.JSONFileSink(str(dead)))
+        doc["up"] = doc["doc"].run_python(Upper(), return_type=str)
+        return doc
+
+    failing.update({DOCS[2], DOCS[9]})  # dead-lettered in the first attempt
+    fresh = flow().collect_batch(DOCS[:6], on_error="return", checkpoint=ckpt)  # an attempt that stops at 6
+    assert [isinstance(r, dflow.RowFailure) for r in fresh] == [False, False, True, False, False, False]
+    calls.clear()
+    failing.clear()  # a dead-lettered input is done: the resumed call does not run it again
+    resumed = flow().collect_batch(DOCS, on_error="return", checkpoint=ckpt)
+    assert DOCS[2] not in calls and len(calls) == 6
+    assert len(resumed) == len(DOCS)
+    assert [r.input_index for r in resumed if isinstance(r, dflow.RowFailure)] == [2]
+    failure = resumed[2]
+    assert failure.dead_lettered and failure.field == "up" and isinstance(failure.error, ValueError)
+    assert "failing on" in str(failure.error)
+    assert [r["up"] for r in resumed if isinstance(r, dict)] == [d.upper() for i, d in enumerate(DOCS) if i != 2]
+    again = flow().collect_batch(DOCS, checkpoint=ckpt)  # complete: nothing runs; dead letter as None
+    assert again[2] is None and again[0] == {"doc": DOCS[0], "up": DOCS[0].upper()} and len(again) == len(DOCS)
+
+
 def test_a_checkpointed_run_refuses_a_retry_policy_by_name(tmp_path):
     doc = dflow.Flow("doc", str).with_policy(retry=dflow.Retry(max_attempts=2))
     doc["up"] = doc["doc"].run_python(Upper(), return_type=str)
