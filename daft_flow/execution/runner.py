@@ -119,7 +119,8 @@ def _input_count(values: Any) -> int | None:
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
                 ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
-                journal: Any = None, first_input: int = 0, **options: Any) -> Iterator[tuple[Any, Any]]:
+                journal: Any = None, first_input: int = 0, dead_letters_to: list[Any] | None = None,
+                **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
@@ -127,7 +128,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
     inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
     save each answer to). ``first_input`` numbers the inputs from there (a worker running a
-    morsel of a larger input names inputs by their index in it)."""
+    morsel of a larger input names inputs by their index in it); a worker also passes
+    ``dead_letters_to``, a list that collects the dead-letter records its client writes."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -156,6 +158,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         # A resumed checkpoint keeps what its earlier attempts dead-lettered (their inputs are done).
         resumed = bool(getattr(skip, "ranges", None))
         for resource in resources:
+            if dead_letters_to is not None and hasattr(resource, "defer_dead_letters"):
+                resource.defer_dead_letters(dead_letters_to)
             resource.open(keep_existing=resumed)
             opened.append(resource)
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:

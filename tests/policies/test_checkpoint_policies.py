@@ -1,12 +1,11 @@
 """Failure policies in checkpointed runs: a dead-lettered row's input counts as done, so a resumed
 run does not run it again and keeps the earlier attempt's dead letters; retries are refused with
 a clear error (a commit does not wait for rows in a retry yet)."""
-import glob
-import json
 
 import pytest
 
 import daft_flow as dflow
+from jsonl_records import read_jsonl
 
 failing: set[str] = set()
 calls: list[str] = []
@@ -55,28 +54,20 @@ def _sink(out, dead):
     return words.write_sink(dflow.JSONFileSink(str(out)), {"doc": doc["doc"], "n": doc["n"], "up": words["up"]})
 
 
-def _read(directory):
-    rows = []
-    for path in sorted(glob.glob(f"{directory}/*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f]
-    return rows
-
-
 def test_a_resumed_run_does_not_run_dead_lettered_rows_again(tmp_path):
     out, dead, ckpt = tmp_path / "out", tmp_path / "dead", str(tmp_path / "ckpt")
     failing.update({"w3b", "w7a", DOCS[5]})  # two words dead-lettered; document 5 fails (no policy)
     first = _sink(out, dead).collect_batch(DOCS, on_error="return", checkpoint=ckpt)
     assert {f.input_index for f in first.failures if not f.dead_lettered} == {5}
-    assert sorted(r["row_id"] for r in _read(dead)) and len(_read(dead)) == 2
+    assert sorted(r["row_id"] for r in read_jsonl(dead)) and len(read_jsonl(dead)) == 2
     failing.clear()
     calls.clear()
     second = _sink(out, dead).collect_batch(DOCS, on_error="return", checkpoint=ckpt)
     assert sorted(calls) == sorted(DOCS[5].split())  # only the failed document ran again
     assert not second.failures
-    dead_letters = _read(dead)  # the first attempt's dead letters are still there, once each
+    dead_letters = read_jsonl(dead)  # the first attempt's dead letters are still there, once each
     assert sorted((r["input_index"], r["error_type"]) for r in dead_letters) == [(3, "ValueError"), (7, "ValueError")]
-    written = sorted(r["up"] for r in _read(out))
+    written = sorted(r["up"] for r in read_jsonl(out))
     expected = sorted(w.upper() for d in DOCS for w in d.split() if w not in ("w3b", "w7a"))
     assert written == expected  # every other word once, the dead-lettered ones only in the dead letters
 
