@@ -62,22 +62,62 @@ def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[
 
 
 def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
-    """Commits a flow's batch output: its done inputs and their rows."""
+    """Commits a flow's batch output: its done inputs and their rows (with a retry policy, an
+    input's rows once its retries are back: ``checkpoint/retries.py``)."""
     first, count = out.first_input, out.num_inputs
     # A dead-lettered row is handled (its flow's policy recorded it): its input is done.
     not_done = {f.input_index for f in out.failures if not f.dead_lettered}
-    done = done_ranges(first, count, not_done, out.batch)
+    retries, later = ckpt.retries, []
+    if retries is not None:
+        waiting, later = retries.update(out.batch, not_done)
+        not_done |= waiting
+    done = (done_ranges(first, count, not_done, out.batch) if not out.tag else []) + later
     table = None
     if out.columns and len(out.row_positions):
         index = np.asarray(out.input_index, dtype=np.int64)
-        keep = ~np.isin(index, np.fromiter(not_done, dtype=np.int64)) if not_done else None
         arrays = [pa.array(c) if not isinstance(c, pa.Array) else c for c in out.columns]
         arrays += [pa.array(index, type=pa.int64()), pa.array(np.asarray(out.row_ids, dtype=np.uint64), type=pa.uint64())]
         table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
-        if keep is not None:
-            table = table.filter(pa.array(keep))
+        if retries is not None and (retries.pending or later):
+            table = _retried_rows(retries, table, out, not_done, {d[0] for d in later})
+        elif not_done:
+            table = table.filter(pa.array(~np.isin(index, np.fromiter(not_done, dtype=np.int64))))
+    elif retries is not None and later:
+        table = _retried_rows(retries, None, out, not_done, {d[0] for d in later})
     dead = [dead_letter_record(f) for f in out.failures if f.dead_lettered]
     ckpt.add((first, first + count), done, results=table, dead_letters=dead)
+
+
+_ORDER = "_order"
+
+
+def _retried_rows(retries: Any, table: pa.Table | None, out: Any, not_done: set[int],
+                  completed: set[int]) -> pa.Table | None:
+    """The rows to store now: those of done inputs, plus the held rows of inputs whose retries just
+    came back, in the order a fresh run gives them (their position under the input). Rows of
+    inputs still waiting for a retry are held."""
+    if table is not None:
+        keys = out.order_keys()
+        order = pa.array([list(k) for k in keys], type=pa.list_(pa.int64()))
+        table = table.append_column(_ORDER, order)
+        index = table.column(INDEX).to_numpy()
+        for i in {int(x) for x in index} & (set(retries.count) | completed):
+            retries.held.setdefault(i, []).append(table.filter(pa.array(index == i)))
+        held = not_done | completed | set(retries.count)
+        stored = table.filter(pa.array(~np.isin(index, np.fromiter(held, dtype=np.int64))))
+        parts = [stored]
+    else:
+        parts = []
+    for i in sorted(completed):
+        held = retries.held.pop(i, [])
+        if held:
+            rows = pa.concat_tables(held)
+            keys = rows.column(_ORDER).to_pylist()
+            parts.append(rows.take(pa.array(sorted(range(len(keys)), key=keys.__getitem__), type=pa.int64())))
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return None
+    return pa.concat_tables(parts).drop_columns([_ORDER])
 
 
 class StoredRows:

@@ -88,6 +88,7 @@ class Checkpoint:
         self._pending: list[Any] = []  # batches added, not committed yet
         self._last_commit = 0.0  # (so the first batch commits at once)
         self._commit_interval = COMMIT_EVERY_S  # grows when commits are slow (see COMMIT_COST_SHARE)
+        self.retries: Any = None  # a PendingRetries when the plan retries rows (checkpoint/retries.py)
 
     # -- opening ---------------------------------------------------------------------------------------
     @classmethod
@@ -213,11 +214,17 @@ class Checkpoint:
                 files.setdefault(s, []).extend(pairs)
             for s, n in r.items():
                 rows[s] = rows.get(s, 0) + n
-            partial.update(p)
+            for i, per_sink in p.items():  # (an input's rows may be in several batches: its retries)
+                into = partial.setdefault(i, {})
+                for s, ids in per_sink.items():
+                    into.setdefault(s, []).extend(ids)
             if t is not None and t.num_rows:
                 tables.append(t)
         span = (min(p[0][0] for p in pending), max(p[0][1] for p in pending))
         done = [d for p in pending for d in p[1]]
+        for first, stop, _ in done:  # an input done by a later batch of the group has no partial rows
+            for i in [k for k in partial if first <= k < stop]:
+                del partial[i]
         self.commit(span, done, files=files, results=pa.concat_tables(tables) if tables else None, rows=rows,
                     partial=partial, dead_letters=dead)
         return files

@@ -61,18 +61,6 @@ def level_policies(traced: TracedPlan) -> list[Policy | None]:
             for level in traced.plan.levels]
 
 
-def refuse_checkpoint_retries(traced: TracedPlan) -> None:
-    """A checkpoint commits an input once its batch is through; a row of it waiting for a retry
-    would come later, in a retry batch the commit does not follow. Until commits wait for retries,
-    a checkpointed run refuses policies that retry (dead letters and fail_parent are fine: a
-    dead-lettered row's input counts as done)."""
-    for level in traced.plan.levels:
-        if level.HasField("policy") and level.policy.HasField("retry"):
-            raise ValueError(f"flow {level.flow!r} retries failed rows (with_policy(retry=...)), which checkpoint= "
-                             "does not support yet: run it without checkpoint=, or without retry= (failed inputs "
-                             "of a checkpointed run run again when it resumes); nothing was run")
-
-
 class PolicyResolver:
     """Called by the runtime's policy stage (one thread) with each batch that has failures; see
     the module docstring. Also the run's record of attempts, retries and dead letters."""

@@ -297,14 +297,11 @@ def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
     """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
     (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
-    from daft_flow.execution.policies import refuse_checkpoint_retries
-
     location = options.pop("checkpoint", None)
     resume = options.pop("resume", True)
     traced = trace(flow)
     if location is not None:  # wrong options fail before an attempt is counted
         refuse_cluster_checkpoint(options)
-        refuse_checkpoint_retries(traced)
         get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
     if location is None:
         if resume is not True:
@@ -314,7 +311,10 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     from daft_flow.plan.fingerprint import fingerprint_plan
 
     fingerprint_plan(traced)
+    from daft_flow.checkpoint.retries import track_retries
+
     ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
+    track_retries(ckpt, traced)
     return ckpt, traced
 
 
@@ -442,10 +442,22 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     failures: list[RowFailure] = []
     seen = 0
     reader = None
+    retried: dict[int, list[tuple[tuple[int, ...], Any]]] = {}  # child rows of inputs that had a retry
+    root = _is_root(flow)
     for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
         seen = max(seen, out.first_input + out.num_inputs)
-        for i, row in zip(out.input_index.tolist(), reader.rows(out)):
-            rows_of.setdefault(i, []).append(row)
+        rows = reader.rows(out)
+        again = set() if root or not reader.retrying else (reader.retried_inputs(out) if not out.tag else None)
+        if again is None or again:  # their rows are put in the order a fresh run gives them
+            keys = out.order_keys()
+            for k, (i, row) in enumerate(zip(out.input_index.tolist(), rows)):
+                if again is None or i in again or i in retried:
+                    retried.setdefault(i, []).append((keys[k], row))
+                else:
+                    rows_of.setdefault(i, []).append(row)
+        else:
+            for i, row in zip(out.input_index.tolist(), rows):
+                (retried[i].append(((), row)) if i in retried else rows_of.setdefault(i, []).append(row))
         for f in out.failures:
             failed.setdefault(f.input_index, []).append(f)
         failures.extend(out.failures)
@@ -458,7 +470,9 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     for f in stored_dead_letters(ckpt, earlier):  # in their inputs' places, as the first attempt had them
         failed.setdefault(f.input_index, []).append(f)
         failures.append(f)
-    root = _is_root(flow)
+    for i, items in retried.items():
+        items.sort(key=lambda item: item[0])
+        rows_of[i] = rows_of.get(i, []) + [row for _, row in items]
     results: list[Any] = []
     for i in range(total):
         if root:

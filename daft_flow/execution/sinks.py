@@ -103,18 +103,19 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     ckpt = None
     if checkpoint is not None:
         from daft_flow.checkpoint.sinks import open_for_sinks
-        from daft_flow.execution.policies import refuse_checkpoint_retries
         from daft_flow.execution.runner import refuse_cluster_checkpoint
         from daft_flow.plan.fingerprint import fingerprint_plan
 
         from daft_flow.plan import flow_pb2 as ir
 
         refuse_cluster_checkpoint(options)
-        refuse_checkpoint_retries(traced)
         # As the sink flow's / Multisink's fingerprint() has it.
         traced.plan.kind = ir.Plan.MULTISINK if owner is not None else ir.Plan.SINK_FLOW
         fingerprint_plan(traced)  # before the sinks' run copies replace the writers in the table
         ckpt = open_for_sinks(checkpoint, resume, traced.plan.fingerprint, runs, traced.plan.levels[0].flow)
+        from daft_flow.checkpoint.retries import track_retries
+
+        track_retries(ckpt, traced)
         options.update(skip=ckpt.done, journal=ckpt.journal())
     elif resume is not True:
         raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
