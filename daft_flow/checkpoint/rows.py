@@ -71,7 +71,8 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
     if retries is not None:
         waiting, later = retries.update(out.batch, not_done)
         not_done |= waiting
-    done = (done_ranges(first, count, not_done, out.batch) if not out.tag else []) + later
+    # (an input whose retry came back before its first batch is done by ``later``, not by its range)
+    done = (done_ranges(first, count, not_done | {d[0] for d in later}, out.batch) if not out.tag else []) + later
     table = None
     if out.columns and len(out.row_positions):
         index = np.asarray(out.input_index, dtype=np.int64)

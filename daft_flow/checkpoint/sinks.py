@@ -88,7 +88,7 @@ def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[t
     if ckpt.retries is not None:  # an input with rows out in retry batches is done when they are back
         waiting, later = ckpt.retries.update(batch, not_done)
         not_done |= waiting
-    done = (done_ranges(first, n, not_done, batch) if not batch.tag else []) + later
+    done = (done_ranges(first, n, not_done | {d[0] for d in later}, batch) if not batch.tag else []) + later
     files = {i: r.take_staged(first, first + n, batch.tag) for i, r in enumerate(runs)}
     rows = {i: len(written) for i, (written, _) in enumerate(per_sink)}
     partial: dict[int, dict[int, list[int]]] = {}
