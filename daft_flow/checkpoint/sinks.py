@@ -127,3 +127,42 @@ def finish_sinks(ckpt: Checkpoint, runs: list[Any]) -> None:
 def committed_paths(ckpt: Checkpoint, i: int) -> list[str]:
     """Every final file the checkpoint committed for sink ``i``, in commit order."""
     return list(dict.fromkeys(p[0] for rec in ckpt.records for p in rec["files"].get(i, [])))
+
+
+class MorselBatch:
+    """A cluster's morsel as ``commit_batch`` sees a batch: its inputs, their root row ids (summed
+    by the client from the inputs it sent), and any retry tag (its retries came back in it)."""
+
+    tag = None
+
+    def __init__(self, first_input: int, num_inputs: int, root_ids: Any) -> None:
+        self.first_input, self.num_inputs, self.ids = first_input, num_inputs, root_ids
+
+    def num_rows(self, level: int) -> int:
+        return self.num_inputs
+
+    def row_id_sum(self, level: int, begin: int, end: int) -> int:
+        return int(self.ids[begin:end].sum(dtype="uint64"))
+
+
+class _Rows:
+    """The rows a sink wrote in several batches (one morsel), counted and iterated as one."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __iter__(self) -> Any:
+        for p in self.parts:
+            yield from p
+
+
+def commit_morsel(ckpt: Checkpoint, runs: list[Any], done: Any, batches: list[list[tuple[Any, Any]]]) -> bool:
+    """Commits a cluster morsel (``cluster.execute.MorselDone``) whose batches' per-sink outputs are
+    ``batches``, as ``commit_batch`` does for a local batch. An input the client failed itself
+    (too large to send) has no root ids; its failure keeps it from being done."""
+    ids = done.root_ids()
+    per_sink = [(_Rows([b[i][0] for b in batches]), [f for b in batches for f in b[i][1]]) for i in range(len(runs))]
+    return commit_batch(ckpt, runs, MorselBatch(done.first_input, done.num_inputs, ids), per_sink)

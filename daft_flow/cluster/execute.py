@@ -68,13 +68,26 @@ def _morsels(values: Iterable[Any], root: _Root, backend: Backend, limit: int) -
     """Consecutive morsels of at most ``morsel_rows`` rows / ``morsel_bytes`` bytes (str/bytes
     values counted by length); a morsel that encodes over ``limit`` (the workers' smallest limit)
     is halved, and a single input over it fails its row here."""
-    it = iter(values)
-    seq = first = 0
+    return _indexed_morsels(enumerate(values), root, backend, limit)
+
+
+def _indexed_morsels(pairs: Iterable[tuple[int, Any]], root: _Root, backend: Backend, limit: int) -> Iterator[Morsel]:
+    """``_morsels`` of (input index, value) pairs: a morsel never spans a gap in the indexes (the
+    inputs a resumed checkpoint has done)."""
+    it = iter(pairs)
+    seq = 0
     rows, max_bytes = backend.morsel_rows, backend.morsel_bytes
+    held: tuple[int, Any] | None = None
     while True:
         chunk: list[Any] = []
-        size = 0
-        for v in it:
+        first = size = 0
+        for index, v in itertools.chain([held] if held is not None else [], it):
+            held = None
+            if chunk and index != first + len(chunk):
+                held = (index, v)  # the next morsel starts after the gap
+                break
+            if not chunk:
+                first = index
             chunk.append(v)
             if isinstance(v, _SIZED):
                 size += len(v)
@@ -88,7 +101,52 @@ def _morsels(values: Iterable[Any], root: _Root, backend: Backend, limit: int) -
             else:
                 yield Morsel(seq, part_first, part.num_rows, part)
             seq += 1
-        first += len(chunk)
+
+
+def _not_done(values: Iterable[Any], skip: Any, dtype: DataType) -> Iterator[tuple[int, Any]]:
+    """(index, value) of the inputs a resumed checkpoint has not done. Done ones are read past and
+    checked against the checkpoint by the sum of their row ids, as a local source does."""
+    from daft_flow.convert import root_row_ids, values_to_arrow
+
+    it = iter(values)
+    index = 0
+    while True:
+        done = skip.range_at(index)
+        if done is not None:
+            total = got = 0
+            while got < done.stop - index:
+                part = list(itertools.islice(it, min(done.stop - index - got, 65536)))
+                if not part:
+                    break
+                array, _ = values_to_arrow(part, dtype)
+                ids = root_row_ids(array, dtype, index + got)
+                total += int(np.asarray(pa.array(ids), dtype=np.uint64).sum(dtype=np.uint64))
+                got += len(part)
+            index += got
+            skip.check(done, total, got, index)
+            continue
+        stop = skip.next_start(index)
+        n = 0
+        for v in itertools.islice(it, stop - index):
+            yield index + n, v
+            n += 1
+        index += n
+        if index < stop:  # the inputs ended
+            skip.note_end(index)
+            return
+
+
+def morsel_root_ids(morsel: Morsel, dtype: DataType) -> np.ndarray:
+    """The root row ids of a morsel's inputs (what a checkpoint sums for its done ranges)."""
+    from daft_flow.cluster.wire import decode_inputs
+    from daft_flow.convert import root_row_ids, values_to_arrow
+
+    inputs = decode_inputs(morsel.batch)
+    if isinstance(inputs, pa.ChunkedArray):
+        array = inputs.combine_chunks()
+    else:
+        array, _ = values_to_arrow(inputs, dtype)
+    return np.asarray(pa.array(root_row_ids(array, dtype, morsel.first_input)), dtype=np.uint64)
 
 
 def _arrow_morsels(chunks: Iterable[pa.Array], root: _Root, backend: Backend, limit: int,
@@ -142,9 +200,25 @@ def _too_large(value: Any, index: int, nbytes: int, limit: int, root: _Root) -> 
     return MorselResult([outputs], {})
 
 
+class MorselDone:
+    """Yielded by ``cluster_outputs(morsel_ends=True)`` after the last batch of each morsel: a
+    checkpoint commits the morsel's inputs then (every retry of their rows came back in it)."""
+
+    def __init__(self, morsel: Morsel, dtype: DataType) -> None:
+        self.morsel, self.dtype = morsel, dtype
+        self.first_input, self.num_inputs = morsel.first_input, morsel.num_inputs
+
+    def root_ids(self) -> np.ndarray | None:
+        """Its inputs' root row ids (None for an input the client failed itself: never done)."""
+        return None if self.morsel.batch is None else morsel_root_ids(self.morsel, self.dtype)
+
+
 def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], options: dict[str, Any], *,
-                    ordered: bool = True, usage_owner: Any = None) -> Iterator[list[RemoteOutput]]:
-    """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output."""
+                    ordered: bool = True, usage_owner: Any = None, skip: Any = None,
+                    morsel_ends: bool = False) -> Iterator[Any]:
+    """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output
+    (and a ``MorselDone`` after each morsel with ``morsel_ends``). ``skip``: a resumed
+    checkpoint's done inputs, not sent."""
     from daft_flow.execution.options import get_options
     from daft_flow.execution.runner import _inputs
     from daft_flow.io.sources import arrow_column
@@ -171,8 +245,14 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     root = _Root(plan.levels[0].flow, plan.root_field, dtype_from_ir(plan.root_type), outputs)
     limit = backend.max_morsel_bytes(executors)
     max_inputs = plan.levels[0].input_limit if plan.levels[0].HasField("input_limit") else None  # limit()
-    column = arrow_column(values, plan.root_field, root.dtype.to_arrow()) if root.dtype.arrow_format else None
-    if column is not None:
+    column = (arrow_column(values, plan.root_field, root.dtype.to_arrow())
+              if root.dtype.arrow_format and skip is None else None)
+    if skip is not None:  # a resumed checkpoint: its done inputs are read past here, never sent
+        python_values = _inputs(plan.root_field, values)
+        if max_inputs is not None:
+            python_values = itertools.islice(python_values, max_inputs)
+        morsels = _indexed_morsels(_not_done(python_values, skip, root.dtype), root, backend, limit)
+    elif column is not None:
         morsels = _arrow_morsels(column.chunks, root, backend, limit, max_inputs)
     else:
         python_values: Iterable[Any] = _inputs(plan.root_field, values)
@@ -196,6 +276,8 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
                                   result.report)
                 reports.add(result.report, morsel.num_inputs)
                 yield from result.batches
+                if morsel_ends:
+                    yield MorselDone(morsel, root.dtype)
     finally:
         letters.close()
         if usage.ops:
@@ -250,7 +332,19 @@ def _write(run: Any, out: RemoteOutput) -> SinkOutput:
     if not len(out.input_index):
         return SinkOutput(pa.array([], type=pa.large_string()), out)
     columns = [arrow_to_values(col, t) for col, t in zip(out.columns, run.columns.values())]
-    where = run.write(columns, out.input_index.tolist(), out.tag)
+    inputs = out.input_index.tolist()
+    if run.skip_rows:  # rows a checkpoint committed for inputs being redone are not written again
+        from daft_flow.io.write import COMMITTED_MARK
+
+        keep = [k for k, (i, rid) in enumerate(zip(inputs, out.row_ids.tolist()))
+                if not (i in run.skip_rows and rid in run.skip_rows[i])]
+        where = [COMMITTED_MARK] * len(inputs)
+        if keep:
+            written = run.write([[col[k] for k in keep] for col in columns], [inputs[k] for k in keep], out.tag)
+            for k, w in zip(keep, written):
+                where[k] = w
+        return SinkOutput(pa.array(where, type=pa.large_string()), out)
+    where = run.write(columns, inputs, out.tag)
     return SinkOutput(pa.array(where, type=pa.large_string()), out)
 
 
@@ -263,5 +357,8 @@ def cluster_sink_outputs(sinks: list[Any], runs: list[Any], values: Iterable[Any
     options = dict(options)
     ordered = options.pop("ordered", True)
     traced, _ = trace_outputs([_capture(s) for s in sinks])
-    for outs in cluster_outputs(cluster, traced, values, options, ordered=ordered, usage_owner=owner):
-        yield [_write(run, out) for run, out in zip(runs, outs)]
+    skip = options.pop("skip", None)
+    options.pop("journal", None)  # (LLM answers are not journaled on a cluster: see the checkpoint notes)
+    for outs in cluster_outputs(cluster, traced, values, options, ordered=ordered, usage_owner=owner, skip=skip,
+                                morsel_ends=skip is not None):
+        yield outs if isinstance(outs, MorselDone) else [_write(run, out) for run, out in zip(runs, outs)]

@@ -25,10 +25,14 @@ class Job:
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
         get_options(**options)  # bad options fail here, not in the background
-        if checkpoint is not None:  # as collect_batch(cluster=..., checkpoint=...) (execution/runner.py)
-            raise ValueError("submit(checkpoint=...): checkpoint= cannot be combined with cluster= yet: a checkpointed "
-                             "run runs in one process (collect_batch(..., checkpoint=...) without cluster=); submit "
-                             "without it (a run on a cluster re-sends the morsels of lost workers by itself)")
+        if checkpoint is not None:  # as collect_batch(cluster=..., checkpoint=...): sink flows only
+            from daft_flow.flow import Flow
+
+            if isinstance(target, Flow):
+                from daft_flow.execution.runner import refuse_cluster_checkpoint
+
+                refuse_cluster_checkpoint({"cluster": cluster})
+            options = dict(options, checkpoint=checkpoint)
         self.monitor = Monitor()
         self._cluster = BoundCluster(cluster, self.monitor)
         self._done = threading.Event()

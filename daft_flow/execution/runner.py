@@ -286,12 +286,12 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
 
 
 def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
-    """A checkpoint is kept by the process that runs the pipeline; with ``cluster=`` the workers
-    run it, and their batches do not carry what a commit records (row id sums, staged files)."""
+    """A flow's rows with a checkpoint are kept by the process that runs the pipeline; on a cluster
+    only sink flows are checkpointed (this process writes their rows and commits whole morsels)."""
     if options.get("cluster") is not None:
-        raise ValueError("checkpoint= cannot be combined with cluster= yet: a checkpointed run runs in this process. "
-                         "Run it without cluster=, or without checkpoint= (op caches such as RedisCache do work "
-                         "across workers); nothing was run")
+        raise ValueError("checkpoint= with cluster= works for sink flows (write_sink, Multisink), not yet for a flow's "
+                         "rows (collect_batch, stream, collect_arrow): write them to a sink, or run without cluster= "
+                         "(or without checkpoint=; op caches such as RedisCache work across workers); nothing was run")
 
 
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:

@@ -103,19 +103,18 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     ckpt = None
     if checkpoint is not None:
         from daft_flow.checkpoint.sinks import open_for_sinks
-        from daft_flow.execution.runner import refuse_cluster_checkpoint
         from daft_flow.plan.fingerprint import fingerprint_plan
 
         from daft_flow.plan import flow_pb2 as ir
 
-        refuse_cluster_checkpoint(options)
         # As the sink flow's / Multisink's fingerprint() has it.
         traced.plan.kind = ir.Plan.MULTISINK if owner is not None else ir.Plan.SINK_FLOW
         fingerprint_plan(traced)  # before the sinks' run copies replace the writers in the table
         ckpt = open_for_sinks(checkpoint, resume, traced.plan.fingerprint, runs, traced.plan.levels[0].flow)
-        from daft_flow.checkpoint.retries import track_retries
+        if options.get("cluster") is None:  # (a cluster's morsels come back with their retries)
+            from daft_flow.checkpoint.retries import track_retries
 
-        track_retries(ckpt, traced)
+            track_retries(ckpt, traced)
         options.update(skip=ckpt.done, journal=ckpt.journal())
     elif resume is not True:
         raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
@@ -149,9 +148,21 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
             else:  # workers compute, this process writes (see daft_flow/cluster/execute.py)
                 from daft_flow.cluster.execute import cluster_sink_outputs
 
-                batches = ((outs, None) for outs in cluster_sink_outputs(sinks, runs, values, cluster, owners, options))
+                from daft_flow.cluster.execute import MorselDone
+
+                batches = ((None, outs) if isinstance(outs, MorselDone) else (outs, None)
+                           for outs in cluster_sink_outputs(sinks, runs, values, cluster, owners, options))
             readers = [OutputReader(with_output(traced, *out), None) for out in outputs]  # how rows are named
+            morsel: list[Any] = []  # a checkpointed cluster run commits whole morsels
             for outs, batch in batches:
+                if outs is None:  # a cluster morsel ended (cluster.execute.MorselDone)
+                    from daft_flow.checkpoint.sinks import commit_morsel
+
+                    if commit_morsel(ckpt, runs, batch, morsel):
+                        yield from waiting
+                        waiting = []
+                    morsel = []
+                    continue
                 per_sink = []
                 for i, (reader, out) in enumerate(zip(readers, outs)):
                     if i == 0:
@@ -167,7 +178,9 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     yield per_sink
                     continue
                 waiting.append(per_sink)  # handed on once committed: only then are its files there
-                if commit_batch(ckpt, runs, batch, per_sink):
+                if cluster is not None:
+                    morsel.append(per_sink)
+                elif commit_batch(ckpt, runs, batch, per_sink):
                     yield from waiting
                     waiting = []
             if ckpt is not None:

@@ -105,11 +105,12 @@ class SinkRun:
         self.wants_row_ids = bool(skip_rows)  # row ids reach the sink only when some rows are to be skipped
         self.skip_rows = skip_rows
 
-    def take_staged(self, first: int, stop: int, tag: int = 0) -> list[list[str]]:
+    def take_staged(self, first: int, stop: int, tag: int | None = 0) -> list[list[str]]:
         """The [final, staged] files written for inputs first .. stop - 1 by batches of retry number
-        ``tag`` (0: first attempts), each handed out once: a retry batch's files are its own."""
+        ``tag`` (0: first attempts; None: any, a cluster's whole morsel), each handed out once: a
+        retry batch's files are its own."""
         with self._staged_lock:
-            keys = [k for k in self._staged if k[0] == tag and first <= k[1] < stop]
+            keys = [k for k in self._staged if (tag is None or k[0] == tag) and first <= k[1] < stop]
             return [pair for k in sorted(keys) for pair in self._staged.pop(k)]
 
     def __call__(self, *columns: list[Any]) -> list[str]:

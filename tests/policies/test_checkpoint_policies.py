@@ -167,33 +167,25 @@ def test_a_checkpointed_sink_run_with_retries_writes_each_row_once(tmp_path):
 def test_sigkill_during_retries_then_resume_writes_every_row_once(tmp_path):
     import os
     import random
-    import signal
     import subprocess
     import sys
-    import time
 
     import pyarrow.parquet as pq
 
+    from daft_flow.testing.crash import child_env, sigkill_after
+
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, DFLOW_PROGRESS="0",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(dflow.__file__))))
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
-    worker = [sys.executable, "-P", os.path.join(here, "retry_crash_worker.py"), ckpt, out]
+    worker = [os.path.join(here, "retry_crash_worker.py"), ckpt, out]
     rng = random.Random(7)
     progress: list[tuple[int, int]] = []  # inputs done, and with rows committed but retries out, per kill
     for _ in range(3):
-        proc = subprocess.Popen(worker, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(f"{ckpt}/manifest.json") and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(1.2, 2.5))
-        assert proc.poll() is None, f"the run ended before it was killed: {proc.communicate()}"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        sigkill_after(worker, ckpt, rng.uniform(1.2, 2.5))
         with open(f"{ckpt}/manifest.json", encoding="utf-8") as f:
             m = json.load(f)
         progress.append((sum(b - a for a, b, _ in m["done"]), len(m["partial"])))
-    done = subprocess.run(worker, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-P", *worker], env=child_env(), capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     print("retry crash test: done and partial inputs after each kill:", progress)
     assert sum(progress[-1]) > 0 and progress[0][0] < 120, progress  # the kills came mid-run, after commits
