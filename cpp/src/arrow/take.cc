@@ -56,9 +56,24 @@ ArrayPtr Take(const Array& a, const int64_t* rows, int64_t n) {
   if (a.is_string_like()) {
     auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n) + 1, 0);
     int64_t total = 0;
+    // Whether each row taken starts where the one before ended (the rows left out are empty, as
+    // the null rows of a filtered column are): then the bytes are already in place, and only
+    // the offsets are new.
+    bool in_place = n > 0 && a.View(rows[0]).data() != nullptr;
+    const char* next = in_place ? a.View(rows[0]).data() : nullptr;
     for (int64_t i = 0; i < n; ++i) {
-      total += static_cast<int64_t>(a.View(rows[i]).size());
+      const std::string_view v = a.View(rows[i]);
+      in_place = in_place && v.data() == next;
+      next = v.data() + v.size();
+      total += static_cast<int64_t>(v.size());
       (*offsets)[i + 1] = total;
+    }
+    const bool utf8 = f == "U" || f == "u";
+    if (in_place) {
+      struct Shared { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<std::vector<uint8_t>> v; ArrayPtr source; };
+      auto owner = std::make_shared<Shared>(Shared{offsets, validity, a.shared_from_this()});
+      return Array::Make(utf8 ? "U" : "Z", n, nulls, 0, {valid_ptr, offsets->data(), a.View(rows[0]).data()}, {}, owner,
+                         static_cast<int64_t>(offsets->size() * 8 + validity->size()) + total);
     }
     // Every byte is copied in below: no zero-fill first.
     std::shared_ptr<char> data(new char[static_cast<size_t>(total) + 1], std::default_delete<char[]>());
@@ -68,7 +83,6 @@ ArrayPtr Take(const Array& a, const int64_t* rows, int64_t n) {
     }
     struct Owner { std::shared_ptr<std::vector<int64_t>> o; std::shared_ptr<char> d; std::shared_ptr<std::vector<uint8_t>> v; };
     auto owner = std::make_shared<Owner>(Owner{offsets, data, validity});
-    const bool utf8 = f == "U" || f == "u";
     return Array::Make(utf8 ? "U" : "Z", n, nulls, 0, {valid_ptr, offsets->data(), data.get()}, {}, owner,
                        static_cast<int64_t>(offsets->size() * 8 + validity->size()) + total);
   }

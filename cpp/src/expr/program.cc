@@ -247,11 +247,25 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
       int64_t at = part_start[p];
       size_t k = 0;
       int64_t valid_rows = 0;
+      // Rows whose bytes follow each other in the chunk's buffer (a kernel's arena) are copied
+      // as one run.
+      const char* run = nullptr;
+      size_t run_bytes = 0;
+      int64_t run_at = at;
       for (int64_t row = part.begin; row < part.end; ++row) {
         if (k < part.sel->size() && (*part.sel)[k] == row) {
           if (part.values->IsValid(static_cast<int64_t>(k))) {
             std::string_view s = part.values->Str(static_cast<int64_t>(k));
-            if (!s.empty()) std::memcpy(data.get() + at, s.data(), s.size());
+            if (!s.empty()) {
+              if (run_bytes && s.data() == run + run_bytes) {
+                run_bytes += s.size();
+              } else {
+                if (run_bytes) std::memcpy(data.get() + run_at, run, run_bytes);
+                run = s.data();
+                run_bytes = s.size();
+                run_at = at;
+              }
+            }
             at += static_cast<int64_t>(s.size());
             SetBit(valid->data(), row);
             ++valid_rows;
@@ -260,6 +274,7 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
         }
         offsets.get()[row + 1] = at;
       }
+      if (run_bytes) std::memcpy(data.get() + run_at, run, run_bytes);
       nulls[p] = (part.end - part.begin) - valid_rows;
     }
   }, 1);

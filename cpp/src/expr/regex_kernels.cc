@@ -14,6 +14,7 @@
 #include "../text/utf8.h"
 #include "find.h"
 #include "kernel_util.h"
+#include "span_scan.h"
 
 namespace dflow::expr {
 namespace {
@@ -116,6 +117,20 @@ struct Pattern {
   }
 };
 
+// Per row of `a`: whether it may match (it holds the required literal; null rows may not). For
+// an ordered Vector, one search over its span rather than one per row.
+std::vector<uint8_t> MayMatchRows(const Pattern& p, const Vector& a, int64_t rows) {
+  std::vector<uint8_t> may(static_cast<size_t>(rows), 0);
+  if (a.ordered && !a.scalar && !p.required.empty()) {
+    ForEachRowContaining(a, p.required, [&](int64_t row) { may[row] = 1; });
+  } else {
+    for (int64_t i = 0; i < rows; ++i) may[i] = a.IsValid(i) && p.MayMatch(a.Str(i));
+  }
+  if (a.valid)
+    for (int64_t i = 0; i < rows; ++i) may[i] &= a.IsValid(i);
+  return may;
+}
+
 std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const std::string& function) {
   const std::string pattern = TranslatePattern(python_pattern);
   re2::RE2::Options options;
@@ -168,10 +183,11 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
             uint8_t* r = out->AllocValues<uint8_t>();
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               std::string_view s = a.Str(i);
-              r[i] = p.MayMatch(s) && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *p.re);
+              r[i] = may[i] && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *p.re);
             }
             return out;
           }};
@@ -184,10 +200,11 @@ BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<S
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               int64_t n = 0;
-              if (!p.MayMatch(a.Str(i))) {
+              if (!may[i]) {
                 r[i] = 0;
                 continue;
               }
@@ -216,20 +233,28 @@ BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar
             auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
             auto* r = out->AllocValues<std::string_view>();
             std::vector<re2::StringPiece> groups(static_cast<size_t>(group) + 1);
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
-              if (!Live(*out, i)) continue;
+              // A row without a value still gets a view (empty, at its input's start), so a group
+              // of each row of an ordered input keeps the layout ordered.
+              if (!Live(*out, i)) {
+                r[i] = a.ordered ? a.Str(i).substr(0, 0) : std::string_view();
+                continue;
+              }
               std::string_view s = a.Str(i);
               // No match, or a group that did not take part in the match: null (as re's group()).
-              if (!p.MayMatch(s) ||
+              if (!may[i] ||
                   !re->Match(re2::StringPiece(s.data(), s.size()), 0, s.size(), re2::RE2::UNANCHORED, groups.data(),
                              static_cast<int>(group) + 1) ||
                   groups[group].data() == nullptr) {
                 out->SetNull(i);
+                r[i] = s.substr(0, 0);
                 continue;
               }
               r[i] = std::string_view(groups[group].data(), groups[group].size());
             }
             out->owners.insert(out->owners.end(), a.owners.begin(), a.owners.end());
+            out->ordered = a.ordered && !a.scalar;
             return out;
           }};
 }
@@ -248,6 +273,7 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
             const Vector& a = *k.args[0];
             StringVectorBuilder out(k.rows);
             std::string piece;
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!a.IsValid(i)) {
                 out.AppendNull();
@@ -256,7 +282,7 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
               std::string_view s = a.Str(i);
               std::string& buf = out.buffer();
               size_t copied = 0;
-              if (p.MayMatch(s)) ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
+              if (may[i]) ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
                 buf.append(s.data() + copied, b - copied);
                 piece.clear();
                 re->Rewrite(&piece, rewrite, groups.data(), ngroups + 1);

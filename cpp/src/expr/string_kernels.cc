@@ -8,6 +8,7 @@
 #include "case_tables.h"
 #include "find.h"
 #include "kernel_util.h"
+#include "span_scan.h"
 
 namespace dflow::expr {
 namespace {
@@ -145,21 +146,84 @@ void MapCase(std::string_view s, std::string& buf) {
   }
 }
 
+// Case mapping of an ordered Vector: the span is mapped with the ASCII rule in one pass into one
+// buffer, and each row's result is its bytes there; the few rows holding a non-ASCII byte are
+// mapped again with the full Unicode rule. Such a row's result mostly has its input's byte length
+// and is written over its place (the layout stays ordered); one that grows or shrinks ('İ', the
+// Kelvin sign) goes to a second buffer.
+template <bool kLower>
+std::shared_ptr<Vector> MapCaseOrdered(const KernelArgs& k) {
+  const Vector& a = *k.args[0];
+  auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
+  auto* views = out->AllocValues<std::string_view>();
+  const std::string_view span = RowSpan(a);
+  std::shared_ptr<char> mapped(new char[span.size() + 1], std::default_delete<char[]>());
+  char* dst = mapped.get();
+  MapAsciiCase<kLower>(U(span.data()), reinterpret_cast<unsigned char*>(dst), span.size());
+  for (int64_t i = 0; i < k.rows; ++i) {
+    const std::string_view s = a.Str(i);
+    // (No span: every row is empty and has no address.)
+    views[i] = std::string_view(span.data() ? dst + (s.data() - span.data()) : dst, s.size());
+  }
+  auto moved = std::make_shared<std::string>();
+  std::vector<std::pair<int64_t, size_t>> moved_rows;  // row, start in `moved`
+  std::string row_buf;
+  RowWalker walker(a);
+  int64_t last = -1;
+  ForEachHighByte(span, [&](size_t at) {
+    const int64_t row = walker.RowOf(span.data() + at, 1);
+    if (row < 0 || row == last) return;
+    last = row;
+    const std::string_view s = a.Str(row);
+    row_buf.clear();
+    MapCase<kLower>(s, row_buf);
+    if (row_buf.size() == s.size()) {
+      std::memcpy(dst + (s.data() - span.data()), row_buf.data(), s.size());
+    } else {
+      moved_rows.emplace_back(row, moved->size());
+      moved->append(row_buf);
+      views[row] = std::string_view(nullptr, row_buf.size());  // pointed into `moved` below
+    }
+  });
+  for (const auto& [row, start] : moved_rows) views[row] = std::string_view(moved->data() + start, views[row].size());
+  out->owners.push_back(mapped);
+  if (!moved_rows.empty()) out->owners.push_back(moved);
+  out->ordered = moved_rows.empty();
+  return out;
+}
+
 // --- searching ---
 
 size_t Find(std::string_view hay, std::string_view needle, size_t from) { return FindBytes(hay, needle, from); }
 
+// `bulk`: the rows to set true for an ordered input (the rest false), or null for none.
 template <typename Test>
-KernelExec Predicate(std::string pattern, Test test) {
-  return [pattern, test](const KernelArgs& k) {
+KernelExec Predicate(std::string pattern, Test test,
+                     void (*bulk)(const Vector&, std::string_view, uint8_t*) = nullptr) {
+  return [pattern, test, bulk](const KernelArgs& k) {
     const Vector& a = *k.args[0];
     auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
     uint8_t* r = out->AllocValues<uint8_t>();
+    if (bulk && a.ordered && !a.scalar) {
+      // Null rows get a value too; readers only read valid rows.
+      std::memset(r, 0, static_cast<size_t>(k.rows));
+      bulk(a, pattern, r);
+      return out;
+    }
     for (int64_t i = 0; i < k.rows; ++i) {
       if (Live(*out, i)) r[i] = test(a.Str(i), std::string_view(pattern));
     }
     return out;
   };
+}
+
+// str.contains over an ordered Vector: one search over the span.
+void ContainsOrdered(const Vector& a, std::string_view needle, uint8_t* r) {
+  if (needle.empty()) {
+    std::memset(r, 1, static_cast<size_t>(a.length));
+    return;
+  }
+  ForEachRowContaining(a, needle, [r](int64_t row) { r[row] = 1; });
 }
 
 // Python's str.replace(old, new): every occurrence, left to right; an empty `old` inserts `new`
@@ -273,7 +337,22 @@ BoundKernel BindLen(const std::vector<VType>& args, const std::vector<Scalar>&) 
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
-            for (int64_t i = 0; i < k.rows; ++i) r[i] = Live(*out, i) ? CodePoints(a.Str(i)) : 0;
+            if (!a.ordered || a.scalar) {
+              for (int64_t i = 0; i < k.rows; ++i) r[i] = Live(*out, i) ? CodePoints(a.Str(i)) : 0;
+              return out;
+            }
+            // Byte lengths, less one per continuation byte: the span is scanned once for bytes
+            // >= 0x80 (rare in most text) and each continuation byte is charged to its row.
+            for (int64_t i = 0; i < k.rows; ++i) r[i] = static_cast<int64_t>(a.Str(i).size());
+            const std::string_view span = RowSpan(a);
+            RowWalker walker(a);
+            ForEachHighByte(span, [&](size_t at) {
+              if (!is_continuation(static_cast<unsigned char>(span[at]))) return;
+              const int64_t row = walker.RowOf(span.data() + at, 1);
+              if (row >= 0) --r[row];
+            });
+            if (out->valid)
+              for (int64_t i = 0; i < k.rows; ++i) r[i] = out->valid[i] ? r[i] : 0;
             return out;
           }};
 }
@@ -282,6 +361,8 @@ template <bool kLower>
 BoundKernel BindCase(const std::vector<VType>& args, const std::vector<Scalar>&) {
   RequireString(kLower ? "str.lower" : "str.upper", args);
   return {VType::String(), [](const KernelArgs& k) {
+            const Vector& a = *k.args[0];
+            if (a.ordered && !a.scalar) return MapCaseOrdered<kLower>(k);
             return MapStrings(k, [](std::string_view s, std::string& buf) { MapCase<kLower>(s, buf); });
           }};
 }
@@ -322,7 +403,7 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
   RequireString("str.contains", args);
   return {VType::Bool(), Predicate(StringOption(options, 0, "str.contains"), [](std::string_view s, std::string_view p) {
             return Find(s, p, 0) != std::string_view::npos;
-          })};
+          }, ContainsOrdered)};
 }
 
 BoundKernel BindStartsWith(const std::vector<VType>& args, const std::vector<Scalar>& options) {
