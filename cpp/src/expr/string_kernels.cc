@@ -146,11 +146,12 @@ void MapCase(std::string_view s, std::string& buf) {
   }
 }
 
-// Case mapping of an ordered Vector: the span is mapped with the ASCII rule in one pass into one
-// buffer, and each row's result is its bytes there; the few rows holding a non-ASCII byte are
-// mapped again with the full Unicode rule. Such a row's result mostly has its input's byte length
-// and is written over its place (the layout stays ordered); one that grows or shrinks ('İ', the
-// Kelvin sign) goes to a second buffer.
+// Case mapping of an ordered Vector, in bulk: each run of rows that follow each other in the input
+// is mapped with the ASCII rule in one call, and the results are written back to back (no bytes
+// between rows, so copying the column out later is one run per chunk). Then the few rows holding
+// a byte >= 0x80 are mapped again with the full Unicode rule. Such a row's result mostly has its
+// input's byte length and is written over its place (the layout stays ordered); one that grows or
+// shrinks ('İ', the Kelvin sign) goes to a second buffer.
 template <bool kLower>
 std::shared_ptr<Vector> MapCaseOrdered(const KernelArgs& k) {
   const Vector& a = *k.args[0];
@@ -159,36 +160,52 @@ std::shared_ptr<Vector> MapCaseOrdered(const KernelArgs& k) {
   const std::string_view span = RowSpan(a);
   std::shared_ptr<char> mapped(new char[span.size() + 1], std::default_delete<char[]>());
   char* dst = mapped.get();
-  MapAsciiCase<kLower>(U(span.data()), reinterpret_cast<unsigned char*>(dst), span.size());
-  for (int64_t i = 0; i < k.rows; ++i) {
-    const std::string_view s = a.Str(i);
-    // (No span: every row is empty and has no address.)
-    views[i] = std::string_view(span.data() ? dst + (s.data() - span.data()) : dst, s.size());
+  size_t at = 0;
+  for (int64_t i = 0; i < k.rows;) {
+    const char* run = a.Str(i).data();
+    const char* run_end = run;
+    const size_t run_at = at;
+    int64_t j = i;
+    for (; j < k.rows && (j == i || a.Str(j).data() == run_end); ++j) {
+      const std::string_view s = a.Str(j);
+      views[j] = std::string_view(dst + at, s.size());
+      at += s.size();
+      run_end = s.data() + s.size();
+    }
+    MapAsciiCase<kLower>(U(run), reinterpret_cast<unsigned char*>(dst + run_at), at - run_at);
+    i = j;
   }
+  out->ordered = true;  // views were just made back to back
   auto moved = std::make_shared<std::string>();
-  std::vector<std::pair<int64_t, size_t>> moved_rows;  // row, start in `moved`
+  struct Moved {
+    int64_t row;
+    size_t start, size;
+  };
+  std::vector<Moved> moved_rows;
   std::string row_buf;
-  RowWalker walker(a);
+  RowWalker walker(*out);
   int64_t last = -1;
-  ForEachHighByte(span, [&](size_t at) {
-    const int64_t row = walker.RowOf(span.data() + at, 1);
+  // The ASCII rule left bytes >= 0x80 as they were: they mark the rows to map again.
+  ForEachHighByte(std::string_view(dst, at), [&](size_t pos) {
+    const int64_t row = walker.RowOf(dst + pos, 1);
     if (row < 0 || row == last) return;
     last = row;
     const std::string_view s = a.Str(row);
     row_buf.clear();
     MapCase<kLower>(s, row_buf);
     if (row_buf.size() == s.size()) {
-      std::memcpy(dst + (s.data() - span.data()), row_buf.data(), s.size());
+      std::memcpy(const_cast<char*>(views[row].data()), row_buf.data(), s.size());
     } else {
-      moved_rows.emplace_back(row, moved->size());
+      moved_rows.push_back({row, moved->size(), row_buf.size()});
       moved->append(row_buf);
-      views[row] = std::string_view(nullptr, row_buf.size());  // pointed into `moved` below
     }
   });
-  for (const auto& [row, start] : moved_rows) views[row] = std::string_view(moved->data() + start, views[row].size());
+  for (const Moved& m : moved_rows) views[m.row] = std::string_view(moved->data() + m.start, m.size);
   out->owners.push_back(mapped);
-  if (!moved_rows.empty()) out->owners.push_back(moved);
-  out->ordered = moved_rows.empty();
+  if (!moved_rows.empty()) {
+    out->owners.push_back(moved);
+    out->ordered = false;
+  }
   return out;
 }
 
