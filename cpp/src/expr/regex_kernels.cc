@@ -10,6 +10,7 @@
 #include <re2/regexp.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "../text/utf8.h"
 #include "find.h"
@@ -107,9 +108,51 @@ std::string RequiredLiteral(re2::Regexp* re) {
   }
 }
 
+// Compiled copies of one pattern, one per thread running it at a time. An RE2 object is
+// thread-safe, but each search takes a reader lock on its DFA cache: threads sharing one object
+// bounce that lock between cores on every row. A kernel call (a chunk of rows) leases a copy.
+class RegexPool {
+ public:
+  explicit RegexPool(std::shared_ptr<const re2::RE2> first) : first_(std::move(first)) {}
+  class Lease {
+   public:
+    Lease(RegexPool* pool, std::shared_ptr<const re2::RE2> re) : pool_(pool), re_(std::move(re)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_->Return(std::move(re_)); }
+    const re2::RE2& operator*() const { return *re_; }
+
+   private:
+    RegexPool* pool_;
+    std::shared_ptr<const re2::RE2> re_;
+  };
+  Lease Acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        auto re = std::move(free_.back());
+        free_.pop_back();
+        return Lease(this, std::move(re));
+      }
+    }
+    // Compiling again is cheap next to the rows of a chunk, and happens once per thread.
+    return Lease(this, std::make_shared<const re2::RE2>(first_->pattern(), first_->options()));
+  }
+
+ private:
+  void Return(std::shared_ptr<const re2::RE2> re) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(re));
+  }
+  std::shared_ptr<const re2::RE2> first_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<const re2::RE2>> free_;
+};
+
 // A compiled pattern and the literal its matches must contain.
 struct Pattern {
-  std::shared_ptr<const re2::RE2> re;
+  std::shared_ptr<const re2::RE2> re;  // for binding: groups, rewrite checks
+  std::shared_ptr<RegexPool> pool;     // for matching rows
   std::string required;
   // Whether `s` may match at all (false: skip the regex).
   bool MayMatch(std::string_view s) const {
@@ -144,6 +187,7 @@ std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const
 Pattern CompilePattern(const std::string& python_pattern, const std::string& function) {
   Pattern p;
   p.re = Compile(python_pattern, function);
+  p.pool = std::make_shared<RegexPool>(p.re);
   p.required = RequiredLiteral(p.re->Regexp());
   return p;
 }
@@ -180,6 +224,8 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
   RequireString("str.contains_regex", args);
   const Pattern p = CompilePattern(StringOption(options, 0, "str.contains"), "str.contains");
   return {VType::Bool(), [p](const KernelArgs& k) {
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
             uint8_t* r = out->AllocValues<uint8_t>();
@@ -187,7 +233,7 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               std::string_view s = a.Str(i);
-              r[i] = may[i] && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *p.re);
+              r[i] = may[i] && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *re);
             }
             return out;
           }};
@@ -197,6 +243,8 @@ BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<S
   RequireString("str.count_matches", args);
   const Pattern p = CompilePattern(StringOption(options, 0, "str.count_matches"), "str.count_matches");
   return {VType::Int64(), [p](const KernelArgs& k) {
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
@@ -208,7 +256,7 @@ BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<S
                 r[i] = 0;
                 continue;
               }
-              ForEachMatch(*p.re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
+              ForEachMatch(*re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
                 ++n;
                 return true;
               });
@@ -227,7 +275,8 @@ BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar
     throw std::invalid_argument("str.extract: the regex has " + std::to_string(re->NumberOfCapturingGroups()) +
                                 " group(s), group " + std::to_string(group) + " does not exist");
   return {VType::String(), [p, group](const KernelArgs& k) {
-            const auto& re = p.re;
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             // The group is a view into the input: no bytes are copied.
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
@@ -269,7 +318,8 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
     throw std::invalid_argument("str.replace: invalid replacement " + rewrite + ": " + error);
   const int ngroups = re2::RE2::MaxSubmatch(rewrite);
   return {VType::String(), [p, rewrite, ngroups](const KernelArgs& k) {
-            const auto& re = p.re;
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             StringVectorBuilder out(k.rows);
             std::string piece;
