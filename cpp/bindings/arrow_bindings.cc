@@ -10,6 +10,7 @@
 #include "gil.h"
 #include "registry.h"
 #include "dflow/runtime/batch.h"
+#include "dflow/arrow/utf8_check.h"
 #include "dflow/runtime/value_hash.h"
 
 namespace dflow_py {
@@ -336,6 +337,12 @@ void init_arrow(py::module_& m) {
         // so keep the cyclic GC from traversing its (many) items on every young collection.
         if (PyObject_GC_IsTracked(values.ptr())) PyObject_GC_UnTrack(values.ptr());
       }, py::arg("values"));
+  m.def("strings_are_valid_utf8", [](py::handle obj) -> std::optional<bool> {
+        ArrayPtr a = ImportArray(obj);
+        return WithoutGil([&] { return dflow::StringsAreValidUtf8(*a); });
+      }, py::arg("values"),
+        "For a string or large_string array whose buffers pyarrow's validate() accepted: whether its "
+        "offsets are in order and every value is valid UTF-8 (null slots too). None for other types.");
   m.def("hash_rows", [](py::handle obj, int64_t first_input) {
         ArrayPtr a = ImportArray(obj);
         return Column{WithoutGil([&] {

@@ -314,3 +314,34 @@ def test_embedding_math(rows, query):
           [None if x is None else cosine(x, query) for x in a], rows, close=True)
     check(evaluate(cols, lambda f: f["a"].embedding.norm()),
           [None if x is None else float(np.linalg.norm(np.float64(x))) for x in a], rows, close=True)
+
+
+# -- a chain over a filter's survivors (the layout the span kernels read) ---------------------------------
+
+CHAIN_TEXT = st.text(st.sampled_from(list("pythonPYTHON( _ab1éΣİK\u212a")), max_size=14)
+
+
+@SETTINGS
+@given(rows=st.lists(CHAIN_TEXT, min_size=1, max_size=40), cut=st.integers(0, 6))
+def test_string_chain_after_a_filter_matches_python(rows, cut):
+    # The rows a filter drops leave their bytes between the survivors: matches across a survivor's
+    # end or inside a dropped row must count for no row.
+    rx = re.compile(r"([a-z_][a-z0-9_]*)\(")
+    doc = dflow.Flow("text", str)
+    doc["n"] = doc["text"].str.len()
+    kept = doc.filter(doc["n"] > cut)
+    kept["lower"] = kept["text"].str.lower()
+    kept["upper"] = kept["text"].str.upper()
+    kept["python"] = kept["lower"].str.contains("python")
+    kept["on"] = kept["text"].str.contains("on(")
+    kept["call"] = kept["lower"].str.extract(rx.pattern, 1)
+    kept["lower_len"] = kept["lower"].str.len()
+    got = kept.select("text", "lower", "upper", "python", "on", "call", "lower_len").collect_batch(rows)
+    want = []
+    for s in rows:
+        if len(s) <= cut:
+            continue
+        m = rx.search(s.lower())
+        want.append({"text": s, "lower": s.lower(), "upper": s.upper(), "python": "python" in s.lower(),
+                     "on": "on(" in s, "call": m.group(1) if m else None, "lower_len": len(s.lower())})
+    assert got == want

@@ -83,6 +83,9 @@ std::shared_ptr<Vector> FromArrow(const Array& a, const VType& type, int64_t beg
     case Kind::kString: {
       auto* dst = v->AllocValues<std::string_view>();
       for (int64_t i = 0; i < n; ++i) dst[i] = a.View(begin + i);
+      // Consecutive rows of one data buffer; checked rather than assumed (offsets are monotonic
+      // in any array that passed validation, but not every array in a batch came from outside).
+      v->ordered = InRowOrder(dst, n);
       break;
     }
     case Kind::kList: v->child = LoadList(a, type, nullptr, begin, n, v.get()); break;
@@ -120,6 +123,7 @@ std::shared_ptr<Vector> FromArrowRows(const Array& a, const VType& type, const i
     case Kind::kString: {
       auto* dst = v->AllocValues<std::string_view>();
       for (int64_t i = 0; i < n; ++i) dst[i] = a.View(rows[i]);
+      v->ordered = InRowOrder(dst, n);  // false where a parent row repeats for its children
       break;
     }
     case Kind::kList: v->child = LoadList(a, type, rows, 0, n, v.get()); break;

@@ -253,5 +253,124 @@ TEST(FindBytes, AgreesWithStringViewFind) {
   EXPECT_EQ(FindBytes(long_hay, "needles"), std::string_view::npos);
 }
 
+// Rows cut out of one buffer, in order, with bytes between some of them (as a filter's survivors
+// leave them), and null rows that still have bytes.
+struct SpanRows {
+  std::shared_ptr<std::string> buffer = std::make_shared<std::string>();
+  std::vector<std::pair<size_t, size_t>> ranges;
+  std::vector<uint8_t> valid;
+  void Gap(const std::string& bytes) { *buffer += bytes; }
+  void Row(const std::string& bytes, bool is_valid = true) {
+    ranges.emplace_back(buffer->size(), bytes.size());
+    *buffer += bytes;
+    valid.push_back(is_valid);
+  }
+  std::shared_ptr<Vector> View(bool ordered) const {
+    auto v = MakeVector(VType::String(), static_cast<int64_t>(ranges.size()));
+    auto* views = v->AllocValues<std::string_view>();
+    for (size_t i = 0; i < ranges.size(); ++i) views[i] = std::string_view(buffer->data() + ranges[i].first, ranges[i].second);
+    uint8_t* validity = v->AllocValidity(1);
+    std::copy(valid.begin(), valid.end(), validity);
+    v->owners.push_back(buffer);
+    v->ordered = ordered;
+    return v;
+  }
+};
+
+// Runs one kernel over the rows laid out as one span and row by row; the results must agree.
+void ExpectSpanAgrees(const SpanRows& rows, const std::string& function, const std::vector<Scalar>& options) {
+  SCOPED_TRACE(function + (options.empty() ? "" : " " + options[0].ToString()));
+  const BoundKernel k = KernelRegistry::Global().Bind(function, {VType::String()}, options);
+  auto ordered = rows.View(true);
+  auto plain = rows.View(false);
+  const int64_t n = ordered->length;
+  RowErrors errors;
+  std::vector<const Vector*> a{ordered.get()}, b{plain.get()};
+  auto x = k.exec(KernelArgs{a, n, &errors});
+  auto y = k.exec(KernelArgs{b, n, &errors});
+  ASSERT_EQ(ToArrow(*x)->format(), ToArrow(*y)->format());
+  const ArrayPtr ax = ToArrow(*x), ay = ToArrow(*y);
+  for (int64_t i = 0; i < n; ++i) {
+    SCOPED_TRACE("row " + std::to_string(i));
+    ASSERT_EQ(ax->IsValid(i), ay->IsValid(i));
+    if (!ax->IsValid(i)) continue;
+    switch (k.out.kind) {
+      case Kind::kString: EXPECT_EQ(ax->View(i), ay->View(i)); break;
+      case Kind::kInt64: EXPECT_EQ(ax->Int64(i), ay->Int64(i)); break;
+      case Kind::kBool: EXPECT_EQ(ax->Bool(i), ay->Bool(i)); break;
+      default: FAIL() << "unexpected result type";
+    }
+  }
+  // A result that says it is ordered is.
+  if (x->ordered) EXPECT_TRUE(InRowOrder(static_cast<const std::string_view*>(x->values), n));
+}
+
+void ExpectSpanKernelsAgree(const SpanRows& rows) {
+  ExpectSpanAgrees(rows, "str.len", {});
+  ExpectSpanAgrees(rows, "str.lower", {});
+  ExpectSpanAgrees(rows, "str.upper", {});
+  for (const char* needle : {"python", "on", "", "(", "\xc3\xa9", "\xce\xa3"})
+    ExpectSpanAgrees(rows, "str.contains", {Scalar::String(needle)});
+  ExpectSpanAgrees(rows, "str.extract", {Scalar::String("([a-z_][a-z0-9_]*)\\("), Scalar::Int(1)});
+  ExpectSpanAgrees(rows, "str.extract", {Scalar::String("py(th)on"), Scalar::Int(0)});
+  ExpectSpanAgrees(rows, "str.contains_regex", {Scalar::String("th.n")});
+  ExpectSpanAgrees(rows, "str.count_matches", {Scalar::String("on")});
+  ExpectSpanAgrees(rows, "str.replace_regex", {Scalar::String("(o)n"), Scalar::String("<\\1>")});
+}
+
+TEST(SpanKernels, AgreeWithRowByRowAtRowEdgesGapsAndUnicode) {
+  SpanRows r;
+  r.Row("pyth");
+  r.Row("on");               // "python" across a row edge: no match in either row
+  r.Gap("python f(");        // matches between rows belong to no row
+  r.Row("");
+  r.Row("\xce\xa3\xce\x91\xce\xa3 OK");  // "ΣΑΣ OK": final sigma, non-ASCII lower in place
+  r.Row("\xc4\xb0stanbul");  // "İstanbul": lower grows by a byte
+  r.Row("\xe2\x84\xaa""elvin K");  // Kelvin sign: lower shrinks to 'k'
+  r.Gap("\xc3\xa9\xc3\xa9");  // continuation bytes between rows count for no row
+  r.Row("xPYTHONx call_me(1) and f(2)");
+  r.Row("python", false);    // a null row with bytes
+  r.Row("(");
+  r.Row("\xc3\xa9t\xc3\xa9 Python");
+  r.Gap("on");
+  r.Row("tail pyth");
+  ExpectSpanKernelsAgree(r);
+}
+
+TEST(SpanKernels, AgreeWithRowByRowOnRandomLayouts) {
+  const std::vector<std::string> pieces = {"a", "A", "p", "y", "th", "o", "n", "pyt", "ho", "on", "ON", "(", "_", "1", " ", "\xc3\xa9",
+                                           "\xc3\x89", "\xce\xa3", "\xc4\xb0", "\xe2\x84\xaa", "python", "f("};
+  uint64_t seed = 42;
+  auto next = [&seed](uint64_t n) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<size_t>((seed >> 33) % n);
+  };
+  for (int round = 0; round < 40; ++round) {
+    SpanRows r;
+    const size_t rows = next(60);
+    for (size_t i = 0; i < rows; ++i) {
+      std::string gap, row;
+      if (next(3) == 0)
+        for (size_t k = next(4); k > 0; --k) gap += pieces[next(pieces.size())];
+      for (size_t k = next(8); k > 0; --k) row += pieces[next(pieces.size())];
+      r.Gap(gap);
+      r.Row(row, next(8) != 0);
+    }
+    ExpectSpanKernelsAgree(r);
+  }
+}
+
+TEST(SpanKernels, ArrowInputAndFilterSurvivorsAreOrdered) {
+  ArrayPtr a = Strings({"ab", nullopt, "", "cd", "ef"});
+  auto v = FromArrow(*a, VType::String(), 0, a->length());
+  EXPECT_TRUE(v->ordered);
+  const int64_t keep[] = {0, 3, 4};
+  EXPECT_TRUE(Gather(*v, keep, 3)->ordered);
+  const int64_t repeat[] = {0, 0, 3};
+  EXPECT_FALSE(Gather(*v, repeat, 3)->ordered);  // a parent's value repeated for its children
+  const int64_t rows[] = {3, 3};
+  EXPECT_FALSE(FromArrowRows(*a, VType::String(), rows, 2)->ordered);
+}
+
 }  // namespace
 }  // namespace dflow::expr

@@ -160,21 +160,27 @@ struct OutputPart {
 
 void SetBit(uint8_t* bits, int64_t i) { bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7)); }
 
-template <typename T, typename Read>
-ArrayPtr AssembleFixed(const std::vector<OutputPart>& parts, int64_t n, const std::string& format, int threads,
-                       Read read) {
+template <typename T>
+ArrayPtr AssembleFixed(const std::vector<OutputPart>& parts, int64_t n, const std::string& format, int threads) {
   auto values = std::make_shared<std::vector<T>>(static_cast<size_t>(n));
   auto valid = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>((n + 7) / 8), 0);
   std::vector<int64_t> nulls(parts.size(), 0);
   parallel_for(static_cast<int64_t>(parts.size()), threads, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
       const OutputPart& part = parts[p];
+      // Locals, not member reads per row: the stores below could alias them for the compiler.
+      const T* src = static_cast<const T*>(part.values->values);
+      const uint8_t* ok = part.values->valid;
+      const int64_t* sel = part.sel->data();
+      const size_t kept = part.sel->size();
+      T* dst = values->data();
+      uint8_t* bits = valid->data();
       int64_t valid_rows = 0;
-      for (size_t i = 0; i < part.sel->size(); ++i) {
-        const int64_t row = (*part.sel)[i];
-        if (!part.values->IsValid(static_cast<int64_t>(i))) continue;
-        (*values)[row] = read(*part.values, static_cast<int64_t>(i));
-        SetBit(valid->data(), row);
+      for (size_t i = 0; i < kept; ++i) {
+        if (ok != nullptr && !ok[i]) continue;
+        const int64_t row = sel[i];
+        dst[row] = src[i];
+        SetBit(bits, row);
         ++valid_rows;
       }
       nulls[p] = (part.end - part.begin) - valid_rows;
@@ -227,9 +233,12 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
   std::vector<int64_t> part_bytes(parts.size(), 0);
   parallel_for(static_cast<int64_t>(parts.size()), threads, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
+      const auto* views = static_cast<const std::string_view*>(parts[p].values->values);
+      const uint8_t* ok = parts[p].values->valid;
+      const size_t rows = parts[p].sel->size();
       int64_t bytes = 0;
-      for (size_t i = 0; i < parts[p].sel->size(); ++i)
-        if (parts[p].values->IsValid(static_cast<int64_t>(i))) bytes += static_cast<int64_t>(parts[p].values->Str(static_cast<int64_t>(i)).size());
+      for (size_t i = 0; i < rows; ++i)
+        if (ok == nullptr || ok[i]) bytes += static_cast<int64_t>(views[i].size());
       part_bytes[p] = bytes;
     }
   }, 1);
@@ -244,22 +253,45 @@ ArrayPtr AssembleString(const std::vector<OutputPart>& parts, int64_t n, int thr
   parallel_for(static_cast<int64_t>(parts.size()), threads, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
       const OutputPart& part = parts[p];
+      // Locals, not member reads per row: the stores below could alias them for the compiler.
+      const auto* views = static_cast<const std::string_view*>(part.values->values);
+      const uint8_t* ok = part.values->valid;
+      const int64_t* sel = part.sel->data();
+      const size_t kept = part.sel->size();
+      int64_t* off = offsets.get();
+      uint8_t* bits = valid->data();
+      char* bytes = data.get();
       int64_t at = part_start[p];
       size_t k = 0;
       int64_t valid_rows = 0;
+      // Rows whose bytes follow each other in the chunk's buffer (a kernel's arena) are copied
+      // as one run.
+      const char* run = nullptr;
+      size_t run_bytes = 0;
+      int64_t run_at = at;
       for (int64_t row = part.begin; row < part.end; ++row) {
-        if (k < part.sel->size() && (*part.sel)[k] == row) {
-          if (part.values->IsValid(static_cast<int64_t>(k))) {
-            std::string_view s = part.values->Str(static_cast<int64_t>(k));
-            if (!s.empty()) std::memcpy(data.get() + at, s.data(), s.size());
+        if (k < kept && sel[k] == row) {
+          if (ok == nullptr || ok[k]) {
+            const std::string_view s = views[k];
+            if (!s.empty()) {
+              if (run_bytes && s.data() == run + run_bytes) {
+                run_bytes += s.size();
+              } else {
+                if (run_bytes) std::memcpy(bytes + run_at, run, run_bytes);
+                run = s.data();
+                run_bytes = s.size();
+                run_at = at;
+              }
+            }
             at += static_cast<int64_t>(s.size());
-            SetBit(valid->data(), row);
+            SetBit(bits, row);
             ++valid_rows;
           }
           ++k;
         }
-        offsets.get()[row + 1] = at;
+        off[row + 1] = at;
       }
+      if (run_bytes) std::memcpy(bytes + run_at, run, run_bytes);
       nulls[p] = (part.end - part.begin) - valid_rows;
     }
   }, 1);
@@ -317,10 +349,10 @@ void Program::Finish(Batch& batch, std::vector<Chunk>& chunks) const {
     switch (type.kind) {
       case Kind::kBool: column = AssembleBool(parts, n, threads); break;
       case Kind::kInt64:
-        column = AssembleFixed<int64_t>(parts, n, "l", threads, [](const Vector& v, int64_t i) { return v.Int(i); });
+        column = AssembleFixed<int64_t>(parts, n, "l", threads);
         break;
       case Kind::kFloat64:
-        column = AssembleFixed<double>(parts, n, "g", threads, [](const Vector& v, int64_t i) { return v.Float(i); });
+        column = AssembleFixed<double>(parts, n, "g", threads);
         break;
       case Kind::kString: column = AssembleString(parts, n, threads); break;
       default: column = AssembleGeneric(parts, n, type); break;

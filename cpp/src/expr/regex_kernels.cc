@@ -10,10 +10,12 @@
 #include <re2/regexp.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "../text/utf8.h"
 #include "find.h"
 #include "kernel_util.h"
+#include "span_scan.h"
 
 namespace dflow::expr {
 namespace {
@@ -106,15 +108,71 @@ std::string RequiredLiteral(re2::Regexp* re) {
   }
 }
 
+// Compiled copies of one pattern, one per thread running it at a time. An RE2 object is
+// thread-safe, but each search takes a reader lock on its DFA cache: threads sharing one object
+// bounce that lock between cores on every row. A kernel call (a chunk of rows) leases a copy.
+class RegexPool {
+ public:
+  explicit RegexPool(std::shared_ptr<const re2::RE2> first) : first_(std::move(first)) {}
+  class Lease {
+   public:
+    Lease(RegexPool* pool, std::shared_ptr<const re2::RE2> re) : pool_(pool), re_(std::move(re)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_->Return(std::move(re_)); }
+    const re2::RE2& operator*() const { return *re_; }
+
+   private:
+    RegexPool* pool_;
+    std::shared_ptr<const re2::RE2> re_;
+  };
+  Lease Acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        auto re = std::move(free_.back());
+        free_.pop_back();
+        return Lease(this, std::move(re));
+      }
+    }
+    // Compiling again is cheap next to the rows of a chunk, and happens once per thread.
+    return Lease(this, std::make_shared<const re2::RE2>(first_->pattern(), first_->options()));
+  }
+
+ private:
+  void Return(std::shared_ptr<const re2::RE2> re) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(re));
+  }
+  std::shared_ptr<const re2::RE2> first_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<const re2::RE2>> free_;
+};
+
 // A compiled pattern and the literal its matches must contain.
 struct Pattern {
-  std::shared_ptr<const re2::RE2> re;
+  std::shared_ptr<const re2::RE2> re;  // for binding: groups, rewrite checks
+  std::shared_ptr<RegexPool> pool;     // for matching rows
   std::string required;
   // Whether `s` may match at all (false: skip the regex).
   bool MayMatch(std::string_view s) const {
     return required.empty() || FindBytes(s, required) != std::string_view::npos;
   }
 };
+
+// Per row of `a`: whether it may match (it holds the required literal; null rows may not). For
+// an ordered Vector, one search over its span rather than one per row.
+std::vector<uint8_t> MayMatchRows(const Pattern& p, const Vector& a, int64_t rows) {
+  std::vector<uint8_t> may(static_cast<size_t>(rows), 0);
+  if (a.ordered && !a.scalar && !p.required.empty()) {
+    ForEachRowContaining(a, p.required, [&](int64_t row) { may[row] = 1; });
+  } else {
+    for (int64_t i = 0; i < rows; ++i) may[i] = a.IsValid(i) && p.MayMatch(a.Str(i));
+  }
+  if (a.valid)
+    for (int64_t i = 0; i < rows; ++i) may[i] &= a.IsValid(i);
+  return may;
+}
 
 std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const std::string& function) {
   const std::string pattern = TranslatePattern(python_pattern);
@@ -129,6 +187,7 @@ std::shared_ptr<const re2::RE2> Compile(const std::string& python_pattern, const
 Pattern CompilePattern(const std::string& python_pattern, const std::string& function) {
   Pattern p;
   p.re = Compile(python_pattern, function);
+  p.pool = std::make_shared<RegexPool>(p.re);
   p.required = RequiredLiteral(p.re->Regexp());
   return p;
 }
@@ -165,13 +224,16 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
   RequireString("str.contains_regex", args);
   const Pattern p = CompilePattern(StringOption(options, 0, "str.contains"), "str.contains");
   return {VType::Bool(), [p](const KernelArgs& k) {
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
             uint8_t* r = out->AllocValues<uint8_t>();
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               std::string_view s = a.Str(i);
-              r[i] = p.MayMatch(s) && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *p.re);
+              r[i] = may[i] && re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *re);
             }
             return out;
           }};
@@ -181,17 +243,20 @@ BoundKernel BindCountMatches(const std::vector<VType>& args, const std::vector<S
   RequireString("str.count_matches", args);
   const Pattern p = CompilePattern(StringOption(options, 0, "str.count_matches"), "str.count_matches");
   return {VType::Int64(), [p](const KernelArgs& k) {
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!Live(*out, i)) continue;
               int64_t n = 0;
-              if (!p.MayMatch(a.Str(i))) {
+              if (!may[i]) {
                 r[i] = 0;
                 continue;
               }
-              ForEachMatch(*p.re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
+              ForEachMatch(*re, a.Str(i), 0, [&](size_t, size_t, const std::vector<re2::StringPiece>&) {
                 ++n;
                 return true;
               });
@@ -210,26 +275,35 @@ BoundKernel BindExtract(const std::vector<VType>& args, const std::vector<Scalar
     throw std::invalid_argument("str.extract: the regex has " + std::to_string(re->NumberOfCapturingGroups()) +
                                 " group(s), group " + std::to_string(group) + " does not exist");
   return {VType::String(), [p, group](const KernelArgs& k) {
-            const auto& re = p.re;
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             // The group is a view into the input: no bytes are copied.
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
             auto* r = out->AllocValues<std::string_view>();
             std::vector<re2::StringPiece> groups(static_cast<size_t>(group) + 1);
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
-              if (!Live(*out, i)) continue;
+              // A row without a value still gets a view (empty, at its input's start), so a group
+              // of each row of an ordered input keeps the layout ordered.
+              if (!Live(*out, i)) {
+                r[i] = a.ordered ? a.Str(i).substr(0, 0) : std::string_view();
+                continue;
+              }
               std::string_view s = a.Str(i);
               // No match, or a group that did not take part in the match: null (as re's group()).
-              if (!p.MayMatch(s) ||
+              if (!may[i] ||
                   !re->Match(re2::StringPiece(s.data(), s.size()), 0, s.size(), re2::RE2::UNANCHORED, groups.data(),
                              static_cast<int>(group) + 1) ||
                   groups[group].data() == nullptr) {
                 out->SetNull(i);
+                r[i] = s.substr(0, 0);
                 continue;
               }
               r[i] = std::string_view(groups[group].data(), groups[group].size());
             }
             out->owners.insert(out->owners.end(), a.owners.begin(), a.owners.end());
+            out->ordered = a.ordered && !a.scalar;
             return out;
           }};
 }
@@ -244,10 +318,12 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
     throw std::invalid_argument("str.replace: invalid replacement " + rewrite + ": " + error);
   const int ngroups = re2::RE2::MaxSubmatch(rewrite);
   return {VType::String(), [p, rewrite, ngroups](const KernelArgs& k) {
-            const auto& re = p.re;
+            const auto lease = p.pool->Acquire();
+            const re2::RE2* re = &*lease;
             const Vector& a = *k.args[0];
             StringVectorBuilder out(k.rows);
             std::string piece;
+            const std::vector<uint8_t> may = MayMatchRows(p, a, k.rows);
             for (int64_t i = 0; i < k.rows; ++i) {
               if (!a.IsValid(i)) {
                 out.AppendNull();
@@ -256,7 +332,7 @@ BoundKernel BindReplace(const std::vector<VType>& args, const std::vector<Scalar
               std::string_view s = a.Str(i);
               std::string& buf = out.buffer();
               size_t copied = 0;
-              if (p.MayMatch(s)) ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
+              if (may[i]) ForEachMatch(*re, s, ngroups, [&](size_t b, size_t e, const std::vector<re2::StringPiece>& groups) {
                 buf.append(s.data() + copied, b - copied);
                 piece.clear();
                 re->Rewrite(&piece, rewrite, groups.data(), ngroups + 1);

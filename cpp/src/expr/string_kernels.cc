@@ -8,6 +8,7 @@
 #include "case_tables.h"
 #include "find.h"
 #include "kernel_util.h"
+#include "span_scan.h"
 
 namespace dflow::expr {
 namespace {
@@ -145,21 +146,101 @@ void MapCase(std::string_view s, std::string& buf) {
   }
 }
 
+// Case mapping of an ordered Vector, in bulk: each run of rows that follow each other in the input
+// is mapped with the ASCII rule in one call, and the results are written back to back (no bytes
+// between rows, so copying the column out later is one run per chunk). Then the few rows holding
+// a byte >= 0x80 are mapped again with the full Unicode rule. Such a row's result mostly has its
+// input's byte length and is written over its place (the layout stays ordered); one that grows or
+// shrinks ('İ', the Kelvin sign) goes to a second buffer.
+template <bool kLower>
+std::shared_ptr<Vector> MapCaseOrdered(const KernelArgs& k) {
+  const Vector& a = *k.args[0];
+  auto out = NullPropagatingResult(VType::String(), k.args, k.rows);
+  auto* views = out->AllocValues<std::string_view>();
+  const std::string_view span = RowSpan(a);
+  std::shared_ptr<char> mapped(new char[span.size() + 1], std::default_delete<char[]>());
+  char* dst = mapped.get();
+  size_t at = 0;
+  for (int64_t i = 0; i < k.rows;) {
+    const char* run = a.Str(i).data();
+    const char* run_end = run;
+    const size_t run_at = at;
+    int64_t j = i;
+    for (; j < k.rows && (j == i || a.Str(j).data() == run_end); ++j) {
+      const std::string_view s = a.Str(j);
+      views[j] = std::string_view(dst + at, s.size());
+      at += s.size();
+      run_end = s.data() + s.size();
+    }
+    MapAsciiCase<kLower>(U(run), reinterpret_cast<unsigned char*>(dst + run_at), at - run_at);
+    i = j;
+  }
+  out->ordered = true;  // views were just made back to back
+  auto moved = std::make_shared<std::string>();
+  struct Moved {
+    int64_t row;
+    size_t start, size;
+  };
+  std::vector<Moved> moved_rows;
+  std::string row_buf;
+  RowWalker walker(*out);
+  int64_t last = -1;
+  // The ASCII rule left bytes >= 0x80 as they were: they mark the rows to map again.
+  ForEachHighByte(std::string_view(dst, at), [&](size_t pos) {
+    const int64_t row = walker.RowOf(dst + pos, 1);
+    if (row < 0 || row == last) return;
+    last = row;
+    const std::string_view s = a.Str(row);
+    row_buf.clear();
+    MapCase<kLower>(s, row_buf);
+    if (row_buf.size() == s.size()) {
+      std::memcpy(const_cast<char*>(views[row].data()), row_buf.data(), s.size());
+    } else {
+      moved_rows.push_back({row, moved->size(), row_buf.size()});
+      moved->append(row_buf);
+    }
+  });
+  for (const Moved& m : moved_rows) views[m.row] = std::string_view(moved->data() + m.start, m.size);
+  out->owners.push_back(mapped);
+  if (!moved_rows.empty()) {
+    out->owners.push_back(moved);
+    out->ordered = false;
+  }
+  return out;
+}
+
 // --- searching ---
 
 size_t Find(std::string_view hay, std::string_view needle, size_t from) { return FindBytes(hay, needle, from); }
 
+// `bulk`: the rows to set true for an ordered input (the rest false), or null for none.
 template <typename Test>
-KernelExec Predicate(std::string pattern, Test test) {
-  return [pattern, test](const KernelArgs& k) {
+KernelExec Predicate(std::string pattern, Test test,
+                     void (*bulk)(const Vector&, std::string_view, uint8_t*) = nullptr) {
+  return [pattern, test, bulk](const KernelArgs& k) {
     const Vector& a = *k.args[0];
     auto out = NullPropagatingResult(VType::Bool(), k.args, k.rows);
     uint8_t* r = out->AllocValues<uint8_t>();
+    if (bulk && a.ordered && !a.scalar) {
+      // Null rows get a value too; readers only read valid rows.
+      std::memset(r, 0, static_cast<size_t>(k.rows));
+      bulk(a, pattern, r);
+      return out;
+    }
     for (int64_t i = 0; i < k.rows; ++i) {
       if (Live(*out, i)) r[i] = test(a.Str(i), std::string_view(pattern));
     }
     return out;
   };
+}
+
+// str.contains over an ordered Vector: one search over the span.
+void ContainsOrdered(const Vector& a, std::string_view needle, uint8_t* r) {
+  if (needle.empty()) {
+    std::memset(r, 1, static_cast<size_t>(a.length));
+    return;
+  }
+  ForEachRowContaining(a, needle, [r](int64_t row) { r[row] = 1; });
 }
 
 // Python's str.replace(old, new): every occurrence, left to right; an empty `old` inserts `new`
@@ -273,7 +354,22 @@ BoundKernel BindLen(const std::vector<VType>& args, const std::vector<Scalar>&) 
             const Vector& a = *k.args[0];
             auto out = NullPropagatingResult(VType::Int64(), k.args, k.rows);
             int64_t* r = out->AllocValues<int64_t>();
-            for (int64_t i = 0; i < k.rows; ++i) r[i] = Live(*out, i) ? CodePoints(a.Str(i)) : 0;
+            if (!a.ordered || a.scalar) {
+              for (int64_t i = 0; i < k.rows; ++i) r[i] = Live(*out, i) ? CodePoints(a.Str(i)) : 0;
+              return out;
+            }
+            // Byte lengths, less one per continuation byte: the span is scanned once for bytes
+            // >= 0x80 (rare in most text) and each continuation byte is charged to its row.
+            for (int64_t i = 0; i < k.rows; ++i) r[i] = static_cast<int64_t>(a.Str(i).size());
+            const std::string_view span = RowSpan(a);
+            RowWalker walker(a);
+            ForEachHighByte(span, [&](size_t at) {
+              if (!is_continuation(static_cast<unsigned char>(span[at]))) return;
+              const int64_t row = walker.RowOf(span.data() + at, 1);
+              if (row >= 0) --r[row];
+            });
+            if (out->valid)
+              for (int64_t i = 0; i < k.rows; ++i) r[i] = out->valid[i] ? r[i] : 0;
             return out;
           }};
 }
@@ -282,6 +378,8 @@ template <bool kLower>
 BoundKernel BindCase(const std::vector<VType>& args, const std::vector<Scalar>&) {
   RequireString(kLower ? "str.lower" : "str.upper", args);
   return {VType::String(), [](const KernelArgs& k) {
+            const Vector& a = *k.args[0];
+            if (a.ordered && !a.scalar) return MapCaseOrdered<kLower>(k);
             return MapStrings(k, [](std::string_view s, std::string& buf) { MapCase<kLower>(s, buf); });
           }};
 }
@@ -322,7 +420,7 @@ BoundKernel BindContains(const std::vector<VType>& args, const std::vector<Scala
   RequireString("str.contains", args);
   return {VType::Bool(), Predicate(StringOption(options, 0, "str.contains"), [](std::string_view s, std::string_view p) {
             return Find(s, p, 0) != std::string_view::npos;
-          })};
+          }, ContainsOrdered)};
 }
 
 BoundKernel BindStartsWith(const std::vector<VType>& args, const std::vector<Scalar>& options) {

@@ -87,7 +87,19 @@ std::shared_ptr<Vector> StringVectorBuilder::Finish() {
     for (int64_t r : null_rows_) valid[r] = 0;
   }
   v->owners.push_back(arena_);
+  v->ordered = true;  // rows were appended one after the other to one arena
   return v;
+}
+
+bool InRowOrder(const std::string_view* v, int64_t n) {
+  if (n > 0 && v[0].data() == nullptr) {  // no buffer: in order only if every row is empty
+    for (int64_t i = 0; i < n; ++i)
+      if (v[i].data() != nullptr || !v[i].empty()) return false;
+    return true;
+  }
+  for (int64_t i = 1; i < n; ++i)
+    if (v[i].data() < v[i - 1].data() + v[i - 1].size()) return false;
+  return true;
 }
 
 std::shared_ptr<Vector> MakeVector(VType type, int64_t n) {
@@ -124,7 +136,15 @@ std::shared_ptr<Vector> Gather(const Vector& v, const int64_t* index, int64_t n)
     case Kind::kInt64: GatherValues<int64_t>(v, index, n, out.get()); break;
     case Kind::kFloat64: GatherValues<double>(v, index, n, out.get()); break;
     case Kind::kFloat32: GatherValues<float>(v, index, n, out.get()); break;
-    case Kind::kString: GatherValues<std::string_view>(v, index, n, out.get()); break;
+    case Kind::kString:
+      GatherValues<std::string_view>(v, index, n, out.get());
+      // Rows of an ordered Vector taken in row order (a filter's survivors) keep the layout.
+      if (v.ordered && !v.scalar) {
+        bool increasing = true;
+        for (int64_t i = 1; i < n && increasing; ++i) increasing = index[i] > index[i - 1];
+        out->ordered = increasing;
+      }
+      break;
     case Kind::kList: {
       auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n) + 1, 0);
       std::vector<int64_t> elements;

@@ -55,6 +55,12 @@ class Vector {
   const void* values = nullptr;    // int64_t / double / float / uint8_t (bool) / std::string_view per row
   const int64_t* offsets = nullptr;  // kList: length + 1 offsets into `child`
   VectorPtr child;                   // kList: the elements
+  // kString: the rows (null rows included) lie in one buffer in row order, each starting at or
+  // after the end of the one before. A kernel may then make one pass over the bytes from the first
+  // row's start to the last row's end (the bytes between rows are readable but belong to no row),
+  // finding rows by address, instead of one call per row. Set by the producers that know it
+  // (Arrow input, string builders, gathers in row order), false otherwise.
+  bool ordered = false;
 
   int64_t Index(int64_t i) const { return scalar ? 0 : i; }
   bool IsValid(int64_t i) const { return valid == nullptr || valid[Index(i)] != 0; }
@@ -120,6 +126,10 @@ class StringVectorBuilder {
   std::vector<size_t> ends_;
   std::vector<int64_t> null_rows_;
 };
+
+// Whether string views v[0..n) are in row order without overlap (the `ordered` layout; the caller
+// knows they lie in one buffer).
+bool InRowOrder(const std::string_view* v, int64_t n);
 
 // A Vector of `n` rows (or a literal) holding the given values.
 std::shared_ptr<Vector> MakeVector(VType type, int64_t n);
