@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import daft_flow as dflow
 from daft_flow import _core
 
 # Bytes that make the interesting sequences: ASCII, continuation bytes, every kind of lead byte,
@@ -85,3 +87,15 @@ def test_mostly_ascii_with_a_split_character_in_a_long_input(large):
         offsets.append(offsets[-1] + len(v))
     offsets[201] -= 1  # row 200 ends, and row 201 starts, inside "é"
     assert _core.strings_are_valid_utf8(_strings(values, large, offsets)) is False
+
+
+@pytest.mark.parametrize("string_type, width", [(pa.string(), np.int32), (pa.large_string(), np.int64)])
+def test_an_input_with_offsets_out_of_order_fails_its_row_only(string_type, width):
+    offsets = np.array([0, 5, 3, 10, 13], dtype=width)
+    corrupt = pa.Array.from_buffers(string_type, 4, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"helloworldabc")])
+    flow = dflow.Flow("s", str)
+    flow["n"] = flow["s"].run_python(len, return_type=int)
+    rows = flow.collect_batch(corrupt, on_error="return")
+    assert rows[0] == {"s": "hello", "n": 5} and rows[2] == {"s": "loworld", "n": 7} and rows[3] == {"s": "abc", "n": 3}
+    assert isinstance(rows[1], dflow.RowFailure)
+    assert "input 1 for field 's' of flow 's' cannot be read: its offsets are out of order" in str(rows[1].error)

@@ -26,14 +26,17 @@ def _column_index(schema: pa.Schema, field: str) -> int:
 def python_values(array: pa.Array) -> list[Any]:
     """The values of an Arrow column. A string that is not valid UTF-8 becomes an
     ``UnreadableInput`` (its row fails, naming the row and field) instead of failing the call."""
+    t = array.type
+    is_string = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if is_string and not _offsets_in_order(array):
+        return _string_values_by_offsets(array)
     try:
         return array.to_pylist()
     except UnicodeDecodeError:
         pass
     from daft_flow.convert import UnreadableInput
 
-    t = array.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if is_string:
         raw = array.cast(pa.binary() if pa.types.is_string(t) else pa.large_binary()).to_pylist()
         values: list[Any] = []
         for b in raw:
@@ -48,6 +51,50 @@ def python_values(array: pa.Array) -> list[Any]:
             values.append(array[i].as_py())
         except UnicodeDecodeError as e:
             values.append(UnreadableInput(f"a string in it is not valid UTF-8 ({e.reason})"))
+    return values
+
+
+def _offsets(array: pa.Array) -> Any:
+    import numpy as np
+
+    width = np.int32 if pa.types.is_string(array.type) else np.int64
+    buf = array.buffers()[1]
+    if buf is None:
+        return np.zeros(len(array) + 1, dtype=width)
+    return np.frombuffer(buf, dtype=width)[array.offset:array.offset + len(array) + 1]
+
+
+def _offsets_in_order(array: pa.Array) -> bool:
+    import numpy as np
+
+    offsets = _offsets(array)
+    data = array.buffers()[2]
+    return bool(len(offsets) == len(array) + 1 and (np.diff(offsets) >= 0).all()
+                and (not len(offsets) or 0 <= offsets[0] and offsets[-1] <= (data.size if data is not None else 0)))
+
+
+def _string_values_by_offsets(array: pa.Array) -> list[Any]:
+    """A string column whose offsets are not in order (a corrupt array: pyarrow's own reading
+    would fail the whole call): each value read on its own, a broken one an ``UnreadableInput``."""
+    from daft_flow.convert import UnreadableInput
+
+    offsets = _offsets(array).tolist()
+    data = array.buffers()[2]
+    raw = memoryview(data) if data is not None else memoryview(b"")
+    nulls = array.is_null().to_pylist()  # (the validity bitmap only: a value's scalar would read bad offsets)
+    values: list[Any] = []
+    for i in range(len(array)):
+        if nulls[i]:
+            values.append(None)
+            continue
+        start, stop = offsets[i], offsets[i + 1]
+        if not 0 <= start <= stop <= len(raw):
+            values.append(UnreadableInput(f"its offsets are out of order ({start}..{stop}): a corrupt Arrow array"))
+            continue
+        try:
+            values.append(bytes(raw[start:stop]).decode("utf-8"))
+        except UnicodeDecodeError as e:
+            values.append(UnreadableInput(f"the string is not valid UTF-8 ({e.reason} at byte {e.start})"))
     return values
 
 
