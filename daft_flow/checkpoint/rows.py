@@ -92,6 +92,53 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
 _ORDER = "_order"
 
 
+class MorselBatch:
+    """A cluster's morsel as ``commit_batch`` sees a batch: its inputs, their root row ids (summed
+    by the client from the inputs it sent), and any retry tag (its retries came back in it)."""
+
+    tag = None
+
+    def __init__(self, first_input: int, num_inputs: int, root_ids: Any) -> None:
+        self.first_input, self.num_inputs, self.ids = first_input, num_inputs, root_ids
+
+    def num_rows(self, level: int) -> int:
+        return self.num_inputs
+
+    def row_id_sum(self, level: int, begin: int, end: int) -> int:
+        return int(self.ids[begin:end].sum(dtype="uint64"))
+
+
+def commit_morsel_rows(ckpt: Checkpoint, done: Any, outs: list[Any], names: list[str]) -> None:
+    """Commits a cluster morsel of a flow's rows (``cluster.execute.MorselDone``; ``outs``: its
+    batches' outputs, retries included): its inputs without a failure are done, their rows stored
+    in input order (a retried input's rows in a fresh run's order)."""
+    first, n = done.first_input, done.num_inputs
+    not_done = {f.input_index for o in outs for f in o.failures if not f.dead_lettered}
+    ranges = done_ranges(first, n, not_done, MorselBatch(first, n, done.root_ids()))
+    parts = []
+    keys: list[tuple[int, ...]] = []
+    for o in outs:
+        if not len(o.input_index) or not o.columns:
+            continue
+        arrays = [c if isinstance(c, pa.Array) else pa.array(c) for c in o.columns]
+        arrays += [pa.array(np.asarray(o.input_index, dtype=np.int64)),
+                   pa.array(np.asarray(o.row_ids, dtype=np.uint64), type=pa.uint64())]
+        parts.append(pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID]))
+        keys += o.order_keys()
+    table = None
+    if parts:
+        table = pa.concat_tables(parts)
+        index = table.column(INDEX).to_numpy()
+        if any(o.tag for o in outs):  # retried rows came later: back in their places
+            order = sorted(range(len(keys)), key=lambda k: (int(index[k]), keys[k]))
+            table = table.take(pa.array(order, type=pa.int64()))
+            index = table.column(INDEX).to_numpy()
+        if not_done:
+            table = table.filter(pa.array(~np.isin(index, np.fromiter(not_done, dtype=np.int64))))
+    dead = [dead_letter_record(f) for o in outs for f in o.failures if f.dead_lettered]
+    ckpt.add((first, first + n), ranges, results=table, dead_letters=dead)
+
+
 def _retried_rows(retries: Any, table: pa.Table | None, out: Any, not_done: set[int],
                   completed: set[int]) -> pa.Table | None:
     """The rows to store now: those of done inputs, plus the held rows of inputs whose retries just

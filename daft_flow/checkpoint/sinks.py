@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from daft_flow.checkpoint.manifest import CheckpointError
-from daft_flow.checkpoint.rows import done_ranges
+from daft_flow.checkpoint.rows import MorselBatch, done_ranges
 from daft_flow.checkpoint.run import Checkpoint
 
 
@@ -127,22 +127,6 @@ def finish_sinks(ckpt: Checkpoint, runs: list[Any]) -> None:
 def committed_paths(ckpt: Checkpoint, i: int) -> list[str]:
     """Every final file the checkpoint committed for sink ``i``, in commit order."""
     return list(dict.fromkeys(p[0] for rec in ckpt.records for p in rec["files"].get(i, [])))
-
-
-class MorselBatch:
-    """A cluster's morsel as ``commit_batch`` sees a batch: its inputs, their root row ids (summed
-    by the client from the inputs it sent), and any retry tag (its retries came back in it)."""
-
-    tag = None
-
-    def __init__(self, first_input: int, num_inputs: int, root_ids: Any) -> None:
-        self.first_input, self.num_inputs, self.ids = first_input, num_inputs, root_ids
-
-    def num_rows(self, level: int) -> int:
-        return self.num_inputs
-
-    def row_id_sum(self, level: int, begin: int, end: int) -> int:
-        return int(self.ids[begin:end].sum(dtype="uint64"))
 
 
 class _Rows:

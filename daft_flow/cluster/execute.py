@@ -292,13 +292,18 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
 
 
 def cluster_execute(flow: Any, traced: TracedPlan, values: Iterable[Any], cluster: Any, ordered: bool,
-                    options: dict[str, Any]) -> Iterator[tuple[Any, RemoteOutput]]:
-    """``runner._execute`` on a cluster: (reader, output) per runtime batch."""
+                    options: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """``runner._execute`` on a cluster: (reader, output) per runtime batch, and (reader,
+    ``MorselDone``) after each morsel of a checkpointed run."""
     from daft_flow.execution.results import OutputReader
 
     reader = OutputReader(traced, None)
-    for (out,) in cluster_outputs(cluster, traced, values, options, ordered=ordered, usage_owner=flow):
-        yield reader, out
+    options = dict(options)
+    skip = options.pop("skip", None)  # a checkpoint's: done inputs are not sent, morsels are committed whole
+    options.pop("journal", None)
+    for outs in cluster_outputs(cluster, traced, values, options, ordered=ordered, usage_owner=flow, skip=skip,
+                                morsel_ends=skip is not None):
+        yield reader, (outs if isinstance(outs, MorselDone) else outs[0])
 
 
 # -- sinks ---------------------------------------------------------------------------------------------

@@ -25,13 +25,7 @@ class Job:
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
         get_options(**options)  # bad options fail here, not in the background
-        if checkpoint is not None:  # as collect_batch(cluster=..., checkpoint=...): sink flows only
-            from daft_flow.flow import Flow
-
-            if isinstance(target, Flow):
-                from daft_flow.execution.runner import refuse_cluster_checkpoint
-
-                refuse_cluster_checkpoint({"cluster": cluster})
+        if checkpoint is not None:  # as collect_batch(cluster=..., checkpoint=...)
             options = dict(options, checkpoint=checkpoint)
         self.monitor = Monitor()
         self._cluster = BoundCluster(cluster, self.monitor)

@@ -261,13 +261,23 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
         batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
     else:
         batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
+    morsel: list[Any] = []  # a checkpointed cluster run commits whole morsels
     try:
         for reader, output in batches:
+            if cluster is not None and checkpoint is not None and not hasattr(output, "input_index"):
+                from daft_flow.checkpoint.rows import commit_morsel_rows
+
+                commit_morsel_rows(checkpoint, output, morsel, reader.names)  # (a MorselDone)
+                morsel = []
+                continue
             if remaining >= 0:
                 output.truncate(remaining)
                 remaining -= len(output.row_positions)
             if checkpoint is not None:
-                commit_rows(checkpoint, output, reader.names)
+                if cluster is not None:
+                    morsel.append(output)
+                else:
+                    commit_rows(checkpoint, output, reader.names)
             yield reader, output
             if remaining == 0:
                 break
@@ -285,15 +295,6 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
                 logging.getLogger("daft_flow").warning("could not commit the last batches: %s", e)
 
 
-def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
-    """A flow's rows with a checkpoint are kept by the process that runs the pipeline; on a cluster
-    only sink flows are checkpointed (this process writes their rows and commits whole morsels)."""
-    if options.get("cluster") is not None:
-        raise ValueError("checkpoint= with cluster= works for sink flows (write_sink, Multisink), not yet for a flow's "
-                         "rows (collect_batch, stream, collect_arrow): write them to a sink, or run without cluster= "
-                         "(or without checkpoint=; op caches such as RedisCache work across workers); nothing was run")
-
-
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
     """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
     (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
@@ -301,7 +302,6 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     resume = options.pop("resume", True)
     traced = trace(flow)
     if location is not None:  # wrong options fail before an attempt is counted
-        refuse_cluster_checkpoint(options)
         get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
     if location is None:
         if resume is not True:
@@ -314,7 +314,8 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     from daft_flow.checkpoint.retries import track_retries
 
     ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
-    track_retries(ckpt, traced)
+    if options.get("cluster") is None:  # (a cluster's morsels come back with their retries)
+        track_retries(ckpt, traced)
     return ckpt, traced
 
 

@@ -1,8 +1,5 @@
-"""Caches and checkpoints with scale-out: a RedisCache is shared by dflow-workers and this process
-(answers asked on a worker are not asked again, here or there); checkpoint= with cluster= is
-refused before anything runs or is written."""
-import pytest
-
+"""Caches with scale-out: a RedisCache is shared by dflow-workers and this process (answers asked
+on a worker are not asked again, here or there). Checkpoints on a cluster: tests/checkpoint."""
 import daft_flow as dflow
 from daft_flow.testing import FaultServer
 from daft_flow.testing.workers import WorkerProcess
@@ -43,24 +40,3 @@ def test_workers_and_this_process_share_a_redis_cache(redis_url):
         assert server.stats()["chat"] == len(texts) + 5
         cluster.close()
     cache.clear()
-
-
-def test_a_flows_rows_with_a_checkpoint_on_a_cluster_are_refused_before_anything_runs(tmp_path):
-    flow = dflow.Flow("x", int)
-    flow["y"] = flow["x"].run_python(lambda x: x + 1, return_type=int)
-    sink = flow.write_sink(dflow.JSONFileSink(str(tmp_path / "out")), {"y": flow["y"]})
-    ckpt = tmp_path / "ckpt"
-    with WorkerProcess("--threads", "1") as w:
-        cluster = dflow.Cluster([w.address])
-        calls = [lambda: flow.collect_batch([1, 2], cluster=cluster, checkpoint=str(ckpt)),
-                 lambda: flow.collect_arrow([1, 2], cluster=cluster, checkpoint=str(ckpt)),
-                 lambda: list(flow.stream([1, 2], cluster=cluster, checkpoint=str(ckpt)))]
-        for call in calls:
-            with pytest.raises(ValueError, match="checkpoint= with cluster= works for sink flows"):
-                call()
-        assert not ckpt.exists() and not (tmp_path / "out").exists()  # nothing created, nothing written
-        assert "received" not in w.log  # no plan was sent
-        # The same run without the checkpoint goes through, and a sink flow's with it.
-        assert flow.collect_batch([1, 2], cluster=cluster) == [{"x": 1, "y": 2}, {"x": 2, "y": 3}]
-        assert sink.collect_batch([1, 2], cluster=cluster, checkpoint=str(ckpt)).rows_written == 2
-        cluster.close()

@@ -1,6 +1,6 @@
-"""Checkpointed sink runs on a cluster: the client writes and commits whole morsels, skips the
-inputs a checkpoint has done (whichever machine did them), and each row ends up once in each sink
-when the client or a worker is SIGKILLed mid-run."""
+"""Checkpoints on a cluster: the client commits whole morsels (a flow's rows, or what it wrote to
+the sinks), skips the inputs a checkpoint has done (whichever machine did them), and each row ends
+up once in each sink when the client or a worker is SIGKILLed mid-run."""
 import glob
 import json
 import os
@@ -78,13 +78,30 @@ def test_a_cluster_run_resumes_locally_and_a_local_one_on_the_cluster(workers, t
         cluster.close()
 
 
-def test_a_flows_rows_with_a_checkpoint_on_a_cluster_are_refused_by_name(workers, tmp_path):
+def _doubled(bad):
     flow = dflow.Flow("x", int)
-    flow["y"] = flow["x"].run_python(Doubler(set()), return_type=int)
-    cluster = dflow.Cluster([w.address for w in workers])
+    flow["y"] = flow["x"].run_python(Doubler(bad), return_type=int)
+    return flow
+
+
+def test_a_flows_rows_checkpointed_on_a_cluster_come_back_as_a_local_run_gives_them(workers, tmp_path):
+    cluster = dflow.Cluster([w.address for w in workers], morsel_rows=10)
     try:
-        with pytest.raises(ValueError, match="works for sink flows .* nothing was run"):
-            flow.collect_batch(range(10), checkpoint=str(tmp_path / "ckpt"), cluster=cluster)
+        local = _doubled(set()).collect_batch(range(100))
+        ckpt = str(tmp_path / "rows")
+        first = _doubled({7, 33}).collect_batch(range(100), on_error="return", checkpoint=ckpt, cluster=cluster)
+        assert [i for i, r in enumerate(first) if isinstance(r, dflow.RowFailure)] == [7, 33]
+        assert [r[:2] for r in _manifest(ckpt)["done"]] == [[0, 7], [8, 33], [34, 100]]
+        assert _doubled(set()).collect_batch(range(100), checkpoint=ckpt, cluster=cluster) == local
+        assert _manifest(ckpt)["complete"]
+        # stream and collect_arrow resume the same way, locally or on the cluster
+        ckpt2 = str(tmp_path / "stream")
+        streamed = _doubled({5})
+        assert len(list(streamed.stream(range(40), on_error="skip", checkpoint=ckpt2, cluster=cluster))) == 39
+        table = _doubled(set()).collect_arrow(range(40), checkpoint=ckpt2)
+        assert sorted(table.column("x").to_pylist()) == list(range(40))
+        job = cluster.submit(_doubled(set()), range(100), checkpoint=ckpt)  # a finished checkpoint: nothing runs
+        assert job.result(timeout=60) == local
     finally:
         cluster.close()
 

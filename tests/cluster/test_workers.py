@@ -346,8 +346,6 @@ def test_jobs_report_progress_and_can_be_cancelled(cluster, workers):
         cluster.submit(flow, range(5), batch_rowz=3)
     with pytest.raises(TypeError, match="submit"):
         cluster.submit("not a flow", range(5))
-    with pytest.raises(ValueError, match="checkpoint= with cluster= works for sink flows"):
-        cluster.submit(flow, range(5), checkpoint="ckpt/")
 
 
 def test_bad_cluster_arguments_are_refused():
