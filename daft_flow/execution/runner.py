@@ -118,7 +118,8 @@ def _input_count(values: Any) -> int | None:
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
                 ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
-                journal: Any = None, first_input: int = 0, **options: Any) -> Iterator[tuple[Any, Any]]:
+                journal: Any = None, first_input: int = 0, python_rows: bool = False,
+                **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
     The run's report and LLM usage are kept on ``usage_owner`` (``_last_run``, ``_last_usage``)
@@ -126,7 +127,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
     inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
     save each answer to). ``first_input`` numbers the inputs from there (a worker running a
-    morsel of a larger input names inputs by their index in it)."""
+    morsel of a larger input names inputs by their index in it). ``python_rows``: the consumer
+    makes the output rows into Python objects (its row functions keep their results for them)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -149,7 +151,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     opened: list[Any] = []
     closers: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources, journal, closers)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources, journal, closers,
+                        python_rows=python_rows)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
         # A resumed checkpoint keeps what its earlier attempts dead-lettered (their inputs are done).
@@ -160,6 +163,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
             if hasattr(reader, "root_objects"):  # rows reuse the caller's input objects
                 reader.root_objects = source.objects_for
+                reader.python_rows = python_rows
         monitor.start()
         run.start()
     except BaseException:
@@ -242,9 +246,10 @@ def _end_provider_runs(usage: Any) -> None:
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
-             traced: TracedPlan | None = None, checkpoint: Any = None,
+             traced: TracedPlan | None = None, checkpoint: Any = None, python_rows: bool = False,
              **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``).
+    ``python_rows``: the caller makes the rows into Python objects (``OutputReader.rows``).
     ``checkpoint`` (an open ``checkpoint.Checkpoint``): done inputs are read past, and each
     finished batch's rows are committed to it before they are handed on."""
     cluster = options.pop("cluster", None)
@@ -260,7 +265,7 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
 
         batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
     else:
-        batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
+        batches = _local_outputs(usage_owner or flow, traced, values, ordered, dict(options, python_rows=python_rows))
     try:
         for reader, output in batches:
             if remaining >= 0:
@@ -349,7 +354,7 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     # Child flows whose rows a policy may retry: retried rows come in later batches, so the rows of
     # inputs that had a retry are put back in order (by their position under the input) at the end.
     ordered: dict[int, list[tuple[tuple[int, ...], Any]]] | None = None
-    for reader, out in _execute(flow, values, **options):
+    for reader, out in _execute(flow, values, python_rows=True, **options):
         num_inputs += out.num_inputs
         base = len(results)
         rows = reader.rows(out)
@@ -442,7 +447,7 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     failures: list[RowFailure] = []
     seen = 0
     reader = None
-    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, python_rows=True, **options):
         seen = max(seen, out.first_input + out.num_inputs)
         for i, row in zip(out.input_index.tolist(), reader.rows(out)):
             rows_of.setdefault(i, []).append(row)
@@ -536,7 +541,8 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
         if stored is not None and not ordered:
             for _, group in stored.before(1 << 62):
                 yield from group
-        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, **options):
+        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, python_rows=True,
+                                    **options):
             if stored is not None and ordered:  # earlier attempts' rows in their place
                 for _, group in stored.before(out.first_input):
                     yield from group
