@@ -139,10 +139,12 @@ def record_name(seq: int) -> str:
 
 def encode_record(record: dict[str, Any]) -> bytes:
     """A commit record: ``seq``, the input ``span`` [first, stop) of its batch, ``files`` per sink
-    ([final, staged] pairs), the ``results`` file name (or None), ``rows`` written per sink."""
+    ([final, staged] pairs), the ``results`` file name (or None), ``rows`` written per sink, and
+    the failures of dead-lettered rows (``dead_letters``: see ``checkpoint/rows.py``)."""
     return json.dumps({"seq": record["seq"], "span": record["span"],
                        "files": {str(k): v for k, v in record["files"].items()}, "results": record["results"],
-                       "rows": {str(k): v for k, v in record["rows"].items()}}).encode()
+                       "rows": {str(k): v for k, v in record["rows"].items()},
+                       "dead_letters": record.get("dead_letters", [])}).encode()
 
 
 def decode_record(data: bytes, where: str) -> dict[str, Any]:
@@ -151,7 +153,8 @@ def decode_record(data: bytes, where: str) -> dict[str, Any]:
         first, stop = d["span"]
         return {"seq": int(d["seq"]), "span": [int(first), int(stop)],
                 "files": {int(k): [list(map(str, p)) for p in v] for k, v in d["files"].items()},
-                "results": d["results"], "rows": {int(k): int(v) for k, v in d["rows"].items()}}
+                "results": d["results"], "rows": {int(k): int(v) for k, v in d["rows"].items()},
+                "dead_letters": [dict(x) for x in d.get("dead_letters", [])]}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"the checkpoint's commit record {where} is corrupt ({type(e).__name__}: {e}); nothing "
                               "was run") from None

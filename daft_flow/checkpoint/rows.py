@@ -4,10 +4,13 @@ the rows it computes, in input order.
 
 An input is done when none of its rows failed, or every failed row was dead-lettered (a filtered
 input is done and has no rows). Inputs with another failure are not done: a resumed call runs them
-again (a failure may be a server that was down, or a spent budget: ``errors.NOT_DONE``).
+again (a failure may be a server that was down, or a spent budget: ``errors.NOT_DONE``). A
+dead-lettered row's failure is kept in its commit record (as the cluster's wire carries failures),
+so a resumed ``collect_batch`` has it in its input's place as a first attempt had.
 """
 from __future__ import annotations
 
+import base64
 import heapq
 from typing import Any, Iterator
 
@@ -18,6 +21,28 @@ from daft_flow.checkpoint.manifest import MASK64
 from daft_flow.checkpoint.run import Checkpoint
 
 INDEX, ROW_ID = "_input_index", "_row_id"
+
+
+def dead_letter_record(failure: Any) -> dict[str, Any]:
+    """A dead-lettered row's failure as JSON for a commit record."""
+    from daft_flow.cluster.wire import encode_failure
+
+    d = encode_failure(failure)
+    d["pickle"] = base64.b64encode(d["pickle"]).decode() if d["pickle"] else None
+    return d
+
+
+def stored_dead_letters(ckpt: Checkpoint, records: list[dict[str, Any]]) -> list[Any]:
+    """The dead-lettered failures earlier attempts committed (``RowFailure``s, in input order)."""
+    from daft_flow.cluster.wire import decode_failure
+
+    out = []
+    for r in records:
+        for d in r.get("dead_letters", ()):
+            d = dict(d, pickle=base64.b64decode(d["pickle"]) if d.get("pickle") else None)
+            out.append(decode_failure(d, f"an earlier attempt of the checkpoint at {ckpt.storage}"))
+    out.sort(key=lambda f: f.input_index)
+    return out
 
 
 def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[tuple[int, int, int]]:
@@ -37,21 +62,62 @@ def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[
 
 
 def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
-    """Commits a flow's batch output: its done inputs and their rows."""
+    """Commits a flow's batch output: its done inputs and their rows (with a retry policy, an
+    input's rows once its retries are back: ``checkpoint/retries.py``)."""
     first, count = out.first_input, out.num_inputs
     # A dead-lettered row is handled (its flow's policy recorded it): its input is done.
     not_done = {f.input_index for f in out.failures if not f.dead_lettered}
-    done = done_ranges(first, count, not_done, out.batch)
+    retries, later = ckpt.retries, []
+    if retries is not None:
+        waiting, later = retries.update(out.batch, not_done)
+        not_done |= waiting
+    done = (done_ranges(first, count, not_done, out.batch) if not out.tag else []) + later
     table = None
     if out.columns and len(out.row_positions):
         index = np.asarray(out.input_index, dtype=np.int64)
-        keep = ~np.isin(index, np.fromiter(not_done, dtype=np.int64)) if not_done else None
         arrays = [pa.array(c) if not isinstance(c, pa.Array) else c for c in out.columns]
         arrays += [pa.array(index, type=pa.int64()), pa.array(np.asarray(out.row_ids, dtype=np.uint64), type=pa.uint64())]
         table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
-        if keep is not None:
-            table = table.filter(pa.array(keep))
-    ckpt.add((first, first + count), done, results=table)
+        if retries is not None and (retries.pending or later):
+            table = _retried_rows(retries, table, out, not_done, {d[0] for d in later})
+        elif not_done:
+            table = table.filter(pa.array(~np.isin(index, np.fromiter(not_done, dtype=np.int64))))
+    elif retries is not None and later:
+        table = _retried_rows(retries, None, out, not_done, {d[0] for d in later})
+    dead = [dead_letter_record(f) for f in out.failures if f.dead_lettered]
+    ckpt.add((first, first + count), done, results=table, dead_letters=dead)
+
+
+_ORDER = "_order"
+
+
+def _retried_rows(retries: Any, table: pa.Table | None, out: Any, not_done: set[int],
+                  completed: set[int]) -> pa.Table | None:
+    """The rows to store now: those of done inputs, plus the held rows of inputs whose retries just
+    came back, in the order a fresh run gives them (their position under the input). Rows of
+    inputs still waiting for a retry are held."""
+    if table is not None:
+        keys = out.order_keys()
+        order = pa.array([list(k) for k in keys], type=pa.list_(pa.int64()))
+        table = table.append_column(_ORDER, order)
+        index = table.column(INDEX).to_numpy()
+        for i in {int(x) for x in index} & (set(retries.count) | completed):
+            retries.held.setdefault(i, []).append(table.filter(pa.array(index == i)))
+        held = not_done | completed | set(retries.count)
+        stored = table.filter(pa.array(~np.isin(index, np.fromiter(held, dtype=np.int64))))
+        parts = [stored]
+    else:
+        parts = []
+    for i in sorted(completed):
+        held = retries.held.pop(i, [])
+        if held:
+            rows = pa.concat_tables(held)
+            keys = rows.column(_ORDER).to_pylist()
+            parts.append(rows.take(pa.array(sorted(range(len(keys)), key=keys.__getitem__), type=pa.int64())))
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return None
+    return pa.concat_tables(parts).drop_columns([_ORDER])
 
 
 class StoredRows:

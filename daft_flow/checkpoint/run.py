@@ -24,7 +24,11 @@ from daft_flow.checkpoint.storage import CheckpointStorage
 _log = logging.getLogger("daft_flow")
 MANIFEST = "manifest.json"
 RESUME = (True, False, "force")
-COMMIT_EVERY_S = 0.5
+# Commits are grouped: at most one every COMMIT_EVERY_S, and never more often than keeps their cost
+# (a manifest rewrite the file system may flush; a PUT on an object store) under 1 / COMMIT_COST_SHARE
+# of the run. A crash redoes the batches finished since the last commit (LLM answers are journaled).
+COMMIT_EVERY_S = 1.0
+COMMIT_COST_SHARE = 40
 
 
 class DoneInputs:
@@ -83,6 +87,8 @@ class Checkpoint:
         self._journal: Any = None
         self._pending: list[Any] = []  # batches added, not committed yet
         self._last_commit = 0.0  # (so the first batch commits at once)
+        self._commit_interval = COMMIT_EVERY_S  # grows when commits are slow (see COMMIT_COST_SHARE)
+        self.retries: Any = None  # a PendingRetries when the plan retries rows (checkpoint/retries.py)
 
     # -- opening ---------------------------------------------------------------------------------------
     @classmethod
@@ -172,18 +178,23 @@ class Checkpoint:
     # -- committing ------------------------------------------------------------------------------------
     def add(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
             files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
-            rows: dict[int, int] | None = None,
-            partial: dict[int, dict[int, list[int]]] | None = None) -> dict[int, list[list[str]]] | None:
+            rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None,
+            dead_letters: list[dict[str, Any]] | None = None) -> dict[int, list[list[str]]] | None:
         """Adds one finished batch (inputs ``span``) to the next commit: ``done`` input ranges
         (first, stop, sum of row ids), the files each sink staged for it (``[final, staged]``
         pairs) or the rows of its done inputs (``results``, with ``_input_index``), rows written
         per sink, and rows committed for inputs that are not done (``partial``: input -> sink ->
-        row ids). Batches are committed together at most every ``COMMIT_EVERY_S`` (a commit
+        row ids), and the failures of its dead-lettered rows (``dead_letters``, JSON). Batches are
+        committed together, at most every ``COMMIT_EVERY_S`` or every
+        ``COMMIT_COST_SHARE`` times the last commit's duration, whichever is longer (a commit
         rewrites the manifest, which the file system may flush): returns the files committed per
         sink when this call committed, else None (the caller makes them final)."""
-        self._pending.append((span, done, files or {}, results, rows or {}, partial or {}))
-        if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
-            return self.commit_pending()
+        self._pending.append((span, done, files or {}, results, rows or {}, partial or {}, dead_letters or []))
+        if time.monotonic() - self._last_commit >= self._commit_interval:
+            started = time.monotonic()
+            committed = self.commit_pending()
+            self._commit_interval = max(COMMIT_EVERY_S, COMMIT_COST_SHARE * (time.monotonic() - started))
+            return committed
         return None
 
     def commit_pending(self) -> dict[int, list[list[str]]]:
@@ -196,23 +207,32 @@ class Checkpoint:
         rows: dict[int, int] = {}
         partial: dict[int, dict[int, list[int]]] = {}
         tables = []
-        for _, _, f, t, r, p in pending:
+        dead: list[dict[str, Any]] = []
+        for _, _, f, t, r, p, d in pending:
+            dead.extend(d)
             for s, pairs in f.items():
                 files.setdefault(s, []).extend(pairs)
             for s, n in r.items():
                 rows[s] = rows.get(s, 0) + n
-            partial.update(p)
+            for i, per_sink in p.items():  # (an input's rows may be in several batches: its retries)
+                into = partial.setdefault(i, {})
+                for s, ids in per_sink.items():
+                    into.setdefault(s, []).extend(ids)
             if t is not None and t.num_rows:
                 tables.append(t)
         span = (min(p[0][0] for p in pending), max(p[0][1] for p in pending))
         done = [d for p in pending for d in p[1]]
+        for first, stop, _ in done:  # an input done by a later batch of the group has no partial rows
+            for i in [k for k in partial if first <= k < stop]:
+                del partial[i]
         self.commit(span, done, files=files, results=pa.concat_tables(tables) if tables else None, rows=rows,
-                    partial=partial)
+                    partial=partial, dead_letters=dead)
         return files
 
     def commit(self, span: tuple[int, int], done: list[tuple[int, int, int]], *,
                files: dict[int, list[list[str]]] | None = None, results: pa.Table | None = None,
-               rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None) -> None:
+               rows: dict[int, int] | None = None, partial: dict[int, dict[int, list[int]]] | None = None,
+               dead_letters: list[dict[str, Any]] | None = None) -> None:
         """Commits batches now (see ``add``): results and a commit record first, then the manifest
         that counts them; rewriting the manifest is the commit."""
         m = self.manifest
@@ -224,7 +244,8 @@ class Checkpoint:
             with pa.ipc.new_file(sink, results.schema) as writer:
                 writer.write_table(results)
             self.storage.write(name, sink.getvalue(), atomic=False)  # counted by the manifest below
-        record = {"seq": seq, "span": list(span), "files": files or {}, "results": name, "rows": rows or {}}
+        record = {"seq": seq, "span": list(span), "files": files or {}, "results": name, "rows": rows or {},
+                  "dead_letters": dead_letters or []}
         self.storage.write(record_name(seq), encode_record(record), atomic=False)  # counted by the manifest below
         for first, stop, idsum in done:
             m.add_done(first, stop, idsum)

@@ -84,8 +84,12 @@ def commit_batch(ckpt: Checkpoint, runs: list[Any], batch: Any, per_sink: list[t
     first, n = batch.first_input, batch.num_rows(0)
     # A dead-lettered row is handled (its flow's policy recorded it): its input is done.
     not_done = {f.input_index for _, failed in per_sink for f in failed if not f.dead_lettered}
-    done = done_ranges(first, n, not_done, batch)
-    files = {i: r.take_staged(first, first + n) for i, r in enumerate(runs)}
+    later: list[tuple[int, int, int]] = []
+    if ckpt.retries is not None:  # an input with rows out in retry batches is done when they are back
+        waiting, later = ckpt.retries.update(batch, not_done)
+        not_done |= waiting
+    done = (done_ranges(first, n, not_done, batch) if not batch.tag else []) + later
+    files = {i: r.take_staged(first, first + n, batch.tag) for i, r in enumerate(runs)}
     rows = {i: len(written) for i, (written, _) in enumerate(per_sink)}
     partial: dict[int, dict[int, list[int]]] = {}
     if not_done:

@@ -337,7 +337,7 @@ class FlightExecutor(Executor):
                 batches[-1].append(decode_output(chunk.data, meta, self.names, where))
             if end is None:
                 raise flight.FlightUnavailableError(f"the stream from {self.name} ended before the morsel did")
-            return MorselResult(batches, end["usage"], end.get("report"))
+            return MorselResult(batches, end["usage"], end.get("report"), end.get("dead_letters", []))
         finally:
             with self._lock:
                 self._calls.discard(reader)

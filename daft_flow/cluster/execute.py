@@ -10,7 +10,8 @@ computes the columns each sink writes, the client writes a morsel's rows once th
 come back. A worker that dies mid-morsel has written nothing, so re-sending its morsel can never
 write a row twice. (Writes on the workers need a sink that stages a batch under a key and commits
 it once the client accepted the morsel: the checkpoint work's staging + commit. Until a sink offers
-that, writes stay here.)
+that, writes stay here.) Dead letters likewise: workers make the records (they hold the rows and
+errors), send them back with the morsel, and the client writes them (``ClientDeadLetters``).
 """
 from __future__ import annotations
 
@@ -141,17 +142,6 @@ def _too_large(value: Any, index: int, nbytes: int, limit: int, root: _Root) -> 
     return MorselResult([outputs], {})
 
 
-def _refuse_dead_letters(plan: Any) -> None:
-    """Retries, fail_parent and timeouts run on the workers as locally (they are in the plan); a
-    dead-letter sink would be written by every worker on its own machine, and again for a morsel
-    sent twice after a worker died, so it is refused until dead letters are written here."""
-    for level in plan.levels:
-        if level.HasField("policy") and level.policy.HasField("dead_letter_ref"):
-            raise ValueError(f"flow {level.flow!r} has a dead-letter sink (with_policy(dead_letter=...)), which a "
-                             "cluster run does not write: run it locally, or without dead_letter= on the cluster "
-                             "(its failed rows are then the run's failures, with their attempts)")
-
-
 def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], options: dict[str, Any], *,
                     ordered: bool = True, usage_owner: Any = None) -> Iterator[list[RemoteOutput]]:
     """Runs ``traced`` on the cluster; yields, per runtime batch, one ``RemoteOutput`` per output."""
@@ -159,7 +149,9 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
     from daft_flow.execution.runner import _inputs
     from daft_flow.io.sources import arrow_column
     from daft_flow.cluster.report import ReportMerger
-    from daft_flow.execution.report import set_last as set_last_run
+    from daft_flow.execution.dead_letters import ClientDeadLetters
+    from daft_flow.execution.policies import level_policies
+    from daft_flow.execution.report import RunEnding, set_last as set_last_run
     from daft_flow.llm.usage import UsageReport, set_last
     from daft_flow.plan import flow_pb2 as ir
     from daft_flow.plan.serialize import plan_to_bytes
@@ -171,7 +163,6 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
         raise ValueError("max_cost_usd is enforced by the process that makes the requests; on a cluster each worker "
                          "would hold the whole budget, so it is refused: run with a budget locally, or without one "
                          "on the cluster")
-    _refuse_dead_letters(plan)
     data = plan_to_bytes(traced)
     fingerprint = ir.Plan.FromString(data).fingerprint
     key = plan_key(fingerprint, data)
@@ -190,28 +181,29 @@ def cluster_outputs(cluster: Any, traced: TracedPlan, values: Iterable[Any], opt
         morsels = _morsels(python_values, root, backend, limit)
     usage = UsageReport()
     reports = ReportMerger(plan.levels[plan.output_level].flow, root.flow, fingerprint)
+    letters = ClientDeadLetters(level_policies(traced))  # workers compute dead letters, this process writes
+    letters.open()
     dispatcher = Dispatcher(executors, morsels, ordered=ordered, monitor=monitor, max_attempts=backend.max_attempts,
                             heartbeat_s=backend.heartbeat)
-    status, error = "stopped", None
+    ending = RunEnding()
     try:
-        for morsel, result in dispatcher:
-            if result.usage:
-                usage.merge(result.usage)
-            reports.add(result.report, morsel.num_inputs)
-            yield from result.batches
-        status = "completed"
-    except GeneratorExit:
-        raise
-    except BaseException as e:
-        status, error = "error", e
-        raise
+        with ending:
+            for morsel, result in dispatcher:
+                if result.usage:
+                    usage.merge(result.usage)
+                if result.dead_letters:
+                    letters.write(result.dead_letters, [f for outs in result.batches for o in outs for f in o.failures],
+                                  result.report)
+                reports.add(result.report, morsel.num_inputs)
+                yield from result.batches
     finally:
+        letters.close()
         if usage.ops:
             usage.finish()
             set_last(usage)
             if usage_owner is not None:
                 usage_owner._last_usage = usage
-        report = reports.report(status, error, usage if usage.ops else None)
+        report = reports.report(ending.status, ending.error, usage if usage.ops else None)
         set_last_run(report)
         if usage_owner is not None:
             usage_owner._last_run = report

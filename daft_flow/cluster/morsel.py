@@ -119,7 +119,8 @@ def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: 
                memory_budget: int, cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Runs ``values`` (inputs ``first_input``...) through the plan, calling ``emit(schema, batch,
     metadata)`` per output per runtime batch; returns what ends the morsel's stream: ``{"done":
-    True, "usage": UsageReport.as_dict(), "report": RunReport.to_dict()}``. ``cancelled()`` is
+    True, "usage": UsageReport.as_dict(), "report": RunReport.to_dict(), "dead_letters": [(key,
+    retry tag, records)]}``. ``cancelled()`` is
     checked between batches; the run closes (threads joined, memory freed) on any way out."""
     from daft_flow.cluster.report import morsel_report
     from daft_flow.execution.runner import run_batches
@@ -128,9 +129,11 @@ def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: 
 
     holder = _Owner()
     schema = None
+    dead_letters: list[Any] = []  # written by the client once it accepts the morsel
     # record=False: the morsel's report goes back to the client, not into this process's last_run().
     batches = run_batches(entry.traced, values, entry.make_readers, first_input=first_input, usage_owner=holder,
-                          record=False, memory_budget=memory_budget, progress=False, **options)
+                          record=False, memory_budget=memory_budget, progress=False, dead_letters_to=dead_letters,
+                          **options)
     # The run is built at the first next(): inside this block, so class functions use the kept instances.
     with keep_instances(entry.instances):
         try:
@@ -147,4 +150,4 @@ def run_morsel(entry: CachedPlan, values: list[Any], first_input: int, options: 
             batches.close()
     usage = holder._last_usage
     return {"done": True, "usage": usage.as_dict() if usage is not None else {},
-            "report": morsel_report(holder._last_run)}
+            "report": morsel_report(holder._last_run), "dead_letters": dead_letters}

@@ -201,7 +201,7 @@ class RayExecutor(Executor):
                 grouped.append([])
             grouped[-1].append(decode_output(batch, m, self.names, where))
         done = pickle.loads(end)
-        return MorselResult(grouped, done["usage"], done.get("report"))
+        return MorselResult(grouped, done["usage"], done.get("report"), done.get("dead_letters", []))
 
     def cancel(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ inputs and its failures; a final metadata-only message carries the morsel's usag
 """
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import traceback
 from dataclasses import dataclass
@@ -271,3 +272,5 @@ class MorselResult:
     batches: list[list[RemoteOutput]]
     usage: dict[str, dict[str, Any]]
     report: dict[str, Any] | None = None  # the morsel's RunReport.to_dict() (None: settled on the client)
+    # Its dead-letter records, (sink key, retry tag, records): the client writes them.
+    dead_letters: list[Any] = dataclasses.field(default_factory=list)

@@ -40,7 +40,7 @@ import json
 import os
 import pickle
 import traceback as tb
-from typing import Any
+from typing import Any, Iterable
 
 from daft_flow.types import DataType
 
@@ -184,3 +184,106 @@ class DeadLetterWriter:
         finally:
             release_targets(self.claimed)
             self.claimed = []
+
+
+def open_writers(writers: Iterable[Any], keep_existing: bool = False) -> None:
+    """Opens dead-letter writers; if one cannot open, those opened are closed again."""
+    opened = []
+    try:
+        for w in writers:
+            w.open(keep_existing)
+            opened.append(w)
+    except BaseException:
+        for w in opened:
+            w.close()
+        raise
+
+
+def close_writers(writers: Iterable[Any]) -> None:
+    """Closes every writer, even when one fails to; then raises the first failure."""
+    first: BaseException | None = None
+    for w in writers:
+        try:
+            w.close()
+        except BaseException as e:  # noqa: B036 - the others must close too; raised below
+            first = first or e
+    if first is not None:
+        raise first
+
+
+def dead_letter_keys(policies: list[Any]) -> dict[int, int]:
+    """Per level with a dead-letter sink, its sink's key: the first level with the same sink object
+    (flows may share one). A worker and its client derive the same keys from the same plan."""
+    first: dict[int, int] = {}
+    keys = {}
+    for level, policy in enumerate(policies):
+        if policy is not None and policy.dead_letter is not None:
+            keys[level] = first.setdefault(id(policy.dead_letter), level)
+    return keys
+
+
+class DeferredDeadLetters:
+    """A worker's stand-in for a ``DeadLetterWriter``: it keeps a morsel's records, which go back
+    with the morsel's results; the client writes them once it accepts the morsel, so a morsel
+    re-sent after a worker died is written once, and one sink is written by one process."""
+
+    def __init__(self, sink: Any, key: int, out: list[tuple[int, int, list[dict[str, Any]]]]) -> None:
+        self.sink, self.key, self.out = sink, key, out
+        self.written = self.failed = 0
+
+    def open(self, keep_existing: bool = False) -> None:
+        pass
+
+    def write(self, records: list[dict[str, Any]], tag: int) -> list[bool]:
+        self.out.append((self.key, tag, records))
+        self.written += len(records)
+        return [True] * len(records)
+
+    def errors(self) -> list[BaseException]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class ClientDeadLetters:
+    """A cluster run's dead-letter sinks, written by the client with what each accepted morsel
+    brought back (``DeferredDeadLetters``). A record the sink could not write leaves its rows
+    failed, not dead-lettered, as in a local run."""
+
+    def __init__(self, policies: list[Any]) -> None:
+        keys = dead_letter_keys(policies)
+        self.writers = {key: DeadLetterWriter(policies[key].dead_letter) for key in set(keys.values())}
+
+    def open(self) -> None:
+        open_writers(self.writers.values())
+
+    def write(self, letters: list[tuple[int, int, list[dict[str, Any]]]], failures: list[Any],
+              report: dict[str, Any] | None) -> None:
+        """Writes a morsel's records; ``failures`` (its rows' ``RowFailure``s) and ``report`` (its
+        report as a dict) lose the dead letters that could not be written."""
+        import logging
+
+        unwritten: set[str] = set()
+        for key, tag, records in letters:
+            writer = self.writers[key]
+            ok = writer.write(records, tag)
+            lost = [r for r, written in zip(records, ok) if not written]
+            for r in lost:
+                unwritten.update([r["row_id"], *(c["row_id"] for c in r["child_failures"])])
+            if lost:
+                logging.getLogger("daft_flow").warning(
+                    "dead-letter sink %s could not write %d record(s); those rows stay failed (in the results' "
+                    "failures): %s", writer.sink.describe(), len(lost), writer.errors()[-1])
+        if not unwritten:
+            return
+        flows = (report or {}).get("flows") or {}
+        for f in failures:
+            if f.dead_lettered and f.row_id in unwritten:
+                f.dead_lettered = False
+                counts = flows.get(f.flow)
+                if isinstance(counts, dict) and counts.get("dead_lettered"):
+                    counts["dead_lettered"] -= 1
+
+    def close(self) -> None:
+        close_writers(self.writers.values())

@@ -61,24 +61,12 @@ def level_policies(traced: TracedPlan) -> list[Policy | None]:
             for level in traced.plan.levels]
 
 
-def refuse_checkpoint_retries(traced: TracedPlan) -> None:
-    """A checkpoint commits an input once its batch is through; a row of it waiting for a retry
-    would come later, in a retry batch the commit does not follow. Until commits wait for retries,
-    a checkpointed run refuses policies that retry (dead letters and fail_parent are fine: a
-    dead-lettered row's input counts as done)."""
-    for level in traced.plan.levels:
-        if level.HasField("policy") and level.policy.HasField("retry"):
-            raise ValueError(f"flow {level.flow!r} retries failed rows (with_policy(retry=...)), which checkpoint= "
-                             "does not support yet: run it without checkpoint=, or without retry= (failed inputs "
-                             "of a checkpointed run run again when it resumes); nothing was run")
-
-
 class PolicyResolver:
     """Called by the runtime's policy stage (one thread) with each batch that has failures; see
     the module docstring. Also the run's record of attempts, retries and dead letters."""
 
     def __init__(self, traced: TracedPlan, policies: list[Policy | None]) -> None:
-        from daft_flow.execution.dead_letters import DeadLetterWriter
+        from daft_flow.execution.dead_letters import DeadLetterWriter, dead_letter_keys
 
         plan = traced.plan
         self.traced = traced
@@ -97,6 +85,7 @@ class PolicyResolver:
             if policy is not None and policy.dead_letter is not None:
                 sink = policy.dead_letter
                 self.writer_of[level] = self.writers.setdefault(id(sink), DeadLetterWriter(sink))
+        self.keys = dead_letter_keys(policies)
         self.retrying = any(p is not None and p.retry is not None for p in policies)  # rows may come back later
         self.dead_lettered = [0] * len(plan.levels)
         self.dead_letter_failed = [0] * len(plan.levels)
@@ -107,25 +96,23 @@ class PolicyResolver:
     def open(self, keep_existing: bool = False) -> None:
         """Starts the dead-letter sinks; ``keep_existing``: a resumed checkpoint, whose earlier
         attempts' dead letters stay (a sink in mode="overwrite" adds files, as in "append")."""
-        opened = []
-        try:
-            for w in self.writers.values():
-                w.open(keep_existing)
-                opened.append(w)
-        except BaseException:
-            for w in opened:
-                w.close()
-            raise
+        from daft_flow.execution.dead_letters import open_writers
+
+        open_writers(self.writers.values(), keep_existing)
+
+    def defer_dead_letters(self, out: list[tuple[int, int, list[dict[str, Any]]]]) -> None:
+        """A worker's morsel: dead-letter records go to ``out`` (key, retry tag, records) for the
+        client to write (see ``dead_letters.DeferredDeadLetters``); nothing is written here."""
+        from daft_flow.execution.dead_letters import DeferredDeadLetters
+
+        deferred = {id(w): DeferredDeadLetters(w.sink, self.keys[level], out) for level, w in self.writer_of.items()}
+        self.writer_of = {level: deferred[id(w)] for level, w in self.writer_of.items()}
+        self.writers = {id(w.sink): w for w in deferred.values()}
 
     def close(self) -> None:
-        first: BaseException | None = None
-        for w in self.writers.values():
-            try:
-                w.close()
-            except BaseException as e:  # noqa: B036 - the others must close too; raised below
-                first = first or e
-        if first is not None:
-            raise first
+        from daft_flow.execution.dead_letters import close_writers
+
+        close_writers(self.writers.values())
 
     def attempts_of(self, level: int, row_id: int) -> int:
         """How many attempts a failed row had (1 if it was never retried)."""

@@ -290,3 +290,23 @@ def set_last(report: RunReport) -> None:
 def last_run() -> RunReport | None:
     """The report of the most recent run in this process (any flow, sink or Multisink)."""
     return _last
+
+
+class RunEnding:
+    """How a run ended, for its report: wraps the loop that hands out its batches.
+
+    ``completed`` when the loop ran out, ``error`` (with ``error``) when it raised, and ``stopped``
+    when the caller left early (a generator closed: ``GeneratorExit`` is not a failure)."""
+
+    def __init__(self) -> None:
+        self.status, self.error = "stopped", None
+
+    def __enter__(self) -> "RunEnding":
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> bool:
+        if kind is None:
+            self.status = "completed"
+        elif not issubclass(kind, GeneratorExit):
+            self.status, self.error = "error", error
+        return False

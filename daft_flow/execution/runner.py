@@ -14,6 +14,7 @@ from daft_flow.errors import FlowRunError, RowFailure
 from daft_flow.execution.options import get_options
 from daft_flow.execution.physical import build_run
 from daft_flow.execution.monitor import RunMonitor
+from daft_flow.execution.report import RunEnding
 from daft_flow.execution.progress import progress_for
 from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
@@ -118,7 +119,8 @@ def _input_count(values: Any) -> int | None:
 
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
                 ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
-                journal: Any = None, first_input: int = 0, python_rows: bool = False,
+                journal: Any = None, first_input: int = 0, dead_letters_to: list[Any] | None = None,
+                python_rows: bool = False,
                 **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
@@ -127,8 +129,10 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     with a progress display and OpenTelemetry spans. A checkpointed run passes ``skip`` (the
     inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
     save each answer to). ``first_input`` numbers the inputs from there (a worker running a
-    morsel of a larger input names inputs by their index in it). ``python_rows``: the consumer
-    makes the output rows into Python objects (its row functions keep their results for them)."""
+    morsel of a larger input names inputs by their index in it); a worker also passes
+    ``dead_letters_to``, a list that collects the dead-letter records its client writes.
+    ``python_rows``: the consumer makes the output rows into Python objects (its row functions
+    keep their results for them)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -158,6 +162,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         # A resumed checkpoint keeps what its earlier attempts dead-lettered (their inputs are done).
         resumed = bool(getattr(skip, "ranges", None))
         for resource in resources:
+            if dead_letters_to is not None and hasattr(resource, "defer_dead_letters"):
+                resource.defer_dead_letters(dead_letters_to)
             resource.open(keep_existing=resumed)
             opened.append(resource)
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
@@ -173,19 +179,14 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         _close_all(opened)
         raise
     _live_runs[id(run)] = run
-    status, error = "stopped", None
+    ending = RunEnding()
     try:
-        while (batch := run.next()) is not None:
-            monitor.batch_done(batch)
-            yield readers, batch
-            source.release(batch.first_input)
-            run.release(batch)
-        status = "completed"
-    except GeneratorExit:
-        raise
-    except BaseException as e:
-        status, error = "error", e
-        raise
+        with ending:
+            while (batch := run.next()) is not None:
+                monitor.batch_done(batch)
+                yield readers, batch
+                source.release(batch.first_input)
+                run.release(batch)
     finally:
         _live_runs.pop(id(run), None)
         try:
@@ -209,7 +210,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
             set_last(usage)
         if usage_owner is not None:
             usage_owner._last_usage = usage
-        report = monitor.finish(status, error, usage if usage.ops else None, record=record)
+        report = monitor.finish(ending.status, ending.error, usage if usage.ops else None, record=record)
         if usage_owner is not None:
             usage_owner._last_run = report
 
@@ -302,14 +303,11 @@ def refuse_cluster_checkpoint(options: dict[str, Any]) -> None:
 def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, TracedPlan]:
     """Takes ``checkpoint=`` / ``resume=`` out of ``options``; checks the other options, then opens
     (or resumes) the checkpoint for the flow's traced plan, before anything runs."""
-    from daft_flow.execution.policies import refuse_checkpoint_retries
-
     location = options.pop("checkpoint", None)
     resume = options.pop("resume", True)
     traced = trace(flow)
     if location is not None:  # wrong options fail before an attempt is counted
         refuse_cluster_checkpoint(options)
-        refuse_checkpoint_retries(traced)
         get_options(**{k: v for k, v in options.items() if k not in ("usage_owner", "traced", "cluster")})
     if location is None:
         if resume is not True:
@@ -319,7 +317,10 @@ def _open_checkpoint(flow: "Flow", options: dict[str, Any]) -> tuple[Any, Traced
     from daft_flow.plan.fingerprint import fingerprint_plan
 
     fingerprint_plan(traced)
+    from daft_flow.checkpoint.retries import track_retries
+
     ckpt = Checkpoint.open(location, fingerprint=traced.plan.fingerprint, kind="rows", flow=flow.name, resume=resume)
+    track_retries(ckpt, traced)
     return ckpt, traced
 
 
@@ -439,7 +440,7 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
                                 **options: Any) -> list[Any]:
     """collect_batch with a checkpoint: this call's rows and failures, and the rows earlier attempts
     committed (inputs this call read past), in input order."""
-    from daft_flow.checkpoint.rows import StoredRows
+    from daft_flow.checkpoint.rows import StoredRows, stored_dead_letters
 
     earlier = list(ckpt.records)
     rows_of: dict[int, list[Any]] = {}
@@ -447,10 +448,22 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     failures: list[RowFailure] = []
     seen = 0
     reader = None
+    retried: dict[int, list[tuple[tuple[int, ...], Any]]] = {}  # child rows of inputs that had a retry
+    root = _is_root(flow)
     for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, python_rows=True, **options):
         seen = max(seen, out.first_input + out.num_inputs)
-        for i, row in zip(out.input_index.tolist(), reader.rows(out)):
-            rows_of.setdefault(i, []).append(row)
+        rows = reader.rows(out)
+        again = set() if root or not reader.retrying else (reader.retried_inputs(out) if not out.tag else None)
+        if again is None or again:  # their rows are put in the order a fresh run gives them
+            keys = out.order_keys()
+            for k, (i, row) in enumerate(zip(out.input_index.tolist(), rows)):
+                if again is None or i in again or i in retried:
+                    retried.setdefault(i, []).append((keys[k], row))
+                else:
+                    rows_of.setdefault(i, []).append(row)
+        else:
+            for i, row in zip(out.input_index.tolist(), rows):
+                (retried[i].append(((), row)) if i in retried else rows_of.setdefault(i, []).append(row))
         for f in out.failures:
             failed.setdefault(f.input_index, []).append(f)
         failures.extend(out.failures)
@@ -460,7 +473,12 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
         [seen, *(r.stop for r in ckpt.done.ranges)])
     for i, group in StoredRows(ckpt, earlier, reader.names, reader.types).before(total):
         rows_of.setdefault(i, []).extend(group)
-    root = _is_root(flow)
+    for f in stored_dead_letters(ckpt, earlier):  # in their inputs' places, as the first attempt had them
+        failed.setdefault(f.input_index, []).append(f)
+        failures.append(f)
+    for i, items in retried.items():
+        items.sort(key=lambda item: item[0])
+        rows_of[i] = rows_of.get(i, []) + [row for _, row in items]
     results: list[Any] = []
     for i in range(total):
         if root:

@@ -11,13 +11,37 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from daft_flow.errors import BatchError, FlowRunError, RowFailure
-from daft_flow.io.write import COMMITTED_MARK, SinkResult, SinkRun, claim_targets, release_targets
+from daft_flow.io.write import COMMITTED_MARK, FAILED_MARK, SinkResult, SinkRun, claim_targets, release_targets
 
 if TYPE_CHECKING:
     from daft_flow.sink_flow import SinkFlow
 
-Written = list[tuple[str, int, str]]  # (location, input index, row id) per row written
+
+class Written:
+    """The rows a sink wrote in one batch: (location, input index, row id) per row, made on demand.
+    Most runs only count them and list their files (``locations``), so a million rows cost no
+    Python object per row unless someone iterates them (``stream``, a checkpoint's partial inputs)."""
+
+    __slots__ = ("where", "inputs", "ids")
+
+    def __init__(self, where: pa.Array, inputs: np.ndarray, ids: np.ndarray) -> None:
+        self.where, self.inputs, self.ids = where, inputs, ids
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __iter__(self) -> Iterator[tuple[str, int, str]]:
+        for w, i, rid in zip(self.where.to_pylist(), self.inputs.tolist(), self.ids.tolist()):
+            yield w, i, f"{rid:016x}"
+
+    def locations(self) -> list[str]:
+        """The distinct locations, in the order rows first reached them."""
+        return pc.unique(self.where).to_pylist() if len(self.where) else []
 
 
 class SharedErrors:
@@ -79,18 +103,19 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
     ckpt = None
     if checkpoint is not None:
         from daft_flow.checkpoint.sinks import open_for_sinks
-        from daft_flow.execution.policies import refuse_checkpoint_retries
         from daft_flow.execution.runner import refuse_cluster_checkpoint
         from daft_flow.plan.fingerprint import fingerprint_plan
 
         from daft_flow.plan import flow_pb2 as ir
 
         refuse_cluster_checkpoint(options)
-        refuse_checkpoint_retries(traced)
         # As the sink flow's / Multisink's fingerprint() has it.
         traced.plan.kind = ir.Plan.MULTISINK if owner is not None else ir.Plan.SINK_FLOW
         fingerprint_plan(traced)  # before the sinks' run copies replace the writers in the table
         ckpt = open_for_sinks(checkpoint, resume, traced.plan.fingerprint, runs, traced.plan.levels[0].flow)
+        from daft_flow.checkpoint.retries import track_retries
+
+        track_retries(ckpt, traced)
         options.update(skip=ckpt.done, journal=ckpt.journal())
     elif resume is not True:
         raise ValueError("resume= applies to a checkpoint: pass checkpoint='dir' (or 's3://bucket/run') too")
@@ -134,7 +159,7 @@ def sink_batches(sinks: "list[SinkFlow]", values: Iterable[Any], *, outcome: "_O
                     written, failed = _split(out, reader, runs[i])
                     outcome.write_failures[i] += len(failed) - len(out.failures)
                     outcome.written[i] += len(written)
-                    for where, _, _ in written:
+                    for where in written.locations():
                         outcome.paths[i].setdefault(where, None)
                     outcome.failures[i].extend(failed)
                     per_sink.append((written, failed))
@@ -191,31 +216,38 @@ def _local_outputs(traced: Any, outputs: list[Any], values: Iterable[Any], owner
 
 def _split(out: Any, reader: Any, run: SinkRun) -> tuple[Written, list[RowFailure]]:
     """A sink output's rows: those written and those that failed, upstream (already in
-    ``out.failures``) or in the sink (marked in its written_to column)."""
-    where = out.columns[0].to_pylist()
+    ``out.failures``) or in the sink (marked in its written_to column). Rows an earlier attempt of
+    a checkpointed run committed are neither."""
+    where = out.columns[0]
+    if not isinstance(where, (pa.Array, pa.ChunkedArray)):
+        where = pa.array(where, type=pa.large_string())
+    if isinstance(where, pa.ChunkedArray):
+        where = where.combine_chunks()
     failed = list(out.failures)
-    if not where:
-        return [], failed
-    inputs = out.input_index.tolist()
-    ids = [f"{int(x):016x}" for x in out.row_ids]
-    written = []
+    inputs = np.asarray(out.input_index, dtype=np.int64)
+    ids = np.asarray(out.row_ids, dtype=np.uint64)
+    if not len(where):
+        return Written(where, inputs, ids), failed
+    marked = pc.starts_with(where, FAILED_MARK)
+    skipped = pc.equal(where, COMMITTED_MARK)
+    if not pc.any(pc.or_(marked, skipped)).as_py():  # every row written: no per-row work
+        return Written(where, inputs, ids), failed
+    keep = pc.invert(pc.or_(marked, skipped))
     op = f"write_sink({run.sink.describe()})"
     flow = reader.flows[reader.level]
-    for w, i, rid in zip(where, inputs, ids):
-        if w == COMMITTED_MARK:  # committed by an earlier attempt of a checkpointed run
-            continue
+    bad = np.flatnonzero(marked.to_numpy(zero_copy_only=False))
+    for k, w in zip(bad.tolist(), where.take(pa.array(bad)).to_pylist()):
         error = run.error_of(w)
-        if error is None:
-            written.append((w, int(i), rid))
-            continue
+        i, rid = int(inputs[k]), f"{int(ids[k]):016x}"
         if not getattr(error, "_daft_flow_noted", False):
             error._daft_flow_noted = True  # type: ignore[attr-defined]
             n = error.batch_size if isinstance(error, BatchError) else 1
             error.add_note(f"[daft_flow] {n} row(s) of flow {flow!r} were not written by {op}; first: row {rid} "
                            f"(input {i})")
-        failed.append(RowFailure(int(i), rid, flow, op, "written_to", error))
+        failed.append(RowFailure(i, rid, flow, op, "written_to", error))
     failed.sort(key=lambda f: f.input_index)
-    return written, failed
+    mask = keep.to_numpy(zero_copy_only=False)
+    return Written(where.filter(keep), inputs[mask], ids[mask]), failed
 
 
 def _report_write_failures(report: Any, outputs: list[Any], outcome: _Outcome) -> None:

@@ -266,7 +266,31 @@ class Sink(abc.ABC):
                 if not k.startswith("_") and k != "columns"}
 
 
-class _DirectorySink(Sink):
+class _StagingFiles(Sink):
+    """What every sink writing named files shares in a checkpointed run (see ``Sink.stage``): the
+    run tag its names carry (kept by a resumed run), and the [final, staged] names written since
+    the consumer last took them. Subclasses write, promote, list and discard the files."""
+
+    supports_staging = True
+    _tag = ""
+    _fallback = 0
+
+    def resume(self, columns: dict[str, DataType], tag: str) -> None:
+        Sink.begin(self, columns)
+        self._tag, self._fallback = tag, 0
+
+    def run_tag(self) -> str:
+        return self._tag
+
+    def stage(self, attempt: int = 1) -> None:
+        self._staging, self._staged, self._attempt = True, [], attempt
+
+    def drain_staged(self) -> list[list[str]]:
+        out, self._staged = self._staged, []
+        return out
+
+
+class _DirectorySink(_StagingFiles):
     """A sink writing files named by row range into a local directory."""
 
     suffix = ""
@@ -339,23 +363,7 @@ class _DirectorySink(Sink):
             self._staged.append([path, target])
         return target
 
-    # -- staging ----------------------------------------------------------------------------------------
-    supports_staging = True
-
-    def resume(self, columns: dict[str, DataType], tag: str) -> None:
-        Sink.begin(self, columns)
-        self._tag, self._fallback = tag, 0
-
-    def run_tag(self) -> str:
-        return self._tag
-
-    def stage(self, attempt: int = 1) -> None:
-        self._staging, self._staged, self._attempt = True, [], attempt
-
-    def drain_staged(self) -> list[list[str]]:
-        out, self._staged = self._staged, []
-        return out
-
+    # -- staging (the bookkeeping in _StagingFiles; the files themselves here) -------------------------
     def promote(self, pairs: list[list[str]]) -> None:
         for final, staged in pairs:
             try:
@@ -469,7 +477,7 @@ class ParquetSink(_DirectorySink):
         return [path] * len(rows)
 
 
-class S3FileSink(Sink):
+class S3FileSink(_StagingFiles):
     """Writes to ``url`` (``s3://bucket/prefix``, or any fsspec URL). With one str/bytes column,
     each row is an object ``{url}/{prefix}-{input:08d}-{n:06d}{suffix}`` holding that value (n: the
     row's position among its input's rows in the write); otherwise each write is one JSON lines
@@ -533,23 +541,11 @@ class S3FileSink(Sink):
         return self.write_batch(rows, [])
 
     # -- staging: objects go under {url}/_dflow_staging/ until committed, then are copied over --------
-    supports_staging = True
     STAGING_DIR = "_dflow_staging"
 
     def resume(self, columns: dict[str, DataType], tag: str) -> None:
-        Sink.begin(self, columns)
-        self._tag, self._fallback = tag, 0
+        super().resume(columns, tag)
         self._fs = self._filesystem()
-
-    def run_tag(self) -> str:
-        return self._tag
-
-    def stage(self, attempt: int = 1) -> None:
-        self._staging, self._staged, self._attempt = True, [], attempt
-
-    def drain_staged(self) -> list[list[str]]:
-        out, self._staged = self._staged, []
-        return out
 
     def _staged_key(self, key: str) -> str:
         return f"{self.url}/{self.STAGING_DIR}/{key.rsplit('/', 1)[-1]}"

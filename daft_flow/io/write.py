@@ -95,7 +95,7 @@ class SinkRun:
         self.staged_writes = False  # a checkpointed run: writes are staged, then committed
         self.wants_row_ids = False  # the lowering then passes each row's id after its input index
         self.skip_rows: dict[int, set[int]] = {}
-        self._staged: dict[int, list[list[str]]] = {}
+        self._staged: dict[tuple[int, int], list[list[str]]] = {}  # (retry tag, first input) -> files
         self._staged_lock = threading.Lock()
 
     def staging(self, skip_rows: dict[int, set[int]], attempt: int = 1) -> None:
@@ -105,10 +105,11 @@ class SinkRun:
         self.wants_row_ids = bool(skip_rows)  # row ids reach the sink only when some rows are to be skipped
         self.skip_rows = skip_rows
 
-    def take_staged(self, first: int, stop: int) -> list[list[str]]:
-        """The [final, staged] files written for inputs first .. stop - 1 (each handed out once)."""
+    def take_staged(self, first: int, stop: int, tag: int = 0) -> list[list[str]]:
+        """The [final, staged] files written for inputs first .. stop - 1 by batches of retry number
+        ``tag`` (0: first attempts), each handed out once: a retry batch's files are its own."""
         with self._staged_lock:
-            keys = [k for k in self._staged if first <= k < stop]
+            keys = [k for k in self._staged if k[0] == tag and first <= k[1] < stop]
             return [pair for k in sorted(keys) for pair in self._staged.pop(k)]
 
     def __call__(self, *columns: list[Any]) -> list[str]:
@@ -141,9 +142,9 @@ class SinkRun:
         w = self.writer
         rows = [dict(zip(w.names, values)) for values in zip(*columns)]
         self.sink._retry_tag = tag
-        return self._write(rows, inputs)
+        return self._write(rows, inputs, tag)
 
-    def _write(self, rows: list[dict[str, Any]], inputs: list[int]) -> list[str]:
+    def _write(self, rows: list[dict[str, Any]], inputs: list[int], tag: int = 0) -> list[str]:
         w = self.writer
         attempt = 0
         while True:
@@ -172,7 +173,7 @@ class SinkRun:
             staged = self.sink.drain_staged()
             if staged:
                 with self._staged_lock:
-                    self._staged.setdefault(min(inputs), []).extend(staged)
+                    self._staged.setdefault((tag, min(inputs)), []).extend(staged)
         return [str(p) for p in where]
 
     def _failed(self, error: BaseException, n: int) -> list[str]:

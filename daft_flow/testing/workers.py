@@ -88,3 +88,15 @@ class WorkerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def kill_while_busy(job: Any, victim: WorkerProcess, morsels_done: int = 3) -> None:
+    """SIGKILLs ``victim`` while it holds a morsel of ``job``, once ``morsels_done`` results came back."""
+    while True:
+        p = job.progress()
+        if p["workers"].get(victim.address, {}).get("in_flight", 0) > 0 and p["morsels_done"] >= morsels_done:
+            break
+        if job.status() != "running":
+            raise AssertionError(f"the job ended ({job.status()}) before {victim.address} could be killed mid-morsel")
+        time.sleep(0.002)
+    victim.kill()

@@ -37,6 +37,13 @@ def test_ray_gives_the_results_of_a_local_run(ray_cluster, tmp_path):
     assert result.rows_written == sum(1 for rows in local for r in rows if isinstance(r, dict))
     assert sorted(r["loud"] for r in _jsonl(glob.glob(str(tmp_path / "out" / "*.jsonl")))) == \
         sorted(r["loud"] for rows in local for r in rows if isinstance(r, dict))
+    # Dead letters: the actors make the records, this process writes them, once per failed row.
+    lettered = flow.with_policy(dead_letter=dflow.JSONFileSink(str(tmp_path / "dead")))
+    failed = [f for rows in lettered.collect_batch(DOCS, on_error="return", cluster=ray_cluster)
+              for f in rows if isinstance(f, dflow.RowFailure)]
+    letters = _jsonl(glob.glob(str(tmp_path / "dead" / "*.jsonl")))
+    assert failed and all(f.dead_lettered for f in failed)
+    assert sorted(r["row_id"] for r in letters) == sorted(f.row_id for f in failed)
 
 
 def test_a_killed_ray_actor_loses_no_row(ray_cluster):

@@ -14,7 +14,7 @@ import pyarrow.flight as flight
 import pytest
 
 import daft_flow as dflow
-from daft_flow.testing.workers import WorkerProcess
+from daft_flow.testing.workers import WorkerProcess, kill_while_busy
 from cluster_flows import DOCS, _doc_flow, _failures, _jsonl
 
 TOKEN = "cluster-test-token-7b1e0c"
@@ -148,13 +148,7 @@ def test_a_sigkilled_worker_loses_no_row_and_duplicates_none(tmp_path):
         for target, check in ((flow, "rows"), (sink, "sink")):
             job = cluster.submit(target, range(n))
             victim = procs[1] if check == "rows" else procs[2]
-            while True:  # kill it while it holds a morsel, after some results came back
-                p = job.progress()
-                if p["workers"].get(victim.address, {}).get("in_flight", 0) > 0 and p["morsels_done"] >= 3:
-                    break
-                assert job.status() == "running"
-                time.sleep(0.002)
-            victim.kill()
+            kill_while_busy(job, victim)  # while it holds a morsel, after some results came back
             result = job.result(timeout=120)
             assert job.status() == "succeeded"
             progress = job.progress()

@@ -1,10 +1,14 @@
 """Failure policies on a cluster: retries, fail_parent and timeouts travel in the plan and run on
-the dflow-workers with the results, failures and accounting of a local run; a dead-letter sink is
-refused there with a clear error (each worker would write its own, and twice for a re-sent morsel)."""
+the dflow-workers with the results, failures and accounting of a local run; dead letters are made
+on the workers and written by the client, once per row even when a worker is SIGKILLed."""
+import json
+import time
+
 import pytest
 
 import daft_flow as dflow
-from daft_flow.testing.workers import WorkerProcess
+from jsonl_records import read_jsonl
+from daft_flow.testing.workers import WorkerProcess, kill_while_busy
 
 TOKEN = "policies-cluster-token-3f9a"
 FAST = dflow.Retry(max_attempts=2, initial_delay=0.001, max_delay=0.01)
@@ -103,7 +107,6 @@ def test_fail_parent_on_workers_fails_the_parent_with_its_children(cluster):
 
 
 def test_sinks_on_workers_write_every_retried_row_once(cluster, tmp_path):
-    import json
 
     chunks = _chunks()
     sink = chunks.write_sink(dflow.JSONFileSink(str(tmp_path / "out")), {"up": chunks["up"]})
@@ -114,9 +117,68 @@ def test_sinks_on_workers_write_every_retried_row_once(cluster, tmp_path):
     assert result.rows_written == len(expected) and all(f.attempts == 2 for f in result.failures)
 
 
-def test_a_dead_letter_sink_on_a_cluster_is_refused_by_name(cluster, tmp_path):
-    doc = dflow.Flow("doc", str).with_policy(dead_letter=dflow.JSONFileSink(str(tmp_path / "dead")))
-    doc["n"] = doc["doc"].run_python(len)
-    with pytest.raises(ValueError, match="flow 'doc' has a dead-letter sink .* run it locally"):
+def _letter_key(r):
+    return (r["input_index"], r["row_id"], r["flow"], r["op"], r["error_type"], r["attempts"])
+
+
+def test_dead_letters_on_a_cluster_are_written_once_by_the_client(cluster, tmp_path):
+    def flow(dead):
+        chunks = _chunks()
+        return chunks.with_policy("isolate", retry=FAST, dead_letter=dflow.JSONFileSink(str(dead)))
+
+    local = flow(tmp_path / "local").collect_batch(DOCS, on_error="return")
+    remote_flow = flow(tmp_path / "remote")
+    remote = remote_flow.collect_batch(DOCS, on_error="return", cluster=cluster)
+    assert [[r for r in rows if isinstance(r, dict)] for rows in remote] == \
+        [[r for r in rows if isinstance(r, dict)] for rows in local]
+    failed = [f for rows in remote for f in rows if isinstance(f, dflow.RowFailure)]
+    assert failed and all(f.dead_lettered and f.attempts == 2 for f in failed)
+    local_letters, remote_letters = read_jsonl(tmp_path / "local"), read_jsonl(tmp_path / "remote")
+    assert sorted(map(_letter_key, remote_letters)) == sorted(map(_letter_key, local_letters))
+    assert len({r["row_id"] for r in remote_letters}) == len(remote_letters) == len(failed)
+    assert all("seven" in r["input"] and "ConnectionError" in r["traceback"] for r in remote_letters)
+    replayed = dflow.replay(str(tmp_path / "remote"), _chunks())  # a record is enough to run its input again
+    assert sorted(replayed.inputs) == sorted({DOCS[r["input_index"]] for r in remote_letters})
+    acc = remote_flow.last_run().accounting["doc.chunks"]
+    assert acc["dead_lettered"] == acc["failed"] == len(failed)
+
+
+def test_dead_letters_survive_a_sigkilled_worker_once_each(tmp_path):
+    doc = dflow.Flow("x", int)
+
+    def odd_fails(x: int) -> int:
+        time.sleep(0.004)
+        if x % 2:
+            raise ValueError(f"odd {x}")
+        return x
+
+    doc = doc.with_policy(dead_letter=dflow.JSONFileSink(str(tmp_path / "dead")))
+    doc["y"] = doc["x"].run_python(odd_fails)
+    n = 600
+    procs = [WorkerProcess("--threads", "2") for _ in range(3)]
+    try:
+        c = dflow.Cluster([p.address for p in procs], morsel_rows=10)
+        job = c.submit(doc, range(n))
+        kill_while_busy(job, procs[1])  # while it holds a morsel, after some results came back
+        result = job.result(timeout=120)
+        assert job.progress()["morsels_resent"] >= 1
+        assert result == [{"x": i, "y": i} if i % 2 == 0 else None for i in range(n)]
+        letters = read_jsonl(tmp_path / "dead")
+        assert sorted(r["input_index"] for r in letters) == list(range(1, n, 2))  # each once
+        c.close()
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_a_dead_letter_sink_that_cannot_write_leaves_its_rows_failed(cluster, tmp_path):
+    blocked = tmp_path / "dead"
+    blocked.write_text("a file where the sink wants a directory")
+    doc = dflow.Flow("doc", str).with_policy(dead_letter=dflow.JSONFileSink(str(blocked)))
+    doc["up"] = doc["doc"].run_python(lambda d: d.upper() if "seven" not in d else d[10**6], return_type=str)
+    with pytest.raises(dflow.FlowRunError) as err:
         doc.collect_batch(DOCS, cluster=cluster)
-    assert not (tmp_path / "dead").exists()
+    failures = err.value.failures
+    assert failures and not any(f.dead_lettered for f in failures)
+    assert {f.input_index for f in failures} == {i for i, d in enumerate(DOCS) if "seven" in d}
+    assert doc.last_run().accounting["doc"]["dead_lettered"] == 0
