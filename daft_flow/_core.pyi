@@ -84,7 +84,8 @@ class Run:
                        convert: Sequence[Callable[[pa.Array], list[Any]] | None],
                        build: Callable[[list[Any]], tuple[Any, list[tuple[int, str]]]],
                        root_objects: Callable[[int], list[Any] | None] | None = None, root_node: int = -1,
-                       track_rows: bool = False, keep_results: bool = False) -> None: ...
+                       track_rows: bool = False, keep_results: bool = False,
+                       keep_results_max_bytes: int = -1) -> None: ...
     def add_policy(self, resolver: Callable[[Batch, list[list[tuple[Any, ...]]]], tuple[list[Any], list[Any], list[Any]]],
                    parents: Sequence[int], origin_nodes: Sequence[Sequence[int]]) -> None: ...
     def add_python_batch(self, info: OpInfo, runner: Callable[..., tuple[Any, list[tuple[int, Any]]]],

@@ -213,3 +213,20 @@ def test_kept_results_of_retried_rows_are_those_of_the_attempt_that_succeeded():
     xs = [f"x{i}" for i in range(20)]
     assert [r["y"] for r in flow.collect_batch(xs, batch_rows=4)] == \
         [f"x{i}#2" if i % 10 == 3 else f"x{i}#1" for i in range(20)]
+
+
+def test_a_stream_keeps_no_more_new_result_objects_per_batch_than_a_slice_holds():
+    from daft_flow.execution.results import SLICE_BYTES
+
+    made: list[str] = []
+
+    def big(s: str) -> str:
+        made.append(s * (SLICE_BYTES // 8))  # eight rows of a batch hold more than a slice
+        return made[-1]
+
+    flow = _results_flow(big)
+    rows = list(flow.stream([f"{i:02d}" for i in range(16)], batch_rows=16))
+    assert [r["y"] for r in rows] == made
+    assert not any(r["y"] is m for r, m in zip(rows, made))  # decoded a slice at a time instead
+    rows = flow.collect_batch([f"{i:02d}" for i in range(16)], batch_rows=16)
+    assert all(r["y"] is m for r, m in zip(rows, made[16:]))  # collect_batch keeps every row anyway

@@ -313,11 +313,11 @@ CurrentRow& CurrentRowOfThread() {
 PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format,
                                      std::vector<py::object> convert, py::object build, py::object root_objects,
                                      int32_t root_node, std::shared_ptr<ErrorTable> errors, bool track_rows,
-                                     bool keep_results)
+                                     bool keep_results, int64_t keep_results_max_bytes)
     : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), root_objects_(std::move(root_objects)),
       root_node_(root_node), convert_(std::move(convert)),
       out_format_(std::move(out_format)), errors_(std::move(errors)), track_rows_(track_rows),
-      keep_results_(keep_results) {}
+      keep_results_(keep_results), keep_results_max_bytes_(keep_results_max_bytes) {}
 
 // An operator is destroyed by the run (GIL held) or, when Cancel left a thread busy in user code,
 // by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
@@ -486,6 +486,10 @@ void PythonRowOperator::Process(Batch& batch) {
         for (size_t k = 0; k < made && !argument; ++k) argument = args[k] == res;
         if (ok && !argument) kept_bytes += KeptObjectBytes(res);
         keep(r, ok ? res : Py_None);
+        if (keep_results_max_bytes_ >= 0 && kept_bytes > keep_results_max_bytes_) {
+          kept_owner = py::object();  // more than the consumer holds at a time: decoded instead
+          kept = nullptr;
+        }
       }
       Py_DECREF(res);
       if (!ok) {

@@ -94,10 +94,12 @@ class PythonRowOperator : public dflow::Operator {
   // from (or None); arguments reading root node `root_node` then use them instead of decoding.
   // `track_rows`: publish the row each call is for (CurrentRowOfThread), for ops with a timeout.
   // `keep_results` (with an out_format): the function's own result objects stay with the column
-  // (Level::host_values) for rows made into Python objects later (see BatchResultObjects).
+  // (Level::host_values) for rows made into Python objects later (see BatchResultObjects), unless
+  // the results that are not also arguments hold more than `keep_results_max_bytes` (-1: no limit).
   PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
                     py::object build, py::object root_objects, int32_t root_node,
-                    std::shared_ptr<ErrorTable> errors, bool track_rows = false, bool keep_results = false);
+                    std::shared_ptr<ErrorTable> errors, bool track_rows = false, bool keep_results = false,
+                    int64_t keep_results_max_bytes = -1);
   ~PythonRowOperator() override;
   std::string name() const override { return info_.op; }
   void Process(dflow::Batch& batch) override;
@@ -111,6 +113,7 @@ class PythonRowOperator : public dflow::Operator {
   std::shared_ptr<ErrorTable> errors_;
   bool track_rows_;
   bool keep_results_;
+  int64_t keep_results_max_bytes_;
 };
 
 // The Python objects a row function returned for column `node` of `level` (a list aligned with

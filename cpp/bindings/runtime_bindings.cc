@@ -101,12 +101,12 @@ class PyRun {
 
   void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
                     py::object build, py::object root_objects, int32_t root_node, bool track_rows,
-                    bool keep_results) {
+                    bool keep_results, int64_t keep_results_max_bytes) {
     int32_t level = info.level;
     pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
                                                             std::move(convert), std::move(build),
                                                             std::move(root_objects), root_node, errors_,
-                                                            track_rows, keep_results),
+                                                            track_rows, keep_results, keep_results_max_bytes),
                         Counted({1}, level, level));
   }
   // The stage applying failure policies (see PolicyOperator): `parents[l]` and `origin_nodes[l]`
@@ -361,7 +361,7 @@ void init_runtime(py::module_& m) {
            py::arg("ordered"), py::arg("retries") = false)
       .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
            py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1,
-           py::arg("track_rows") = false, py::arg("keep_results") = false)
+           py::arg("track_rows") = false, py::arg("keep_results") = false, py::arg("keep_results_max_bytes") = -1)
       .def("add_policy", &PyRun::AddPolicy, py::arg("resolver"), py::arg("parents"), py::arg("origin_nodes"))
       .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1,
            py::arg("expanding") = false)
