@@ -109,3 +109,124 @@ def test_child_rows_of_many_inputs_across_batches_keep_their_inputs_and_order():
     for doc, rows in zip(docs, out):
         assert [r["chunk_index"] for r in rows] == list(range(len(rows)))
         assert all(doc[r["start_offset"]:r["end_offset"]] == r["chunk"] for r in rows)
+
+
+def _results_flow(fn, return_type=str) -> dflow.Flow:
+    flow = dflow.Flow("x", str)
+    flow["y"] = flow["x"].run_python(fn, return_type=return_type)
+    return flow
+
+
+def test_rows_hold_the_objects_the_row_function_returned():
+    made: dict[str, str] = {}
+
+    def shout(s: str) -> str:
+        made[s] = s.upper() + "!"
+        return made[s]
+
+    xs = [f"row-{i}" for i in range(3000)]
+    flow = _results_flow(shout)
+    for run in (flow.collect_batch, lambda xs, **kw: list(flow.stream(xs, **kw))):
+        rows = run(xs, batch_rows=700)
+        assert all(r["y"] is made[x] for r, x in zip(rows, xs))
+    assert flow.collect("abc")["y"] is made["abc"]
+    # Arrow results are the same values.
+    assert flow.collect_arrow(xs).column("y").to_pylist() == [made[x] for x in xs]
+
+
+def test_kept_results_are_released_with_their_batch():
+    import sys
+
+    flow = _results_flow(lambda s: s + "!")
+    rows = flow.collect_batch([f"r{i}" for i in range(500)])
+    assert all(sys.getrefcount(r["y"]) == 2 for r in rows)  # the row's dict (and getrefcount's argument)
+    with flow.stream([f"s{i}" for i in range(5000)], batch_rows=100) as stream:
+        first = next(stream)["y"]
+    gc.collect()
+    assert sys.getrefcount(first) == 2
+
+
+def test_kept_results_line_up_with_failures_filters_nulls_and_coercions():
+    class Tagged(str):
+        pass
+
+    def fn(s: str) -> object:
+        if s == "boom":
+            raise ValueError("boom")
+        return {"none": None, "int": 7, "tag": Tagged("tagged"), "surrogate": "\ud800"}.get(s, s * 2)
+
+    flow = _results_flow(fn)
+    kept = flow.filter(flow["x"] != "drop")
+    xs = ["a", "boom", "none", "drop", "int", "tag", "surrogate", "b"]
+    out = kept.collect_batch(xs, on_error="return")
+    assert [r["y"] if isinstance(r, dict) else type(r).__name__ for r in out] == \
+        ["aa", "RowFailure", None, "RowFailure", "tagged", "RowFailure", "bb"]
+    assert type(out[4]["y"]) is str  # a subclass comes back as the field's type, as from Arrow
+    streamed = list(kept.stream(xs, on_error="skip"))
+    assert [r["y"] for r in streamed] == ["aa", None, "tagged", "bb"]
+    arrow = kept.collect_arrow(xs, on_error="skip")
+    assert arrow.column("y").to_pylist() == ["aa", None, "tagged", "bb"]
+
+
+def test_kept_results_of_other_types_and_of_parent_and_child_levels():
+    flow = dflow.Flow("x", str)
+    flow["n"] = flow["x"].run_python(lambda s: len(s) if s != "ab" else np.int64(2), return_type=int)
+    flow["half"] = flow["x"].run_python(lambda s: len(s) / 2 if len(s) != 3 else 1, return_type=float)
+    flow["long"] = flow["x"].run_python(lambda s: len(s) > 3 if s != "ab" else np.bool_(True), return_type=bool)
+    flow["raw"] = flow["x"].run_python(str.encode, return_type=bytes)
+    rows = flow.collect_batch(["ab", "abc", "abcd"])
+    assert rows == [{"x": "ab", "n": 2, "half": 1.0, "long": True, "raw": b"ab"},
+                    {"x": "abc", "n": 3, "half": 1.0, "long": False, "raw": b"abc"},
+                    {"x": "abcd", "n": 4, "half": 2.0, "long": True, "raw": b"abcd"}]
+    # Values the field's type was made of (numpy scalars, an int for a float) come back as that type.
+    assert [tuple(type(v) for v in r.values()) for r in rows] == [(str, int, float, bool, bytes)] * 3
+
+    made: list[str] = []
+
+    def keep(value: str) -> str:
+        made.append(value)
+        return value
+
+    doc = dflow.Flow("doc", str)
+    doc["title"] = doc["doc"].run_python(lambda s: keep(s.split()[0].title()), return_type=str)
+    words = doc["doc"].flat_map(lambda s: s.split(), return_type=list[str])
+    words["upper"] = words["item"].run_python(lambda s: keep(s.upper()), return_type=str)
+    out = words.collect_batch(["one two", "three"], include_parents=["title"])
+    assert [[(r["item"], r["upper"], r["title"]) for r in group] for group in out] == \
+        [[("one", "ONE", "One"), ("two", "TWO", "One")], [("three", "THREE", "Three")]]
+    # A parent's value is its row function's object in every child row; the child's its own.
+    made_ids = {id(v) for v in made}
+    assert all(id(r["upper"]) in made_ids and id(r["title"]) in made_ids for group in out for r in group)
+
+
+def test_kept_results_of_retried_rows_are_those_of_the_attempt_that_succeeded():
+    attempts: dict[str, int] = {}
+
+    def flaky(s: str) -> str:
+        attempts[s] = attempts.get(s, 0) + 1
+        if s.endswith("3") and attempts[s] == 1:
+            raise ConnectionError("first attempt fails")
+        return f"{s}#{attempts[s]}"
+
+    flow = dflow.Flow("x", str).with_policy(retry=dflow.Retry(max_attempts=2, initial_delay=0.001))
+    flow["y"] = flow["x"].run_python(flaky, return_type=str)
+    xs = [f"x{i}" for i in range(20)]
+    assert [r["y"] for r in flow.collect_batch(xs, batch_rows=4)] == \
+        [f"x{i}#2" if i % 10 == 3 else f"x{i}#1" for i in range(20)]
+
+
+def test_a_stream_keeps_no_more_new_result_objects_per_batch_than_a_slice_holds():
+    from daft_flow.execution.results import SLICE_BYTES
+
+    made: list[str] = []
+
+    def big(s: str) -> str:
+        made.append(s * (SLICE_BYTES // 8))  # eight rows of a batch hold more than a slice
+        return made[-1]
+
+    flow = _results_flow(big)
+    rows = list(flow.stream([f"{i:02d}" for i in range(16)], batch_rows=16))
+    assert [r["y"] for r in rows] == made
+    assert not any(r["y"] is m for r, m in zip(rows, made))  # decoded a slice at a time instead
+    rows = flow.collect_batch([f"{i:02d}" for i in range(16)], batch_rows=16)
+    assert all(r["y"] is m for r, m in zip(rows, made[16:]))  # collect_batch keeps every row anyway

@@ -312,10 +312,12 @@ CurrentRow& CurrentRowOfThread() {
 
 PythonRowOperator::PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format,
                                      std::vector<py::object> convert, py::object build, py::object root_objects,
-                                     int32_t root_node, std::shared_ptr<ErrorTable> errors, bool track_rows)
+                                     int32_t root_node, std::shared_ptr<ErrorTable> errors, bool track_rows,
+                                     bool keep_results, int64_t keep_results_max_bytes)
     : info_(std::move(info)), fn_(std::move(fn)), build_(std::move(build)), root_objects_(std::move(root_objects)),
       root_node_(root_node), convert_(std::move(convert)),
-      out_format_(std::move(out_format)), errors_(std::move(errors)), track_rows_(track_rows) {}
+      out_format_(std::move(out_format)), errors_(std::move(errors)), track_rows_(track_rows),
+      keep_results_(keep_results), keep_results_max_bytes_(keep_results_max_bytes) {}
 
 // An operator is destroyed by the run (GIL held) or, when Cancel left a thread busy in user code,
 // by that thread once it is done (no GIL): Python references are dropped with the GIL taken here.
@@ -340,6 +342,36 @@ PythonRowOperator::~PythonRowOperator() {
     if (keep) new std::shared_ptr<ErrorTable>(std::move(errors_)); else errors_.reset();
   };
   WithGilUnlessFinalizing([&] { each(false); }, [&] { each(true); });
+}
+
+namespace {
+
+// About the memory a kept result object holds (its header, and its text or bytes).
+int64_t KeptObjectBytes(PyObject* v) {
+  int64_t bytes = static_cast<int64_t>(Py_TYPE(v)->tp_basicsize);
+  if (PyUnicode_Check(v)) bytes += PyUnicode_GET_LENGTH(v) * PyUnicode_KIND(v);
+  else if (PyBytes_Check(v)) bytes += PyBytes_GET_SIZE(v);
+  return bytes;
+}
+
+// A Python object owned by a batch (Level::host_values). A batch may be destroyed on a runtime
+// thread, or while a cancelled run is torn down: the reference is dropped with the GIL taken then,
+// and leaked during interpreter finalization (as the operators' own references are).
+std::shared_ptr<void> HostObjects(PyObject* owned) {
+  return std::shared_ptr<void>(owned, [](void* p) {
+    WithGilUnlessFinalizing([p] { Py_DECREF(static_cast<PyObject*>(p)); }, [] {});
+  });
+}
+
+}  // namespace
+
+py::object BatchResultObjects(const Batch& batch, int32_t level, int32_t node) {
+  const Level& l = batch.levels.at(level);
+  auto kept = l.host_values.find(node);
+  auto column = l.columns.find(node);
+  if (kept == l.host_values.end() || column == l.columns.end() || kept->second.column != column->second)
+    return py::none();
+  return py::reinterpret_borrow<py::object>(static_cast<PyObject*>(kept->second.values.get()));
 }
 
 void PythonRowOperator::Process(Batch& batch) {
@@ -386,6 +418,19 @@ void PythonRowOperator::Process(Batch& batch) {
   std::unique_ptr<ResultBuilder> builder;
   py::list results;
   if (fast_out) builder = std::make_unique<ResultBuilder>(out_format_, n);
+  // The result objects as returned (None where no value was stored), when kept for the rows.
+  PyObject* kept = fast_out && keep_results_ ? PyList_New(static_cast<Py_ssize_t>(n)) : nullptr;
+  if (fast_out && keep_results_ && !kept) throw py::error_already_set();
+  py::object kept_owner = py::reinterpret_steal<py::object>(kept);  // freed if anything below throws
+  // Never tracked by the collector: only the batch refers to it, so it can be in no reference
+  // cycle, and a young-generation collection (the rows' dicts start many) need not walk it.
+  if (kept) PyObject_GC_UnTrack(kept);
+  int64_t kept_bytes = kept ? 8 * n : 0;
+  auto keep = [&](int64_t r, PyObject* v) {
+    if (!kept) return;
+    Py_INCREF(v);
+    PyList_SET_ITEM(kept, static_cast<Py_ssize_t>(r), v);
+  };
   std::vector<PyObject*> args(readers.size());
   PyObject* fn = fn_.ptr();
   bool any_unreadable = false;
@@ -414,6 +459,7 @@ void PythonRowOperator::Process(Batch& batch) {
     }
     if (level.Failed(r)) {
       if (fast_out) builder->AppendNull(); else results.append(py::none());
+      keep(r, Py_None);
       continue;
     }
     bool ok = true;
@@ -428,11 +474,23 @@ void PythonRowOperator::Process(Batch& batch) {
     if (res == nullptr) {
       RecordPythonError(level, r, info_, *errors_);
       if (fast_out) builder->AppendNull(); else results.append(py::none());
+      keep(r, Py_None);
       continue;
     }
     if (fast_out) {
       std::string problem;
       bool ok = builder->Append(res, &problem);
+      if (kept) {
+        // A result that is not one of the arguments is kept alive by the list alone.
+        bool argument = false;
+        for (size_t k = 0; k < made && !argument; ++k) argument = args[k] == res;
+        if (ok && !argument) kept_bytes += KeptObjectBytes(res);
+        keep(r, ok ? res : Py_None);
+        if (keep_results_max_bytes_ >= 0 && kept_bytes > keep_results_max_bytes_) {
+          kept_owner = py::object();  // more than the consumer holds at a time: decoded instead
+          kept = nullptr;
+        }
+      }
       Py_DECREF(res);
       if (!ok) {
         builder->AppendNull();
@@ -445,6 +503,7 @@ void PythonRowOperator::Process(Batch& batch) {
   ArrayPtr out;
   if (fast_out) {
     out = builder->Finish();
+    if (kept) level.host_values[info_.node] = {out, HostObjects(kept_owner.release().ptr()), kept_bytes};
   } else {
     // Python validates and converts the values; it reports rows whose value has the wrong type.
     py::tuple built = build_(results);

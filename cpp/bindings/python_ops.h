@@ -93,9 +93,13 @@ class PythonRowOperator : public dflow::Operator {
   // `root_objects(first_input)` may return the Python objects the batch's root inputs were made
   // from (or None); arguments reading root node `root_node` then use them instead of decoding.
   // `track_rows`: publish the row each call is for (CurrentRowOfThread), for ops with a timeout.
+  // `keep_results` (with an out_format): the function's own result objects stay with the column
+  // (Level::host_values) for rows made into Python objects later (see BatchResultObjects), unless
+  // the results that are not also arguments hold more than `keep_results_max_bytes` (-1: no limit).
   PythonRowOperator(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
                     py::object build, py::object root_objects, int32_t root_node,
-                    std::shared_ptr<ErrorTable> errors, bool track_rows = false);
+                    std::shared_ptr<ErrorTable> errors, bool track_rows = false, bool keep_results = false,
+                    int64_t keep_results_max_bytes = -1);
   ~PythonRowOperator() override;
   std::string name() const override { return info_.op; }
   void Process(dflow::Batch& batch) override;
@@ -108,7 +112,14 @@ class PythonRowOperator : public dflow::Operator {
   std::string out_format_;
   std::shared_ptr<ErrorTable> errors_;
   bool track_rows_;
+  bool keep_results_;
+  int64_t keep_results_max_bytes_;
 };
+
+// The Python objects a row function returned for column `node` of `level` (a list aligned with
+// the column; None where a value was not kept), if the column is still the one they were made
+// for; else None.
+py::object BatchResultObjects(const dflow::Batch& batch, int32_t level, int32_t node);
 
 // Calls runner(args, failed_mask) -> (column, [(row, error_or_message), ...]) with the GIL held.
 // args[k] is (pyarrow.Array, ancestor_index pyarrow.Array or None); a kInputIndexArg argument is

@@ -98,7 +98,7 @@ PyObject* FieldValue(const FieldSource& s, Py_ssize_t r) {
 
 // Rows of a batch as dicts. `fields`: per name, a fast-format Arrow array, a list of n Python
 // values, or a tuple (objects, offset, index or None, array) as described at FieldSource.
-py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n) {
+py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n, bool track) {
   const Py_ssize_t k = PyList_GET_SIZE(names.ptr());
   if (PyList_GET_SIZE(fields.ptr()) != k) throw py::value_error("rows: names and fields differ in length");
   std::vector<py::object> keys(static_cast<size_t>(k));
@@ -143,6 +143,9 @@ py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n) {
     if (s.format == 'U' || s.format == 'u') s.ascii = StringColumnIsAscii(*s.array);
   }
   py::list out(n);
+  // Not tracked while it is filled: each dict made below may start a young-generation collection,
+  // which would otherwise walk this list (it is young too) every time.
+  PyObject_GC_UnTrack(out.ptr());
   for (Py_ssize_t r = 0; r < n; ++r) {
     PyObject* d = _PyDict_NewPresized(k);
     if (!d) throw py::error_already_set();
@@ -151,7 +154,8 @@ py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n) {
     for (Py_ssize_t c = 0; c < k; ++c) {
       PyObject* v = FieldValue(sources[c], r);
       if (!v) throw py::error_already_set();
-      atomic = atomic && !(PyObject_IS_GC(v) && PyObject_GC_IsTracked(v));
+      // (Values made here, or objects of exactly a str/bytes/int/float/bool type, never are.)
+      if (sources[c].values) atomic = atomic && !(PyObject_IS_GC(v) && PyObject_GC_IsTracked(v));
       const int failed = PyDict_SetItem(d, keys[c].ptr(), v);
       Py_DECREF(v);
       if (failed < 0) throw py::error_already_set();
@@ -160,16 +164,19 @@ py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n) {
     // tracks it again): the collector need not walk the millions of rows a run may return.
     if (atomic) PyObject_GC_UnTrack(d);
   }
+  if (track) PyObject_GC_Track(out.ptr());
   return out;
 }
 
 }  // namespace
 
 void init_rows(py::module_& m) {
-  m.def("rows", &Rows, py::arg("names"), py::arg("fields"), py::arg("n"),
+  m.def("rows", &Rows, py::arg("names"), py::arg("fields"), py::arg("n"), py::arg("track") = true,
         "One dict per row, in one pass. fields: per name, a str/bytes/int/float/bool Arrow array, a list of\n"
         "n Python values, or (objects, offset, index or None, array): the caller's input objects where they\n"
-        "are exactly of the field's type, row i being objects[offset + (index[i] if index else i)].");
+        "are exactly of the field's type, row i being objects[offset + (index[i] if index else i)].\n"
+        "track=False: the list is not tracked by the garbage collector (for a list only its caller sees,\n"
+        "which nothing can put in a reference cycle: no collection walks its n entries).");
 }
 
 }  // namespace dflow_py

@@ -100,12 +100,13 @@ class PyRun {
   ~PyRun() { Close(); }
 
   void AddPythonRow(PythonOpInfo info, py::object fn, std::string out_format, std::vector<py::object> convert,
-                    py::object build, py::object root_objects, int32_t root_node, bool track_rows) {
+                    py::object build, py::object root_objects, int32_t root_node, bool track_rows,
+                    bool keep_results, int64_t keep_results_max_bytes) {
     int32_t level = info.level;
     pipeline_->AddStage(std::make_unique<PythonRowOperator>(std::move(info), std::move(fn), std::move(out_format),
                                                             std::move(convert), std::move(build),
                                                             std::move(root_objects), root_node, errors_,
-                                                            track_rows),
+                                                            track_rows, keep_results, keep_results_max_bytes),
                         Counted({1}, level, level));
   }
   // The stage applying failure policies (see PolicyOperator): `parents[l]` and `origin_nodes[l]`
@@ -299,6 +300,12 @@ void init_runtime(py::module_& m) {
         if (it == cols.end()) throw py::key_error("node " + std::to_string(node) + " not computed at level " + std::to_string(l));
         return ToPyArrow(it->second);
       })
+      // The objects a row function returned for a column (add_python_row(keep_results=True)), aligned
+      // with its rows; None when the column has none (see Level::host_values).
+      .def("result_objects", [](const PyBatch& b, int32_t l, int32_t node) {
+        b.level(l);
+        return BatchResultObjects(*b.batch, l, node);
+      }, py::arg("level"), py::arg("node"))
       // Rows `rows` of a column as a new array, gathered natively with the GIL released (how the
       // results leave out failed and filtered rows).
       .def("take", [](const PyBatch& b, int32_t l, int32_t node, py::array_t<int64_t, py::array::c_style> rows) {
@@ -354,7 +361,7 @@ void init_runtime(py::module_& m) {
            py::arg("ordered"), py::arg("retries") = false)
       .def("add_python_row", &PyRun::AddPythonRow, py::arg("info"), py::arg("fn"), py::arg("out_format"),
            py::arg("convert"), py::arg("build"), py::arg("root_objects") = py::none(), py::arg("root_node") = -1,
-           py::arg("track_rows") = false)
+           py::arg("track_rows") = false, py::arg("keep_results") = false, py::arg("keep_results_max_bytes") = -1)
       .def("add_policy", &PyRun::AddPolicy, py::arg("resolver"), py::arg("parents"), py::arg("origin_nodes"))
       .def("add_python_batch", &PyRun::AddPythonBatch, py::arg("info"), py::arg("runner"), py::arg("concurrency") = 1,
            py::arg("expanding") = false)

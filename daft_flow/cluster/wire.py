@@ -212,8 +212,9 @@ class RemoteOutput:
     def column_slice(self, k: int, start: int, stop: int) -> pa.Array:
         return self.columns[k].slice(start, stop - start)
 
-    def input_objects(self, k: int, start: int, stop: int) -> None:
-        """The caller's input objects are not here (a worker read them): rows decode every field."""
+    def held_objects(self, k: int, start: int, stop: int) -> None:
+        """No Python objects hold these values here (a worker read the inputs and ran the functions):
+        rows decode every field."""
         return None
 
     def bytes_per_row(self) -> int:

@@ -35,6 +35,10 @@ class Lowering:
     # A checkpointed run's journal: where LLM ops without cache= save each answer as it arrives.
     journal: Any = None
     closers: list[Any] = field(default_factory=list)  # called when the run ends (caches flush their writes)
+    # Output nodes whose row functions keep their result objects: the consumer makes Python rows
+    # of them (reusing the objects costs less than decoding the column again).
+    keep_results: frozenset[int] = frozenset()
+    held_results_bytes: int = -1  # per batch, of result objects that are not also arguments (-1: no limit)
 
     @property
     def plan(self) -> ir.Plan:
@@ -109,13 +113,15 @@ class Lowering:
 
 def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordered: bool, usage: Any = None,
               cancellables: list[Any] | None = None, monitor: Any = None, resources: list[Any] | None = None,
-              journal: Any = None, closers: list[Any] | None = None) -> Any:
+              journal: Any = None, closers: list[Any] | None = None, python_rows: bool = False,
+              held_results_bytes: int = -1) -> Any:
     """``cancellables`` collects the runners whose in-flight coroutines must be cancelled when the
     run stops early; ``monitor`` (an ``execution.monitor.RunMonitor``) learns what each stage runs;
     ``resources`` collects what the caller opens before the run starts and closes after it ends
     (the failure policies' dead-letter sinks); ``journal`` is a checkpointed run's cache for LLM
     answers; ``closers`` collects what must be called once the run has ended (caches flushing
-    their writes).
+    their writes). ``python_rows``: the consumer makes the output rows into Python objects (row
+    functions keep their results, up to ``held_results_bytes`` of new objects per batch).
 
     With failure policies (``with_policy``), every op but the sinks runs first, then the policy
     stage (``execution/policies.py``: retries, fail_parent, dead letters), then the sinks, so a
@@ -137,7 +143,9 @@ def build_run(traced: TracedPlan, source: Any, options: ExecutionOptions, ordere
     root_objects = getattr(source, "objects_for", None) if root_type.kind in ("str", "bytes") else None
     ctx = Lowering(run, traced, source, options, usage if usage is not None else UsageReport(),
                    cancellables if cancellables is not None else [], root_objects, policies=policies,
-                   journal=journal, closers=closers if closers is not None else [])
+                   journal=journal, closers=closers if closers is not None else [],
+                   keep_results=frozenset(plan.output_nodes) if python_rows else frozenset(),
+                   held_results_bytes=held_results_bytes)
     sinks = [n for n in plan.nodes if resolver is not None and node_op(n.WhichOneof("op")).writes_out(n)]
     for node in plan.nodes:
         if not (sinks and node_op(node.WhichOneof("op")).writes_out(node)):

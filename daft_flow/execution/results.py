@@ -75,6 +75,9 @@ class BatchOutput:
         self._columns: list[pa.Array] | None = None
         # (inputs as the caller passed them, offset of this batch's first, the root field's node)
         self.root_objects: tuple[list[Any], int, int] | None = None
+        # Per field: the objects a row function returned for its column (aligned with the column's
+        # rows, see _core.Batch.result_objects), or None.
+        self.result_objects: list[list[Any] | None] = [None] * len(sources)
         self.failures = failures
         self.filtered = filtered  # rows a filter() dropped, on the output flow or its parents
 
@@ -133,16 +136,19 @@ class BatchOutput:
             return col.slice(start, stop - start)
         return _take(self._batch, lvl, node, col, index[start:stop])
 
-    def input_objects(self, k: int, start: int, stop: int) -> "tuple[list[Any], int, np.ndarray | None] | None":
-        """For field ``k`` if it is the root field: (inputs, offset, index) such that surviving row
-        ``start + i`` came from input ``inputs[offset + index[i]]`` (``offset + start + i`` when index is
-        None); else None."""
-        if self.root_objects is None:
-            return None
+    def held_objects(self, k: int, start: int, stop: int) -> "tuple[list[Any], int, np.ndarray | None] | None":
+        """Python objects that already hold field ``k``'s values: the caller's inputs for the root
+        field, or a row function's own results. (objects, offset, index) such that surviving row
+        ``start + i`` has value ``objects[offset + index[i]]`` (``offset + start + i`` when index is
+        None); None when there are none. (``_core.rows`` still checks each object's type.)"""
         col, index, lvl, node = self._sources[k]
-        objects, offset, root_node = self.root_objects
-        if lvl != 0 or node != root_node:
-            return None
+        objects, offset = self.result_objects[k], 0
+        if objects is None:
+            if self.root_objects is None:
+                return None
+            objects, offset, root_node = self.root_objects
+            if lvl != 0 or node != root_node:
+                return None
         if index is None:
             return objects, offset + start, None
         return objects, offset, np.ascontiguousarray(index[start:stop], dtype=np.int64)
@@ -222,6 +228,9 @@ class OutputReader:
         # first_input -> (list, offset) of the caller's input objects (set by the run for list inputs):
         # output rows reuse them for the root field instead of decoding the same values from Arrow.
         self.root_objects: Callable[[int], Any] | None = None
+        # Whether the rows become Python objects (collect, collect_batch, stream): the run's row
+        # functions then keep their result objects for the output fields (see build_run).
+        self.python_rows = False
 
     def read(self, batch: Any) -> BatchOutput:
         out = self.level
@@ -255,6 +264,9 @@ class OutputReader:
         failures = self._failures(batch) if keep is not None else []
         filtered = sum(batch.filtered(lvl) for lvl in self.path) if keep is not None else 0
         output = BatchOutput(batch, out, keep, n, sources, failures, filtered, self.parents)
+        if self.python_rows:
+            output.result_objects = [batch.result_objects(lvl, node) if t.arrow_format else None
+                                     for (_, _, lvl, node), t in zip(sources, self.types)]
         if self.root_objects is not None and any(lvl == 0 and node == self.root_node for _, _, lvl, node in sources):
             found = self.root_objects(batch.first_input)
             if found is not None:
@@ -306,8 +318,8 @@ class OutputReader:
         cannot be read back (a pickled object whose class fails to unpickle) becomes a failure of
         ``output`` instead, and lineage stays aligned with the rows returned."""
         rows: list[dict[str, Any]] = []
-        for chunk in self.row_slices(output, max_rows=None):
-            rows.extend(chunk)
+        for chunk in self.row_slices(output, max_rows=None):  # one slice
+            rows = chunk if not rows else rows + chunk
         return rows
 
     def row_slices(self, output: BatchOutput, max_rows: int | None = SLICE_ROWS,
@@ -328,15 +340,16 @@ class OutputReader:
             for start in range(0, n, step):
                 stop = min(n, start + step)
                 # Per field: an Arrow slice the native pass reads values from (str, int, ...: see
-                # _core.rows), the caller's input objects for the root field, or Python values for
-                # types only Python converts (JSON, pickled objects, File, lists).
+                # _core.rows), with the objects that already hold its values (the caller's inputs,
+                # a row function's results) where there are some, or Python values for types only
+                # Python converts (JSON, pickled objects, File, lists).
                 fields: list[Any] = []
                 unreadable: dict[int, tuple[int, BaseException]] = {}
                 for k, t in enumerate(self.types):
                     column = output.column_slice(k, start, stop)
                     if t.arrow_format:
-                        inputs = output.input_objects(k, start, stop)
-                        fields.append(column if inputs is None else (*inputs, column))
+                        held = output.held_objects(k, start, stop)
+                        fields.append(column if held is None else (*held, column))
                         continue
                     bad: list[tuple[int, BaseException]] = []
                     fields.append(arrow_to_values(column, t, bad))
@@ -353,7 +366,9 @@ class OutputReader:
                     rows = _core.rows(names, fields, stop - start)
                     yield [row for j, row in enumerate(rows) if j not in unreadable]
                     continue
-                yield _core.rows(names, fields, stop - start)
+                # Untracked by the collector: the list is the callers' (rows(), collect_batch,
+                # stream), who take its rows out of it and never hand it on.
+                yield _core.rows(names, fields, stop - start, track=False)
         finally:
             output.exclude(dropped)
 

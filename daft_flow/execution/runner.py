@@ -16,7 +16,7 @@ from daft_flow.execution.physical import build_run
 from daft_flow.execution.monitor import RunMonitor
 from daft_flow.execution.report import RunEnding
 from daft_flow.execution.progress import progress_for
-from daft_flow.execution.results import BatchOutput, FlowStream, OutputReader
+from daft_flow.execution.results import SLICE_BYTES, BatchOutput, FlowStream, OutputReader
 from daft_flow.execution.source import InputSource
 from daft_flow.plan.trace import TracedPlan, dtype_from_ir, trace
 
@@ -120,6 +120,7 @@ def _input_count(values: Any) -> int | None:
 def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callable[[Any], Any], *,
                 ordered: bool = True, usage_owner: Any = None, record: bool = True, skip: Any = None,
                 journal: Any = None, first_input: int = 0, dead_letters_to: list[Any] | None = None,
+                python_rows: bool = False, held_results_bytes: int = -1,
                 **options: Any) -> Iterator[tuple[Any, Any]]:
     """Runs a traced plan; yields (readers, batch) per finished batch, where ``readers`` is what
     ``make_readers(run)`` returned. The batch is released when the consumer asks for the next one.
@@ -129,7 +130,9 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     inputs already done, see ``checkpoint/resume.py``) and ``journal`` (the cache its LLM ops
     save each answer to). ``first_input`` numbers the inputs from there (a worker running a
     morsel of a larger input names inputs by their index in it); a worker also passes
-    ``dead_letters_to``, a list that collects the dead-letter records its client writes."""
+    ``dead_letters_to``, a list that collects the dead-letter records its client writes.
+    ``python_rows``: the consumer makes the output rows into Python objects (its row functions
+    keep their results for them, at most ``held_results_bytes`` of new objects per batch; -1: all)."""
     plan = traced.plan
     total = _input_count(values)
     values = _inputs(plan.root_field, values, dtype_from_ir(plan.root_type))
@@ -152,7 +155,8 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
     opened: list[Any] = []
     closers: list[Any] = []
     try:
-        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources, journal, closers)
+        run = build_run(traced, source, opts, ordered, usage, cancellables, monitor, resources, journal, closers,
+                        python_rows=python_rows, held_results_bytes=held_results_bytes)
         _check_not_on_the_loop(cancellables)
         readers = make_readers(run)
         # A resumed checkpoint keeps what its earlier attempts dead-lettered (their inputs are done).
@@ -165,6 +169,7 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
             if hasattr(reader, "root_objects"):  # rows reuse the caller's input objects
                 reader.root_objects = source.objects_for
+                reader.python_rows = python_rows
         monitor.start()
         run.start()
     except BaseException:
@@ -242,9 +247,11 @@ def _end_provider_runs(usage: Any) -> None:
 
 
 def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage_owner: Any = None,
-             traced: TracedPlan | None = None, checkpoint: Any = None,
-             **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
+             traced: TracedPlan | None = None, checkpoint: Any = None, python_rows: bool = False,
+             held_results_bytes: int = -1, **options: Any) -> Iterator[tuple[OutputReader, BatchOutput]]:
     """``usage_owner``: the object whose ``last_usage()`` reports this run (default: ``flow``).
+    ``python_rows``: the caller makes the rows into Python objects (``OutputReader.rows``);
+    ``held_results_bytes``: see ``run_batches``.
     ``checkpoint`` (an open ``checkpoint.Checkpoint``): done inputs are read past, and each
     finished batch's rows are committed to it before they are handed on."""
     cluster = options.pop("cluster", None)
@@ -260,7 +267,8 @@ def _execute(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, usage
 
         batches = cluster_execute(usage_owner or flow, traced, values, cluster, ordered, options)
     else:
-        batches = _local_outputs(usage_owner or flow, traced, values, ordered, options)
+        batches = _local_outputs(usage_owner or flow, traced, values, ordered,
+                                 dict(options, python_rows=python_rows, held_results_bytes=held_results_bytes))
     morsel: list[Any] = []  # a checkpointed cluster run commits whole morsels
     try:
         for reader, output in batches:
@@ -350,7 +358,7 @@ def collect_batch(flow: "Flow", values: Iterable[Any], *, on_error: str = "raise
     # Child flows whose rows a policy may retry: retried rows come in later batches, so the rows of
     # inputs that had a retry are put back in order (by their position under the input) at the end.
     ordered: dict[int, list[tuple[tuple[int, ...], Any]]] | None = None
-    for reader, out in _execute(flow, values, **options):
+    for reader, out in _execute(flow, values, python_rows=True, **options):
         num_inputs += out.num_inputs
         base = len(results)
         rows = reader.rows(out)
@@ -445,7 +453,7 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     reader = None
     retried: dict[int, list[tuple[tuple[int, ...], Any]]] = {}  # child rows of inputs that had a retry
     root = _is_root(flow)
-    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, **options):
+    for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, python_rows=True, **options):
         seen = max(seen, out.first_input + out.num_inputs)
         rows = reader.rows(out)
         again = set() if root or not reader.retrying else (reader.retried_inputs(out) if not out.tag else None)
@@ -554,7 +562,10 @@ def stream(flow: "Flow", values: Iterable[Any], *, ordered: bool = True, on_erro
         if stored is not None and not ordered:
             for _, group in stored.before(1 << 62):
                 yield from group
-        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, **options):
+        # A stream holds a slice of rows at a time: a batch's row functions keep their results
+        # only while new objects among them take no more than a slice's bytes (else decoded per slice).
+        for reader, out in _execute(flow, values, ordered=ordered, traced=traced, checkpoint=ckpt, python_rows=True,
+                                    held_results_bytes=SLICE_BYTES, **options):
             if stored is not None and ordered:  # earlier attempts' rows in their place
                 for _, group in stored.before(out.first_input):
                     yield from group

@@ -338,7 +338,9 @@ class PythonCall(Expr):
 
                 fn = timed_row_function(fn, name, info.flow, info.field, timeout)
             ctx.run.add_python_row(info, fn, out.arrow_format, converters, row_builder(out), ctx.root_objects,
-                                   ctx.plan.levels[0].element_node, bool(timeout))
+                                   ctx.plan.levels[0].element_node, bool(timeout),
+                                   keep_results=node.id in ctx.keep_results,
+                                   keep_results_max_bytes=ctx.held_results_bytes)
         elif msg.mode == _MODES[BATCH]:
             if msg.builtin == "write_sink":  # sinks name what they write by the inputs rows came from
                 row_ids = bool(getattr(fn, "wants_row_ids", False))  # checkpointed sinks skip committed rows

@@ -78,6 +78,7 @@ int64_t Batch::ComputeBytes() const {
       seen.push_back(col.get());
       bytes += col->nbytes();
     }
+    for (const auto& [id, host] : l.host_values) bytes += host.bytes;
   }
   return bytes;
 }

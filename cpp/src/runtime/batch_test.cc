@@ -29,6 +29,22 @@ TEST(Batch, ComputeBytesCountsColumnsAndIndexes) {
   EXPECT_LT(batch.ComputeBytes(), 1100);
 }
 
+TEST(Batch, ValuesAnEmbeddingKeepsForAColumnAreChargedToTheBatch) {
+  Batch batch = OneRowOfText(std::string(1000, 'a'));
+  const int64_t before = batch.ComputeBytes();
+  bool freed = false;
+  {
+    std::shared_ptr<void> values(new int(0), [&freed](void* p) {
+      delete static_cast<int*>(p);
+      freed = true;
+    });
+    batch.levels[0].host_values[0] = {batch.levels[0].columns.at(0), std::move(values), 500};
+  }
+  EXPECT_EQ(batch.ComputeBytes(), before + 500);
+  batch.levels[0].host_values.clear();  // dropped with the level, by the embedding's own deleter
+  EXPECT_TRUE(freed);
+}
+
 TEST(Batch, AColumnSharedByAChainedLevelIsCountedOnce) {
   Batch batch = OneRowOfText(std::string(1 << 20, 'd'));
   int64_t before = batch.ComputeBytes();

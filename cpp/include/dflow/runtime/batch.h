@@ -43,6 +43,17 @@ struct Level {
   int64_t filtered = 0;  // rows marked 3
   std::vector<RowFailure> failures;
   std::map<int32_t, ArrayPtr> columns;
+  // Values the embedding language already holds for a column, made by the op that computed it (a
+  // Python row function's own result objects): whoever turns that column back into such values may
+  // use them instead of decoding it, as long as `column` is still the level's column of that node
+  // (an op that replaces or re-gathers a column makes a new array, which has none). Opaque to the
+  // core; `bytes` is what they keep alive beyond the column, charged to the batch.
+  struct HostValues {
+    ArrayPtr column;
+    std::shared_ptr<void> values;
+    int64_t bytes = 0;
+  };
+  std::map<int32_t, HostValues> host_values;
   // In a retry batch: rows carried only so the retried rows can read their ancestors (or a level
   // beside them, left empty). Stages never compute a context level; its rows are never output
   // or counted again.
