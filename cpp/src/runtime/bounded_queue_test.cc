@@ -82,15 +82,5 @@ TEST(BoundedQueue, ManyProducersAndConsumersLoseNothing) {
   EXPECT_EQ(sum, expected);
 }
 
-TEST(BoundedQueue, PushFrontGoesFirstAndMayTakeOneSlotMore) {
-  BoundedQueue<int> q(2);
-  ASSERT_TRUE(q.Push(1));
-  ASSERT_TRUE(q.Push(2));
-  ASSERT_TRUE(q.PushFront(9));  // full for Push, one more for PushFront
-  EXPECT_EQ(*q.Pop(), 9);
-  EXPECT_EQ(*q.Pop(), 1);
-  EXPECT_EQ(*q.Pop(), 2);
-}
-
 }  // namespace
 }  // namespace dflow

@@ -305,9 +305,7 @@ void Pipeline::Shared::RunRetries() {
       batch->peak = batch->ComputeBytes();
       batch->bytes = batch->peak;
       if (!budget.Acquire(batch->bytes)) break;
-      // Ahead of the source's batches: its rows' inputs finish (and a checkpoint commits them)
-      // soon after the retry is due, not after everything the source has read ahead.
-      if (!queues[0]->PushFront(std::move(batch))) break;
+      if (!queues[0]->Push(std::move(batch))) break;
       lock.lock();
     }
   } catch (abi::__forced_unwind&) {
@@ -350,10 +348,7 @@ void Pipeline::Shared::RunStage(size_t index) {
         if (batch->tag == 0) Finished(*batch);
         LeftLastStage();
       }
-      // Retry batches go ahead of first attempts at every stage (see RunRetries).
-      Queue& next = *queues[index + 1];
-      const bool retry = batch->tag != 0;
-      if (!(retry ? next.PushFront(std::move(batch)) : next.Push(std::move(batch)))) break;
+      if (!queues[index + 1]->Push(std::move(batch))) break;
     }
   } catch (abi::__forced_unwind&) {
     throw;

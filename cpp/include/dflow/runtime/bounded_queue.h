@@ -23,17 +23,6 @@ class BoundedQueue {
     return true;
   }
 
-  // Like Push, but the item goes first, and one item more than the capacity may wait: what must
-  // not queue behind the regular producers (retry batches that are due) gets the next Pop.
-  bool PushFront(T item) {
-    std::unique_lock<std::mutex> lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() <= capacity_; });
-    if (closed_) return false;
-    items_.push_front(std::move(item));
-    not_empty_.notify_one();
-    return true;
-  }
-
   // Blocks until an item arrives; nullopt once the queue is closed and drained.
   std::optional<T> Pop() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -63,7 +52,7 @@ class BoundedQueue {
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
-    not_full_.notify_all();  // (PushFront waits on a looser condition than Push)
+    not_full_.notify_one();
     return item;
   }
   std::mutex mu_;
