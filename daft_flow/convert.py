@@ -177,3 +177,14 @@ def root_row_ids(array: Any, t: DataType, first_input: int = 0) -> Any:
         return _core.hash_rows(arr, first_input)
     texts = [None if v is None else json.dumps(v, sort_keys=True, default=str) for v in arr.to_pylist()]
     return _core.hash_rows(_core.from_pylist(texts, "U"), first_input)
+
+
+def root_id_array(inputs: Any, t: DataType, first_input: int = 0) -> Any:
+    """``root_row_ids`` of inputs given as Python values or as an Arrow array, as uint64 numpy."""
+    import numpy as np
+
+    if not isinstance(inputs, (pa.Array, pa.ChunkedArray)):
+        inputs, _ = values_to_arrow(inputs, t)
+    elif isinstance(inputs, pa.ChunkedArray):
+        inputs = inputs.combine_chunks()
+    return np.asarray(pa.array(root_row_ids(inputs, t, first_input)), dtype=np.uint64)

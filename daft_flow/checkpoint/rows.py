@@ -61,6 +61,14 @@ def done_ranges(first: int, count: int, not_done: set[int], batch: Any) -> list[
     return out
 
 
+def _rows_table(out: Any, names: list[str]) -> pa.Table:
+    """A batch output's rows as stored: its fields, ``_input_index`` and ``_row_id``."""
+    arrays = [c if isinstance(c, pa.Array) else pa.array(c) for c in out.columns]
+    arrays += [pa.array(np.asarray(out.input_index, dtype=np.int64)),
+               pa.array(np.asarray(out.row_ids, dtype=np.uint64), type=pa.uint64())]
+    return pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
+
+
 def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
     """Commits a flow's batch output: its done inputs and their rows (with a retry policy, an
     input's rows once its retries are back: ``checkpoint/retries.py``)."""
@@ -76,9 +84,7 @@ def commit_rows(ckpt: Checkpoint, out: Any, names: list[str]) -> None:
     table = None
     if out.columns and len(out.row_positions):
         index = np.asarray(out.input_index, dtype=np.int64)
-        arrays = [pa.array(c) if not isinstance(c, pa.Array) else c for c in out.columns]
-        arrays += [pa.array(index, type=pa.int64()), pa.array(np.asarray(out.row_ids, dtype=np.uint64), type=pa.uint64())]
-        table = pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID])
+        table = _rows_table(out, names)
         if retries is not None and (retries.pending or later):
             table = _retried_rows(retries, table, out, not_done, {d[0] for d in later})
         elif not_done:
@@ -120,10 +126,7 @@ def commit_morsel_rows(ckpt: Checkpoint, done: Any, outs: list[Any], names: list
     for o in outs:
         if not len(o.input_index) or not o.columns:
             continue
-        arrays = [c if isinstance(c, pa.Array) else pa.array(c) for c in o.columns]
-        arrays += [pa.array(np.asarray(o.input_index, dtype=np.int64)),
-                   pa.array(np.asarray(o.row_ids, dtype=np.uint64), type=pa.uint64())]
-        parts.append(pa.Table.from_arrays(arrays, names=[*names, INDEX, ROW_ID]))
+        parts.append(_rows_table(o, names))
         keys += o.order_keys()
     table = None
     if parts:

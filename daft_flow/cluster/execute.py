@@ -106,7 +106,7 @@ def _indexed_morsels(pairs: Iterable[tuple[int, Any]], root: _Root, backend: Bac
 def _not_done(values: Iterable[Any], skip: Any, dtype: DataType) -> Iterator[tuple[int, Any]]:
     """(index, value) of the inputs a resumed checkpoint has not done. Done ones are read past and
     checked against the checkpoint by the sum of their row ids, as a local source does."""
-    from daft_flow.convert import root_row_ids, values_to_arrow
+    from daft_flow.convert import root_id_array
 
     it = iter(values)
     index = 0
@@ -118,9 +118,7 @@ def _not_done(values: Iterable[Any], skip: Any, dtype: DataType) -> Iterator[tup
                 part = list(itertools.islice(it, min(done.stop - index - got, 65536)))
                 if not part:
                     break
-                array, _ = values_to_arrow(part, dtype)
-                ids = root_row_ids(array, dtype, index + got)
-                total += int(np.asarray(pa.array(ids), dtype=np.uint64).sum(dtype=np.uint64))
+                total += int(root_id_array(part, dtype, index + got).sum(dtype=np.uint64))
                 got += len(part)
             index += got
             skip.check(done, total, got, index)
@@ -139,14 +137,9 @@ def _not_done(values: Iterable[Any], skip: Any, dtype: DataType) -> Iterator[tup
 def morsel_root_ids(morsel: Morsel, dtype: DataType) -> np.ndarray:
     """The root row ids of a morsel's inputs (what a checkpoint sums for its done ranges)."""
     from daft_flow.cluster.wire import decode_inputs
-    from daft_flow.convert import root_row_ids, values_to_arrow
+    from daft_flow.convert import root_id_array
 
-    inputs = decode_inputs(morsel.batch)
-    if isinstance(inputs, pa.ChunkedArray):
-        array = inputs.combine_chunks()
-    else:
-        array, _ = values_to_arrow(inputs, dtype)
-    return np.asarray(pa.array(root_row_ids(array, dtype, morsel.first_input)), dtype=np.uint64)
+    return root_id_array(decode_inputs(morsel.batch), dtype, morsel.first_input)
 
 
 def _arrow_morsels(chunks: Iterable[pa.Array], root: _Root, backend: Backend, limit: int,

@@ -451,22 +451,19 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     failures: list[RowFailure] = []
     seen = 0
     reader = None
-    retried: dict[int, list[tuple[tuple[int, ...], Any]]] = {}  # child rows of inputs that had a retry
+    # Child rows of a flow that retries come back in later batches: each input's rows are put in
+    # the order a fresh run gives them (their position under the input).
+    keyed: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
     root = _is_root(flow)
     for reader, out in _execute(flow, values, traced=traced, checkpoint=ckpt, python_rows=True, **options):
         seen = max(seen, out.first_input + out.num_inputs)
         rows = reader.rows(out)
-        again = set() if root or not reader.retrying else (reader.retried_inputs(out) if not out.tag else None)
-        if again is None or again:  # their rows are put in the order a fresh run gives them
-            keys = out.order_keys()
-            for k, (i, row) in enumerate(zip(out.input_index.tolist(), rows)):
-                if again is None or i in again or i in retried:
-                    retried.setdefault(i, []).append((keys[k], row))
-                else:
-                    rows_of.setdefault(i, []).append(row)
+        if not root and reader.retrying:
+            for i, key, row in zip(out.input_index.tolist(), out.order_keys(), rows):
+                keyed.setdefault(i, []).append((key, row))
         else:
             for i, row in zip(out.input_index.tolist(), rows):
-                (retried[i].append(((), row)) if i in retried else rows_of.setdefault(i, []).append(row))
+                rows_of.setdefault(i, []).append(row)
         for f in out.failures:
             failed.setdefault(f.input_index, []).append(f)
         failures.extend(out.failures)
@@ -479,7 +476,7 @@ def _collect_batch_checkpointed(flow: "Flow", values: Iterable[Any], ckpt: Any, 
     for f in stored_dead_letters(ckpt, earlier):  # in their inputs' places, as the first attempt had them
         failed.setdefault(f.input_index, []).append(f)
         failures.append(f)
-    for i, items in retried.items():
+    for i, items in keyed.items():
         items.sort(key=lambda item: item[0])
         rows_of[i] = rows_of.get(i, []) + [row for _, row in items]
     results: list[Any] = []

@@ -129,15 +129,12 @@ class InputSource:
 
     def _take(self, n: int) -> tuple[int, int] | None:
         """Consumes the next ``n`` (at most) inputs without running them: (sum of their row ids, count)."""
-        import numpy as np
-        import pyarrow as pa
+        from daft_flow.convert import root_id_array
 
-        first = self.count
         if self.arrow_chunks is not None:
             part = self._next_arrow(n)
             if part is None:
                 return None
-            ids = root_row_ids(part, self.dtype, first)
         else:
             values, start, stop = self._next_values(n)
             if start >= stop:
@@ -145,10 +142,7 @@ class InputSource:
             if self.sequence is not None:
                 self.position = stop
             part = values[start:stop]
-            array, _ = values_to_arrow(part, self.dtype)
-            ids = root_row_ids(array, self.dtype, first)
-        total = int(np.asarray(pa.array(ids), dtype=np.uint64).sum(dtype=np.uint64))
-        return total, len(part)
+        return int(root_id_array(part, self.dtype, self.count).sum(dtype="uint64")), len(part)
 
     def _end(self) -> None:
         if self.skip is not None:

@@ -28,24 +28,16 @@ def python_values(array: pa.Array) -> list[Any]:
     ``UnreadableInput`` (its row fails, naming the row and field) instead of failing the call."""
     t = array.type
     is_string = pa.types.is_string(t) or pa.types.is_large_string(t)
-    if is_string and not _offsets_in_order(array):
+    if not is_string or _offsets_in_order(array):
+        try:
+            return array.to_pylist()
+        except UnicodeDecodeError:
+            pass
+    if is_string:
         return _string_values_by_offsets(array)
-    try:
-        return array.to_pylist()
-    except UnicodeDecodeError:
-        pass
     from daft_flow.convert import UnreadableInput
 
-    if is_string:
-        raw = array.cast(pa.binary() if pa.types.is_string(t) else pa.large_binary()).to_pylist()
-        values: list[Any] = []
-        for b in raw:
-            try:
-                values.append(None if b is None else b.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                values.append(UnreadableInput(f"the string is not valid UTF-8 ({e.reason} at byte {e.start})"))
-        return values
-    values = []
+    values: list[Any] = []
     for i in range(len(array)):  # nested strings (list<string>, struct): value by value
         try:
             values.append(array[i].as_py())
@@ -74,8 +66,8 @@ def _offsets_in_order(array: pa.Array) -> bool:
 
 
 def _string_values_by_offsets(array: pa.Array) -> list[Any]:
-    """A string column whose offsets are not in order (a corrupt array: pyarrow's own reading
-    would fail the whole call): each value read on its own, a broken one an ``UnreadableInput``."""
+    """A string column pyarrow cannot read whole (a value that is not UTF-8, or offsets out of
+    order in a corrupt array): each value read on its own, a broken one an ``UnreadableInput``."""
     from daft_flow.convert import UnreadableInput
 
     offsets = _offsets(array).tolist()
