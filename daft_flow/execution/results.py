@@ -349,7 +349,9 @@ class OutputReader:
         bytes_per_row = output.bytes_per_row()
         if self.prefault is not None:
             need = python_row_bytes(n, len(self.types), bytes_per_row)
-            if need >= PREFAULT_MIN_BYTES:
+            # (Batches grow to their full size doubling: a batch half as large opens the session,
+            # so the pool is full when the first large one comes.)
+            if 2 * need >= PREFAULT_MIN_BYTES:
                 self.prefault.reserve(need)
         step = n if max_rows is None else max(1, min(max_rows, max_bytes // max(1, bytes_per_row)))
         dropped: list[int] = []
