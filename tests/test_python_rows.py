@@ -285,3 +285,23 @@ def test_small_runs_start_no_prefault_and_the_switch_turns_it_off(tmp_path):
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == expected.split()
+
+
+def test_short_results_copied_at_once_keep_their_bytes_and_order():
+    # Results of 64 bytes or less are copied when returned, longer ones when the batch is built;
+    # an empty value may come first (before any copy was made).
+    values = ["", "a", "é" * 40, "x" * 65, "", "ü", "y" * 64]
+
+    def pick(i: int) -> str:
+        return values[i]
+
+    def pick_bytes(i: int) -> bytes:
+        return values[i].encode()
+
+    flow = dflow.Flow("i", int)
+    flow["s"] = flow["i"].run_python(pick)
+    flow["b"] = flow["i"].run_python(pick_bytes)
+    table = flow.collect_arrow(range(len(values)))
+    assert table.column("s").to_pylist() == values
+    assert table.column("b").to_pylist() == [v.encode() for v in values]
+    assert [r["s"] for r in flow.collect_batch(range(len(values)))] == values

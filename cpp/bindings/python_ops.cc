@@ -137,7 +137,7 @@ struct ResultBuilder {
   // now and a decref (a cache miss per value, GIL held) after the copy.
   void Keep(PyObject* v, const char* data, Py_ssize_t len) {
     if (len <= kCopyAtOnce) {
-      if (chunk_used + static_cast<size_t>(len) > kChunkBytes) {
+      if (chunks.empty() || chunk_used + static_cast<size_t>(len) > kChunkBytes) {
         chunks.emplace_back(new char[kChunkBytes]);
         chunk_used = 0;
       }
@@ -156,7 +156,7 @@ struct ResultBuilder {
   std::vector<std::pair<const char*, Py_ssize_t>> spans;
   std::vector<PyObject*> kept;
   std::vector<std::unique_ptr<char[]>> chunks;
-  size_t chunk_used = kChunkBytes;
+  size_t chunk_used = 0;
   std::deque<std::string> copies;
   // Destroyed inside Process, where the GIL is held (also when a cancelled run unwinds).
   ~ResultBuilder() {
