@@ -38,8 +38,9 @@ def _op_name(node: Any, objects: list[Any]) -> str:
 SLICE_ROWS = 4096
 SLICE_BYTES = 4 << 20
 
-# Rows of a batch whose Python objects take at least this much have their memory faulted in ahead
-# by another thread (_core.ArenaPrefault): below it, the thread is not worth starting.
+# Rows of batches whose Python objects take this much have their memory faulted in ahead by another
+# thread (_core.ArenaPrefault; from the batch half as large before them): below it, the thread is
+# not worth starting.
 PREFAULT_MIN_BYTES = 4 << 20
 
 
