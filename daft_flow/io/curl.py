@@ -35,6 +35,8 @@ MAX_CONNECTIONS = 1024
 MAX_REDIRECTS = 10  # as aiohttp's default
 LARGE_BYTES = 1 << 20  # bodies from this size go into one runtime buffer (no joined chunks)
 _TICK_S = 0.05  # how often idle transfers are looked for while some run
+_HAND_OVER_S = 0.002  # results wait at most this long to go to their event loop together
+BUFFER_BYTES = 1 << 16  # receive buffer per transfer: a 100 KB body in 2 callbacks instead of 7 (libcurl: 16 KB)
 
 
 class HTTPStatusError(OSError):
@@ -197,6 +199,7 @@ class CurlPool:
         self._sleeping = False
         self.transfers = 0  # GETs started (tests check that reads came this way)
         self._ready: dict[Any, list[tuple[Any, bool, Any]]] = {}  # loop -> results to hand over
+        self._hand_over_at = 0.0  # when the oldest of them came in, plus _HAND_OVER_S
         self._thread = threading.Thread(target=self._serve, name="daft_flow-http", daemon=True)
         self._thread.start()
 
@@ -274,6 +277,8 @@ class CurlPool:
         wait = 1.0 if self._deadline is None else max(0.0, self._deadline - now)
         if self._active:
             wait = min(wait, _TICK_S)
+        if self._ready:
+            wait = min(wait, max(0.0, self._hand_over_at - now))
         self._sleeping = True
         if self._queue:
             wait = 0.0
@@ -303,11 +308,12 @@ class CurlPool:
                 break
         if self._active:
             self._expire_idle()
-        self._hand_over()
+        if self._ready and (time.monotonic() >= self._hand_over_at or not self._active):
+            self._hand_over()
 
     def _hand_over(self) -> None:
-        """Results go to each event loop in one call per pass (one wake-up of the loop, not one
-        per response)."""
+        """Results go to each event loop together, a few ms' worth in one call (one wake-up of
+        the loop, not one per response)."""
         ready, self._ready = self._ready, {}
         for loop, results in ready.items():
             try:
@@ -330,6 +336,7 @@ class CurlPool:
         handle.setopt(pycurl.PROXY, "")  # like aiohttp's default (trust_env=False): no proxy from the environment
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transfer.connect_s * 1000)))
         handle.setopt(pycurl.MAXFILESIZE_LARGE, transfer.max_bytes)  # a declared length over it fails unread
+        handle.setopt(pycurl.BUFFERSIZE, BUFFER_BYTES)
         handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
         handle.setopt(pycurl.HEADERFUNCTION, transfer.header)
         for name, value in self._ca.items():
@@ -396,6 +403,8 @@ class CurlPool:
             return
         transfer.handle = None
         if not transfer.future.done():
+            if not self._ready:
+                self._hand_over_at = time.monotonic() + _HAND_OVER_S
             self._ready.setdefault(transfer.loop, []).append(
                 (transfer.future, error is None, value if error is None else error))
 
