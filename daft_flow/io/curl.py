@@ -36,6 +36,7 @@ MAX_REDIRECTS = 10  # as aiohttp's default
 LARGE_BYTES = 1 << 20  # bodies from this size go into one runtime buffer (no joined chunks)
 _TICK_S = 0.05  # how often idle transfers are looked for while some run
 _HAND_OVER_S = 0.002  # results wait at most this long to go to their event loop together
+_E_TOO_LARGE = 100  # CURLE_TOO_LARGE (libcurl 8.6+), headers over libcurl's limit; pycurl has no name for it
 BUFFER_BYTES = 1 << 16  # receive buffer per transfer: a 100 KB body in 2 callbacks instead of 7 (libcurl: 16 KB)
 
 
@@ -332,6 +333,9 @@ class CurlPool:
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.FOLLOWLOCATION, 1)
         handle.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        # http(s) only, redirects included (libcurl would also follow one to ftp://).
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # gzip/deflate/br, decoded: limits apply to what it becomes
         handle.setopt(pycurl.PROXY, "")  # like aiohttp's default (trust_env=False): no proxy from the environment
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transfer.connect_s * 1000)))
@@ -389,9 +393,13 @@ class CurlPool:
         if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
                     pycurl.E_SSL_CACERT_BADFILE):
             return TLSError(message)
-        if code in (pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL):
-            return ValueError(message)
-        return ConnectionError(message)  # refused, reset, DNS, a short body: transient
+        if code == pycurl.E_URL_MALFORMAT:
+            return ValueError(message or "malformed URL")
+        if code == pycurl.E_UNSUPPORTED_PROTOCOL:  # an HTTP/0.9 reply, a redirect to ftp:// or file://
+            return OSError(message or "unsupported protocol")
+        if code == _E_TOO_LARGE:
+            return OSError(message or "a response field (its headers) was larger than libcurl allows")
+        return ConnectionError(message or f"libcurl error {code}")  # refused, reset, DNS, a short body: transient
 
     def _finish(self, handle: Any, error: "BaseException | None", value: Any = None) -> None:
         transfer = self._active.pop(handle, None)

@@ -99,3 +99,66 @@ def test_reads_in_a_forked_child_use_a_pool_of_their_own(http_files):
 
 def _read_in_child(url):
     return dflow.Flow("url", str).open_file().read().collect(url)["text"]
+
+
+class _RawReplies:
+    """A loopback server answering every connection with fixed raw bytes (then closing), by kind."""
+
+    REPLIES = {
+        "garbage": b"NOT HTTP AT ALL\r\n\r\n",
+        "nothing": b"",
+        "to-ftp": b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x\r\nContent-Length: 0\r\n\r\n",
+        "to-file": b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
+        "huge-header": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 2_000_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    }
+
+    def __enter__(self):
+        import socket
+        import threading
+
+        self.sockets = {}
+        for kind, reply in self.REPLIES.items():
+            server = socket.create_server(("127.0.0.1", 0))
+            self.sockets[kind] = server
+            threading.Thread(target=self._serve, args=(server, reply), daemon=True).start()
+        return self
+
+    @staticmethod
+    def _serve(server, reply):
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(reply)
+            except OSError:
+                pass
+            conn.close()
+
+    def url(self, kind):
+        return f"http://127.0.0.1:{self.sockets[kind].getsockname()[1]}/x"
+
+    def __exit__(self, *exc):
+        for server in self.sockets.values():
+            server.close()
+
+
+@pytest.mark.parametrize("client", ["libcurl", "aiohttp"])
+def test_malformed_replies_and_redirects_off_http_fail_their_rows(client, monkeypatch):
+    from daft_flow.retry import Backoff
+
+    if client == "libcurl" and not curl.available():
+        pytest.skip("DAFT_FLOW_HTTP_CLIENT=aiohttp")
+    monkeypatch.setattr(locations, "_curl", curl if client == "libcurl" else False)
+    monkeypatch.setattr(locations, "_BACKOFF", Backoff(initial=0.001, maximum=0.001))
+    with _RawReplies() as raw:
+        urls = [raw.url(kind) for kind in _RawReplies.REPLIES] + [f"{raw.url('garbage')}?sig=s3cr3t"]
+        rows = dflow.Flow("url", str).open_file().read(timeout=QUICK).collect_batch(urls, on_error="return")
+    for url, row in zip(urls, rows):
+        assert isinstance(row, dflow.RowFailure), (url, row)
+        if client == "libcurl":  # aiohttp's own errors (ServerDisconnectedError, ...) are not OSErrors
+            assert isinstance(row.error, OSError), repr(row.error)
+        assert str(row.error).startswith(f"read(): {url.replace('s3cr3t', '***')}: "), str(row.error)
+        assert "s3cr3t" not in repr(row)
