@@ -21,6 +21,7 @@ import asyncio
 import collections
 import logging
 import os
+import selectors
 import threading
 import time
 from typing import Any
@@ -183,9 +184,6 @@ class CurlPool:
         self._multi.setopt(pycurl.M_MAXCONNECTS, MAX_CONNECTIONS)
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
-        import selectors
-
-        self._selectors = selectors
         self._selector = selectors.DefaultSelector()
         self._watched: dict[int, int] = {}
         self._deadline: "float | None" = None
@@ -228,7 +226,7 @@ class CurlPool:
     # (``_set_timer``); a selector watches them with the wake-up pipe, with no limit on descriptor
     # numbers and no per-pass rebuild of the watched set.
     def _watch(self, what: int, fd: int, multi: Any, socketp: Any) -> None:
-        pycurl, selectors = self._pycurl, self._selectors
+        pycurl = self._pycurl
         if what == pycurl.POLL_REMOVE:
             if self._watched.pop(fd, None) is not None:
                 try:
@@ -267,7 +265,7 @@ class CurlPool:
                 self._hand_over()
 
     def _step(self) -> None:
-        pycurl, multi, selectors = self._pycurl, self._multi, self._selectors
+        pycurl, multi = self._pycurl, self._multi
         while self._queue:
             kind, arg = self._queue.popleft()
             if kind == "get":
