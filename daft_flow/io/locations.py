@@ -344,6 +344,8 @@ def _with_url(e: BaseException, url: str, op: str = "", timeout: Timeout | None 
     elif status == 404 or (isinstance(e, FileNotFoundError) and str(e) in (url, repr(url))):
         http = status == 404 or urlsplit(url).scheme.lower() in _NETWORK
         err = FileNotFoundError(f"{prefix}: HTTP 404 Not Found" if http else f"{prefix}: not found")
+    elif isinstance(status, int) and status >= 400:  # after retries, if it was 429 or 5xx
+        err = OSError(f"{prefix}: HTTP {status} {getattr(e, 'message', '') or ''}".rstrip())
     elif type(e).__name__ == "TooManyRedirects":
         err = OSError(f"{prefix}: too many redirects (the server redirects in a loop)")
     elif "WRONG_VERSION_NUMBER" in message:
@@ -563,9 +565,12 @@ async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
                 raise
             raise err from e
     check_protocol(protocol, url)
+    use_curl = protocol in _NETWORK and _curl_enabled()
     attempt = 0
     while True:
         try:
+            if use_curl:
+                return await _curl_get(url, limits, op)
             fs = _filesystem(protocol, url, asyncio.get_running_loop(), limits.timeout)
             if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
                 return await _http_get(fs, url, limits, op)
@@ -585,6 +590,44 @@ async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
                 raise err from e
             attempt += 1
             await asyncio.sleep(delay)
+
+
+_curl: Any = None  # daft_flow.io.curl when http(s) reads go through libcurl, else False; None: not decided yet
+
+
+def _curl_enabled() -> bool:
+    """Whether http(s) reads go through libcurl (``daft_flow.io.curl``): pycurl installed and not
+    turned off with ``DAFT_FLOW_HTTP_CLIENT=aiohttp``. Decided once per process."""
+    global _curl
+    if _curl is None:
+        from daft_flow.io import curl
+
+        _curl = curl if curl.available() else False
+    return _curl is not False
+
+
+def _encoded(url: str) -> str:
+    """``url`` with what must be percent-encoded encoded (spaces, non-ASCII), as aiohttp sends it."""
+    try:
+        import yarl
+    except ImportError:  # pragma: no cover - yarl comes with aiohttp
+        return url
+    return str(yarl.URL(url))
+
+
+async def _curl_get(url: str, limits: ReadLimits, op: str) -> Any:
+    curl = _curl
+    t = limits.timeout
+    try:
+        return await curl.get(_encoded(url), limits.max_bytes, t.connect, t.read)
+    except curl.TooLarge as e:
+        raise _too_large(op, url, limits.max_bytes, e.size) from None
+    except curl.TLSError as e:
+        if "wrong version number" in str(e).lower():
+            message = redact_text(str(e), url_secrets(url))
+            raise _own(OSError(f"{op}: {redact_url(url)}: the server does not speak TLS (is it an http:// URL?): "
+                               f"{message}")) from None
+        raise
 
 
 def _row_error(e: BaseException, url: str, op: str, limits: ReadLimits) -> BaseException:

@@ -16,8 +16,8 @@ import threading
 _log = logging.getLogger("daft_flow")
 
 # In dependency order, so the two threads meet on a package's lock rather than halfway through it.
-MODULES = ("fsspec", "aiohttp", "fsspec.asyn", "fsspec.implementations.http", "daft_flow.execution.runner",
-           "daft_flow.execution.python_runners", "daft_flow.ops.row_ops")
+MODULES = ("fsspec", "aiohttp", "pycurl", "daft_flow.io.curl", "fsspec.asyn", "fsspec.implementations.http",
+           "daft_flow.execution.runner", "daft_flow.execution.python_runners", "daft_flow.ops.row_ops")
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None

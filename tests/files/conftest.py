@@ -40,3 +40,18 @@ def s3():
 def gcs():
     """A GCS emulator on loopback, with STORAGE_EMULATOR_HOST set while it runs."""
     yield from _serve_with_env(GCSEmulator, "gcp_storage_emulator", "gcsfs")
+
+
+@pytest.fixture(params=["libcurl", "aiohttp"])
+def http_client(request, monkeypatch):
+    """Runs a test once per client of http(s) reads: libcurl (pycurl; skipped where it is not
+    installed) and aiohttp (the fallback, and the client with ``DAFT_FLOW_HTTP_CLIENT=aiohttp``)."""
+    from daft_flow.io import curl, locations
+
+    if request.param == "libcurl":
+        if not curl.available():
+            pytest.skip("pycurl is not installed (or DAFT_FLOW_HTTP_CLIENT=aiohttp)")
+        monkeypatch.setattr(locations, "_curl", curl)
+    else:
+        monkeypatch.setattr(locations, "_curl", False)
+    return request.param

@@ -77,7 +77,7 @@ def test_read_local_paths_and_file_urls(tmp_path):
     _check_texts({n: r["text"] for n, r in zip(TEXT_NAMES, rows)})
 
 
-def test_read_http_concurrently_over_reused_connections(http_files):
+def test_read_http_concurrently_over_reused_connections(http_files, http_client):
     root, server = http_files
     _write_docs(root)
     for i in range(200):
@@ -199,7 +199,7 @@ def test_seed_flow_open_read_chain_and_flat_map(http_files):
     assert csv_flow.collect(f"{server.url}/test.csv") == chunks
 
 
-def test_bad_rows_fail_alone_naming_url_and_row(http_files, tmp_path):
+def test_bad_rows_fail_alone_naming_url_and_row(http_files, http_client, tmp_path):
     root, server = http_files
     (root / "ok.txt").write_text("fine")
     (tmp_path / "bin.dat").write_bytes(bytes(range(256)) * 4)
@@ -373,7 +373,7 @@ def test_large_files_read_with_flat_memory(tmp_path):
     assert peak - base < 350 * 10**6, f"RSS grew {(peak - base) / 1e6:.0f} MB reading 240 MB with a 40 MB budget"
 
 
-def test_transient_http_errors_are_retried(http_files, monkeypatch):
+def test_transient_http_errors_are_retried(http_files, http_client, monkeypatch):
     from daft_flow.io import locations
 
     from daft_flow.retry import Backoff
@@ -392,7 +392,7 @@ def test_transient_http_errors_are_retried(http_files, monkeypatch):
     assert server.requests - before == 1 + locations.RETRIES
 
 
-def test_large_files_are_read_into_runtime_buffers(http_files):
+def test_large_files_are_read_into_runtime_buffers(http_files, http_client):
     root, server = http_files
     text = ("größer als ein Megabyte ✓ " * 50_000)[:1_500_000]
     (root / "big.txt").write_text(text)

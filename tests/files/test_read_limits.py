@@ -10,6 +10,8 @@ import pytest
 import daft_flow as dflow
 from servers_fixture import HostileHTTPServer, SilentSocket
 
+pytestmark = pytest.mark.usefixtures("http_client")  # every test, through libcurl and through aiohttp
+
 # A short read limit for servers that never answer; connecting and the total stay generous, so a
 # loaded machine cannot turn an expected read-limit failure (or a good row) into another outcome.
 QUICK = dflow.Timeout(connect=5, read=0.5, total=10)
