@@ -230,3 +230,78 @@ def test_a_stream_keeps_no_more_new_result_objects_per_batch_than_a_slice_holds(
     assert not any(r["y"] is m for r, m in zip(rows, made))  # decoded a slice at a time instead
     rows = flow.collect_batch([f"{i:02d}" for i in range(16)], batch_rows=16)
     assert all(r["y"] is m for r, m in zip(rows, made[16:]))  # collect_batch keeps every row anyway
+
+
+# -- the interpreter's arenas faulted in ahead (cpp/bindings/arena_prefault.cc) ----------------------
+
+def test_large_runs_take_prefaulted_arenas_and_hold_none_after():
+    def tag(s: str) -> str:
+        return s + "!"
+
+    flow = dflow.Flow("x", str)
+    flow["y"] = flow["x"].run_python(tag)
+    xs = [f"row-{i}" for i in range(200_000)]  # batches up to 40k rows: ~15 MB of dicts each
+    before = _core.arena_prefault_stats()
+    rows = flow.collect_batch(xs)
+    after = _core.arena_prefault_stats()
+    assert rows[:2] == [{"x": "row-0", "y": "row-0!"}, {"x": "row-1", "y": "row-1!"}]
+    assert rows[-1] == {"x": "row-199999", "y": "row-199999!"} and len(rows) == len(xs)
+    assert after["installed"]
+    # ~40 MB of new objects: new arenas were asked for while the run's session was open
+    assert after["taken"] + after["missed"] > before["taken"] + before["missed"]
+    assert after["ready"] == 0  # nothing is held once the run is over
+    streamed = list(flow.stream(xs))
+    assert streamed == rows and _core.arena_prefault_stats()["ready"] == 0
+    del rows, streamed
+    gc.collect()  # arenas the pool handed out go back to the kernel through it
+
+
+def test_small_runs_start_no_prefault_and_the_switch_turns_it_off(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import daft_flow as dflow
+        from daft_flow import _core
+
+        def tag(s: str) -> str:
+            return s + "!"
+
+        flow = dflow.Flow("x", str)
+        flow["y"] = flow["x"].run_python(tag)
+        assert flow.collect_batch(["a", "b"]) == [{"x": "a", "y": "a!"}, {"x": "b", "y": "b!"}]
+        small = _core.arena_prefault_stats()["installed"]
+        rows = flow.collect_batch([str(i) for i in range(200_000)])
+        assert rows[-1] == {"x": "199999", "y": "199999!"}
+        print(small, _core.arena_prefault_stats()["installed"])
+    """)
+    root = str(pathlib.Path(dflow.__file__).resolve().parents[1])
+    for switch, expected in (("1", "False True"), ("0", "False False")):
+        env = dict(os.environ, PYTHONPATH=root, DFLOW_PREFAULT_ARENAS=switch)
+        proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == expected.split()
+
+
+def test_short_results_copied_at_once_keep_their_bytes_and_order():
+    # Results of 64 bytes or less are copied when returned, longer ones when the batch is built;
+    # an empty value may come first (before any copy was made).
+    values = ["", "a", "é" * 40, "x" * 65, "", "ü", "y" * 64]
+
+    def pick(i: int) -> str:
+        return values[i]
+
+    def pick_bytes(i: int) -> bytes:
+        return values[i].encode()
+
+    flow = dflow.Flow("i", int)
+    flow["s"] = flow["i"].run_python(pick)
+    flow["b"] = flow["i"].run_python(pick_bytes)
+    table = flow.collect_arrow(range(len(values)))
+    assert table.column("s").to_pylist() == values
+    assert table.column("b").to_pylist() == [v.encode() for v in values]
+    assert [r["s"] for r in flow.collect_batch(range(len(values)))] == values

@@ -150,7 +150,7 @@ ArrayPtr FromPyList(const py::list& values, const std::string& format, Py_ssize_
       if (v == Py_None) { spans[i] = {nullptr, -1}; continue; }
       if (utf8 && PyUnicode_Check(v)) {
         Py_ssize_t len;
-        const char* s = PyUnicode_AsUTF8AndSize(v, &len);
+        const char* s = Utf8Of(v, &len);
         if (!s) throw py::error_already_set();
         spans[i] = {s, len};
       } else if (!utf8 && PyBytes_Check(v)) {

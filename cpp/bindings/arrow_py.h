@@ -22,4 +22,14 @@ py::object ToPyArrow(const dflow::ArrayPtr& array);
 PyObject* ValueToPy(const dflow::Array& a, int64_t i);
 bool IsFastFormat(const std::string& format);
 
+// A str's UTF-8 bytes (valid while the str lives), or nullptr with a Python error set (a lone
+// surrogate). An ASCII str is its own UTF-8: read in place, without a call into the interpreter.
+inline const char* Utf8Of(PyObject* str, Py_ssize_t* len) {
+  if (PyUnicode_IS_COMPACT_ASCII(str)) {
+    *len = PyUnicode_GET_LENGTH(str);
+    return static_cast<const char*>(PyUnicode_DATA(str));
+  }
+  return PyUnicode_AsUTF8AndSize(str, len);
+}
+
 }  // namespace dflow_py

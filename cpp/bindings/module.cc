@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   dflow_py::init_text(m);
   dflow_py::init_rows(m);
   dflow_py::init_expr(m);
+  dflow_py::init_arena_prefault(m);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <unordered_map>
@@ -121,21 +122,41 @@ struct ResultBuilder {
   bool utf8;  // str results (format "U"): decided once, not compared per row
 
   ResultBuilder(const std::string& f, int64_t n) : format(f), utf8(f == "U") {
-    if (f == "U" || f == "Z") bin = std::make_unique<dflow::BinaryBuilder>(f == "U", n);
+    if (f == "U" || f == "Z") {
+      bin = std::make_unique<dflow::BinaryBuilder>(f == "U", n);
+      spans.reserve(static_cast<size_t>(n));
+    }
     else if (f == "l") i64 = std::make_unique<dflow::PrimitiveBuilder<int64_t>>("l", n);
     else if (f == "g") f64 = std::make_unique<dflow::PrimitiveBuilder<double>>("g", n);
     else if (f == "b") boolean = std::make_unique<dflow::BoolBuilder>();
     else throw std::invalid_argument("no fast builder for format " + f);
   }
   // str/bytes results are immutable: remember where their bytes are (holding a reference) and copy
-  // them all in Finish with the GIL released.
+  // them all in Finish with the GIL released. Short ones are copied at once instead, into chunks of
+  // our own: their bytes are in cache right after the call, and a reference would cost an incref
+  // now and a decref (a cache miss per value, GIL held) after the copy.
   void Keep(PyObject* v, const char* data, Py_ssize_t len) {
+    if (len <= kCopyAtOnce) {
+      if (chunks.empty() || chunk_used + static_cast<size_t>(len) > kChunkBytes) {
+        chunks.emplace_back(new char[kChunkBytes]);
+        chunk_used = 0;
+      }
+      char* to = chunks.back().get() + chunk_used;
+      std::memcpy(to, data, static_cast<size_t>(len));
+      chunk_used += static_cast<size_t>(len);
+      spans.emplace_back(to, len);
+      return;
+    }
     Py_INCREF(v);
     kept.push_back(v);
     spans.emplace_back(data, len);
   }
+  static constexpr Py_ssize_t kCopyAtOnce = 64;
+  static constexpr size_t kChunkBytes = 64 << 10;
   std::vector<std::pair<const char*, Py_ssize_t>> spans;
   std::vector<PyObject*> kept;
+  std::vector<std::unique_ptr<char[]>> chunks;
+  size_t chunk_used = 0;
   std::deque<std::string> copies;
   // Destroyed inside Process, where the GIL is held (also when a cancelled run unwinds).
   ~ResultBuilder() {
@@ -174,7 +195,7 @@ struct ResultBuilder {
     if (bin) {
       if (utf8) {
         Py_ssize_t len;
-        const char* s = PyUnicode_AsUTF8AndSize(v, &len);
+        const char* s = Utf8Of(v, &len);
         if (!s) {
           PyErr_Clear();
           *problem = "returned a str that cannot be encoded as UTF-8 (lone surrogate?)";

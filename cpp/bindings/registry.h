@@ -8,4 +8,5 @@ void init_runtime(pybind11::module_& m);
 void init_text(pybind11::module_& m);
 void init_rows(pybind11::module_& m);
 void init_expr(pybind11::module_& m);
+void init_arena_prefault(pybind11::module_& m);
 }  // namespace dflow_py

@@ -150,19 +150,23 @@ py::list Rows(const py::list& names, const py::list& fields, Py_ssize_t n, bool 
     PyObject* d = _PyDict_NewPresized(k);
     if (!d) throw py::error_already_set();
     PyList_SET_ITEM(out.ptr(), r, d);  // owned by `out` from here, also if a value fails below
-    bool atomic = true;
+    bool atomic = true, container = false;
     for (Py_ssize_t c = 0; c < k; ++c) {
       PyObject* v = FieldValue(sources[c], r);
       if (!v) throw py::error_already_set();
       // (Values made here, or objects of exactly a str/bytes/int/float/bool type, never are.)
-      if (sources[c].values) atomic = atomic && !(PyObject_IS_GC(v) && PyObject_GC_IsTracked(v));
+      if (sources[c].values && PyObject_IS_GC(v)) {
+        container = true;
+        atomic = atomic && !PyObject_GC_IsTracked(v);
+      }
       const int failed = PyDict_SetItem(d, keys[c].ptr(), v);
       Py_DECREF(v);
       if (failed < 0) throw py::error_already_set();
     }
     // A dict of str/int/float/None can be part of no cycle (until a container is put in it, which
-    // tracks it again): the collector need not walk the millions of rows a run may return.
-    if (atomic) PyObject_GC_UnTrack(d);
+    // tracks it again): the collector need not walk the millions of rows a run may return. (A new
+    // dict is tracked only once a container is put in it.)
+    if (atomic && container) PyObject_GC_UnTrack(d);
   }
   if (track) PyObject_GC_Track(out.ptr());
   return out;

@@ -38,6 +38,17 @@ def _op_name(node: Any, objects: list[Any]) -> str:
 SLICE_ROWS = 4096
 SLICE_BYTES = 4 << 20
 
+# Rows of batches whose Python objects take this much have their memory faulted in ahead by another
+# thread (_core.ArenaPrefault; from the batch half as large before them): below it, the thread is
+# not worth starting.
+PREFAULT_MIN_BYTES = 4 << 20
+
+
+def python_row_bytes(rows: int, fields: int, arrow_bytes_per_row: int) -> int:
+    """About the memory ``rows`` dicts of ``fields`` keys take (dict and its key table, and a new
+    object per value, whose bytes the Arrow bytes approximate)."""
+    return rows * (200 + 24 * fields + 56 * fields + arrow_bytes_per_row)
+
 
 def _take(batch: Any, level: int, node: int, col: pa.Array, index: np.ndarray) -> pa.Array:
     """``col`` (node ``node`` of ``level``) at ``index``. Natively, without the GIL, into memory of
@@ -231,6 +242,9 @@ class OutputReader:
         # Whether the rows become Python objects (collect, collect_batch, stream): the run's row
         # functions then keep their result objects for the output fields (see build_run).
         self.python_rows = False
+        # The run's _core.ArenaPrefault (set by run_batches for Python rows): large batches have
+        # the memory of their rows faulted in ahead.
+        self.prefault: Any = None
 
     def read(self, batch: Any) -> BatchOutput:
         out = self.level
@@ -333,7 +347,14 @@ class OutputReader:
             if n and not self.types:
                 yield [{} for _ in range(n)]
             return
-        step = n if max_rows is None else max(1, min(max_rows, max_bytes // max(1, output.bytes_per_row())))
+        bytes_per_row = output.bytes_per_row()
+        if self.prefault is not None:
+            need = python_row_bytes(n, len(self.types), bytes_per_row)
+            # (Batches grow to their full size doubling: a batch half as large opens the session,
+            # so the pool is full when the first large one comes.)
+            if 2 * need >= PREFAULT_MIN_BYTES:
+                self.prefault.reserve(need)
+        step = n if max_rows is None else max(1, min(max_rows, max_bytes // max(1, bytes_per_row)))
         dropped: list[int] = []
         input_index, row_ids = (output.input_index, output.row_ids) if lineage else (None, None)
         try:

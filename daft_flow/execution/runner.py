@@ -166,10 +166,17 @@ def run_batches(traced: TracedPlan, values: Iterable[Any], make_readers: Callabl
                 resource.defer_dead_letters(dead_letters_to)
             resource.open(keep_existing=resumed)
             opened.append(resource)
+        if python_rows:
+            from daft_flow import _core
+
+            prefault = _core.ArenaPrefault()
+            closers.append(prefault.close)
         for reader in readers if isinstance(readers, (list, tuple)) else [readers]:
             if hasattr(reader, "root_objects"):  # rows reuse the caller's input objects
                 reader.root_objects = source.objects_for
                 reader.python_rows = python_rows
+                if python_rows:
+                    reader.prefault = prefault
         monitor.start()
         run.start()
     except BaseException:
