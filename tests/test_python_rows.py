@@ -246,9 +246,9 @@ def test_large_runs_take_prefaulted_arenas_and_hold_none_after():
     after = _core.arena_prefault_stats()
     assert rows[:2] == [{"x": "row-0", "y": "row-0!"}, {"x": "row-1", "y": "row-1!"}]
     assert rows[-1] == {"x": "row-199999", "y": "row-199999!"} and len(rows) == len(xs)
-    assert after["installed"]
-    # ~40 MB of new objects: new arenas were asked for while the run's session was open
-    assert after["taken"] + after["missed"] > before["taken"] + before["missed"]
+    assert after["installed"] and after["taken"] >= before["taken"]
+    # (Whether new arenas were asked for depends on what earlier tests left free in this process:
+    # a fresh interpreter checks that below.)
     assert after["ready"] == 0  # nothing is held once the run is over
     streamed = list(flow.stream(xs))
     assert streamed == rows and _core.arena_prefault_stats()["ready"] == 0
@@ -276,7 +276,10 @@ def test_small_runs_start_no_prefault_and_the_switch_turns_it_off(tmp_path):
         small = _core.arena_prefault_stats()["installed"]
         rows = flow.collect_batch([str(i) for i in range(200_000)])
         assert rows[-1] == {"x": "199999", "y": "199999!"}
-        print(small, _core.arena_prefault_stats()["installed"])
+        stats = _core.arena_prefault_stats()
+        # a fresh interpreter: ~40 MB of new objects took new arenas while the session was open
+        assert not stats["installed"] or (stats["taken"] + stats["missed"] > 0 and stats["ready"] == 0), stats
+        print(small, stats["installed"])
     """)
     root = str(pathlib.Path(dflow.__file__).resolve().parents[1])
     for switch, expected in (("1", "False True"), ("0", "False False")):
