@@ -53,6 +53,10 @@ class ConnectTimeout(TimeoutError):
     """No connection within the connect limit."""
 
 
+class TotalTimeout(TimeoutError):
+    """Not done within the total limit."""
+
+
 class TooManyRedirects(OSError):
     """More than ``MAX_REDIRECTS`` redirects."""
 
@@ -103,13 +107,13 @@ class _Transfer:
     """One GET: its handle's callbacks fill the body and keep the idle clock; the result goes to
     ``future`` on ``loop``."""
 
-    __slots__ = ("loop", "future", "max_bytes", "connect_s", "read_s", "chunks", "size", "builder",
+    __slots__ = ("loop", "future", "max_bytes", "connect_s", "read_s", "total_s", "chunks", "size", "builder",
                  "headers", "last", "error", "handle")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]", max_bytes: int,
-                 connect_s: float, read_s: float) -> None:
+                 connect_s: float, read_s: float, total_s: float) -> None:
         self.loop, self.future, self.max_bytes = loop, future, max_bytes
-        self.connect_s, self.read_s = connect_s, read_s
+        self.connect_s, self.read_s, self.total_s = connect_s, read_s, total_s
         self.chunks: list[bytes] = []
         self.size = 0
         self.builder: Any = None
@@ -337,6 +341,7 @@ class CurlPool:
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # gzip/deflate/br, decoded: limits apply to what it becomes
         handle.setopt(pycurl.PROXY, "")  # like aiohttp's default (trust_env=False): no proxy from the environment
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transfer.connect_s * 1000)))
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(transfer.total_s * 1000)))
         handle.setopt(pycurl.MAXFILESIZE_LARGE, transfer.max_bytes)  # a declared length over it fails unread
         handle.setopt(pycurl.BUFFERSIZE, BUFFER_BYTES)
         handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
@@ -380,7 +385,7 @@ class CurlPool:
             if message.startswith(("Connection timed out", "Resolving timed out")) or \
                     handle.getinfo(pycurl.PRETRANSFER_TIME) == 0:
                 return ConnectTimeout(message)
-            return TimeoutError(message)
+            return TotalTimeout(message)  # the idle limit is this thread's (_expire_idle)
         if code == pycurl.E_TOO_MANY_REDIRECTS:
             return TooManyRedirects(message)
         if code == pycurl.E_FILESIZE_EXCEEDED:
@@ -443,13 +448,14 @@ def pool() -> CurlPool:
         return _pool
 
 
-async def get(url: str, max_bytes: int, connect_s: float, read_s: float) -> Any:
+async def get(url: str, max_bytes: int, connect_s: float, read_s: float, total_s: float) -> Any:
     """The body of ``url`` (``bytes``, or a ``_core.HostBuffer`` from ``LARGE_BYTES``), at most
-    ``max_bytes`` (else ``TooLarge``), with libcurl's connect limit and an idle limit of
-    ``read_s`` seconds without bytes. Redirects are followed; compressed bodies decoded."""
+    ``max_bytes`` (else ``TooLarge``), within libcurl's connect limit (``ConnectTimeout``) and
+    total limit (``TotalTimeout``) and an idle limit of ``read_s`` seconds without bytes
+    (``TimeoutError``). Redirects are followed; compressed bodies decoded."""
     loop = asyncio.get_running_loop()
     future: "asyncio.Future[Any]" = loop.create_future()
-    transfer = _Transfer(loop, future, max_bytes, connect_s, read_s)
+    transfer = _Transfer(loop, future, max_bytes, connect_s, read_s, total_s)
     curl = pool()
     curl.submit(url, transfer)
     try:

@@ -18,6 +18,7 @@ import atexit
 import os
 import re
 import threading
+from time import monotonic as _monotonic
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -544,18 +545,27 @@ async def fetch_bytes(url: str, limits: ReadLimits = DEFAULT_LIMITS, op: str = "
     and the URL, redacted."""
     protocol, url = split_url(url)
     total = limits.timeout.total
+    if protocol in _NETWORK and _curl_enabled():
+        # libcurl keeps the total limit itself (each attempt gets what is left of it): no asyncio
+        # timer per read on the event loop.
+        return await _fetch(protocol, url, limits, op, _monotonic() + total)
     try:
         async with asyncio.timeout(total) as deadline:
             return await _fetch(protocol, url, limits, op)
     except TimeoutError as e:
         if not deadline.expired() or getattr(e, "_daft_flow_read", False):
             raise
-        err = TimeoutError(f"{op}: {redact_url(url)}: not read within {total:g} s (the total limit of one row's "
-                           f"read); raise it with read(timeout=...) or dflow.set_options(read_timeout=...)")
-        raise _own(err) from None
+        raise _total_timeout(op, url, total) from None
 
 
-async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
+def _total_timeout(op: str, url: str, total: float) -> TimeoutError:
+    return _own(TimeoutError(f"{op}: {redact_url(url)}: not read within {total:g} s (the total limit of one row's "
+                             f"read); raise it with read(timeout=...) or dflow.set_options(read_timeout=...)"))
+
+
+async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str, deadline: "float | None" = None) -> Any:
+    """``fetch_bytes`` once the protocol is known, with its retries; ``deadline`` (monotonic
+    seconds) is the end of the total limit when libcurl reads (else the caller's timer keeps it)."""
     if protocol in _LOCAL:
         try:
             return await asyncio.to_thread(read_local, local_path(url), limits.max_bytes, op)
@@ -564,13 +574,14 @@ async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
             if err is e:
                 raise
             raise err from e
-    check_protocol(protocol, url)
-    use_curl = protocol in _NETWORK and _curl_enabled()
+    use_curl = deadline is not None
+    if not use_curl:
+        check_protocol(protocol, url)
     attempt = 0
     while True:
         try:
             if use_curl:
-                return await _curl_get(url, limits, op)
+                return await _curl_get(url, limits, op, deadline)
             fs = _filesystem(protocol, url, asyncio.get_running_loop(), limits.timeout)
             if protocol in _NETWORK and hasattr(fs, "encode_url") and hasattr(fs, "set_session"):
                 return await _http_get(fs, url, limits, op)
@@ -589,6 +600,8 @@ async def _fetch(protocol: str, url: str, limits: ReadLimits, op: str) -> Any:
                     raise err from None
                 raise err from e
             attempt += 1
+            if deadline is not None and _monotonic() + delay >= deadline:
+                raise _total_timeout(op, url, limits.timeout.total) from None  # no time left to retry
             await asyncio.sleep(delay)
 
 
@@ -606,8 +619,15 @@ def _curl_enabled() -> bool:
     return _curl is not False
 
 
+# URLs made of these characters only are sent as they are (RFC 3986's unreserved and reserved
+# characters, and "%"); others (spaces, non-ASCII) are percent-encoded first.
+_PLAIN_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+
+
 def _encoded(url: str) -> str:
     """``url`` with what must be percent-encoded encoded (spaces, non-ASCII), as aiohttp sends it."""
+    if _PLAIN_URL.fullmatch(url):
+        return url
     try:
         import yarl
     except ImportError:  # pragma: no cover - yarl comes with aiohttp
@@ -615,11 +635,19 @@ def _encoded(url: str) -> str:
     return str(yarl.URL(url))
 
 
-async def _curl_get(url: str, limits: ReadLimits, op: str) -> Any:
+async def _curl_get(url: str, limits: ReadLimits, op: str, deadline: float) -> Any:
     curl = _curl
     t = limits.timeout
+    left = deadline - _monotonic()
+    if left <= 0:
+        raise _total_timeout(op, url, t.total)
     try:
-        return await curl.get(_encoded(url), limits.max_bytes, t.connect, t.read)
+        return await curl.get(_encoded(url), limits.max_bytes, t.connect, t.read, left)
+    except TimeoutError as e:
+        # The total limit, or a connect limit cut short by it.
+        if isinstance(e, curl.TotalTimeout) or _monotonic() >= deadline - 0.005:
+            raise _total_timeout(op, url, t.total) from None
+        raise
     except curl.TooLarge as e:
         raise _too_large(op, url, limits.max_bytes, e.size) from None
     except curl.TLSError as e:
