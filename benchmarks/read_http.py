@@ -3,7 +3,7 @@ per request.
 
   sequential     urllib, one file after another over one keep-alive connection (reference; timed on
                  --sequential-sample files and scaled to the full count)
-  daft_flow      Flow(str).open_file().read() + collect_arrow (text, max_in_flight=256 by default;
+  daft_flow      Flow(str).open_file().read() + collect_arrow (text, max_in_flight=384 by default;
                  libcurl when pycurl is installed, as with the files extra)
   daft download  daft 0.7: daft.functions.download(col("url")) (max_connections=32, its default)
 

@@ -129,7 +129,7 @@ class Field(FieldOperators):
              max_bytes: "int | str | None" = None, cache: Any = None) -> "Field":
         """The contents of each ``File`` in this field as text (``as_bytes=True``: raw bytes).
 
-        Reads run concurrently on the runtime's event loop (``max_in_flight`` at once, default 64)
+        Reads run concurrently on the runtime's event loop (``max_in_flight`` at once, default 384)
         through one connection pool per protocol. Text is decoded as UTF-8, else in the encoding
         detected; HTML becomes its visible text, PDF its extracted text; CSV, JSON and other text
         formats stay as they are. A missing file, an HTTP error, an unsupported scheme or bytes that

@@ -6,7 +6,7 @@ from typing import Any
 from daft_flow.ops.python_udf import ASYNC, ROW, PythonUdf
 from daft_flow.types import DataType
 
-DEFAULT_READ_IN_FLIGHT = 256  # more requests per event-loop pass: see "Cold reads" in docs/architecture.md
+DEFAULT_READ_IN_FLIGHT = 384  # see "Cold reads" and "HTTP reads through libcurl" in docs/architecture.md
 
 
 def check_input(dtype: DataType, needs: str, op: str, field: str, flow: str) -> None:
