@@ -619,9 +619,9 @@ def _curl_enabled() -> bool:
     return _curl is not False
 
 
-# URLs made of these characters only are sent as they are (RFC 3986's unreserved and reserved
-# characters, and "%"); others (spaces, non-ASCII) are percent-encoded first.
-_PLAIN_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+# URLs made of these only are sent as they are (RFC 3986's unreserved and reserved characters, and
+# %XX escapes); others (spaces, non-ASCII, a lone "%") are percent-encoded first.
+_PLAIN_URL = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
 
 
 def _encoded(url: str) -> str:

@@ -28,7 +28,8 @@ def _outcomes(rows):
 def _paths(hostile_url, files_url):
     return [f"{files_url}/doc.txt", f"{files_url}/missing.txt", f"{files_url}/forbidden/x.txt",
             f"{files_url}/error/x.txt", f"{files_url}/busy/doc.txt", f"{files_url}/big.bin",
-            f"{files_url}/with%20space.txt", f"{hostile_url}/gzip/{3 * 2**20}", f"{hostile_url}/nolength/5000",
+            f"{files_url}/with%20space.txt", f"{files_url}/100%.txt", f"{hostile_url}/gzip/{3 * 2**20}",
+            f"{hostile_url}/nolength/5000",
             f"{hostile_url}/loop", f"{hostile_url}/huge-length", f"{hostile_url}/stall-body", "http://127.0.0.1:1/x"]
 
 
@@ -41,6 +42,7 @@ def test_libcurl_and_aiohttp_give_the_same_rows_and_errors(http_files, monkeypat
     root, server = http_files
     (root / "doc.txt").write_text("hello")
     (root / "with space.txt").write_text("spaced")
+    (root / "100%.txt").write_text("percent")  # a lone "%" is sent as %25
     (root / "big.bin").write_bytes(bytes(range(256)) * 8000)  # 2 MB: a runtime buffer
     flow = dflow.Flow("url", str).open_file().read(as_bytes=True, timeout=QUICK, max_bytes="2.5MB")
     got = {}
@@ -57,6 +59,7 @@ def test_libcurl_and_aiohttp_give_the_same_rows_and_errors(http_files, monkeypat
     assert got["libcurl"][4] == ("ok", b"hello")  # after 429s
     assert got["libcurl"][5] == ("ok", bytes(range(256)) * 8000)
     assert got["libcurl"][6] == ("ok", b"spaced")
+    assert got["libcurl"][7] == ("ok", b"percent")
     for url, a, b in zip(urls, got["libcurl"], got["aiohttp"]):
         if a[0] == "ok" or url.endswith(("/missing.txt", "/forbidden/x.txt", "/error/x.txt", "/loop",
                                          "/huge-length", "/gzip/3145728", "/nolength/5000")):
