@@ -5,6 +5,7 @@ per request.
                  --sequential-sample files and scaled to the full count)
   daft_flow      Flow(str).open_file().read() + collect_arrow (text, max_in_flight=384 by default;
                  libcurl when pycurl is installed, as with the files extra)
+  daft_flow (collect_batch)  the same flow + collect_batch (rows as dicts, what most users call)
   daft download  daft 0.7: daft.functions.download(col("url")) (max_connections=32, its default)
 
 The server (``--server``, see benchmarks/_http_server.py) is the lean one by default: it uses ~40 us
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             cases: dict[str, Callable[[], Any]] = {}
             if flow is not None:
                 cases["daft_flow"] = lambda: flow.collect_arrow(urls, progress=False)
+                cases["daft_flow (collect_batch)"] = lambda: flow.collect_batch(urls, progress=False)
             if not args.skip_daft:
                 try:
                     import daft
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "daft_flow":
                     texts = result.column("text")
                     assert texts.length() == n and len(texts[0].as_py()) == args.size, "daft_flow read wrong bytes"
+                if name == "daft_flow (collect_batch)":
+                    assert len(result) == n and len(result[0]["text"]) == args.size, "daft_flow read wrong bytes"
                 if name == "sequential":
                     assert result == len(sample) * args.size
 
@@ -148,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             s = value if isinstance(value, float) else value.best
             seconds[label] = s
-            note = f"first run of the process; server CPU {server_cpu[name]:.2f} s" if "first" in label \
-                else f"best of {args.repeat}"
+            first_note = "first collect_batch, after daft_flow's first run" if "collect_batch" in name \
+                else "first run of the process"
+            note = f"{first_note}; server CPU {server_cpu[name]:.2f} s" if "first" in label else f"best of {args.repeat}"
             rows.append(h.Row(label, s, nbytes=total_bytes, note=note))
     h.print_table(rows, baseline="daft_flow (warm)", title="read_http")
     for kind in ("first run", "warm"):
+        batch, daft_s = seconds.get(f"daft_flow (collect_batch) ({kind})"), seconds.get(f"daft download ({kind})")
+        if batch and daft_s:
+            print(f"info  daft download / daft_flow collect_batch ({kind}): {daft_s / batch:.2f}")
         ours = seconds.get(f"daft_flow ({kind})")
         if ours is None:
             continue
