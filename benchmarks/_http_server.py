@@ -75,8 +75,7 @@ def _serve_lean(root: str, latency: float) -> None:
 
     class Conn(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
-            self.transport, self.buffer, self.pending = transport, b"", 0
-            self.closing = False
+            self.transport, self.buffer = transport, b""
 
         def data_received(self, data: bytes) -> None:
             self.buffer += data
@@ -92,11 +91,9 @@ def _serve_lean(root: str, latency: float) -> None:
                     body = body_of(name) if name else None
                     out = response("404 Not Found", b"", False, close) if body is None else \
                         response("200 OK", body, method == "HEAD", close)
-                self.pending += 1
                 asyncio.get_running_loop().call_later(latency, self.answer, out, close)
 
         def answer(self, out: bytes, close: bool) -> None:
-            self.pending -= 1
             if self.transport.is_closing():
                 return
             self.transport.write(out)

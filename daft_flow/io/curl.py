@@ -328,10 +328,24 @@ class CurlPool:
         pycurl = self._pycurl
         if transfer.future.done():  # cancelled while queued
             return
-        handle = self._idle.pop() if self._idle else pycurl.Curl()
+        handle = self._idle.pop() if self._idle else self._new_handle()
         self.transfers += 1
-        handle.reset()
+        # Every option a transfer sets differently is set again here (no reset() needed).
         handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transfer.connect_s * 1000)))
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(transfer.total_s * 1000)))
+        handle.setopt(pycurl.MAXFILESIZE_LARGE, transfer.max_bytes)  # a declared length over it fails unread
+        handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.header)
+        transfer.handle = handle
+        transfer.last = time.monotonic()
+        self._active[handle] = transfer
+        self._multi.add_handle(handle)
+
+    def _new_handle(self) -> Any:
+        """A handle with the options every transfer shares, set once."""
+        pycurl = self._pycurl
+        handle = pycurl.Curl()
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.FOLLOWLOCATION, 1)
         handle.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
@@ -340,18 +354,10 @@ class CurlPool:
         handle.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # gzip/deflate/br, decoded: limits apply to what it becomes
         handle.setopt(pycurl.PROXY, "")  # like aiohttp's default (trust_env=False): no proxy from the environment
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(transfer.connect_s * 1000)))
-        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(transfer.total_s * 1000)))
-        handle.setopt(pycurl.MAXFILESIZE_LARGE, transfer.max_bytes)  # a declared length over it fails unread
         handle.setopt(pycurl.BUFFERSIZE, BUFFER_BYTES)
-        handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
-        handle.setopt(pycurl.HEADERFUNCTION, transfer.header)
         for name, value in self._ca.items():
             handle.setopt(getattr(pycurl, name), value)
-        transfer.handle = handle
-        transfer.last = time.monotonic()
-        self._active[handle] = transfer
-        self._multi.add_handle(handle)
+        return handle
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
